@@ -1,0 +1,147 @@
+/* Whole-file reads and atomic writes (dp_fs.h). Thread-safe: no shared state; temporary names
+ * carry the pid and a per-process counter so concurrent writers never collide. */
+#include "dp_fs.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static atomic_uint tmp_counter;
+
+enum dp_status dp_atomic_open(struct dp_atomic_file *f, const char *path, bool overwrite,
+                              struct dp_err *err) {
+    memset(f, 0, sizeof *f);
+    struct stat st;
+    if (!overwrite && stat(path, &st) == 0)
+        return dp_err_set(err, DP_ERR_IO, "%s: already exists (use --force to overwrite)", path);
+    const char *base = dp_path_basename(path);
+    size_t dirlen = (size_t)(base - path);
+    struct dp_buf b;
+    dp_buf_init(&b, 4096);
+    dp_buf_append(&b, path, dirlen);
+    dp_buf_appendf(&b, ".%s.tmp-%ld-%u", base, (long)getpid(), atomic_fetch_add(&tmp_counter, 1));
+    if (b.status != DP_OK) {
+        dp_buf_free(&b);
+        return dp_err_set(err, DP_ERR_LIMIT, "%s: path too long", path);
+    }
+    f->tmp_path = dp_buf_steal(&b, NULL);
+    f->path = dp_strdup(path);
+    if (!f->path) {
+        dp_atomic_abort(f);
+        return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    int fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 || !(f->fp = fdopen(fd, "wb"))) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        dp_err_set_errno(err, DP_ERR_IO, e, "%s: cannot create", f->tmp_path);
+        DP_FREE(f->path);
+        DP_FREE(f->tmp_path);
+        return DP_ERR_IO;
+    }
+    return DP_OK;
+}
+
+void dp_atomic_abort(struct dp_atomic_file *f) {
+    if (f->fp) {
+        fclose(f->fp);
+        f->fp = NULL;
+    }
+    if (f->tmp_path)
+        unlink(f->tmp_path);
+    DP_FREE(f->tmp_path);
+    DP_FREE(f->path);
+}
+
+enum dp_status dp_atomic_commit(struct dp_atomic_file *f, struct dp_err *err) {
+    enum dp_status st = DP_OK;
+    if (fflush(f->fp) != 0 || ferror(f->fp) || fsync(fileno(f->fp)) != 0)
+        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: write failed", f->path);
+    if (fclose(f->fp) != 0 && st == DP_OK)
+        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: write failed", f->path);
+    f->fp = NULL;
+    if (st == DP_OK && rename(f->tmp_path, f->path) != 0)
+        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot rename into place", f->path);
+    if (st == DP_OK)
+        DP_FREE(f->tmp_path); /* renamed: nothing to unlink */
+    dp_atomic_abort(f);
+    return st;
+}
+
+enum dp_status dp_file_write_atomic(const char *path, const void *data, size_t len, bool overwrite,
+                                    struct dp_err *err) {
+    struct dp_atomic_file f;
+    enum dp_status st = dp_atomic_open(&f, path, overwrite, err);
+    if (st != DP_OK)
+        return st;
+    if (len && fwrite(data, 1, len, f.fp) != len) {
+        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: write failed", path);
+        dp_atomic_abort(&f);
+        return st;
+    }
+    return dp_atomic_commit(&f, err);
+}
+
+enum dp_status dp_file_read(const char *path, size_t max, char **out, size_t *out_len,
+                            struct dp_err *err) {
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot open", path);
+    struct dp_buf b;
+    dp_buf_init(&b, max);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+        if (dp_buf_append(&b, chunk, n) != DP_OK)
+            break;
+    int failed = ferror(fp);
+    fclose(fp);
+    if (failed) {
+        dp_buf_free(&b);
+        return dp_err_set(err, DP_ERR_IO, "%s: read error", path);
+    }
+    if (b.status == DP_ERR_LIMIT) {
+        dp_buf_free(&b);
+        return dp_err_set(err, DP_ERR_LIMIT, "%s: file larger than %zu bytes", path, max);
+    }
+    if (b.status != DP_OK || dp_buf_append(&b, "", 0) != DP_OK) {
+        dp_buf_free(&b);
+        return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    *out = dp_buf_steal(&b, out_len);
+    return DP_OK;
+}
+
+enum dp_status dp_mkdirs(const char *path, struct dp_err *err) {
+    char *p = dp_strdup(path);
+    if (!p)
+        return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", path);
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c == '/' || c == '\0') {
+            *s = '\0';
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                int e = errno;
+                dp_free(p);
+                return dp_err_set_errno(err, DP_ERR_IO, e, "%s: cannot create directory", path);
+            }
+            *s = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    dp_free(p);
+    return DP_OK;
+}
+
+const char *dp_path_basename(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}

@@ -1,0 +1,44 @@
+/* Files: whole-file reads with a cap, and atomic writes (temporary name, fsync, rename).
+ *
+ *   struct dp_atomic_file f;
+ *   if (dp_atomic_open(&f, "out/doc.json", false, &err) == DP_OK) {
+ *       fwrite(..., f.fp);
+ *       dp_atomic_commit(&f, &err);      // or dp_atomic_abort(&f) on failure
+ *   }
+ *
+ * No partial output file is ever visible under the final name. Thread-safe per object. */
+#ifndef DP_FS_H
+#define DP_FS_H
+
+#include "dp_status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct dp_atomic_file {
+    FILE *fp;
+    char *path;     /* final name */
+    char *tmp_path; /* hidden temporary in the same directory */
+};
+
+/* Opens a temporary beside path. Fails with DP_ERR_IO if path exists and !overwrite. */
+enum dp_status dp_atomic_open(struct dp_atomic_file *f, const char *path, bool overwrite,
+                              struct dp_err *err);
+/* Flushes, fsyncs and renames onto the final name; frees f. */
+enum dp_status dp_atomic_commit(struct dp_atomic_file *f, struct dp_err *err);
+/* Removes the temporary; frees f. Safe on a zeroed or already-finished object. */
+void dp_atomic_abort(struct dp_atomic_file *f);
+/* Writes len bytes atomically to path. */
+enum dp_status dp_file_write_atomic(const char *path, const void *data, size_t len, bool overwrite,
+                                    struct dp_err *err);
+
+/* Reads a whole file (NUL-terminated; caller frees with dp_free). Refuses files over max bytes. */
+enum dp_status dp_file_read(const char *path, size_t max, char **out, size_t *out_len,
+                            struct dp_err *err);
+/* mkdir -p. */
+enum dp_status dp_mkdirs(const char *path, struct dp_err *err);
+/* The last path component without directory (borrowed pointer into path). */
+const char *dp_path_basename(const char *path);
+
+#endif

@@ -1,0 +1,15 @@
+/* Every limit and default of docproc in one place (sqliteLimit.h style).
+ * Model hyperparameters are not here: they come from config.json (model/vl_config.c). */
+#ifndef DP_LIMITS_H
+#define DP_LIMITS_H
+
+/* Reading whole files into memory (configs, raw model answers, schemas). */
+#define DP_MAX_FILE_BYTES ((size_t)256 << 20)
+/* Decoded page bitmap cap, checked before allocating (35000x35000 pages are refused). */
+#define DP_DEFAULT_MAX_DECODE_PIXELS ((size_t)178956970) /* PIL's MAX_IMAGE_PIXELS * 2 */
+/* Text produced for one page by the model, and per-document result text. */
+#define DP_MAX_TEXT_BYTES ((size_t)64 << 20)
+/* Pages in one document. */
+#define DP_MAX_PAGES 100000
+
+#endif

@@ -1,0 +1,58 @@
+/* docproc: the command-line entry point. Dispatches to one subcommand per file (cmd_*.c);
+ * the only place in the tree that may call exit(). */
+#include "dp_cli.h"
+#include "../base/dp_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct dp_cmd {
+    const char *name;
+    dp_cmd_fn run;
+    const char *summary;
+};
+
+/* Subcommand implementations, one per cmd_*.c file. */
+int dp_cmd_version(int argc, char **argv);
+
+/* Helpers add their command here (one line each), keeping this order. */
+static const struct dp_cmd commands[] = {
+    /* CMD-TABLE-BEGIN */
+    {"version", dp_cmd_version, "print the version"},
+    /* CMD-TABLE-END */
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_help(FILE *fp) {
+    fprintf(fp, "usage: docproc [--version] [--help] COMMAND [ARGS]\n\n"
+                "Qwen2.5-VL document extraction in one native binary.\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(fp, "\n'docproc COMMAND --help' describes one command; exit codes are in docs/cli.md.\n");
+}
+
+int dp_cmd_version(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    printf("docproc %s\n", DP_VERSION);
+    return DP_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help(stderr);
+        return DP_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_help(stdout);
+        return DP_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+        return dp_cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "docproc: unknown command '%s'\ntry 'docproc --help'\n", argv[1]);
+    return DP_EXIT_USAGE;
+}

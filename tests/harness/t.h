@@ -1,0 +1,107 @@
+/* A minimal test harness (redis testhelp.h style): checks count, never abort, and
+ * t_done() prints the "N passed, N failed" line CI reads and returns the exit status.
+ *
+ *   int main(void) {
+ *       T_CHECK(1 + 1 == 2);
+ *       T_EQ_I64(f(3), 9);
+ *       T_NEAR(g(), 0.5, 1e-6);
+ *       return t_done();
+ *   }
+ */
+#ifndef T_H
+#define T_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int t_passed, t_failed;
+
+#define T_FAIL_AT(...)                                                                             \
+    do {                                                                                           \
+        t_failed++;                                                                                \
+        fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                       \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fputc('\n', stderr);                                                                       \
+    } while (0)
+
+#define T_CHECK(cond)                                                                              \
+    do {                                                                                           \
+        if (cond)                                                                                  \
+            t_passed++;                                                                            \
+        else                                                                                       \
+            T_FAIL_AT("%s", #cond);                                                                \
+    } while (0)
+
+#define T_CHECK_MSG(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (cond)                                                                                  \
+            t_passed++;                                                                            \
+        else                                                                                       \
+            T_FAIL_AT(__VA_ARGS__);                                                                \
+    } while (0)
+
+#define T_EQ_I64(a, b)                                                                             \
+    do {                                                                                           \
+        int64_t t_a_ = (int64_t)(a), t_b_ = (int64_t)(b);                                          \
+        if (t_a_ == t_b_)                                                                          \
+            t_passed++;                                                                            \
+        else                                                                                       \
+            T_FAIL_AT("%s == %s: got %lld, expected %lld", #a, #b, (long long)t_a_,                 \
+                      (long long)t_b_);                                                            \
+    } while (0)
+
+#define T_EQ_STR(a, b)                                                                             \
+    do {                                                                                           \
+        const char *t_a_ = (a), *t_b_ = (b);                                                       \
+        if (t_a_ && t_b_ && !strcmp(t_a_, t_b_))                                                   \
+            t_passed++;                                                                            \
+        else                                                                                       \
+            T_FAIL_AT("%s == %s: got \"%s\", expected \"%s\"", #a, #b, t_a_ ? t_a_ : "(null)",     \
+                      t_b_ ? t_b_ : "(null)");                                                     \
+    } while (0)
+
+#define T_NEAR(a, b, tol)                                                                          \
+    do {                                                                                           \
+        double t_a_ = (double)(a), t_b_ = (double)(b);                                             \
+        if (fabs(t_a_ - t_b_) <= (tol))                                                            \
+            t_passed++;                                                                            \
+        else                                                                                       \
+            T_FAIL_AT("%s ~ %s: got %.9g, expected %.9g (tol %g)", #a, #b, t_a_, t_b_,             \
+                      (double)(tol));                                                              \
+    } while (0)
+
+/* Normalised mean squared error of n floats, and worst relative error; fails above max. */
+static inline double t_nmse(const float *got, const float *want, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - (double)want[i];
+        num += d * d;
+        den += (double)want[i] * (double)want[i];
+    }
+    return den > 0 ? num / den : num;
+}
+#define T_NMSE(got, want, n, max)                                                                  \
+    do {                                                                                           \
+        double t_e_ = t_nmse((got), (want), (n));                                                  \
+        if (t_e_ <= (max))                                                                         \
+            t_passed++;                                                                            \
+        else                                                                                       \
+            T_FAIL_AT("nmse(%s, %s) = %.3g > %.3g", #got, #want, t_e_, (double)(max));             \
+    } while (0)
+
+static inline int t_done(void) {
+    printf("%d passed, %d failed\n", t_passed, t_failed);
+    return t_failed ? 1 : 0;
+}
+
+/* Path of a file in the unpacked fixtures ($DP_FIXTURES) or source tree ($DP_SOURCE_DIR). */
+static inline const char *t_path(char *buf, size_t n, const char *env, const char *rel) {
+    const char *root = getenv(env);
+    snprintf(buf, n, "%s/%s", root ? root : ".", rel);
+    return buf;
+}
+
+#endif
