@@ -48,7 +48,34 @@ void vl_log_set(vl_log_fn fn, void *user, enum vl_log_level max_level);
 
 struct vl_model;
 
-/* ---- model loading (vl_config.c, vl_safetensors.c, vl_weights.c, vl_model.c) --------------- */
+/* ---- safetensors files (vl_safetensors.c) ----------------------------------------------- */
+
+#define VL_ST_MAX_DIMS 8
+
+/* One tensor of a safetensors file, as plain types (for tools, tests, --dump and preprocess). */
+struct vl_st_entry {
+    const char *name;
+    const char *dtype;               /* "F32", "BF16", "F16", "I64", "I32", ... */
+    int ndim;
+    int64_t shape[VL_ST_MAX_DIMS];
+    const void *data;                /* little-endian, row-major */
+    size_t nbytes;
+};
+
+/* Writes tensors to path atomically (temporary + rename), 8-byte aligned data offsets. */
+enum vl_status vl_st_write(const char *path, const struct vl_st_entry *entries, int n,
+                           struct vl_error *err);
+
+struct vl_st_file;
+/* Maps and fully validates a file (header is untrusted input). Caller frees with vl_st_close. */
+enum vl_status vl_st_open(struct vl_st_file **out, const char *path, struct vl_error *err);
+void vl_st_close(struct vl_st_file *f);
+int vl_st_count(const struct vl_st_file *f);
+/* Borrowed; valid until vl_st_close. NULL if absent / out of range. */
+const struct vl_st_entry *vl_st_get(const struct vl_st_file *f, int i);
+const struct vl_st_entry *vl_st_find(const struct vl_st_file *f, const char *name);
+
+/* ---- model loading (vl_config.c, vl_weights.c, vl_model.c) ------------------------------- */
 /* (declarations added by the runtime work) */
 
 /* ---- tokenizer & chat (vl_tokenizer.c, vl_chat.c) ---------------------------------------- */
