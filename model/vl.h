@@ -3,7 +3,7 @@
  *
  *   struct vl_error err = {0};
  *   struct vl_model *m = NULL;
- *   if (vl_model_load(&m, "Qwen2.5-VL-3B-Instruct", &err) != VL_OK) { puts(err.msg); return; }
+ *   if (vl_model_load(&m, "Qwen2.5-VL-3B-Instruct", &err) != VL_OK) { report(err.msg); return; }
  *   ...
  *   vl_model_free(m);
  *

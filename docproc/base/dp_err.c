@@ -87,6 +87,8 @@ void dp_err_clear(struct dp_err *err) {
 }
 
 void dp_assert_fail(const char *file, int line, const char *expr) {
-    fprintf(stderr, "docproc: internal error: %s:%d: assertion failed: %s\n", file, line, expr);
-    abort();
+    /* DP_ASSERT is the one place that prints outside dp_log and aborts. */
+    fprintf(stderr, "docproc: internal error: %s:%d: assertion failed: %s\n", /* check_style: allow */
+            file, line, expr);
+    abort(); /* check_style: allow */
 }
