@@ -94,6 +94,65 @@ struct vl_vision_input {
 };
 void vl_vision_input_free(struct vl_vision_input *in); /* frees pixel_values; NULL-safe */
 
+/* Published Qwen2.5-VL preprocessor_config.json values (spec §1.3), used when no model is given. */
+#define VL_IMAGE_DEFAULT_MIN_PIXELS   3136      /* 4 * 28 * 28 */
+#define VL_IMAGE_DEFAULT_MAX_PIXELS   12845056  /* 16384 * 28 * 28 */
+#define VL_IMAGE_DEFAULT_PATCH        14
+#define VL_IMAGE_DEFAULT_TEMPORAL     2
+#define VL_IMAGE_DEFAULT_MERGE        2
+#define VL_IMAGE_DEFAULT_RESCALE      0.00392156862745098 /* 1/255 */
+#define VL_IMAGE_MAX_ASPECT_RATIO     200.0     /* smart_resize refuses max/min side above this */
+#define VL_IMAGE_CHANNELS             3
+
+/* Processor settings (a plain copy of preprocessor_config.json; see vl_image_params_load). */
+struct vl_image_params {
+    int64_t min_pixels, max_pixels;
+    int64_t patch_size, temporal_patch_size, merge_size;
+    double image_mean[VL_IMAGE_CHANNELS], image_std[VL_IMAGE_CHANNELS];
+    double rescale_factor;
+    bool fused_normalize; /* false: slow HF image processor (images); true: fused float32 form
+                           * of the HF video processor (spec §2.5) */
+};
+/* The published defaults (OpenAI CLIP mean/std, 3136..12845056 pixels, 14/2/2). */
+void vl_image_params_default(struct vl_image_params *out);
+/* Reads preprocessor_config.json (keys absent from the file keep their defaults). */
+enum vl_status vl_image_params_load(struct vl_image_params *out, const char *path,
+                                    struct vl_error *err);
+
+/* smart_resize of transformers 5.x (spec §2.3): target (height, width), multiples of factor.
+ * VL_ERR_INVALID for a zero/negative side or aspect ratio > 200 (the reference raises). */
+enum vl_status vl_smart_resize(int64_t *out_h, int64_t *out_w, int64_t height, int64_t width,
+                               int64_t factor, int64_t min_pixels, int64_t max_pixels,
+                               struct vl_error *err);
+
+/* PIL Image.resize((dst_w, dst_h), BICUBIC) on 8-bit RGB, bit-exact (spec §2.4.1).
+ * src (src_h, src_w, 3), dst (dst_h, dst_w, 3); dst must not alias src. */
+enum vl_status vl_image_resize_bicubic(uint8_t *dst, int64_t dst_w, int64_t dst_h,
+                                       const uint8_t *src, int64_t src_w, int64_t src_h,
+                                       struct vl_error *err);
+
+/* One still image (rgb (h, w, 3)) to pixel_values: smart_resize, bicubic resize if the size
+ * changes, rescale + normalise, temporal duplication, patchify (spec §2.3-§2.7).
+ * out is caller-embedded; free with vl_vision_input_free. */
+enum vl_status vl_image_preprocess(struct vl_vision_input *out, const uint8_t *rgb, int64_t w,
+                                   int64_t h, const struct vl_image_params *p,
+                                   struct vl_error *err);
+
+/* Already-sampled video frames (n_frames pointers to (h, w, 3) RGB8, all the same size) to
+ * pixel_values_videos (spec §3.4-§3.5): frames padded to a multiple of temporal_patch_size by
+ * repeating the last, resized to smart_resize of p's budget, fused normalisation,
+ * second_per_grid_t = temporal_patch_size / fps. */
+enum vl_status vl_video_preprocess(struct vl_vision_input *out, const uint8_t *const *frames,
+                                   int64_t n_frames, int64_t w, int64_t h, double fps,
+                                   const struct vl_image_params *p, struct vl_error *err);
+
+/* qwen-vl-utils smart_nframes (spec §3.2) with its defaults (fps 2, min 4, max 768 frames):
+ * how many frames to sample from total_frames at video_fps. VL_ERR_INVALID if < 2 result. */
+enum vl_status vl_video_nframes(int64_t *out, int64_t total_frames, double video_fps,
+                                double target_fps, struct vl_error *err);
+/* Frame indices (spec §3.3): out[i] = round-half-even(linspace(0, total-1, n)[i]), float32. */
+void vl_video_frame_indices(int64_t *out, int64_t n, int64_t total_frames);
+
 /* ---- inference state & generation (vl_state.c, vl_vision.c, vl_llm.c, vl_generate.c) ------ */
 
 /* Named-tensor hook at fixed points ("vit.patch_embed", "vit.blk.%d.out", "merger.out",

@@ -12,4 +12,14 @@
 /* Pages in one document. */
 #define DP_MAX_PAGES 100000
 
+/* Ingestion (docproc/ingest, docs/ingestion.md). PDF pages are rendered at DP_DEFAULT_DPI and
+ * then fitted to the model's pixel budget: 150 dpi gives 10-pt text an x-height of ~10 px. */
+#define DP_DEFAULT_DPI 150
+#define DP_MIN_DPI     1
+#define DP_MAX_DPI     2400
+/* Raw bytes read for a raster input (TIFF/PNG/JPEG are decoded from memory). */
+#define DP_MAX_IMAGE_FILE_BYTES ((size_t)512 << 20)
+/* Largest single allocation libtiff may make while decoding (strips, tiles). */
+#define DP_TIFF_MAX_SINGLE_ALLOC ((size_t)1 << 30)
+
 #endif
