@@ -22,4 +22,31 @@
 /* Largest single allocation libtiff may make while decoding (strips, tiles). */
 #define DP_TIFF_MAX_SINGLE_ALLOC ((size_t)1 << 30)
 
+/* Batch processing (docproc/batch, docs/batch.md). */
+#define DP_MAX_INPUTS        10000000 /* documents in one batch after discovery */
+#define DP_MAX_SHARDS        100000   /* N of --shard K/N */
+#define DP_MAX_DIR_DEPTH     64       /* recursion depth of input discovery (symlink loops) */
+#define DP_MAX_JOURNAL_BYTES ((size_t)1 << 30) /* a resume journal larger than this is refused */
+#define DP_MAX_PASSWORD_FILE_BYTES ((size_t)16 << 20)
+/* Defaults for documents (docs/batch.md explains each). */
+#define DP_BATCH_DEFAULT_MAX_PIXELS   1003520 /* 1280 * 28 * 28: ~A4 at 100 dpi, 1280 visual tokens */
+#define DP_BATCH_DEFAULT_MIN_PIXELS   3136    /* 4 * 28 * 28, the published minimum */
+#define DP_BATCH_DEFAULT_MAX_NEW_TOKENS 2048  /* a dense page of HTML fits; loops are cut earlier */
+#define DP_BATCH_DEFAULT_TEMPERATURE  0.0     /* greedy: extraction must be reproducible */
+#define DP_BATCH_DEFAULT_TOP_K        1
+#define DP_BATCH_DEFAULT_TOP_P        1.0
+#define DP_BATCH_DEFAULT_REP_PENALTY  1.05    /* Qwen2.5-VL generation_config.json */
+#define DP_BATCH_DEFAULT_SEED         0
+#define DP_BATCH_QUEUE_PAGES          2       /* rasterised pages waiting for the model */
+#define DP_BATCH_MAX_JOBS             64
+/* Guards. A page is blank when at most this fraction of its pixels differs from the page's
+ * background (median luma) by more than DP_BLANK_LUMA_DELTA levels. */
+#define DP_BLANK_MAX_INK_FRACTION     0.001
+#define DP_BLANK_LUMA_DELTA           48
+/* Repetition loop: the last DP_REPEAT_MIN_TOKENS+ tokens are a period-p cycle (p <= MAX_PERIOD)
+ * repeated DP_REPEAT_MIN_CYCLES times. */
+#define DP_REPEAT_MAX_PERIOD          64
+#define DP_REPEAT_MIN_CYCLES          8
+#define DP_REPEAT_MIN_TOKENS          48
+
 #endif
