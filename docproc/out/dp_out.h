@@ -1,0 +1,113 @@
+/* libdpout: writers for extraction results (JSON, XML, CSV per table) and zip bundles / output
+ * directories that also keep the raw model answers so they can be re-parsed later.
+ *
+ *   struct dp_buf b; dp_buf_init(&b, DP_MAX_TEXT_BYTES);
+ *   dp_out_json(doc, &b, &err);                         // or dp_out_xml / dp_out_csv_table
+ *
+ *   struct dp_bundle *bz = NULL;                        // a .zip file or a directory
+ *   dp_bundle_open(&bz, "out.zip", true, &err);         // overwrite = --force
+ *   dp_bundle_add_doc(bz, doc, "invoice-17", DP_OUT_ALL, &err);
+ *   dp_bundle_commit(bz, &err);                         // atomic; or dp_bundle_abort(bz)
+ *
+ *   struct dp_raw_set *rs = NULL;                       // extract --from-raw BUNDLE_OR_DIR
+ *   dp_raw_read(&rs, "out.zip", &err);
+ *   for (size_t i = 0; i < rs->n_docs; i++) ... rs->docs[i].pages[j].text ...
+ *   dp_raw_set_free(rs);
+ *
+ * Layout of a bundle (zip or directory), one folder per document (stem sanitised):
+ *   <stem>/result.json  <stem>/result.xml  <stem>/tables/p<page>-t<k>.csv
+ *   <stem>/raw/page-<NNNN>.txt (the model's answer, byte-exact)  <stem>/raw/pages.json (geometry,
+ *   truncation flags, source, stamp: what dp_raw_read needs to re-parse)
+ * Writers have sticky errors (check once at the end). Not thread-safe per object. */
+#ifndef DP_OUT_H
+#define DP_OUT_H
+
+#include "dp_buf.h"
+#include "dp_status.h"
+#include "ex.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum dp_out_format {
+    DP_OUT_JSON = 1u << 0,
+    DP_OUT_XML  = 1u << 1,
+    DP_OUT_CSV  = 1u << 2,
+    DP_OUT_RAW  = 1u << 3, /* raw answers + pages.json (needed for --from-raw) */
+    DP_OUT_ALL  = DP_OUT_JSON | DP_OUT_XML | DP_OUT_CSV | DP_OUT_RAW,
+};
+
+/* How CSV renders positions covered by a rowspan/colspan. */
+enum dp_csv_span {
+    DP_CSV_SPAN_REPEAT = 0, /* repeat the origin cell's text (default: every row self-contained) */
+    DP_CSV_SPAN_EMPTY,      /* leave covered positions empty */
+};
+
+/* Parses "json,xml,csv" into an OR of enum dp_out_format; false on an unknown name. */
+bool dp_out_parse_formats(const char *list, unsigned *out);
+
+/* The result JSON (documented by schemas/result.schema.json), appended to out. */
+enum dp_status dp_out_json(const struct ex_doc *doc, struct dp_buf *out, struct dp_err *err);
+/* The result XML (validates against schemas/docproc-result.xsd), appended to out. */
+enum dp_status dp_out_xml(const struct ex_doc *doc, struct dp_buf *out, struct dp_err *err);
+/* One table as RFC 4180 CSV (UTF-8, CRLF line ends, quotes doubled), appended to out. */
+enum dp_status dp_out_csv_table(const struct ex_table *t, enum dp_csv_span span,
+                                struct dp_buf *out, struct dp_err *err);
+/* Parses RFC 4180 CSV (for tests and round trips): *out is (rows, cols) strings, row-major,
+ * rows padded to the widest row with "". Caller frees with dp_csv_free. */
+enum dp_status dp_csv_parse(const char *data, size_t len, char ***out, int *rows, int *cols,
+                            struct dp_err *err);
+void dp_csv_free(char **cells, int rows, int cols);
+
+/* A zip or directory name component made safe: no '/', '\\', "..", leading '.', control or
+ * reserved characters; non-empty; at most DP_OUT_MAX_NAME bytes. Caller frees with dp_free. */
+char *dp_out_sanitize_name(const char *name);
+
+/* ---- bundles: a .zip (by extension) or a directory ----------------------------------------- */
+
+struct dp_bundle;
+
+/* Opens path for writing. For a zip nothing is visible until dp_bundle_commit (libzip writes a
+ * temporary and renames it). For a directory each file is written atomically. Refuses an
+ * existing path unless overwrite. */
+enum dp_status dp_bundle_open(struct dp_bundle **out, const char *path, bool overwrite,
+                              struct dp_err *err);
+/* Adds one document's outputs under <stem>/ (stem sanitised, made unique on collision). */
+enum dp_status dp_bundle_add_doc(struct dp_bundle *b, const struct ex_doc *doc, const char *stem,
+                                 unsigned formats, struct dp_err *err);
+/* Adds an arbitrary file (e.g. the batch manifest); name components are sanitised. Copies data. */
+enum dp_status dp_bundle_add_file(struct dp_bundle *b, const char *name, const void *data,
+                                  size_t len, struct dp_err *err);
+/* Finishes and frees b (also on failure). */
+enum dp_status dp_bundle_commit(struct dp_bundle *b, struct dp_err *err);
+/* Discards a zip's pending content (a directory keeps the files already written); frees b. */
+void dp_bundle_abort(struct dp_bundle *b);
+
+/* ---- reading raw answers back -------------------------------------------------------------- */
+
+struct dp_raw_page {
+    int number;
+    char *text; /* NUL-terminated, byte-exact answer */
+    size_t len;
+    bool truncated; /* the model hit max-new-tokens */
+    struct ex_geom geom;
+};
+
+struct dp_raw_doc {
+    char *stem;
+    char *source;      /* original input path, or NULL */
+    char *schema_name; /* or NULL */
+    struct dp_raw_page *pages; /* (n_pages) in page order */
+    size_t n_pages;
+};
+
+struct dp_raw_set {
+    struct dp_raw_doc *docs; /* (n_docs) in stem order */
+    size_t n_docs;
+};
+
+/* Reads every <stem>/raw/ of a bundle zip or output directory. */
+enum dp_status dp_raw_read(struct dp_raw_set **out, const char *bundle_or_dir, struct dp_err *err);
+void dp_raw_set_free(struct dp_raw_set *s);
+
+#endif
