@@ -49,4 +49,17 @@
 #define DP_REPEAT_MIN_CYCLES          8
 #define DP_REPEAT_MIN_TOKENS          48
 
+/* Extraction (schemas/, extractors/, docproc/out; docs/extraction.md). */
+#define DP_SCHEMA_MAX_BYTES  ((size_t)1 << 20) /* a schema file larger than this is refused */
+#define DP_SCHEMA_NAME_MAX   64                /* built-in schema names: [A-Za-z0-9_-]{1,64} */
+#define EX_JSON_MAX_DEPTH    64       /* nesting of a model's JSON answer; deeper -> warning */
+#define EX_JSON_MAX_NODES    1000000  /* values in one answer */
+#define EX_HTML_MAX_DEPTH    256      /* element nesting walked in an HTML answer */
+#define EX_TABLE_MAX_CELLS   1000000  /* rows * cols of one expanded table grid */
+#define EX_TABLE_MAX_SPAN    1000     /* rowspan/colspan larger than this is clipped (warned) */
+#define EX_MAX_WARNINGS      10000    /* per page; further ones are counted in one last warning */
+#define EX_MAX_FIELD_DEPTH   16       /* nesting of fields built from an answer */
+#define DP_OUT_MAX_NAME      128      /* bytes of one sanitised bundle/dir name component */
+#define DP_OUT_MAX_ENTRIES   1000000  /* entries read back from one bundle */
+
 #endif
