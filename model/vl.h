@@ -51,6 +51,10 @@ struct vl_model;
 /* ---- safetensors files (vl_safetensors.c) ----------------------------------------------- */
 
 #define VL_ST_MAX_DIMS 8
+/* Largest JSON header accepted (the safetensors reference implementation's limit). */
+#define VL_ST_MAX_HEADER_BYTES ((unsigned long long)100 * 1000 * 1000)
+/* Most tensors in one file (the 72B checkpoint has ~1,000 in all shards). */
+#define VL_ST_MAX_TENSORS 1000000
 
 /* One tensor of a safetensors file, as plain types (for tools, tests, --dump and preprocess). */
 struct vl_st_entry {
@@ -58,7 +62,8 @@ struct vl_st_entry {
     const char *dtype;               /* "F32", "BF16", "F16", "I64", "I32", ... */
     int ndim;
     int64_t shape[VL_ST_MAX_DIMS];
-    const void *data;                /* little-endian, row-major */
+    const void *data;                /* little-endian, row-major; NOT necessarily aligned to
+                                        the element size (safetensors packs tensors): memcpy */
     size_t nbytes;
 };
 
@@ -74,6 +79,11 @@ int vl_st_count(const struct vl_st_file *f);
 /* Borrowed; valid until vl_st_close. NULL if absent / out of range. */
 const struct vl_st_entry *vl_st_get(const struct vl_st_file *f, int i);
 const struct vl_st_entry *vl_st_find(const struct vl_st_file *f, const char *name);
+/* As vl_st_open over a buffer the caller keeps alive until vl_st_close (tests, fuzzing). */
+enum vl_status vl_st_open_mem(struct vl_st_file **out, const void *data, size_t size,
+                              struct vl_error *err);
+size_t vl_st_file_size(const struct vl_st_file *f);
+const char *vl_st_path(const struct vl_st_file *f);
 
 /* ---- model loading (vl_config.c, vl_weights.c, vl_model.c) ------------------------------- */
 /* (declarations added by the runtime work) */
@@ -153,12 +163,153 @@ enum vl_status vl_video_nframes(int64_t *out, int64_t total_frames, double video
 /* Frame indices (spec §3.3): out[i] = round-half-even(linspace(0, total-1, n)[i]), float32. */
 void vl_video_frame_indices(int64_t *out, int64_t n, int64_t total_frames);
 
-/* ---- inference state & generation (vl_state.c, vl_vision.c, vl_llm.c, vl_generate.c) ------ */
+/* ---- inference state & generation (vl_state.c, vl_rope.c, vl_llm.c, vl_sampler.c,
+ *      vl_generate.c, vl_debug.c; vision tower in vl_vision*.c) ---------------------------------
+ *
+ *   struct vl_state_params sp = vl_state_default_params();
+ *   sp.n_threads = 2;
+ *   struct vl_state *st = NULL;
+ *   if (vl_state_new(&st, model, &sp, &err) != VL_OK) ...
+ *   struct vl_request rq = { .ids = ids, .n_ids = n, .vision = inputs, .n_vision = n_in };
+ *   struct vl_gen_params gp = vl_gen_default_params();
+ *   gp.max_new_tokens = 256;
+ *   struct vl_result res;
+ *   if (vl_generate(st, &rq, &gp, &res, &err) != VL_OK) ...   // res.ids, res.logprobs, res.n
+ *   vl_state_free(st);
+ *
+ * ids are the templated, tokenised prompt with every <|image_pad|> / <|video_pad|> placeholder
+ * already expanded to vl_vision_tokens() copies (spec §5.2). */
 
-/* Named-tensor hook at fixed points ("vit.patch_embed", "vit.blk.%d.out", "merger.out",
- * "inputs_embeds", "llm.blk.%d.out", "llm.norm", "logits", ...). data is f32, row-major,
- * borrowed for the duration of the call. Costs nothing when unset. */
+/* Named-tensor hook, called during vl_generate's prefill (never during decode steps), f32
+ * row-major data borrowed for the duration of the call; costs nothing when unset. Names are the
+ * golden-file names: "position_ids" (3, S) and "rope_deltas" (1) (integers stored exactly as
+ * floats), "lm.rope_cos"/"lm.rope_sin" (S, hd), "lm.inputs_embeds", "lm.layer%d.out",
+ * "lm.final_norm" (S, H), "logits.last" (V); the vision tower adds "vit.patch_embed",
+ * "vit.blk.%d.out", "merger.out", "vision.embeds" per image/video (see vl_impl.h). When the
+ * prompt is prefilled in several chunks (or a cached prefix is reused) the lm.* tensors arrive
+ * as consecutive row blocks of one name; "logits.last" comes once, for the last prompt token. */
 typedef void (*vl_hook_fn)(const char *name, const float *data, int ndim, const int64_t *shape,
                            void *user);
+
+/* Defaults of vl_state_default_params. */
+#define VL_STATE_DEFAULT_CTX   8192 /* tokens in the KV cache (prompt + generated) */
+#define VL_STATE_DEFAULT_BATCH 512  /* prefill chunk: bounds the activation memory */
+
+struct vl_state_params {
+    int n_threads;              /* threads for our pool and OpenBLAS [1] */
+    int64_t n_ctx;              /* max tokens of a request incl. generated ones
+                                 * [VL_STATE_DEFAULT_CTX, capped by max_position_embeddings] */
+    int64_t n_batch;            /* prefill chunk rows [VL_STATE_DEFAULT_BATCH] */
+    int64_t max_vision_patches; /* largest single image/video, in 14-px patches
+                                 * [0 = n_ctx * merge^2, i.e. as many as the context can take] */
+};
+struct vl_state_params vl_state_default_params(void);
+
+struct vl_state;
+/* Sizes and allocates everything inference needs once (KV cache, activations, vision scratch,
+ * sampler); nothing is allocated later. model is borrowed and must outlive the state.
+ * VL_ERR_NOMEM / VL_ERR_LIMIT (sizes overflow) / VL_ERR_INVALID (bad params). */
+enum vl_status vl_state_new(struct vl_state **out, const struct vl_model *model,
+                            const struct vl_state_params *params, struct vl_error *err);
+void vl_state_free(struct vl_state *s); /* NULL-safe */
+/* Forgets the cached prefix (the KV cache); the next request prefills from scratch. */
+void vl_state_reset(struct vl_state *s);
+/* Installs (or with fn NULL removes) the named-tensor hook. */
+void vl_set_hook(struct vl_state *s, vl_hook_fn fn, void *user);
+/* Resolved parameters (n_ctx etc. after defaults and caps). */
+const struct vl_state_params *vl_state_params_get(const struct vl_state *s);
+
+/* Per-token callback: the id just chosen and log p(id) under the raw model distribution.
+ * Return false to stop generating (result.stop = VL_STOP_CALLBACK). */
+typedef bool (*vl_token_fn)(int32_t id, float logprob, void *user);
+/* Polled between prefill chunks and decode steps; return true to abort (VL_ERR_CANCELLED). */
+typedef bool (*vl_abort_fn)(void *user);
+
+/* Generation defaults. The published generation_config.json of Qwen2.5-VL is effectively greedy
+ * with repetition penalty 1.05 (spec §1.4); vl_gen_default_params() returns exactly that:
+ * temperature 0 (greedy), top_k 0, top_p 1, repetition_penalty 1.05, seed 0, 512 new tokens. */
+#define VL_GEN_DEFAULT_MAX_NEW_TOKENS      512
+#define VL_GEN_DEFAULT_REPETITION_PENALTY  1.05f
+
+struct vl_gen_params {
+    int64_t max_new_tokens;   /* >= 1; the result is flagged truncated when reached */
+    float temperature;        /* <= 0: greedy (argmax, first index among ties) */
+    int64_t top_k;            /* 0: off */
+    float top_p;              /* 1: off */
+    float repetition_penalty; /* 1: off; HF rule over every distinct prompt and output id */
+    uint64_t seed;            /* sampling RNG seed (re-seeded at every vl_generate) */
+    bool ignore_eos;          /* never stop at EOS: EOS ids are excluded from the choice */
+    bool reuse_prefix;        /* keep the KV cache of the longest common text prefix with the
+                               * previous request (stops before the first vision token) [true] */
+    vl_token_fn on_token;     /* may be NULL */
+    void *token_user;
+    vl_abort_fn should_abort; /* may be NULL */
+    void *abort_user;
+};
+struct vl_gen_params vl_gen_default_params(void);
+
+/* One prompt. vision lists the images and videos in prompt order (the k-th image fills the
+ * k-th run of image pads, likewise videos); inputs are borrowed for the call. */
+struct vl_request {
+    const int32_t *ids;
+    int64_t n_ids;
+    const struct vl_vision_input *vision;
+    int n_vision;
+};
+
+enum vl_stop {
+    VL_STOP_EOS = 0,     /* an EOS id was generated (it is the last of ids) */
+    VL_STOP_MAX_TOKENS,  /* max_new_tokens reached (truncated) */
+    VL_STOP_CONTEXT,     /* the KV cache is full (truncated) */
+    VL_STOP_CALLBACK,    /* on_token returned false */
+};
+
+struct vl_timings {
+    double vision_s;           /* vision tower, all inputs */
+    double prefill_s;          /* embeddings + decoder over the prompt, incl. first logits */
+    double decode_s;           /* decode steps (sampling included) */
+    int64_t n_vision_tokens;   /* merged vision tokens in the prompt */
+    int64_t n_prompt;          /* prompt tokens */
+    int64_t n_reused;          /* of them, taken from the cached prefix (not recomputed) */
+    int64_t n_decoded;         /* tokens run through decode steps (n_gen - 1 at most) */
+};
+
+struct vl_result {
+    const int32_t *ids;      /* (n) generated ids; borrowed from the state until its next
+                              * vl_generate / vl_state_free */
+    const float *logprobs;   /* (n) log p of each id under the raw logits */
+    int64_t n;
+    bool truncated;          /* stopped by max_new_tokens or the context, not by EOS */
+    enum vl_stop stop;
+    struct vl_timings t;
+};
+
+/* Vision tower + prefill + decode for one request. On error, *out still describes the tokens
+ * produced so far (e.g. VL_ERR_CANCELLED). Errors: VL_ERR_INVALID (id out of range,
+ * placeholders not matching the inputs), VL_ERR_LIMIT (prompt or vision input larger than the
+ * state: "prompt has N tokens, context is M"), VL_ERR_CANCELLED. */
+enum vl_status vl_generate(struct vl_state *s, const struct vl_request *req,
+                           const struct vl_gen_params *p, struct vl_result *out,
+                           struct vl_error *err);
+
+/* Tokens one image/video occupies in the prompt: grid_t * grid_h * grid_w / merge^2. */
+int64_t vl_vision_tokens(const struct vl_model *model, const struct vl_vision_input *in);
+/* Builds a synthetic prompt for benchmarks: for each input <|vision_start|>, its pads,
+ * <|vision_end|>, then n_text ordinary text ids. Caller frees *out_ids with free(). */
+enum vl_status vl_prompt_synthetic(int32_t **out_ids, int64_t *out_n, const struct vl_model *model,
+                                   const struct vl_vision_input *vision, int n_vision,
+                                   int64_t n_text, struct vl_error *err);
+
+/* Debug sink for the hook (vl_debug.c): collects every hook tensor (row blocks of the same name
+ * concatenated) and writes one DIR/<name>.safetensors per name, holding one tensor <name>;
+ * "position_ids" and "rope_deltas" are written as I64, the rest F32. */
+struct vl_dump;
+enum vl_status vl_dump_new(struct vl_dump **out, const char *dir, struct vl_error *err);
+/* Pass as vl_set_hook(st, vl_dump_hook, dump). Errors are kept until vl_dump_finish. */
+void vl_dump_hook(const char *name, const float *data, int ndim, const int64_t *shape,
+                  void *user);
+/* Writes the files; returns the first error of collecting or writing. */
+enum vl_status vl_dump_finish(struct vl_dump *d, struct vl_error *err);
+void vl_dump_free(struct vl_dump *d); /* NULL-safe */
 
 #endif

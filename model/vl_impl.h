@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- tensors ----------------------------------------------------------------------------- */
 
@@ -44,8 +45,38 @@ struct vl_tensor {
 };
 
 size_t vl__dtype_size(enum vl_dtype t);
-const char *vl__dtype_name(enum vl_dtype t);
+const char *vl__dtype_name(enum vl_dtype t);  /* safetensors spelling: "BF16", "F32", ... */
+bool vl__dtype_from_name(const char *name, enum vl_dtype *out);
+bool vl__dtype_is_float(enum vl_dtype t);     /* F32, F16 or BF16 (what the kernels read) */
 int64_t vl__tensor_numel(const struct vl_tensor *t);
+size_t vl__tensor_nbytes(const struct vl_tensor *t);
+/* A view of a validated safetensors entry (borrows its name and data). */
+enum vl_status vl__tensor_from_st(struct vl_tensor *out, const struct vl_st_entry *e,
+                                  struct vl_error *err);
+/* "[a, b, c]" into buf; returns snprintf's count. */
+int vl__shape_str(char *buf, size_t n, int ndim, const int64_t *ne);
+/* Overflow-checked size arithmetic (false on overflow, *out unspecified). */
+bool vl__size_mul(size_t *out, size_t a, size_t b);
+bool vl__size_add(size_t *out, size_t a, size_t b);
+
+/* ---- file writing (vl_safetensors.c) ---------------------------------------------------- */
+
+/* Atomic file: a temporary beside path, renamed onto it by commit (fsync first). */
+struct vl_atomic_file {
+    FILE *fp;
+    char *path;
+    char *tmp;
+};
+enum vl_status vl__atomic_open(struct vl_atomic_file *af, const char *path, struct vl_error *err);
+enum vl_status vl__atomic_commit(struct vl_atomic_file *af, struct vl_error *err); /* frees af */
+void vl__atomic_abort(struct vl_atomic_file *af); /* removes the temporary; zeroed af is fine */
+enum vl_status vl__write_all(FILE *fp, const void *p, size_t n, const char *path,
+                             struct vl_error *err);
+/* The safetensors header (8-byte length + JSON padded to 8) for n tensors whose data follows in
+ * order, each at the next 8-aligned offset; e[i].data is not read. *out_data_bytes = data
+ * section size. Caller frees *out with free(). */
+enum vl_status vl__st_header(char **out, size_t *out_len, size_t *out_data_bytes,
+                             const struct vl_st_entry *e, int n, struct vl_error *err);
 
 /* ---- configuration (config.json, preprocessor_config.json, generation_config.json) ------ */
 
@@ -136,61 +167,188 @@ struct vl_weights {
     struct vl_tensor lm_head;      /* [V, H]; == embed when tied */
 };
 
-struct vl_safetensors;  /* vl_safetensors.c: one mapped file */
+struct vl_st_file;      /* vl_safetensors.c: one mapped file (vl.h) */
 struct vl_tokenizer;    /* vl_tokenizer.c */
 
 struct vl_model {
     char *dir;
     struct vl_config cfg;
     struct vl_weights w;
-    struct vl_safetensors **files; /* one per shard */
+    struct vl_st_file **files;     /* one per shard */
     int n_files;
     struct vl_tokenizer *tok;      /* NULL if loaded without tokenizer */
 };
 
-/* ---- compute kernels (vl_pool.c, vl_ops.c, vl_ops_*.c) ------------------------------------
- * Threads: OpenBLAS's pool for GEMM and one vl_pool for everything else; never both at once.
- * Every optimised kernel has a scalar *_ref twin that tests compare against. */
+/* ---- compute kernels (vl_pool.c, vl_ops.c, vl_ops_blas.c, vl_ops_x86.c) -------------------
+ * Threads: one vl_pool for our kernels (GEMV, widening, norms, activations) and OpenBLAS's pool
+ * for GEMMs; the forward pass alternates them on one control thread, never both at once.
+ * Every optimised kernel has a scalar *_ref twin that tests/kernels compares against.
+ *
+ *   struct vl_compute c;
+ *   if (vl__compute_init(&c, n_threads, max_out, max_in, err) != VL_OK) return err->code;
+ *   vl__linear(&c, y, x, n_tokens, &layer->q_w, &layer->q_b);   // y (n, out) = x (n, in) . W^T + b
+ *   vl__compute_free(&c);
+ *
+ * Row-major conventions (documented once): every activation matrix is row-major (n, d) with a
+ * leading dimension equal to its row length unless an ld argument says otherwise; weights are
+ * row-major [out, in] as stored by PyTorch/safetensors, so a Linear is y = x . W^T, i.e.
+ * cblas_sgemm(RowMajor, NoTrans, Trans, n, out, in, 1, x, in, W, in, 0, y, out). */
+
+#ifndef VL_ASSERT
+/* Programmer errors only (never input data): logs file:line:expr at VL_LOG_ERROR and aborts. */
+#define VL_ASSERT(x)                                                                               \
+    do {                                                                                           \
+        if (!(x))                                                                                  \
+            vl__assert_fail(__FILE__, __LINE__, #x);                                               \
+    } while (0)
+#endif
+_Noreturn void vl__assert_fail(const char *file, int line, const char *expr);
 
 struct vl_pool;
-/* n_threads >= 1; the calling thread is worker 0. */
+/* n_threads >= 1; the calling thread is worker 0; workers 1..n-1 are pthreads that spin briefly
+ * and then sleep between runs. NULL on allocation or thread-creation failure. */
 struct vl_pool *vl__pool_new(int n_threads);
-void vl__pool_free(struct vl_pool *p);
-int vl__pool_size(const struct vl_pool *p);
-/* Runs fn(arg, ith, nth) on every worker and returns when all are done. */
+void vl__pool_free(struct vl_pool *p); /* NULL-safe */
+int vl__pool_size(const struct vl_pool *p); /* 1 for NULL */
+/* Runs fn(arg, ith, nth) on every worker and returns when all are done (the join is the
+ * barrier). p may be NULL: fn(arg, 0, 1) on the caller. Not re-entrant. */
 void vl__pool_run(struct vl_pool *p, void (*fn)(void *arg, int ith, int nth), void *arg);
+/* Dynamic scheduling inside a run: returns 0, 1, 2, ... across all workers (each value once),
+ * reset by every vl__pool_run. p NULL: a counter private to the (single-threaded) caller is
+ * not available, so callers with p NULL iterate chunks themselves. */
+int64_t vl__pool_next_chunk(struct vl_pool *p);
 
-/* Everything a kernel call needs besides its operands. */
+/* Everything a kernel call needs besides its operands. Owned by the inference state. */
 struct vl_compute {
     struct vl_pool *pool;
     int n_threads;
-    float *scratch;      /* weight-widening tiles; sized by vl__compute_scratch_bytes */
+    float *scratch;      /* weight-widening panel (f32); sized by vl__compute_scratch_bytes */
     size_t scratch_bytes;
 };
 
+/* Creates the pool and scratch for weights of at most max_out x max_in and sets OpenBLAS's
+ * thread count to n_threads (openblas_set_num_threads: process-wide, the last call wins).
+ * On failure *c is left zeroed and err set. */
+enum vl_status vl__compute_init(struct vl_compute *c, int n_threads, int64_t max_out,
+                                int64_t max_in, struct vl_error *err);
+void vl__compute_free(struct vl_compute *c); /* NULL-safe; zeroes *c */
+/* Scratch bytes vl__linear needs for weights of at most max_out x max_in (one widened panel of
+ * whole rows; capped, so the model is never widened as a whole). */
+size_t vl__compute_scratch_bytes(int n_threads, int64_t max_out, int64_t max_in);
+
 /* y[n, out] = x[n, in] . W^T (+ b). W is [out, in] in F32, F16 or BF16 (read from the mapping,
- * widened per tile); b is [out] or NULL. y must not alias x. */
+ * widened per panel), b is [out] (any float dtype) or NULL. y must not alias x.
+ * Small n: a streaming SIMD GEMV over the stored dtype split by output rows on the pool;
+ * large n: widen a panel of rows into c->scratch and cblas_sgemm it against all n rows. */
 void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
                 const struct vl_tensor *w, const struct vl_tensor *b);
+/* Scalar reference (double accumulation). */
 void vl__linear_ref(float *y, const float *x, int64_t n, const struct vl_tensor *w,
                     const struct vl_tensor *b);
-/* Row-major f32 GEMM: C = alpha * op(A) . op(B) + beta * C (cblas_sgemm semantics). */
+/* Row-major f32 GEMM: C = alpha * op(A) . op(B) + beta * C (cblas_sgemm semantics; op(A) is
+ * m x k, op(B) is k x n, C is m x n). */
 void vl__gemm_f32(struct vl_compute *c, bool trans_a, bool trans_b, int64_t m, int64_t n,
                   int64_t k, float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                   float beta, float *cm, int64_t ldc);
-/* y[n, d] = x / sqrt(mean(x^2) + eps) * w  (computed in f32; y may alias x). */
+void vl__gemm_f32_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                      float *cm, int64_t ldc);
+/* y[n, d] = x / sqrt(mean(x^2) + eps) * w  (as HF: f32 mean of squares, x * rsqrt(var + eps),
+ * then * w; y may alias x). w is [d], any float dtype. */
 void vl__rmsnorm(struct vl_compute *c, float *y, const float *x, int64_t n, int64_t d,
                  const struct vl_tensor *w, float eps);
-/* x[i] = silu(gate[i]) * up[i] for n elements (result in gate). */
+/* x[i] = silu(gate[i]) * up[i] for n elements (result in gate); silu(x) = x / (1 + exp(-x)). */
 void vl__silu_mul(struct vl_compute *c, float *gate, const float *up, int64_t n);
-/* Exact (erf) GELU in place. */
+/* Exact (erf) GELU in place: 0.5 x (1 + erf(x / sqrt 2)). */
 void vl__gelu(struct vl_compute *c, float *x, int64_t n);
-/* In-place softmax of each of n rows of length d (max-subtracted, f32). */
+/* In-place softmax of each of n rows of length d (max-subtracted, f32), on the caller's thread
+ * (attention calls it per head from inside its own pool task). */
 void vl__softmax_rows(float *x, int64_t n, int64_t d);
-/* Scratch bytes vl__linear needs for weights of at most max_out x max_in. */
-size_t vl__compute_scratch_bytes(int n_threads, int64_t max_out, int64_t max_in);
-/* Widens n values of a tensor's dtype starting at element offset to f32. */
+/* Widens n values of a tensor's dtype (F32, F16 or BF16) starting at element offset to f32. */
 void vl__to_f32(float *dst, const struct vl_tensor *t, int64_t offset, int64_t n);
+float vl__bf16_to_f32(uint16_t h);
+float vl__f16_to_f32(uint16_t h); /* exact, incl. subnormals, inf and NaN */
+
+/* Slice kernels, (ith, nth) split rows or elements; scalar references of the SIMD ones. */
+void vl__rmsnorm_ref(float *y, const float *x, int64_t n, int64_t d, const struct vl_tensor *w,
+                     float eps);
+void vl__silu_mul_ref(float *gate, const float *up, int64_t n);
+void vl__gelu_ref(float *x, int64_t n);
+void vl__softmax_rows_ref(float *x, int64_t n, int64_t d);
+/* y[out] = W[out, in] . x[in] over rows [r0, r1), BF16/F16/F32 weights, f32 accumulation. */
+void vl__gemv_rows_ref(float *y, const float *x, const struct vl_tensor *w, int64_t r0,
+                       int64_t r1);
+
+/* SIMD dispatch (vl_ops_x86.c): kernels picked once from the CPU's features; the generic
+ * versions are the scalar code above. VL_SIMD=off in the environment forces scalar. */
+struct vl_simd {
+    const char *name; /* "avx2", "scalar" */
+    /* dst[0..n) = widen(src[0..n)) for one dtype */
+    void (*widen_bf16)(float *dst, const uint16_t *src, int64_t n);
+    void (*widen_f16)(float *dst, const uint16_t *src, int64_t n);
+    /* y[r] = W[r, :] . x for r in [r0, r1) (y is the whole output); in = row length */
+    void (*gemv_bf16)(float *y, const float *x, const uint16_t *w, int64_t in, int64_t r0,
+                      int64_t r1);
+    void (*gemv_f16)(float *y, const float *x, const uint16_t *w, int64_t in, int64_t r0,
+                     int64_t r1);
+    void (*gemv_f32)(float *y, const float *x, const float *w, int64_t in, int64_t r0,
+                     int64_t r1);
+    /* y[i, :] = rmsnorm(x[i, :]) * w for rows [r0, r1); w f32 [d] */
+    void (*rmsnorm_rows)(float *y, const float *x, int64_t d, const float *w, float eps,
+                         int64_t r0, int64_t r1);
+    void (*silu_mul)(float *gate, const float *up, int64_t n);
+};
+const struct vl_simd *vl__simd(void);         /* the dispatched table (never NULL) */
+const struct vl_simd *vl__simd_scalar(void);  /* the scalar table */
+const struct vl_simd *vl__simd_avx2(void);    /* NULL if the CPU lacks AVX2+FMA+F16C */
+
+/* ---- vision encoder (vl_vision.c, vl_vision_window.c) ------------------------------------
+ * One image or one video per call; the caller loops over items and concatenates the outputs
+ * (items never interact in the reference: every attention segment lies inside one item).
+ *
+ *   size_t nf = vl__vision_scratch_floats(&m->cfg, in->n_patches);   // 0: overflow / bad config
+ *   float *scratch = arena_alloc(nf * sizeof(float));                 // >= 8-byte aligned
+ *   float *out = ...;            // (in->n_patches / M^2, out_hidden_size), raster token order
+ *   st = vl__vision_encode(&c, m, in, scratch, out, hook, user, err);
+ *
+ * Hooks (f32, row-major): "vit.patch_embed" (N, D) original row order; "vit.rope_cos" and
+ * "vit.rope_sin" (N, Dh) window order; "vit.blk.%d.out" (N, D) window order (as HF);
+ * "merger.out" (N/M^2, Hout) window order; "vision.embeds" (N/M^2, Hout) raster order. */
+
+/* 2-D vision RoPE base. Fixed in the reference (Qwen2_5_VisionRotaryEmbedding theta=10000.0,
+ * spec §4.3); config.json has no field for it. */
+#define VL_VISION_ROPE_THETA 10000.0f
+/* Largest vision head dim accepted (stack tables); the published models use 80. */
+#define VL_VISION_MAX_HEAD_DIM 1024
+#define VL_VISION_MAX_ROPE_FREQS (VL_VISION_MAX_HEAD_DIM / 4)
+
+/* Checks a grid (t, h, w) in patches against the config: all >= 1, h and w multiples of the
+ * merge size, t*h*w representable. VL_ERR_INVALID with a message otherwise. */
+enum vl_status vl__vision_check_grid(const struct vl_vision_config *vc, int64_t gt, int64_t gh,
+                                     int64_t gw, struct vl_error *err);
+/* Window partition of one item (spec §4.4), empty windows dropped (= the reference's
+ * unique_consecutive). out_widx: (gt*gh*gw / M^2) merge-unit ids, reordered[k] =
+ * original[out_widx[k]]. out_cu: cumulative window lengths in PATCH rows, starting at 0; needs
+ * room for gt*gh*gw / M^2 + 1 values. Returns the number of windows (out_cu has that + 1). */
+int64_t vl__vision_window_index(int64_t *out_widx, int64_t *out_cu,
+                                const struct vl_vision_config *vc, int64_t gt, int64_t gh,
+                                int64_t gw);
+/* Full-attention segments of one item (spec §4.5): gt + 1 values 0, gh*gw, ..., gt*gh*gw. */
+void vl__vision_cu_seqlens(int64_t *out, int64_t gt, int64_t gh, int64_t gw);
+/* 2-D RoPE tables (spec §4.3) in WINDOW order for the rows given by widx: out_cos, out_sin
+ * (gt*gh*gw, Dh) with Dh = hidden_size / num_heads. */
+void vl__vision_rope_table(float *out_cos, float *out_sin, const struct vl_vision_config *vc,
+                           const int64_t *widx, int64_t gt, int64_t gh, int64_t gw);
+/* Exact scratch floats vl__vision_encode needs for an item of n_patches patches (any grid);
+ * 0 if the size overflows or the config is unusable. */
+size_t vl__vision_scratch_floats(const struct vl_config *cfg, int64_t n_patches);
+/* Vision tower of one image or video: pixel rows -> (n_patches / M^2, out_hidden_size) in
+ * raster (placeholder-token) order. scratch: vl__vision_scratch_floats(&m->cfg, in->n_patches)
+ * floats, 8-byte aligned, not aliasing out. No allocation; hook may be NULL. Errors:
+ * VL_ERR_INVALID (grid / patch_dim mismatch), VL_ERR_MODEL (weights of unexpected shape). */
+enum vl_status vl__vision_encode(struct vl_compute *c, const struct vl_model *m,
+                                 const struct vl_vision_input *in, float *scratch, float *out,
+                                 vl_hook_fn hook, void *hook_user, struct vl_error *err);
 
 /* ---- errors and logging inside libvl ----------------------------------------------------- */
 
