@@ -1,0 +1,274 @@
+/* PNG (libpng) and JPEG (libjpeg + libexif) back ends, decoded from memory into RGB8 the way
+ * PIL + the HF processor see them: palette/grey/low-bit expanded, 16-bit reduced to the high
+ * byte, no gamma applied, alpha composited over white with PIL's alpha_composite arithmetic;
+ * JPEG through libjpeg's default (islow DCT, fancy upsampling, as PIL), CMYK/YCCK converted as
+ * PIL does, and the EXIF orientation applied. The pixel cap is checked after the header and
+ * before any pixel allocation. Both decoders longjmp on error; all state they free on that
+ * path lives in heap contexts. One-page documents; thread-safe per dp_doc. */
+#include "dp_ingest.h"
+#include "dp_ingest_impl.h"
+
+#include "../base/dp_alloc.h"
+
+#include <setjmp.h>
+#include <stdio.h> /* before jpeglib.h, which uses FILE */
+#include <string.h>
+
+#include <jpeglib.h>
+#include <libexif/exif-data.h>
+#include <png.h>
+
+#define RASTER_MSG_MAX 200
+#define JPEG_APP1 (JPEG_APP0 + 1)
+#define JPEG_MARKER_MAX 0xffff
+#define JPEG_DENSITY_DPI 1
+#define JPEG_DENSITY_DPCM 2
+#define CM_PER_INCH 2.54
+
+static const struct dp_doc_ops png_ops, jpeg_ops;
+
+static void raster_close(struct dp_doc *d) { (void)d; }
+
+/* ---- PNG ------------------------------------------------------------------------------- */
+
+struct png_ctx {
+    const uint8_t *data; /* borrowed d->data */
+    size_t len, pos;
+    char msg[RASTER_MSG_MAX];
+    uint8_t *buf;        /* (h, w, channels) decode buffer */
+    png_bytep *rows;     /* (h) row pointers into buf */
+};
+
+static void png_on_error(png_structp png, png_const_charp msg) {
+    struct png_ctx *c = png_get_error_ptr(png);
+    if (!c->msg[0])
+        snprintf(c->msg, sizeof c->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg;
+}
+
+static void png_read_mem(png_structp png, png_bytep out, size_t n) {
+    struct png_ctx *c = png_get_io_ptr(png);
+    if (n > c->len - c->pos)
+        png_error(png, "unexpected end of file");
+    memcpy(out, c->data + c->pos, n);
+    c->pos += n;
+}
+
+static enum dp_status png_render(struct dp_doc *d, int index, struct dp_page *out,
+                                 struct dp_err *err) {
+    (void)index;
+    struct png_ctx *c = dp_calloc(1, sizeof *c);
+    if (!c)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    c->data = d->data;
+    c->len = d->len;
+    enum dp_status st = DP_OK;
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, png_on_error,
+                                             png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        st = dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        st = dp_err_set(err, DP_ERR_FORMAT, "PNG damaged beyond repair: %s", c->msg);
+        goto done;
+    }
+    png_set_read_fn(png, c, png_read_mem);
+    png_read_info(png, info);
+    uint32_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    size_t bytes = 0;
+    if ((st = dp__pixels_check(&bytes, d, 1, w, h, err)) != DP_OK)
+        goto done;
+    png_set_expand(png);      /* palette -> RGB, grey < 8 bit -> 8, tRNS -> alpha */
+    png_set_strip_16(png);    /* high byte, as PIL's 16-bit unpackers */
+    png_set_gray_to_rgb(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    size_t ch = png_get_channels(png, info), rowbytes = png_get_rowbytes(png, info);
+    size_t buf_bytes = 0;
+    if ((ch != 3 && ch != 4) || rowbytes != (size_t)w * ch ||
+        !dp_size_mul(&buf_bytes, rowbytes, h)) {
+        st = dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported PNG layout (%zu channels)", ch);
+        goto done;
+    }
+    c->buf = dp_malloc(buf_bytes);
+    c->rows = dp_calloc(h, sizeof *c->rows);
+    if (!c->buf || !c->rows) {
+        st = dp_err_set(err, DP_ERR_NOMEM, "out of memory for %ux%u pixels", w, h);
+        goto done;
+    }
+    for (uint32_t y = 0; y < h; y++)
+        c->rows[y] = c->buf + (size_t)y * rowbytes;
+    png_read_image(png, c->rows);
+    if (ch == 4) { /* RGBA -> RGB over white, in place (3i <= 4i) */
+        size_t n = (size_t)w * h;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t a = c->buf[4 * i + 3];
+            for (int k = 0; k < 3; k++)
+                c->buf[3 * i + (size_t)k] = dp__over_white(c->buf[4 * i + (size_t)k], a);
+        }
+        uint8_t *shrunk = dp_realloc(c->buf, bytes);
+        if (shrunk)
+            c->buf = shrunk;
+    }
+    out->rgb = c->buf;
+    c->buf = NULL;
+    out->width = out->src_width = (int)w;
+    out->height = out->src_height = (int)h;
+    png_uint_32 xres = 0, yres = 0;
+    int unit = 0;
+    if (png_get_pHYs(png, info, &xres, &yres, &unit) && unit == PNG_RESOLUTION_METER)
+        out->dpi = xres * CM_PER_INCH / 100.0;
+done:
+    png_destroy_read_struct(png ? &png : NULL, info ? &info : NULL, NULL);
+    dp_free(c->buf);
+    dp_free(c->rows);
+    dp_free(c);
+    return st;
+}
+
+enum dp_status dp__png_open(struct dp_doc *d, struct dp_err *err) {
+    (void)err;
+    d->ops = &png_ops;
+    d->n_pages = 1;
+    return DP_OK;
+}
+
+/* ---- JPEG ------------------------------------------------------------------------------ */
+
+struct jpeg_ctx {
+    struct jpeg_error_mgr pub; /* first member: libjpeg casts cinfo->err to this */
+    jmp_buf jb;
+    char msg[JMSG_LENGTH_MAX];
+    struct jpeg_decompress_struct cinfo;
+    bool created;
+    uint8_t *buf;    /* (h, w, 3) output, or (h, w, 4) for CMYK */
+};
+
+static void jpeg_on_error(j_common_ptr cinfo) {
+    struct jpeg_ctx *c = (struct jpeg_ctx *)(void *)cinfo->err;
+    if (!c->msg[0])
+        cinfo->err->format_message(cinfo, c->msg);
+    longjmp(c->jb, 1);
+}
+
+static void jpeg_on_message(j_common_ptr cinfo, int level) {
+    (void)cinfo;
+    (void)level; /* warnings (e.g. premature end of data) are tolerated, as by PIL */
+}
+
+static int exif_orientation(j_decompress_ptr cinfo) {
+    int orientation = 1;
+    for (jpeg_saved_marker_ptr m = cinfo->marker_list; m; m = m->next) {
+        if (m->marker != JPEG_APP1 || m->data_length < 6 || memcmp(m->data, "Exif\0\0", 6))
+            continue;
+        ExifData *ed = exif_data_new_from_data(m->data, m->data_length);
+        if (!ed)
+            continue;
+        ExifEntry *e = exif_data_get_entry(ed, EXIF_TAG_ORIENTATION);
+        if (e && e->format == EXIF_FORMAT_SHORT && e->components >= 1 && e->size >= 2)
+            orientation = exif_get_short(e->data, exif_data_get_byte_order(ed));
+        exif_data_unref(ed);
+        break;
+    }
+    return orientation;
+}
+
+/* PIL's cmyk2rgb: nk = 255 - k; out = nk - c*nk/255 (rounded), per channel. */
+static uint8_t cmyk_channel(uint32_t c, uint32_t k) {
+    uint32_t nk = 255u - k, t = c * nk + 128u;
+    uint32_t prod = ((t >> 8) + t) >> 8;
+    return (uint8_t)(nk > prod ? nk - prod : 0u);
+}
+
+static enum dp_status jpeg_render(struct dp_doc *d, int index, struct dp_page *out,
+                                  struct dp_err *err) {
+    (void)index;
+    struct jpeg_ctx *c = dp_calloc(1, sizeof *c);
+    if (!c)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    enum dp_status st = DP_OK;
+    struct jpeg_decompress_struct *ci = &c->cinfo;
+    ci->err = jpeg_std_error(&c->pub);
+    c->pub.error_exit = jpeg_on_error;
+    c->pub.emit_message = jpeg_on_message;
+    if (setjmp(c->jb)) {
+        st = dp_err_set(err, DP_ERR_FORMAT, "JPEG damaged beyond repair: %s", c->msg);
+        goto done;
+    }
+    jpeg_create_decompress(ci);
+    c->created = true;
+    jpeg_mem_src(ci, d->data, (unsigned long)d->len);
+    jpeg_save_markers(ci, JPEG_APP1, JPEG_MARKER_MAX);
+    jpeg_read_header(ci, TRUE);
+    size_t bytes = 0;
+    if ((st = dp__pixels_check(&bytes, d, 1, ci->image_width, ci->image_height, err)) != DP_OK)
+        goto done;
+    bool cmyk = ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK;
+    ci->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    jpeg_start_decompress(ci);
+    uint32_t w = ci->output_width, h = ci->output_height;
+    size_t comps = (size_t)ci->output_components, row = (size_t)w * comps, buf_bytes = 0;
+    if (w != ci->image_width || h != ci->image_height || comps != (cmyk ? 4u : 3u) ||
+        !dp_size_mul(&buf_bytes, row, h)) {
+        st = dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported JPEG layout");
+        goto done;
+    }
+    c->buf = dp_malloc(buf_bytes);
+    if (!c->buf) {
+        st = dp_err_set(err, DP_ERR_NOMEM, "out of memory for %ux%u pixels", w, h);
+        goto done;
+    }
+    while (ci->output_scanline < h) {
+        JSAMPROW r = c->buf + (size_t)ci->output_scanline * row;
+        jpeg_read_scanlines(ci, &r, 1);
+    }
+    if (cmyk) { /* Adobe files store inverted CMYK (PIL rawmode "CMYK;I") */
+        bool inv = ci->saw_Adobe_marker;
+        size_t n = (size_t)w * h;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t *p = c->buf + 4 * i;
+            uint32_t k = inv ? 255u - p[3] : p[3];
+            uint8_t rgb[3];
+            for (int j = 0; j < 3; j++)
+                rgb[j] = cmyk_channel(inv ? 255u - p[j] : p[j], k);
+            memcpy(c->buf + 3 * i, rgb, 3);
+        }
+    }
+    int orientation = exif_orientation(ci);
+    if (ci->density_unit == JPEG_DENSITY_DPI)
+        out->dpi = ci->X_density;
+    else if (ci->density_unit == JPEG_DENSITY_DPCM)
+        out->dpi = ci->X_density * CM_PER_INCH;
+    jpeg_finish_decompress(ci);
+    out->rgb = c->buf;
+    c->buf = NULL;
+    out->width = (int)w;
+    out->height = (int)h;
+    if ((st = dp__orient_apply(out, orientation, err)) != DP_OK)
+        goto done;
+    out->src_width = out->width;
+    out->src_height = out->height;
+done:
+    if (c->created)
+        jpeg_destroy_decompress(ci);
+    dp_free(c->buf);
+    dp_free(c);
+    return st;
+}
+
+enum dp_status dp__jpeg_open(struct dp_doc *d, struct dp_err *err) {
+    (void)err;
+    d->ops = &jpeg_ops;
+    d->n_pages = 1;
+    return DP_OK;
+}
+
+static const struct dp_doc_ops png_ops = {png_render, raster_close};
+static const struct dp_doc_ops jpeg_ops = {jpeg_render, raster_close};

@@ -1,0 +1,250 @@
+/* TIFF back end (libtiff, decoded from memory): the only file that touches libtiff.
+ * Multi-page (main IFD chain; IFD loops end the open with an error), every photometric and
+ * compression libtiff's RGBA interface handles (bilevel, grey 8/16, palette, RGB 8/16, CMYK,
+ * YCbCr, alpha; none/LZW/Deflate/PackBits/CCITT G3/G4/JPEG/old JPEG), Orientation applied,
+ * X/YResolution recorded. libtiff errors reach dp_err through a per-handle handler
+ * (TIFFOpenOptionsSetErrorHandlerExtR), never the process-wide one. One handle per dp_doc. */
+#include "dp_ingest.h"
+#include "dp_ingest_impl.h"
+
+#include "../base/dp_alloc.h"
+#include "../base/dp_limits.h"
+#include "../base/dp_log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <tiffio.h>
+
+#define TIFF_MSG_MAX 200
+#define TIFF_RESUNIT_INCH 2
+#define TIFF_RESUNIT_CM 3
+#define CM_PER_INCH 2.54
+
+struct tiff_impl {
+    TIFF *tif;
+    const uint8_t *data; /* borrowed d->data */
+    size_t len;
+    toff_t pos;
+    char msg[TIFF_MSG_MAX]; /* first libtiff error since the last reset */
+    const char *name;
+};
+
+/* ---- memory I/O and handlers ----------------------------------------------------------- */
+
+static tmsize_t mem_read(thandle_t h, void *buf, tmsize_t size) {
+    struct tiff_impl *im = h;
+    if (size <= 0 || im->pos >= im->len)
+        return 0;
+    size_t n = (size_t)size;
+    if (n > im->len - im->pos)
+        n = im->len - (size_t)im->pos;
+    memcpy(buf, im->data + im->pos, n);
+    im->pos += n;
+    return (tmsize_t)n;
+}
+
+static tmsize_t mem_write(thandle_t h, void *buf, tmsize_t size) {
+    (void)h;
+    (void)buf;
+    (void)size;
+    return -1;
+}
+
+static toff_t mem_seek(thandle_t h, toff_t off, int whence) {
+    struct tiff_impl *im = h;
+    toff_t base = whence == SEEK_CUR ? im->pos : whence == SEEK_END ? (toff_t)im->len : 0;
+    if (off > UINT64_MAX - base)
+        return (toff_t)-1;
+    im->pos = base + off; /* reads past the end return 0 bytes */
+    return im->pos;
+}
+
+static int mem_close(thandle_t h) {
+    (void)h;
+    return 0;
+}
+
+static toff_t mem_size(thandle_t h) { return ((struct tiff_impl *)h)->len; }
+
+static int mem_map(thandle_t h, void **base, toff_t *size) {
+    (void)h;
+    (void)base;
+    (void)size;
+    return 0;
+}
+
+static void mem_unmap(thandle_t h, void *base, toff_t size) {
+    (void)h;
+    (void)base;
+    (void)size;
+}
+
+#ifdef DP_HAVE_TIFF_OPEN_OPTIONS
+static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
+    (void)tif;
+    struct tiff_impl *im = user;
+    if (!im->msg[0]) {
+        int k = snprintf(im->msg, sizeof im->msg, "%s: ", module ? module : "libtiff");
+        if (k < 0 || (size_t)k >= sizeof im->msg)
+            k = 0;
+        vsnprintf(im->msg + k, sizeof im->msg - (size_t)k, fmt, ap);
+    }
+    return 1; /* handled: do not pass to the global handler */
+}
+
+static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
+    (void)tif;
+    (void)user;
+    (void)module;
+    (void)fmt;
+    (void)ap;
+    return 1; /* unknown tags and the like: not worth a line per page */
+}
+#endif
+
+static const char *last_msg(const struct tiff_impl *im, const char *fallback) {
+    return im->msg[0] ? im->msg : fallback;
+}
+
+static void tiff_close(struct dp_doc *d) {
+    struct tiff_impl *im = d->impl;
+    if (!im)
+        return;
+    if (im->tif)
+        TIFFClose(im->tif);
+    dp_free(im);
+    d->impl = NULL;
+}
+
+/* ---- rendering ------------------------------------------------------------------------- */
+
+static void record_resolution(TIFF *tif, struct dp_page *out) {
+    float xr = 0, yr = 0;
+    uint16_t unit = 0;
+    if (TIFFGetField(tif, TIFFTAG_XRESOLUTION, &xr))
+        out->x_resolution = xr;
+    if (TIFFGetField(tif, TIFFTAG_YRESOLUTION, &yr))
+        out->y_resolution = yr;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_RESOLUTIONUNIT, &unit);
+    out->resolution_unit = unit;
+    if (out->x_resolution > 0 && unit == TIFF_RESUNIT_INCH)
+        out->dpi = out->x_resolution;
+    else if (out->x_resolution > 0 && unit == TIFF_RESUNIT_CM)
+        out->dpi = out->x_resolution * CM_PER_INCH;
+}
+
+static enum dp_status tiff_render(struct dp_doc *d, int index, struct dp_page *out,
+                                  struct dp_err *err) {
+    struct tiff_impl *im = d->impl;
+    TIFF *tif = im->tif;
+    im->msg[0] = '\0';
+    if (!TIFFSetDirectory(tif, (tdir_t)index))
+        return dp_err_set(err, DP_ERR_FORMAT, "TIFF damaged beyond repair: %s",
+                          last_msg(im, "cannot read directory"));
+    uint32_t w = 0, h = 0;
+    uint16_t orientation = ORIENTATION_TOPLEFT, compression = COMPRESSION_NONE;
+    if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h))
+        return dp_err_set(err, DP_ERR_FORMAT, "TIFF damaged beyond repair: no image size");
+    TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &orientation);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+    size_t bytes = 0;
+    enum dp_status st = dp__pixels_check(&bytes, d, index + 1, w, h, err);
+    if (st != DP_OK)
+        return st;
+    if (!TIFFIsCODECConfigured(compression))
+        return dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported TIFF compression %u",
+                          (unsigned)compression);
+    char emsg[1024] = "";
+    if (!TIFFRGBAImageOK(tif, emsg))
+        return dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported TIFF photometric/format: %s",
+                          emsg);
+    size_t raster_bytes = 0;
+    if (!dp_size_mul(&raster_bytes, (size_t)w * (size_t)h, sizeof(uint32_t)))
+        return dp_err_set(err, DP_ERR_LIMIT, "pixel limit exceeded");
+    uint32_t *raster = dp_malloc(raster_bytes); /* (h, w) packed ABGR, premultiplied */
+    if (!raster)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory for %ux%u pixels", w, h);
+    TIFFRGBAImage img;
+    if (!TIFFRGBAImageBegin(&img, tif, 1, emsg)) {
+        dp_free(raster);
+        return dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported TIFF photometric/format: %s",
+                          emsg);
+    }
+    /* Ask for the stored orientation: rows come out in file order, and the Orientation tag
+     * (including the transposing values 5-8, which TIFFRGBAImage cannot do) is applied below. */
+    img.req_orientation = img.orientation;
+    int ok = TIFFRGBAImageGet(&img, raster, w, h);
+    TIFFRGBAImageEnd(&img);
+    if (!ok) {
+        dp_free(raster);
+        return dp_err_set(err, DP_ERR_FORMAT, "TIFF damaged beyond repair: %s",
+                          last_msg(im, "decoding failed"));
+    }
+    /* In place: ABGR words -> RGB bytes over white (byte 3i never passes word i). */
+    uint8_t *rgb = (uint8_t *)raster;
+    size_t n = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t px = raster[i];
+        uint32_t bg = 255u - TIFFGetA(px);
+        uint32_t r = TIFFGetR(px) + bg, g = TIFFGetG(px) + bg, b = TIFFGetB(px) + bg;
+        rgb[3 * i + 0] = (uint8_t)(r > 255u ? 255u : r);
+        rgb[3 * i + 1] = (uint8_t)(g > 255u ? 255u : g);
+        rgb[3 * i + 2] = (uint8_t)(b > 255u ? 255u : b);
+    }
+    uint8_t *shrunk = dp_realloc(rgb, bytes);
+    out->rgb = shrunk ? shrunk : rgb;
+    out->width = (int)w;
+    out->height = (int)h;
+    record_resolution(tif, out);
+    if ((st = dp__orient_apply(out, orientation, err)) != DP_OK)
+        return st;
+    out->src_width = out->width;
+    out->src_height = out->height;
+    return DP_OK;
+}
+
+static const struct dp_doc_ops tiff_ops = {tiff_render, tiff_close};
+
+enum dp_status dp__tiff_open(struct dp_doc *d, struct dp_err *err) {
+    struct tiff_impl *im = dp_calloc(1, sizeof *im);
+    if (!im)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    d->impl = im;
+    d->ops = &tiff_ops;
+    im->data = d->data;
+    im->len = d->len;
+    im->name = d->name;
+#ifdef DP_HAVE_TIFF_OPEN_OPTIONS
+    TIFFOpenOptions *oo = TIFFOpenOptionsAlloc();
+    if (!oo)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    TIFFOpenOptionsSetErrorHandlerExtR(oo, on_error, im);
+    TIFFOpenOptionsSetWarningHandlerExtR(oo, on_warning, im);
+    TIFFOpenOptionsSetMaxSingleMemAlloc(oo, (tmsize_t)DP_TIFF_MAX_SINGLE_ALLOC);
+    im->tif = TIFFClientOpenExt(d->name, "rm", im, mem_read, mem_write, mem_seek, mem_close,
+                                mem_size, mem_map, mem_unmap, oo);
+    TIFFOpenOptionsFree(oo);
+#else
+    im->tif = TIFFClientOpen(d->name, "rm", im, mem_read, mem_write, mem_seek, mem_close,
+                             mem_size, mem_map, mem_unmap);
+#endif
+    if (!im->tif)
+        return dp_err_set(err, DP_ERR_FORMAT, "TIFF damaged beyond repair: %s",
+                          last_msg(im, "cannot read header"));
+    /* Count the main IFD chain. libtiff detects loops and reports them as errors. */
+    int n = 1;
+    for (;;) {
+        if (n > DP_MAX_PAGES)
+            return dp_err_set(err, DP_ERR_LIMIT, "more than %d TIFF directories", DP_MAX_PAGES);
+        im->msg[0] = '\0';
+        if (!TIFFReadDirectory(im->tif))
+            break;
+        n++;
+    }
+    if (im->msg[0])
+        return dp_err_set(err, DP_ERR_FORMAT, "TIFF directory chain broken after %d page(s): %s",
+                          n, im->msg);
+    d->n_pages = n;
+    return DP_OK;
+}
