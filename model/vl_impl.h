@@ -113,6 +113,7 @@ struct vl_text_config {
     double rope_theta;
     int64_t mrope_section[VL_MROPE_SECTIONS];
     bool tie_word_embeddings;
+    bool tie_word_embeddings_given; /* false: absent from config.json (decided by lm_head) */
 };
 
 struct vl_preproc_config {
@@ -143,6 +144,27 @@ struct vl_config {
     int32_t vision_token_id;
 };
 
+/* Largest config/index JSON file read (tokenizer.json has its own limit). */
+#define VL_CONFIG_MAX_BYTES ((size_t)64 << 20)
+
+/* vl_config.c. Parsers fill the struct from one file's text (file names messages). Absent fields
+ * take the published Qwen2.5-VL values; config_parse also sets preproc/gen to their defaults. */
+enum vl_status vl__config_parse(struct vl_config *c, const char *text, size_t len,
+                                const char *file, struct vl_error *err);
+void vl__preproc_defaults(struct vl_preproc_config *p, const struct vl_vision_config *v);
+enum vl_status vl__preproc_parse(struct vl_preproc_config *p, const struct vl_vision_config *v,
+                                 const char *text, size_t len, const char *file,
+                                 struct vl_error *err);
+void vl__gen_defaults(struct vl_gen_config *g);
+enum vl_status vl__gen_parse(struct vl_gen_config *g, const char *text, size_t len,
+                             const char *file, struct vl_error *err);
+/* config.json (required), preprocessor_config.json and generation_config.json (optional). */
+enum vl_status vl__config_load_dir(struct vl_config *c, const char *dir, struct vl_error *err);
+/* Whole file, NUL-terminated; refuses files over max. Caller frees *out with free(). */
+enum vl_status vl__read_file(const char *path, size_t max, char **out, size_t *out_len,
+                             struct vl_error *err);
+char *vl__path_join(const char *dir, const char *name); /* malloc'd "dir/name"; NULL on OOM */
+
 /* ---- weights --------------------------------------------------------------------------- */
 
 struct vl_vision_block {
@@ -167,6 +189,19 @@ struct vl_weights {
     struct vl_tensor lm_head;      /* [V, H]; == embed when tied */
 };
 
+/* vl_weights.c: the binding table (name pattern -> field -> expected shape). */
+#define VL_LM_HEAD_NAME "lm_head.weight"
+enum vl_weight_init { VL_INIT_WEIGHT, VL_INIT_BIAS, VL_INIT_NORM }; /* how synth fills it */
+/* Calls fn for every tensor of a checkpoint with config c (canonical names, expected shapes), in
+ * table order; stops at and returns fn's first non-zero result. */
+int vl__weights_foreach(const struct vl_config *c, bool with_lm_head,
+                        int (*fn)(const char *name, int ndim, const int64_t *shape,
+                                  enum vl_weight_init init, void *user),
+                        void *user);
+/* Spec §1.7: strips "model.visual." -> "visual.", "model.language_model." -> "model."; returns
+ * name itself or buf. */
+const char *vl__canonical_name(const char *name, char *buf, size_t n);
+
 struct vl_st_file;      /* vl_safetensors.c: one mapped file (vl.h) */
 struct vl_tokenizer;    /* vl_tokenizer.c */
 
@@ -177,7 +212,14 @@ struct vl_model {
     struct vl_st_file **files;     /* one per shard */
     int n_files;
     struct vl_tokenizer *tok;      /* NULL if loaded without tokenizer */
+    void **owned;                  /* aligned copies of unaligned tensors [n_owned] */
+    int n_owned;
 };
+
+/* Binds m->files' tensors to m->w per the table (m->cfg set); errors on missing, unexpected,
+ * duplicate or wrong-shape tensors. Decides tying when config.json does not say. */
+enum vl_status vl__weights_bind(struct vl_model *m, struct vl_error *err);
+void vl__weights_free(struct vl_weights *w);
 
 /* ---- compute kernels (vl_pool.c, vl_ops.c, vl_ops_blas.c, vl_ops_x86.c) -------------------
  * Threads: one vl_pool for our kernels (GEMV, widening, norms, activations) and OpenBLAS's pool
@@ -242,6 +284,17 @@ size_t vl__compute_scratch_bytes(int n_threads, int64_t max_out, int64_t max_in)
  * large n: widen a panel of rows into c->scratch and cblas_sgemm it against all n rows. */
 void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
                 const struct vl_tensor *w, const struct vl_tensor *b);
+/* The two paths of vl__linear, callable directly (tests, benchmarks). The GEMM path needs
+ * c->scratch to hold at least one widened row for F16/BF16 weights. */
+void vl__linear_gemv(struct vl_compute *c, float *y, const float *x, int64_t n,
+                     const struct vl_tensor *w, const struct vl_tensor *b);
+void vl__linear_gemm(struct vl_compute *c, float *y, const float *x, int64_t n,
+                     const struct vl_tensor *w); /* no bias: vl__linear adds it */
+/* n at or below which vl__linear streams the stored weights (GEMV); above, panel + sgemm. */
+#define VL_LINEAR_GEMV_MAX_N 4
+/* Target size of one widened weight panel (f32), and the row multiple panels are cut at. */
+#define VL_PANEL_TARGET_BYTES ((size_t)16 << 20)
+#define VL_PANEL_ROW_ALIGN 16
 /* Scalar reference (double accumulation). */
 void vl__linear_ref(float *y, const float *x, int64_t n, const struct vl_tensor *w,
                     const struct vl_tensor *b);
@@ -297,6 +350,7 @@ struct vl_simd {
     void (*rmsnorm_rows)(float *y, const float *x, int64_t d, const float *w, float eps,
                          int64_t r0, int64_t r1);
     void (*silu_mul)(float *gate, const float *up, int64_t n);
+    void (*softmax_rows)(float *x, int64_t n, int64_t d);
 };
 const struct vl_simd *vl__simd(void);         /* the dispatched table (never NULL) */
 const struct vl_simd *vl__simd_scalar(void);  /* the scalar table */

@@ -1,0 +1,323 @@
+/* x86 SIMD kernels (AVX2 + FMA + F16C), compiled with per-function target attributes and
+ * picked at run time by vl__simd(), so the library itself is built for baseline x86-64 and
+ * never with -march=native. Contents: BF16/F16 widening, the streaming GEMV over stored
+ * BF16/F16/F32 weights (4 rows per pass, f32 FMA accumulation), RMSNorm rows and SiLU*up with
+ * a vectorised expf. Each has a scalar twin in vl_ops.c that tests/kernels checks it against.
+ * All functions are pure and thread-safe; the dispatch table is initialised once. */
+#include "vl_impl.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define VL_HAVE_X86 1
+#include <immintrin.h>
+#endif
+
+#ifdef VL_HAVE_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+#define GEMV_ROWS 4   /* output rows per pass: 4 weight streams, 8 accumulators */
+#define BF16_BLOCK 16 /* bf16 per 256-bit load */
+#define F32_LANES 8
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Splits 16 consecutive floats into the lanes that pair with a 256-bit load of 16 bf16 split
+ * as even = bits << 16 (elements 0,2,..,14) and odd = bits & 0xffff0000 (1,3,..,15). */
+AVX2 static inline void x_even_odd(const float *x, __m256 *even, __m256 *odd) {
+    __m256 a = _mm256_loadu_ps(x), b = _mm256_loadu_ps(x + F32_LANES);
+    /* [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 | b0 b2 b4 b6] = x0 x2 .. x14 */
+    __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* ---- widening ---------------------------------------------------------------------------- */
+
+AVX2 static void widen_bf16_avx2(float *dst, const uint16_t *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + BF16_BLOCK <= n; i += BF16_BLOCK) {
+        __m256i lo = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
+        __m256i hi = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i + 8)));
+        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(lo, 16)));
+        _mm256_storeu_ps(dst + i + 8, _mm256_castsi256_ps(_mm256_slli_epi32(hi, 16)));
+    }
+    for (; i < n; i++)
+        dst[i] = vl__bf16_to_f32(src[i]);
+}
+
+AVX2 static void widen_f16_avx2(float *dst, const uint16_t *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + F32_LANES <= n; i += F32_LANES)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++)
+        dst[i] = vl__f16_to_f32(src[i]);
+}
+
+/* ---- GEMV: y[r] = W[r, :] . x ------------------------------------------------------------ */
+
+AVX2 static void gemv_bf16_avx2(float *y, const float *x, const uint16_t *w, int64_t in,
+                                int64_t r0, int64_t r1) {
+    const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
+    int64_t kv = in - in % BF16_BLOCK;
+    int64_t r = r0;
+    for (; r + GEMV_ROWS <= r1; r += GEMV_ROWS) {
+        const uint16_t *w0 = w + r * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
+        __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
+        __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
+        __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
+            __m256 xe, xo;
+            x_even_odd(x + k, &xe, &xo);
+#define GEMV_BF16_ROW(W, A, B)                                                                     \
+    do {                                                                                           \
+        __m256i v = _mm256_loadu_si256((const __m256i *)((W) + k));                                \
+        A = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), xe, A);                 \
+        B = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi_mask)), xo, B);             \
+    } while (0)
+            GEMV_BF16_ROW(w0, a0, b0);
+            GEMV_BF16_ROW(w1, a1, b1);
+            GEMV_BF16_ROW(w2, a2, b2);
+            GEMV_BF16_ROW(w3, a3, b3);
+        }
+        float s0 = hsum8(_mm256_add_ps(a0, b0)), s1 = hsum8(_mm256_add_ps(a1, b1));
+        float s2 = hsum8(_mm256_add_ps(a2, b2)), s3 = hsum8(_mm256_add_ps(a3, b3));
+        for (int64_t k = kv; k < in; k++) {
+            s0 += x[k] * vl__bf16_to_f32(w0[k]);
+            s1 += x[k] * vl__bf16_to_f32(w1[k]);
+            s2 += x[k] * vl__bf16_to_f32(w2[k]);
+            s3 += x[k] * vl__bf16_to_f32(w3[k]);
+        }
+        y[r] = s0;
+        y[r + 1] = s1;
+        y[r + 2] = s2;
+        y[r + 3] = s3;
+    }
+    for (; r < r1; r++) {
+        const uint16_t *w0 = w + r * in;
+        __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
+        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
+            __m256 xe, xo;
+            x_even_odd(x + k, &xe, &xo);
+            GEMV_BF16_ROW(w0, a0, b0);
+        }
+#undef GEMV_BF16_ROW
+        float s0 = hsum8(_mm256_add_ps(a0, b0));
+        for (int64_t k = kv; k < in; k++)
+            s0 += x[k] * vl__bf16_to_f32(w0[k]);
+        y[r] = s0;
+    }
+}
+
+AVX2 static void gemv_f16_avx2(float *y, const float *x, const uint16_t *w, int64_t in,
+                               int64_t r0, int64_t r1) {
+    int64_t kv = in - in % BF16_BLOCK;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint16_t *row = w + r * in;
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
+            __m256 w_lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + k)));
+            __m256 w_hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + k + 8)));
+            a = _mm256_fmadd_ps(w_lo, _mm256_loadu_ps(x + k), a);
+            b = _mm256_fmadd_ps(w_hi, _mm256_loadu_ps(x + k + 8), b);
+        }
+        float s = hsum8(_mm256_add_ps(a, b));
+        for (int64_t k = kv; k < in; k++)
+            s += x[k] * vl__f16_to_f32(row[k]);
+        y[r] = s;
+    }
+}
+
+AVX2 static void gemv_f32_avx2(float *y, const float *x, const float *w, int64_t in, int64_t r0,
+                               int64_t r1) {
+    int64_t kv = in - in % BF16_BLOCK;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *row = w + r * in;
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(row + k), _mm256_loadu_ps(x + k), a);
+            b = _mm256_fmadd_ps(_mm256_loadu_ps(row + k + 8), _mm256_loadu_ps(x + k + 8), b);
+        }
+        float s = hsum8(_mm256_add_ps(a, b));
+        for (int64_t k = kv; k < in; k++)
+            s += x[k] * row[k];
+        y[r] = s;
+    }
+}
+
+/* ---- RMSNorm rows ------------------------------------------------------------------------ */
+
+AVX2 static void rmsnorm_rows_avx2(float *y, const float *x, int64_t d, const float *w, float eps,
+                                   int64_t r0, int64_t r1) {
+    int64_t dv = d - d % BF16_BLOCK;
+    for (int64_t i = r0; i < r1; i++) {
+        const float *xi = x + i * d;
+        float *yi = y + i * d;
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        for (int64_t k = 0; k < dv; k += BF16_BLOCK) {
+            __m256 v0 = _mm256_loadu_ps(xi + k), v1 = _mm256_loadu_ps(xi + k + 8);
+            s0 = _mm256_fmadd_ps(v0, v0, s0);
+            s1 = _mm256_fmadd_ps(v1, v1, s1);
+        }
+        double ss = (double)hsum8(_mm256_add_ps(s0, s1));
+        for (int64_t k = dv; k < d; k++)
+            ss += (double)xi[k] * (double)xi[k];
+        float var = (float)(ss / (double)d);
+        float rs = 1.0f / sqrtf(var + eps);
+        __m256 vr = _mm256_set1_ps(rs);
+        int64_t k = 0;
+        for (; k + F32_LANES <= d; k += F32_LANES) {
+            __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xi + k), vr);
+            _mm256_storeu_ps(yi + k, _mm256_mul_ps(v, _mm256_loadu_ps(w + k)));
+        }
+        for (; k < d; k++)
+            yi[k] = (xi[k] * rs) * w[k];
+    }
+}
+
+/* ---- SiLU * up with a vectorised expf ---------------------------------------------------- */
+
+/* exp(x) for x in [EXP_LO, EXP_HI] (clamped outside): 2^n * p(r), r = x - n ln2 in
+ * [-ln2/2, ln2/2], p a degree-6 minimax polynomial (Cephes expf coefficients), ~1 ulp. */
+#define EXP_HI 88.3762626647949f
+#define EXP_LO (-87.3365478515625f) /* keeps 2^n normal */
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f
+#define LN2_LO (-2.12194440e-4f)
+#define EXP_P0 1.9875691500e-4f
+#define EXP_P1 1.3981999507e-3f
+#define EXP_P2 8.3334519073e-3f
+#define EXP_P3 4.1665795894e-2f
+#define EXP_P4 1.6666665459e-1f
+#define EXP_P5 5.0000001201e-1f
+#define F32_EXP_BIAS_I 127
+#define F32_MANT_BITS_I 23
+
+AVX2 static inline __m256 exp_avx2(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(EXP_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P5));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(F32_EXP_BIAS_I)),
+        F32_MANT_BITS_I);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+AVX2 static void silu_mul_avx2(float *gate, const float *up, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + F32_LANES <= n; i += F32_LANES) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = exp_avx2(_mm256_sub_ps(zero, g));
+        __m256 s = _mm256_div_ps(g, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+    }
+    vl__silu_mul_ref(gate + i, up + i, n - i);
+}
+
+/* ---- row softmax ------------------------------------------------------------------------- */
+
+AVX2 static void softmax_rows_avx2(float *x, int64_t n, int64_t d) {
+    for (int64_t i = 0; i < n; i++) {
+        float *xi = x + i * d;
+        int64_t k = 0;
+        __m256 vm = _mm256_set1_ps(-INFINITY);
+        for (; k + F32_LANES <= d; k += F32_LANES)
+            vm = _mm256_max_ps(vm, _mm256_loadu_ps(xi + k));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float mx = _mm_cvtss_f32(m4);
+        for (; k < d; k++)
+            mx = xi[k] > mx ? xi[k] : mx;
+        if (mx == -INFINITY) { /* fully masked row: zeros, as the reference */
+            memset(xi, 0, (size_t)d * sizeof *xi);
+            continue;
+        }
+        __m256 vmx = _mm256_set1_ps(mx), vs = _mm256_setzero_ps();
+        for (k = 0; k + F32_LANES <= d; k += F32_LANES) {
+            __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(xi + k), vmx));
+            /* exp_avx2 clamps at EXP_LO; masked (-inf) scores must give exactly 0 */
+            e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_loadu_ps(xi + k),
+                                               _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ));
+            _mm256_storeu_ps(xi + k, e);
+            vs = _mm256_add_ps(vs, e);
+        }
+        double sum = (double)hsum8(vs);
+        for (; k < d; k++) {
+            xi[k] = expf(xi[k] - mx);
+            sum += (double)xi[k];
+        }
+        float inv = (float)(1.0 / sum);
+        __m256 vi = _mm256_set1_ps(inv);
+        for (k = 0; k + F32_LANES <= d; k += F32_LANES)
+            _mm256_storeu_ps(xi + k, _mm256_mul_ps(_mm256_loadu_ps(xi + k), vi));
+        for (; k < d; k++)
+            xi[k] *= inv;
+    }
+}
+
+static const struct vl_simd simd_avx2 = {
+    .name = "avx2",
+    .widen_bf16 = widen_bf16_avx2,
+    .widen_f16 = widen_f16_avx2,
+    .gemv_bf16 = gemv_bf16_avx2,
+    .gemv_f16 = gemv_f16_avx2,
+    .gemv_f32 = gemv_f32_avx2,
+    .rmsnorm_rows = rmsnorm_rows_avx2,
+    .silu_mul = silu_mul_avx2,
+    .softmax_rows = softmax_rows_avx2,
+};
+#endif /* VL_HAVE_X86 */
+
+const struct vl_simd *vl__simd_avx2(void) {
+#ifdef VL_HAVE_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return &simd_avx2;
+#endif
+    return NULL;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+static const struct vl_simd *simd_active;
+static pthread_once_t simd_once = PTHREAD_ONCE_INIT;
+
+static void simd_pick(void) {
+    const char *env = getenv("VL_SIMD");
+    const struct vl_simd *s = NULL;
+    if (!env || strcmp(env, "off") != 0)
+        s = vl__simd_avx2();
+    simd_active = s ? s : vl__simd_scalar();
+    vl__log(VL_LOG_DEBUG, "compute kernels: %s", simd_active->name);
+}
+
+const struct vl_simd *vl__simd(void) {
+    pthread_once(&simd_once, simd_pick);
+    return simd_active;
+}

@@ -1,0 +1,472 @@
+/* Unit tests of libvl's compute kernels (model/vl_ops*.c, vl_compute.c, vl_pool.c): exact
+ * BF16/F16 widening over all 65536 codes, every SIMD kernel against its scalar twin and every
+ * pool front end against its _ref, on random data and odd sizes (1, 3, 17, non-multiples of the
+ * SIMD width), with 1 and 2 threads, on both the dispatched and the scalar table. */
+#include "t.h"
+#include "vl_impl.h"
+
+#include <float.h>
+#include <stdatomic.h>
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
+}
+
+static float *frand_buf(int64_t n, float scale) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = frand() * scale;
+    return p;
+}
+
+static uint16_t to_bf16(float f) { /* round to nearest even */
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* Float tensor [d0] or [d0, d1] of dtype dt filled with random values in [-scale, scale). */
+static struct vl_tensor make_tensor(enum vl_dtype dt, int ndim, int64_t d0, int64_t d1,
+                                    float scale) {
+    struct vl_tensor t = {.dtype = dt, .ndim = ndim, .ne = {d0, ndim == 2 ? d1 : 0}, .name = "t"};
+    int64_t n = ndim == 2 ? d0 * d1 : d0;
+    if (dt == VL_DTYPE_F32) {
+        t.data = frand_buf(n, scale);
+    } else {
+        uint16_t *h = malloc((size_t)n * sizeof *h);
+        for (int64_t i = 0; i < n; i++) {
+            float f = frand() * scale;
+            if (dt == VL_DTYPE_BF16) {
+                h[i] = to_bf16(f);
+            } else {
+                _Float16 hf = (_Float16)f;
+                memcpy(&h[i], &hf, sizeof hf);
+            }
+        }
+        t.data = h;
+    }
+    return t;
+}
+
+static float at(const struct vl_tensor *t, int64_t i) {
+    float f;
+    vl__to_f32(&f, t, i, 1);
+    return f;
+}
+
+/* Worst |got - want| / (FLT_EPSILON * bound_i), where bound_i = terms * sum|products| is the
+ * rigorous f32 summation error bound; <= 1 passes. */
+static double worst_dot_err(const float *got, const float *want, const float *absdot,
+                            int64_t count, int64_t terms) {
+    double worst = 0.0;
+    for (int64_t i = 0; i < count; i++) {
+        double bound = (double)FLT_EPSILON * (double)(terms + 2) * ((double)absdot[i] + 1e-30);
+        double e = fabs((double)got[i] - (double)want[i]) / bound;
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+/* absdot[i, o] = sum_k |x[i,k] w[o,k]| + |b[o]| */
+static void abs_linear(float *absdot, const float *x, int64_t n, const struct vl_tensor *w,
+                       const struct vl_tensor *b) {
+    int64_t out = w->ne[0], in = w->ne[1];
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t o = 0; o < out; o++) {
+            double s = b ? fabs((double)at(b, o)) : 0.0;
+            for (int64_t k = 0; k < in; k++)
+                s += fabs((double)x[i * in + k] * (double)at(w, o * in + k));
+            absdot[i * out + o] = (float)s;
+        }
+}
+
+static double max_rel(const float *got, const float *want, int64_t n, double floor) {
+    double worst = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)want[i]) / (fabs((double)want[i]) + floor);
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+static const enum vl_dtype float_types[] = {VL_DTYPE_F32, VL_DTYPE_F16, VL_DTYPE_BF16};
+#define N_FLOAT_TYPES 3
+
+/* ---- dtype conversions ------------------------------------------------------------------- */
+
+static void test_conversions(void) {
+    int bad_bf16 = 0, bad_f16 = 0, bad_simd = 0;
+    const struct vl_simd *tabs[2] = {vl__simd_scalar(), vl__simd_avx2()};
+    static uint16_t all[65536];
+    static float wide[65536];
+    for (uint32_t h = 0; h < 65536; h++)
+        all[h] = (uint16_t)h;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = vl__bf16_to_f32((uint16_t)h);
+        uint32_t u;
+        memcpy(&u, &f, sizeof u);
+        bad_bf16 += u != h << 16;
+        /* F16 by definition: (-1)^s 2^(e-15) (1 + m/1024), subnormal 2^-14 m/1024 */
+        uint32_t s = h >> 15, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+        double ref = e == 0 ? ldexp((double)m, -24)
+                   : e == 31 ? (m ? NAN : INFINITY)
+                             : ldexp(1.0 + (double)m / 1024.0, (int)e - 15);
+        if (s)
+            ref = -ref;
+        float g = vl__f16_to_f32((uint16_t)h);
+        bad_f16 += isnan(ref) ? !isnan(g) : (double)g != ref || !signbit(g) != !signbit(ref);
+    }
+    T_EQ_I64(bad_bf16, 0);
+    T_EQ_I64(bad_f16, 0);
+    for (int ti = 0; ti < 2; ti++) {
+        if (!tabs[ti])
+            continue;
+        for (int bf = 0; bf < 2; bf++) {
+            (bf ? tabs[ti]->widen_bf16 : tabs[ti]->widen_f16)(wide, all, 65536);
+            for (uint32_t h = 0; h < 65536; h++) {
+                float want = bf ? vl__bf16_to_f32((uint16_t)h) : vl__f16_to_f32((uint16_t)h);
+                bad_simd += isnan(want) ? !isnan(wide[h])
+                                        : memcmp(&want, &wide[h], sizeof want) != 0;
+            }
+        }
+        /* odd lengths and offsets: the tails */
+        for (int64_t n = 0; n < 40; n++) {
+            float buf[41];
+            buf[n] = 12345.0f;
+            tabs[ti]->widen_bf16(buf, all + 3 + n, n);
+            for (int64_t i = 0; i < n; i++)
+                bad_simd += buf[i] != vl__bf16_to_f32(all[3 + n + i]);
+            bad_simd += buf[n] != 12345.0f; /* no write past the end */
+        }
+    }
+    T_EQ_I64(bad_simd, 0);
+    /* vl__to_f32 on a tensor with an offset */
+    uint16_t bf[5] = {0x3f80, 0x4000, 0xbf80, 0x7f80, 0x0001};
+    struct vl_tensor t = {.dtype = VL_DTYPE_BF16, .ndim = 1, .ne = {5}, .data = bf, .name = "b"};
+    float out[3];
+    vl__to_f32(out, &t, 1, 3);
+    T_CHECK(out[0] == 2.0f && out[1] == -1.0f && isinf(out[2]));
+}
+
+/* ---- pool -------------------------------------------------------------------------------- */
+
+struct pool_probe {
+    struct vl_pool *pool;
+    atomic_int hits[8];
+    atomic_int chunks_seen[1000];
+    atomic_int nth_seen;
+};
+
+static void probe_run(void *arg, int ith, int nth) {
+    struct pool_probe *p = arg;
+    atomic_fetch_add(&p->hits[ith], 1);
+    atomic_store(&p->nth_seen, nth);
+    for (;;) {
+        int64_t c = vl__pool_next_chunk(p->pool);
+        if (c >= 1000)
+            break;
+        atomic_fetch_add(&p->chunks_seen[c], 1);
+    }
+}
+
+static void test_pool(void) {
+    for (int nt = 1; nt <= 3; nt++) {
+        struct pool_probe *p = calloc(1, sizeof *p);
+        p->pool = vl__pool_new(nt);
+        T_CHECK(p->pool != NULL);
+        T_EQ_I64(vl__pool_size(p->pool), nt);
+        int bad = 0;
+        for (int rep = 0; rep < 200; rep++) {
+            for (int c = 0; c < 1000; c++)
+                atomic_store(&p->chunks_seen[c], 0);
+            vl__pool_run(p->pool, probe_run, p);
+            for (int c = 0; c < 1000; c++)
+                bad += atomic_load(&p->chunks_seen[c]) != 1;
+            bad += atomic_load(&p->nth_seen) != nt;
+        }
+        for (int i = 0; i < nt; i++)
+            bad += atomic_load(&p->hits[i]) != 200;
+        T_EQ_I64(bad, 0);
+        vl__pool_free(p->pool);
+        free(p);
+    }
+    T_EQ_I64(vl__pool_size(NULL), 1);
+    T_CHECK(vl__pool_new(0) == NULL);
+    vl__pool_free(NULL);
+}
+
+/* ---- GEMV kernels (table level) ---------------------------------------------------------- */
+
+static void test_gemv_tables(void) {
+    static const int64_t rows_list[] = {1, 3, 4, 5, 17, 67};
+    static const int64_t in_list[] = {1, 3, 15, 16, 17, 33, 2053};
+    const struct vl_simd *tabs[2] = {vl__simd_scalar(), vl__simd_avx2()};
+    double worst = 0.0;
+    for (int ti = 0; ti < 2; ti++) {
+        if (!tabs[ti])
+            continue;
+        for (size_t a = 0; a < sizeof rows_list / sizeof *rows_list; a++)
+            for (size_t bi = 0; bi < sizeof in_list / sizeof *in_list; bi++)
+                for (int d = 0; d < N_FLOAT_TYPES; d++) {
+                    int64_t rows = rows_list[a], in = in_list[bi];
+                    struct vl_tensor w = make_tensor(float_types[d], 2, rows, in, 1.0f);
+                    float *x = frand_buf(in, 1.0f);
+                    float *got = calloc((size_t)rows + 2, sizeof *got);
+                    float *want = calloc((size_t)rows + 2, sizeof *want);
+                    float *absd = calloc((size_t)rows, sizeof *absd);
+                    got[rows + 1] = want[rows + 1] = 7.0f;
+                    /* rows [1, rows) through the kernel, row 0 separately: both bounds used */
+                    switch (w.dtype) {
+                    case VL_DTYPE_BF16:
+                        tabs[ti]->gemv_bf16(got, x, w.data, in, 1, rows);
+                        tabs[ti]->gemv_bf16(got, x, w.data, in, 0, 1);
+                        break;
+                    case VL_DTYPE_F16:
+                        tabs[ti]->gemv_f16(got, x, w.data, in, 0, rows);
+                        break;
+                    default: tabs[ti]->gemv_f32(got, x, w.data, in, 0, rows); break;
+                    }
+                    vl__gemv_rows_ref(want, x, &w, 0, rows);
+                    abs_linear(absd, x, 1, &w, NULL);
+                    double e = worst_dot_err(got, want, absd, rows, in);
+                    worst = e > worst ? e : worst;
+                    T_CHECK_MSG(e <= 1.0, "gemv %s dtype %d rows %lld in %lld: err %.3g",
+                                tabs[ti]->name, (int)w.dtype, (long long)rows, (long long)in, e);
+                    T_CHECK(got[rows + 1] == 7.0f);
+                    free((void *)w.data);
+                    free(x);
+                    free(got);
+                    free(want);
+                    free(absd);
+                }
+    }
+    printf("gemv: worst error %.3g of the f32 summation bound\n", worst);
+}
+
+/* ---- vl__linear (both paths, 1 and 2 threads) -------------------------------------------- */
+
+static void test_linear(void) {
+    static const int64_t n_list[] = {1, 2, 3, 4, 5, 17};
+    static const int64_t out_list[] = {1, 3, 17, 70};
+    static const int64_t in_list[] = {1, 3, 17, 33, 130};
+    for (int nt = 1; nt <= 2; nt++) {
+        struct vl_compute c;
+        struct vl_error err = {0};
+        /* max_out 16: weights of 70 rows take several panels (and a remainder) */
+        T_CHECK(vl__compute_init(&c, nt, 16, 130, &err) == VL_OK);
+        for (size_t a = 0; a < sizeof n_list / sizeof *n_list; a++)
+            for (size_t o = 0; o < sizeof out_list / sizeof *out_list; o++)
+                for (size_t k = 0; k < sizeof in_list / sizeof *in_list; k++)
+                    for (int d = 0; d < N_FLOAT_TYPES; d++)
+                        for (int with_b = 0; with_b < 2; with_b++) {
+                            int64_t n = n_list[a], out = out_list[o], in = in_list[k];
+                            struct vl_tensor w = make_tensor(float_types[d], 2, out, in, 1.0f);
+                            struct vl_tensor b =
+                                make_tensor(float_types[(d + 1) % N_FLOAT_TYPES], 1, out, 0, 1.0f);
+                            float *x = frand_buf(n * in, 1.0f);
+                            float *got = calloc((size_t)(n * out), sizeof *got);
+                            float *got2 = calloc((size_t)(n * out), sizeof *got2);
+                            float *want = calloc((size_t)(n * out), sizeof *want);
+                            float *absd = calloc((size_t)(n * out), sizeof *absd);
+                            const struct vl_tensor *bp = with_b ? &b : NULL;
+                            vl__linear(&c, got, x, n, &w, bp);
+                            vl__linear_gemv(&c, got2, x, n, &w, bp);
+                            vl__linear_ref(want, x, n, &w, bp);
+                            abs_linear(absd, x, n, &w, bp);
+                            double e1 = worst_dot_err(got, want, absd, n * out, in + 1);
+                            double e2 = worst_dot_err(got2, want, absd, n * out, in + 1);
+                            T_CHECK_MSG(e1 <= 1.0 && e2 <= 1.0,
+                                        "linear t%d n %lld out %lld in %lld dtype %d b %d: "
+                                        "err %.3g / gemv %.3g",
+                                        nt, (long long)n, (long long)out, (long long)in, (int)d,
+                                        with_b, e1, e2);
+                            free((void *)w.data);
+                            free((void *)b.data);
+                            free(x);
+                            free(got);
+                            free(got2);
+                            free(want);
+                            free(absd);
+                        }
+        vl__compute_free(&c);
+        T_CHECK(c.pool == NULL && c.scratch == NULL);
+    }
+    /* the GEMM path on a large n with a real panel split (forced: n > GEMV_MAX_N) */
+    struct vl_compute c;
+    struct vl_error err = {0};
+    T_CHECK(vl__compute_init(&c, 2, 300, 257, &err) == VL_OK);
+    struct vl_tensor w = make_tensor(VL_DTYPE_BF16, 2, 300, 257, 1.0f);
+    int64_t n = 41;
+    float *x = frand_buf(n * 257, 1.0f);
+    float *got = calloc((size_t)(n * 300), sizeof *got);
+    float *want = calloc((size_t)(n * 300), sizeof *want);
+    float *absd = calloc((size_t)(n * 300), sizeof *absd);
+    vl__linear_gemm(&c, got, x, n, &w);
+    vl__linear_ref(want, x, n, &w, NULL);
+    abs_linear(absd, x, n, &w, NULL);
+    T_CHECK(worst_dot_err(got, want, absd, n * 300, 257) <= 1.0);
+    free((void *)w.data);
+    free(x);
+    free(got);
+    free(want);
+    free(absd);
+    vl__compute_free(&c);
+    vl__compute_free(NULL);
+    struct vl_error e2 = {0};
+    T_CHECK(vl__compute_init(&c, 0, 1, 1, &e2) == VL_ERR_INVALID && e2.msg[0]);
+}
+
+/* ---- GEMM -------------------------------------------------------------------------------- */
+
+static void test_gemm(void) {
+    struct vl_compute c;
+    struct vl_error err = {0};
+    T_CHECK(vl__compute_init(&c, 2, 1, 1, &err) == VL_OK);
+    static const int64_t dims[] = {1, 3, 17, 40};
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (size_t i = 0; i < 4; i++)
+                for (size_t j = 0; j < 4; j++)
+                    for (size_t l = 0; l < 4; l++) {
+                        int64_t m = dims[i], n = dims[j], k = dims[l];
+                        int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+                        float *a = frand_buf((ta ? k : m) * lda, 1.0f);
+                        float *b = frand_buf((tb ? n : k) * ldb, 1.0f);
+                        float *c1 = frand_buf(m * ldc, 1.0f);
+                        float *c2 = malloc((size_t)(m * ldc) * sizeof *c2);
+                        memcpy(c2, c1, (size_t)(m * ldc) * sizeof *c2);
+                        vl__gemm_f32(&c, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c1, ldc);
+                        vl__gemm_f32_ref(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c2, ldc);
+                        T_CHECK_MSG(max_rel(c1, c2, m * ldc, 1.0) < 1e-5,
+                                    "gemm ta %d tb %d m %lld n %lld k %lld", ta, tb, (long long)m,
+                                    (long long)n, (long long)k);
+                        free(a);
+                        free(b);
+                        free(c1);
+                        free(c2);
+                    }
+    vl__compute_free(&c);
+}
+
+/* ---- RMSNorm, SiLU, GELU, softmax -------------------------------------------------------- */
+
+static void test_rows_and_elementwise(void) {
+    static const int64_t n_list[] = {1, 3, 17};
+    static const int64_t d_list[] = {1, 3, 17, 1280, 2053};
+    const struct vl_simd *tabs[2] = {vl__simd_scalar(), vl__simd_avx2()};
+    for (int nt = 1; nt <= 2; nt++) {
+        struct vl_compute c;
+        struct vl_error err = {0};
+        T_CHECK(vl__compute_init(&c, nt, 16, 2053, &err) == VL_OK);
+        for (size_t a = 0; a < 3; a++)
+            for (size_t b = 0; b < 5; b++)
+                for (int dt = 0; dt < N_FLOAT_TYPES; dt++) {
+                    int64_t n = n_list[a], d = d_list[b];
+                    struct vl_tensor w = make_tensor(float_types[dt], 1, d, 0, 2.0f);
+                    float *x = frand_buf(n * d, 3.0f);
+                    float *y = calloc((size_t)(n * d), sizeof *y);
+                    float *want = calloc((size_t)(n * d), sizeof *want);
+                    vl__rmsnorm(&c, y, x, n, d, &w, 1e-6f);
+                    vl__rmsnorm_ref(want, x, n, d, &w, 1e-6f);
+                    T_CHECK_MSG(max_rel(y, want, n * d, 1e-6) < 1e-5, "rmsnorm n %lld d %lld",
+                                (long long)n, (long long)d);
+                    vl__rmsnorm(&c, x, x, n, d, &w, 1e-6f); /* in place */
+                    T_CHECK(max_rel(x, want, n * d, 1e-6) < 1e-5);
+                    free((void *)w.data);
+                    free(x);
+                    free(y);
+                    free(want);
+                }
+        static const int64_t e_list[] = {1, 3, 17, 100, 20001};
+        for (size_t a = 0; a < 5; a++) {
+            int64_t n = e_list[a];
+            float *g = frand_buf(n, 12.0f), *u = frand_buf(n, 2.0f);
+            float *g2 = malloc((size_t)n * sizeof *g2);
+            memcpy(g2, g, (size_t)n * sizeof *g2);
+            g[0] = 100.0f; /* exp(-x) underflow / overflow ends */
+            g2[0] = 100.0f;
+            if (n > 1) {
+                g[1] = g2[1] = -100.0f;
+            }
+            vl__silu_mul(&c, g, u, n);
+            vl__silu_mul_ref(g2, u, n);
+            T_CHECK_MSG(max_rel(g, g2, n, 1e-30) < 1e-5, "silu_mul n %lld: %.3g", (long long)n,
+                        max_rel(g, g2, n, 1e-30));
+            float *x = frand_buf(n, 6.0f), *x2 = malloc((size_t)n * sizeof *x2);
+            memcpy(x2, x, (size_t)n * sizeof *x2);
+            vl__gelu(&c, x, n);
+            vl__gelu_ref(x2, n);
+            T_CHECK(max_rel(x, x2, n, 0.0) == 0.0);
+            free(g);
+            free(g2);
+            free(u);
+            free(x);
+            free(x2);
+        }
+        vl__compute_free(&c);
+    }
+    /* known values */
+    float gl[3] = {0.0f, 1.0f, -3.0f};
+    vl__gelu(NULL, gl, 3);
+    T_NEAR(gl[1], 0.8413447460685429, 1e-6);
+    T_NEAR(gl[2], -0.0040496977, 1e-7);
+    /* softmax: both tables, odd widths, masked entries and a fully masked row */
+    for (int ti = 0; ti < 2; ti++) {
+        if (!tabs[ti])
+            continue;
+        static const int64_t w_list[] = {1, 3, 8, 17, 64, 4409};
+        for (size_t a = 0; a < 6; a++) {
+            int64_t d = w_list[a], n = 3;
+            float *x = frand_buf(n * d, 30.0f), *x2 = malloc((size_t)(n * d) * sizeof *x2);
+            for (int64_t k = d / 2 + 1; k < d; k++)
+                x[d + k] = -INFINITY; /* row 1: causal-style mask */
+            for (int64_t k = 0; k < d; k++)
+                x[2 * d + k] = -INFINITY; /* row 2: fully masked */
+            memcpy(x2, x, (size_t)(n * d) * sizeof *x2);
+            tabs[ti]->softmax_rows(x, n, d);
+            vl__softmax_rows_ref(x2, n, d);
+            T_CHECK_MSG(max_rel(x, x2, n * d, 1e-30) < 2e-6, "softmax %s d %lld: %.3g",
+                        tabs[ti]->name, (long long)d, max_rel(x, x2, n * d, 1e-30));
+            double s = 0;
+            for (int64_t k = 0; k < d; k++)
+                s += x[k];
+            T_NEAR(s, 1.0, 1e-5);
+            int zeros = 1;
+            for (int64_t k = 0; k < d; k++)
+                zeros &= x[2 * d + k] == 0.0f && (k <= d / 2 || x[d + k] == 0.0f);
+            T_CHECK(zeros);
+            free(x);
+            free(x2);
+        }
+        /* the SIMD rmsnorm / silu against the scalar table directly */
+        float xr[37], wr[37], y1[37], y2[37];
+        for (int i = 0; i < 37; i++) {
+            xr[i] = frand();
+            wr[i] = frand();
+        }
+        tabs[ti]->rmsnorm_rows(y1, xr, 37, wr, 1e-6f, 0, 1);
+        vl__simd_scalar()->rmsnorm_rows(y2, xr, 37, wr, 1e-6f, 0, 1);
+        T_CHECK(max_rel(y1, y2, 37, 1e-6) < 1e-5);
+    }
+    vl__softmax_rows(gl, 1, 3);
+    T_NEAR(gl[0] + gl[1] + gl[2], 1.0, 1e-6);
+}
+
+int main(void) {
+    printf("kernels: %s\n", vl__simd()->name);
+    test_conversions();
+    test_pool();
+    test_gemv_tables();
+    test_linear();
+    test_gemm();
+    test_rows_and_elementwise();
+    return t_done();
+}
