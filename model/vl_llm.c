@@ -1,0 +1,146 @@
+/* The Qwen2 decoder of Qwen2.5-VL (spec §7): token embeddings, pre-norm layers with GQA (q/k/v
+ * biases, no o bias), MRoPE on q and k, causal attention against the KV cache with f32 softmax,
+ * SwiGLU MLP, final RMSNorm and the (tied or separate) lm_head for the last row.
+ * Operates on one struct vl_state's buffers; no allocation. Not thread-safe per state: GEMMs run
+ * on OpenBLAS's threads and the softmax on the state's pool, one after the other. */
+#include "vl_llm_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+void vl__llm_embed(struct vl_state *s, float *x, const int32_t *ids, int64_t n) {
+    const struct vl_tensor *e = &s->m->w.embed;
+    const int64_t H = s->m->cfg.text.hidden_size;
+    for (int64_t i = 0; i < n; i++)
+        vl__to_f32(x + i * H, e, (int64_t)ids[i] * H, H);
+}
+
+/* Softmax of the causal rows of one head's score matrix, split over the pool by rows. */
+struct softmax_task {
+    float *scores;  /* (n, ld) */
+    int64_t n, ld;
+    int64_t start;  /* row i may see keys [0, start + i] */
+};
+
+static void softmax_causal(void *arg, int ith, int nth) {
+    const struct softmax_task *t = arg;
+    for (int64_t i = ith; i < t->n; i += nth) {
+        float *row = t->scores + i * t->ld;
+        int64_t len = t->start + i + 1;
+        vl__softmax_rows(row, 1, len);
+        if (len < t->ld)
+            memset(row + len, 0, (size_t)(t->ld - len) * sizeof *row);
+    }
+}
+
+/* Causal GQA attention of n new rows (q already rotated) against cache positions
+ * [0, start + n) of layer l; result (n, nQ * hd) in s->att. */
+static void attention(struct vl_state *s, int64_t l, int64_t start, int64_t n) {
+    const struct vl_text_config *tc = &s->m->cfg.text;
+    const int64_t hd = tc->head_dim, nq = tc->num_attention_heads;
+    const int64_t nkv = tc->num_key_value_heads, group = nq / nkv;
+    const int64_t ctx = s->params.n_ctx, n_keys = start + n;
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    for (int64_t h = 0; h < nq; h++) {
+        const int64_t j = h / group;
+        const float *kc = s->k_cache + ((l * nkv + j) * ctx) * hd; /* (ctx, hd) */
+        const float *vcache = s->v_cache + ((l * nkv + j) * ctx) * hd;
+        /* scores (n, n_keys) = q_h (n, hd) . K_j^T * scale */
+        vl__gemm_f32(&s->comp, false, true, n, n_keys, hd, scale, s->q + h * hd, nq * hd, kc, hd,
+                     0.0f, s->scores, n_keys);
+        struct softmax_task t = {.scores = s->scores, .n = n, .ld = n_keys, .start = start};
+        if (n > 1)
+            vl__pool_run(s->comp.pool, softmax_causal, &t);
+        else
+            softmax_causal(&t, 0, 1);
+        /* att_h (n, hd) = P (n, n_keys) . V_j (n_keys, hd) */
+        vl__gemm_f32(&s->comp, false, false, n, hd, n_keys, 1.0f, s->scores, n_keys, vcache, hd,
+                     0.0f, s->att + h * hd, nq * hd);
+    }
+}
+
+/* Copies the rotated keys and the values of n rows into the cache of layer l at start. */
+static void cache_store(struct vl_state *s, int64_t l, int64_t start, int64_t n) {
+    const struct vl_text_config *tc = &s->m->cfg.text;
+    const int64_t hd = tc->head_dim, nkv = tc->num_key_value_heads, ctx = s->params.n_ctx;
+    for (int64_t j = 0; j < nkv; j++) {
+        float *kc = s->k_cache + ((l * nkv + j) * ctx + start) * hd;
+        float *vc = s->v_cache + ((l * nkv + j) * ctx + start) * hd;
+        for (int64_t i = 0; i < n; i++) {
+            memcpy(kc + i * hd, s->k + (i * nkv + j) * hd, (size_t)hd * sizeof(float));
+            memcpy(vc + i * hd, s->v + (i * nkv + j) * hd, (size_t)hd * sizeof(float));
+        }
+    }
+}
+
+static void add_inplace(float *x, const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+static void hook_rows(const struct vl_state *s, const float *data, int64_t n, int64_t d,
+                      const char *name) {
+    int64_t shape[2] = {n, d};
+    vl__hook(s, data, 2, shape, "%s", name);
+}
+
+enum vl_status vl__llm_forward(struct vl_state *s, int64_t start, int64_t n, const int64_t *pos,
+                               int64_t pos_stride, bool want_logits, bool hooks,
+                               struct vl_error *err) {
+    const struct vl_config *cfg = &s->m->cfg;
+    const struct vl_text_config *tc = &cfg->text;
+    const struct vl_weights *w = &s->m->w;
+    const int64_t H = tc->hidden_size, hd = tc->head_dim, I = tc->intermediate_size;
+    const int64_t nq = tc->num_attention_heads, nkv = tc->num_key_value_heads;
+    const float eps = (float)tc->rms_norm_eps;
+    if (n <= 0 || n > s->params.n_batch || start < 0 || start + n > s->params.n_ctx)
+        return vl__err(err, VL_ERR_INTERNAL, "llm: chunk [%lld, +%lld) outside the state",
+                       (long long)start, (long long)n);
+    hooks = hooks && s->hook;
+    if (hooks)
+        hook_rows(s, s->x, n, H, "lm.inputs_embeds");
+    vl__mrope_tables(s->rope_cos, s->rope_sin, pos, pos_stride, n, s->inv_freq, hd,
+                     tc->mrope_section);
+    if (hooks) {
+        hook_rows(s, s->rope_cos, n, hd, "lm.rope_cos");
+        hook_rows(s, s->rope_sin, n, hd, "lm.rope_sin");
+    }
+    for (int64_t l = 0; l < tc->num_hidden_layers; l++) {
+        const struct vl_llm_layer *ly = &w->layers[l];
+        vl__rmsnorm(&s->comp, s->xn, s->x, n, H, &ly->attn_norm, eps);
+        vl__linear(&s->comp, s->q, s->xn, n, &ly->q_w, &ly->q_b);
+        vl__linear(&s->comp, s->k, s->xn, n, &ly->k_w, &ly->k_b);
+        vl__linear(&s->comp, s->v, s->xn, n, &ly->v_w, &ly->v_b);
+        vl__mrope_apply(s->q, n, nq, hd, s->rope_cos, s->rope_sin);
+        vl__mrope_apply(s->k, n, nkv, hd, s->rope_cos, s->rope_sin);
+        cache_store(s, l, start, n);
+        attention(s, l, start, n);
+        vl__linear(&s->comp, s->xn, s->att, n, &ly->o_w, NULL);
+        add_inplace(s->x, s->xn, n * H);
+        vl__rmsnorm(&s->comp, s->xn, s->x, n, H, &ly->mlp_norm, eps);
+        vl__linear(&s->comp, s->gate, s->xn, n, &ly->gate_w, NULL);
+        vl__linear(&s->comp, s->up, s->xn, n, &ly->up_w, NULL);
+        vl__silu_mul(&s->comp, s->gate, s->up, n * I);
+        vl__linear(&s->comp, s->xn, s->gate, n, &ly->down_w, NULL);
+        add_inplace(s->x, s->xn, n * H);
+        if (hooks) {
+            int64_t shape[2] = {n, H};
+            vl__hook(s, s->x, 2, shape, "lm.layer%lld.out", (long long)l);
+        }
+    }
+    if (!want_logits && !hooks)
+        return VL_OK;
+    /* final norm: all rows when hooked, else only the last */
+    int64_t r0 = hooks ? 0 : n - 1;
+    vl__rmsnorm(&s->comp, s->xn + r0 * H, s->x + r0 * H, n - r0, H, &w->final_norm, eps);
+    if (hooks)
+        hook_rows(s, s->xn, n, H, "lm.final_norm");
+    if (want_logits) {
+        vl__linear(&s->comp, s->logits, s->xn + (n - 1) * H, 1, &w->lm_head, NULL);
+        if (hooks) {
+            int64_t shape[1] = {tc->vocab_size};
+            vl__hook(s, s->logits, 1, shape, "logits.last");
+        }
+    }
+    return VL_OK;
+}

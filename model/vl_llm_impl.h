@@ -1,0 +1,123 @@
+/* model/ private declarations of the inference state, MRoPE, the Qwen2 decoder, the sampler and
+ * the generation loop (vl_state.c, vl_rope.c, vl_llm.c, vl_sampler.c, vl_generate.c,
+ * vl_debug.c). Never included by a public header or by code outside model/ (tests may).
+ *
+ * Ownership: struct vl_state owns one arena (every activation buffer, the KV cache, sampler
+ * scratch and the result arrays) and the compute context; it borrows the model, which must
+ * outlive it. A state is used by one thread at a time. */
+#ifndef VL_LLM_IMPL_H
+#define VL_LLM_IMPL_H
+
+#include "vl_impl.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- MRoPE (vl_rope.c) -------------------------------------------------------------------- */
+
+#define VL_ROPE_AXES 3 /* (t, h, w) */
+
+/* get_rope_index for one unpadded sequence (spec §6.1): pos is (3, n) row-major (t row, h row,
+ * w row), *out_delta the rope_delta used for decoding. vis lists the request's images and
+ * videos in prompt order; the k-th run of image (video) pad tokens is filled by the k-th image
+ * (video) input. VL_ERR_INVALID when the pad runs do not match the inputs' token counts. */
+enum vl_status vl__rope_index(int64_t *pos, int64_t *out_delta, const int32_t *ids, int64_t n,
+                              const struct vl_config *cfg, const struct vl_vision_input *vis,
+                              int n_vis, struct vl_error *err);
+/* Tokens the merger produces for one input: grid_t * grid_h * grid_w / merge^2. */
+int64_t vl__vision_tokens(const struct vl_config *cfg, const struct vl_vision_input *in);
+/* inv_freq[j] = 1 / theta^(2j / hd), j < hd/2, in float as the reference computes it. */
+void vl__rope_inv_freq(float *inv_freq, int64_t hd, double theta);
+/* Section-selected tables (spec §6.6): cos/sin (n, hd) for tokens whose positions are
+ * pos[a * pos_stride + i] (a = axis, i < n). */
+void vl__mrope_tables(float *cos_t, float *sin_t, const int64_t *pos, int64_t pos_stride,
+                      int64_t n, const float *inv_freq, int64_t hd, const int64_t *section);
+/* Rotate-half RoPE in place on x (n, n_heads * hd) with the tables of vl__mrope_tables. */
+void vl__mrope_apply(float *x, int64_t n, int64_t n_heads, int64_t hd, const float *cos_t,
+                     const float *sin_t);
+
+/* ---- sampler (vl_sampler.c) ---------------------------------------------------------------- */
+
+struct vl_sampler {
+    int64_t n_vocab;
+    uint64_t rng;        /* xorshift64* state, never 0 */
+    uint8_t *seen;       /* (n_vocab) ids in prompt or output, for the repetition penalty */
+    float *work;         /* (n_vocab) processed logits */
+    int32_t *cand;       /* (n_vocab) candidate ids for top-k / top-p */
+};
+void vl__sampler_seed(struct vl_sampler *s, uint64_t seed);
+/* Clears the seen set and marks ids (the prompt). */
+void vl__sampler_begin(struct vl_sampler *s, const int32_t *ids, int64_t n);
+void vl__sampler_mark(struct vl_sampler *s, int32_t id);
+/* Picks the next id from raw logits (n_vocab, not modified): repetition penalty over seen ids,
+ * EOS ids masked when p->ignore_eos, then greedy (temperature <= 0) or temperature / top-k /
+ * top-p sampling (HF order). *out_logprob is log softmax(raw logits)[id]. */
+int32_t vl__sampler_pick(struct vl_sampler *s, const float *logits, const struct vl_gen_params *p,
+                         const struct vl_config *cfg, float *out_logprob);
+/* id is one of the config's EOS ids (generation_config.json eos_token_id). */
+bool vl__is_eos(const struct vl_config *cfg, int32_t id);
+uint64_t vl__rng_next(uint64_t *state);
+/* Uniform in [0, 1). */
+double vl__rng_uniform(uint64_t *state);
+
+/* ---- inference state (vl_state.c) ------------------------------------------------------------ */
+
+struct vl_state {
+    const struct vl_model *m;
+    struct vl_state_params params; /* resolved: no zeros left */
+    struct vl_compute comp;
+
+    void *arena;                   /* one allocation, carved below */
+    size_t arena_bytes;
+
+    /* KV cache, keys after RoPE: (layers, n_kv_heads, n_ctx, head_dim) each */
+    float *k_cache, *v_cache;
+    int32_t *kv_ids;               /* (n_ctx) token of each cached position (-1 = vision) */
+    int64_t n_kv;                  /* cached positions */
+    int64_t kv_rope_delta;         /* rope_delta of the cached sequence */
+
+    /* prefill / decode chunk buffers, n_batch rows */
+    float *x;                      /* (n_batch, H) residual stream */
+    float *xn;                     /* (n_batch, H) normed input / projection output */
+    float *q;                      /* (n_batch, nQ * hd) */
+    float *k, *v;                  /* (n_batch, nKV * hd) */
+    float *att;                    /* (n_batch, nQ * hd) */
+    float *gate, *up;              /* (n_batch, I) */
+    float *scores;                 /* (n_batch, n_ctx) one head's attention matrix */
+    float *rope_cos, *rope_sin;    /* (n_batch, hd) */
+    float *inv_freq;               /* (hd / 2) */
+    float *logits;                 /* (V) last position */
+
+    int64_t *pos;                  /* (3, n_ctx) prompt positions */
+    float *vis_embeds;             /* (n_ctx, H) vision tokens of the request, prompt order */
+    float *vis_scratch;            /* vl__vision_scratch_floats(max_vision_patches) */
+    size_t vis_scratch_floats;
+
+    struct vl_sampler sampler;
+    int32_t *out_ids;              /* (n_ctx) result ids of the last vl_generate */
+    float *out_logprobs;           /* (n_ctx) */
+
+    vl_hook_fn hook;
+    void *hook_user;
+};
+
+/* ---- decoder (vl_llm.c) ---------------------------------------------------------------------- */
+
+/* Embedding rows of ids into x (n, H), f32. */
+void vl__llm_embed(struct vl_state *s, float *x, const int32_t *ids, int64_t n);
+/* Runs the decoder over n tokens whose embeddings are in s->x, at cache positions
+ * [start, start + n) with MRoPE positions pos[a * pos_stride + i]; appends their K/V.
+ * want_logits: s->logits = logits of the last of the n tokens. hooks: call the hook with the
+ * lm.* checkpoints of these rows. n <= n_batch, start + n <= n_ctx. */
+enum vl_status vl__llm_forward(struct vl_state *s, int64_t start, int64_t n, const int64_t *pos,
+                               int64_t pos_stride, bool want_logits, bool hooks,
+                               struct vl_error *err);
+
+/* ---- debug hook helpers (vl_debug.c) ------------------------------------------------------- */
+
+/* Calls the state's hook if set (name is printf-formatted only then). */
+void vl__hook(const struct vl_state *s, const float *data, int ndim, const int64_t *shape,
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+#endif

@@ -1,0 +1,113 @@
+/* Helpers shared by the tests/llm binaries: golden case discovery and typed copies of golden
+ * tensors (safetensors data may be unaligned, so everything is memcpy'd into fresh buffers). */
+#ifndef LLM_GOLDEN_H
+#define LLM_GOLDEN_H
+
+#include "vl.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LG_MAX_CASES 64
+#define LG_PATH_MAX 1024
+
+/* Sorted golden case ids (file stems) of $DP_FIXTURES/qwen25vl-tiny/goldens; returns count. */
+static inline int lg_cases(char names[][LG_PATH_MAX], int max) {
+    char dir[LG_PATH_MAX];
+    const char *root = getenv("DP_FIXTURES");
+    snprintf(dir, sizeof dir, "%s/qwen25vl-tiny/goldens", root ? root : ".");
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        const char *ext = ".safetensors";
+        size_t el = strlen(ext);
+        if (len > el && !strcmp(e->d_name + len - el, ext) && len - el < LG_PATH_MAX) {
+            memcpy(names[n], e->d_name, len - el);
+            names[n][len - el] = 0;
+            n++;
+        }
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char t[LG_PATH_MAX];
+            memcpy(t, names[j], LG_PATH_MAX);
+            memcpy(names[j], names[j - 1], LG_PATH_MAX);
+            memcpy(names[j - 1], t, LG_PATH_MAX);
+        }
+    return n;
+}
+
+static inline struct vl_st_file *lg_open(const char *case_id) {
+    char path[LG_PATH_MAX * 2];
+    const char *root = getenv("DP_FIXTURES");
+    snprintf(path, sizeof path, "%s/qwen25vl-tiny/goldens/%s.safetensors", root ? root : ".",
+             case_id);
+    struct vl_error err = {0};
+    struct vl_st_file *f = NULL;
+    if (vl_st_open(&f, path, &err) != VL_OK)
+        fprintf(stderr, "cannot open %s: %s\n", path, err.msg);
+    return f;
+}
+
+static inline size_t lg_numel(const struct vl_st_entry *e) {
+    size_t n = 1;
+    for (int i = 0; i < e->ndim; i++)
+        n *= (size_t)e->shape[i];
+    return n;
+}
+
+/* Copy of an I64 tensor (NULL if absent); *n = element count. Caller frees. */
+static inline int64_t *lg_i64(const struct vl_st_file *f, const char *name, size_t *n) {
+    const struct vl_st_entry *e = vl_st_find(f, name);
+    *n = 0;
+    if (!e || strcmp(e->dtype, "I64"))
+        return NULL;
+    *n = lg_numel(e);
+    int64_t *p = malloc(*n ? *n * sizeof *p : 1);
+    if (p)
+        memcpy(p, e->data, *n * sizeof *p);
+    return p;
+}
+
+/* Copy of an F32 tensor (NULL if absent); *n = element count. Caller frees. */
+static inline float *lg_f32(const struct vl_st_file *f, const char *name, size_t *n) {
+    const struct vl_st_entry *e = vl_st_find(f, name);
+    *n = 0;
+    if (!e || strcmp(e->dtype, "F32"))
+        return NULL;
+    *n = lg_numel(e);
+    float *p = malloc(*n ? *n * sizeof *p : 1);
+    if (p)
+        memcpy(p, e->data, *n * sizeof *p);
+    return p;
+}
+
+static inline const char *lg_model_dir(char *buf, size_t n) {
+    const char *root = getenv("DP_FIXTURES");
+    snprintf(buf, n, "%s/qwen25vl-tiny/model", root ? root : ".");
+    return buf;
+}
+
+/* Relative L2 error ||got - want|| / ||want|| and max abs difference. */
+static inline double lg_rel_l2(const float *got, const float *want, size_t n, double *max_abs) {
+    double num = 0, den = 0, mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - (double)want[i];
+        num += d * d;
+        den += (double)want[i] * (double)want[i];
+        if (fabs(d) > mx)
+            mx = fabs(d);
+    }
+    if (max_abs)
+        *max_abs = mx;
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+#endif
