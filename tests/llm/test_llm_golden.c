@@ -14,6 +14,10 @@
 #define GEN_TOKENS 24
 /* Relative L2 bound for f32 activations vs the f32 reference (spec §10.3 measured <= 1.1e-6). */
 #define REL_TOL 1e-5
+/* Two logits closer than this are a tie at f32 round-off of logits of magnitude ~10 (spec §10.3:
+ * the reference's own re-implementation saw a 2e-6 near-tie flip the 5th-ranked id once). A
+ * top-5 id that differs only by such a swap is reported, not failed. */
+#define NEAR_TIE 2e-5
 
 struct hooked {
     char name[64];
@@ -265,8 +269,16 @@ static void run_case(const struct vl_model *m, struct vl_compute *comp, const ch
             int64_t t[TOPK];
             vl__linear(comp, z, fn->data + i * H, 1, &m->w.lm_head, NULL);
             topk(t, z, V);
-            for (int k = 0; k < TOPK; k++)
-                top_bad += t[k] != w5[i * TOPK + k];
+            for (int k = 0; k < TOPK; k++) {
+                int64_t w = w5[i * TOPK + k];
+                if (t[k] == w)
+                    continue;
+                double gap = fabs((double)z[t[k]] - (double)z[w]);
+                printf("%s: position %lld rank %d: id %lld vs reference %lld, logit gap %.2g%s\n",
+                       id, (long long)i, k + 1, (long long)t[k], (long long)w, gap,
+                       gap <= NEAR_TIE ? " (near-tie swap)" : "");
+                top_bad += gap > NEAR_TIE;
+            }
         }
         free(z);
     } else {
