@@ -81,11 +81,24 @@ static bool lay_add(size_t *off, size_t *cur, int64_t nfloats) {
     return !__builtin_add_overflow(*cur, r, cur);
 }
 
-/* Largest score tile for a segment of len keys: rows per tile so that nh*rows*len fits the
- * budget (at least one row, at most the whole segment). */
-static int64_t tile_rows(const struct vis_dims *dm, int64_t len) {
-    int64_t per_row = dm->nh * len;
-    return i64_max(1, i64_min(len, VIS_SCORE_FLOATS / per_row));
+/* Score tile for a segment of len keys: all heads of the whole segment at once when that fits
+ * the budget (windows: few large GEMM batches, one softmax dispatch), otherwise one head at a
+ * time in query tiles of rows so that rows * len fits the budget (full attention). */
+struct tile {
+    int64_t heads; /* heads per tile: nh or 1 */
+    int64_t rows;  /* query rows per tile */
+};
+
+static struct tile tile_for(const struct vis_dims *dm, int64_t len) {
+    struct tile t;
+    if (len <= VIS_SCORE_FLOATS / len / dm->nh) {
+        t.heads = dm->nh;
+        t.rows = len;
+    } else {
+        t.heads = 1;
+        t.rows = i64_max(1, i64_min(len, VIS_SCORE_FLOATS / len));
+    }
+    return t;
 }
 
 static bool vis_layout_init(struct vis_layout *L, const struct vis_dims *dm) {
@@ -104,11 +117,9 @@ static bool vis_layout_init(struct vis_layout *L, const struct vis_dims *dm) {
     if (__builtin_mul_overflow(dm->units, dm->hout, &t))
         return false;
     big = i64_max(big, t);
-    /* score tile: nh * rows * len <= max(budget, nh * len) and <= nh * n * n */
-    if (__builtin_mul_overflow(dm->nh, dm->n, &t))
-        return false;
-    scores = i64_max(VIS_SCORE_FLOATS, t);
-    if (!__builtin_mul_overflow(t, dm->n, &t))
+    /* score tile (tile_for): heads * rows * len <= max(budget, n), and <= nh * n * n */
+    scores = i64_max(VIS_SCORE_FLOATS, dm->n);
+    if (!__builtin_mul_overflow(dm->nh, dm->n, &t) && !__builtin_mul_overflow(t, dm->n, &t))
         scores = i64_min(scores, t);
     size_t cur = 0;
     int64_t n_i64 = (dm->units + 1) * VIS_I64_FLOATS;
@@ -202,32 +213,36 @@ static void softmax_fn(void *arg, int ith, int nth) {
 /* ---- attention --------------------------------------------------------------------------- */
 
 /* Bidirectional attention inside each segment [cu[s], cu[s+1]) for every head:
- * o[q, h] = softmax(q_h k_h^T / sqrt(dh)) v_h, processed in query tiles so the score memory is
+ * o[q, h] = softmax(q_h k_h^T / sqrt(dh)) v_h, in score tiles (tile_for) so the score memory is
  * bounded (VIS_SCORE_FLOATS) even for full attention over thousands of patches.
- * qkv: (n, 3d) after RoPE; o: (n, d); scores: tile (nh, rows, len). */
+ * qkv: (n, 3d) after RoPE; o: (n, d); scores: (heads, rows, len) per tile. */
 static void attention(struct vl_compute *c, const struct vis_dims *dm, const float *qkv,
                       float *o, float *scores, const int64_t *cu, int64_t nseg) {
     const int64_t ld = VIS_QKV * dm->d;
     const float scale = (float)(1.0 / sqrt((double)dm->dh));
     for (int64_t s = 0; s < nseg; s++) {
         const int64_t s0 = cu[s], len = cu[s + 1] - cu[s];
-        const int64_t rows_max = tile_rows(dm, len);
+        const struct tile tl = tile_for(dm, len);
         const float *k = qkv + s0 * ld + dm->d;
         const float *v = qkv + s0 * ld + 2 * dm->d;
-        for (int64_t q0 = s0; q0 < s0 + len; q0 += rows_max) {
-            const int64_t rows = i64_min(rows_max, s0 + len - q0);
-            const int64_t tile = rows * len; /* (rows, len) per head */
-            for (int64_t h = 0; h < dm->nh; h++)
-                vl__gemm_f32(c, false, true, rows, len, dm->dh, scale, qkv + q0 * ld + h * dm->dh,
-                             ld, k + h * dm->dh, ld, 0.0f, scores + h * tile, len);
-            struct softmax_task st = {scores, dm->nh * rows, len};
-            if (dm->nh * tile >= VIS_SOFTMAX_PAR_MIN)
-                vl__pool_run(c->pool, softmax_fn, &st);
-            else
-                softmax_fn(&st, 0, 1);
-            for (int64_t h = 0; h < dm->nh; h++)
-                vl__gemm_f32(c, false, false, rows, dm->dh, len, 1.0f, scores + h * tile, len,
-                             v + h * dm->dh, ld, 0.0f, o + q0 * dm->d + h * dm->dh, dm->d);
+        for (int64_t h0 = 0; h0 < dm->nh; h0 += tl.heads) {
+            for (int64_t q0 = s0; q0 < s0 + len; q0 += tl.rows) {
+                const int64_t rows = i64_min(tl.rows, s0 + len - q0);
+                const int64_t per_head = rows * len; /* (rows, len) scores of one head */
+                for (int64_t h = h0; h < h0 + tl.heads; h++)
+                    vl__gemm_f32(c, false, true, rows, len, dm->dh, scale,
+                                 qkv + q0 * ld + h * dm->dh, ld, k + h * dm->dh, ld, 0.0f,
+                                 scores + (h - h0) * per_head, len);
+                struct softmax_task st = {scores, tl.heads * rows, len};
+                if (tl.heads * per_head >= VIS_SOFTMAX_PAR_MIN)
+                    vl__pool_run(c->pool, softmax_fn, &st);
+                else
+                    softmax_fn(&st, 0, 1);
+                for (int64_t h = h0; h < h0 + tl.heads; h++)
+                    vl__gemm_f32(c, false, false, rows, dm->dh, len, 1.0f,
+                                 scores + (h - h0) * per_head, len, v + h * dm->dh, ld, 0.0f,
+                                 o + q0 * dm->d + h * dm->dh, dm->d);
+            }
         }
     }
 }
