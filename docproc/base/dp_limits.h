@@ -41,7 +41,7 @@
 #define DP_BATCH_MAX_JOBS             64
 /* Guards. A page is blank when at most this fraction of its pixels differs from the page's
  * background (median luma) by more than DP_BLANK_LUMA_DELTA levels. */
-#define DP_BLANK_MAX_INK_FRACTION     0.001
+#define DP_BLANK_MAX_INK_FRACTION     0.0002
 #define DP_BLANK_LUMA_DELTA           48
 /* Repetition loop: the last DP_REPEAT_MIN_TOKENS+ tokens are a period-p cycle (p <= MAX_PERIOD)
  * repeated DP_REPEAT_MIN_CYCLES times. */

@@ -38,7 +38,8 @@ struct dp_input_timings {
 
 struct dp_input {
     char *path;   /* path to open (as given, or joined with the directory); owned */
-    char *rel;    /* stable document name: relative to its input directory; output key; owned */
+    char *rel;    /* stable document name: relative to its input directory; owned */
+    char *stem;   /* output folder name (sanitised rel, unique in the batch); owned */
     char sha256[DP_SHA256_HEX_LEN + 1]; /* "" until hashed */
     int64_t size; /* bytes */
     const char *kind; /* "pdf", "tiff", "png", "jpeg" (static) */
@@ -67,6 +68,12 @@ struct dp_inputs {
 enum dp_status dp_discover(struct dp_inputs *out, char *const *inputs, int n_inputs,
                            struct dp_err *err);
 void dp_inputs_free(struct dp_inputs *l);
+/* Frees the members of one entry and zeroes it. */
+void dp_input_clear(struct dp_input *d);
+/* Records a failure (first error wins) on the entry: state FAILED, code and message copied. */
+void dp_input_fail(struct dp_input *d, enum dp_status code, const char *msg);
+/* Appends an output path (relative to the output directory). */
+enum dp_status dp_input_add_output(struct dp_input *d, const char *rel_out, struct dp_err *err);
 /* Adds one document (path and rel copied). */
 enum dp_status dp_inputs_add(struct dp_inputs *l, const char *path, const char *rel,
                               struct dp_err *err);

@@ -1,0 +1,105 @@
+/* dpbatch: the document pipeline behind `docproc extract`, `docproc batch` and `docproc tables`:
+ * discovery, model or --from-raw answers, extraction, atomic per-document outputs, the journal
+ * and manifest, guards, progress and timings.
+ *
+ *   struct dp_batch_opts o;
+ *   dp_batch_opts_init(&o, DP_BATCH_CMD_BATCH);
+ *   struct dp_err err = {0};
+ *   if (dp_batch_opts_parse(&o, argc, argv, &err) != DP_OK) ... usage error in err.msg ...
+ *   struct dp_batch_summary sum;
+ *   enum dp_status st = dp_batch_run(&o, &sum, &err);   // DP_OK even if documents failed
+ *   ... sum.n_failed > 0 -> exit 1 ...
+ *   dp_batch_opts_free(&o);
+ *
+ * The model is loaded once per run; one ingest thread rasterises the next pages into a bounded
+ * queue while the calling thread runs inference. Not reentrant per opts object. */
+#ifndef DP_BATCH_H
+#define DP_BATCH_H
+
+#include "../base/dp_status.h"
+#include "../ingest/dp_ingest.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum dp_batch_cmd { DP_BATCH_CMD_EXTRACT = 0, DP_BATCH_CMD_BATCH, DP_BATCH_CMD_TABLES };
+
+enum dp_progress_mode {
+    DP_PROGRESS_AUTO = 0, /* a progress line when stderr is a TTY and not -q */
+    DP_PROGRESS_OFF,
+    DP_PROGRESS_TTY,      /* --progress: the line even when not a TTY */
+    DP_PROGRESS_JSON,     /* --progress=json: one JSON event per line on stderr */
+};
+
+struct dp_batch_gen {
+    long max_new_tokens;
+    double temperature; /* 0 = greedy */
+    long top_k;
+    double top_p;
+    double repetition_penalty;
+    uint64_t seed;
+    long threads;
+};
+
+/* Where the library's user-visible text goes (library code never prints, STYLE 2.6). */
+enum dp_batch_stream {
+    DP_BATCH_STDOUT = 0, /* one JSON Lines record (with its newline) */
+    DP_BATCH_PROGRESS,   /* progress text for stderr (may start with '\r', no newline) */
+};
+typedef void (*dp_batch_emit_fn)(enum dp_batch_stream s, const char *text, void *user);
+
+struct dp_batch_opts {
+    enum dp_batch_cmd cmd;
+    const char *schema;    /* name or file (tables: "table") */
+    const char *model_dir; /* --model, else $DOCPROC_MODEL */
+    const char *from_raw;  /* BUNDLE_OR_DIR: re-extract without the model */
+    char **inputs;         /* borrowed from argv (plus --input) */
+    int n_inputs;
+    const char *output;    /* directory, or BUNDLE.zip (extract); NULL: stdout only */
+    unsigned formats;      /* OR of enum dp_out_format (RAW always added when writing files) */
+    bool zip_per_doc;      /* batch --format ...,zip: also <stem>.zip per document */
+    bool force, resume, json_stdout;
+    int shard_k, shard_n;  /* 1/1 = whole input */
+    int jobs;
+    struct dp_ingest_opts ingest;
+    const char *pages;         /* --pages LIST */
+    const char *password_file; /* NAME=PASSWORD lines */
+    struct dp_batch_gen gen;
+    double doc_timeout_s, page_timeout_s; /* 0 = none */
+    bool keep_blank;            /* send blank pages to the model anyway */
+    enum dp_progress_mode progress;
+    int verbosity;              /* -q -1, default 0, -v 1, -vv 2 */
+    const char *merge_out;      /* batch --merge OUT: merge manifests (inputs) and exit */
+    const volatile sig_atomic_t *cancel; /* set by a signal handler; may be NULL */
+    dp_batch_emit_fn emit;      /* stdout records and progress; NULL = discarded */
+    void *emit_user;
+};
+
+/* Defaults for documents (docs/batch.md): see DP_BATCH_DEFAULT_* in dp_limits.h. */
+void dp_batch_opts_init(struct dp_batch_opts *o, enum dp_batch_cmd cmd);
+/* getopt_long over argv (argv[0] is the command). Returns DP_ERR_USAGE with the message in err,
+ * or DP_OK; *help_out is set when --help was given (nothing else is checked then). */
+enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **argv, bool *help_out,
+                                   struct dp_err *err);
+/* The command's help text with the current (default) values; caller frees with dp_free. */
+char *dp_batch_opts_help(const struct dp_batch_opts *o);
+void dp_batch_opts_free(struct dp_batch_opts *o);
+
+struct dp_batch_summary {
+    int n_total, n_ok, n_failed, n_reused, n_skipped_shard;
+    int64_t pages, pages_blank, pages_truncated;
+    double wall_s;
+    bool input_failed; /* the fatal error was in reading the inputs (--from-raw, @LIST, merge) */
+};
+
+/* Runs the whole job. Document failures are recorded (manifest, stderr) and counted, not
+ * returned; the returned error is fatal: DP_ERR_MODEL / DP_ERR_SCHEMA (load), DP_ERR_IO
+ * (output not writable), DP_ERR_CANCELLED (signal), DP_ERR_USAGE. */
+enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summary *sum,
+                            struct dp_err *err);
+
+/* The message shown when no model is configured (how to obtain the published checkpoint). */
+const char *dp_batch_no_model_help(void);
+
+#endif

@@ -1,0 +1,104 @@
+/* Private declarations shared by the files of dpbatch (dp__ prefix). Not a public header. */
+#ifndef DP_BATCH_IMPL_H
+#define DP_BATCH_IMPL_H
+
+#include "dp_batch.h"
+#include "dp_manifest.h"
+#include "ex.h"
+#include "sc.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* One page's answer, from the model or read back from a bundle. */
+struct dp_page_answer {
+    int number;           /* 1-based page number */
+    char *text;           /* the raw answer (owned; "" for blank pages) */
+    size_t len;
+    bool truncated;       /* cut by max-new-tokens, a repetition loop or a time limit */
+    bool blank;           /* blank page: not sent to the model */
+    bool repetition;      /* a repetition loop was detected and generation stopped */
+    bool timed_out;       /* the page time limit stopped generation */
+    int64_t n_tokens;     /* tokens generated */
+    struct ex_geom geom;
+};
+
+struct dp_answers {
+    struct dp_page_answer *pages; /* (n) in page order */
+    int n, cap;
+};
+void dp__answers_free(struct dp_answers *a);
+/* Appends a page; takes ownership of text (also on failure). */
+enum dp_status dp__answers_add(struct dp_answers *a, const struct dp_page_answer *p,
+                               struct dp_err *err);
+
+/* ---- guards (dp_guard.c) ------------------------------------------------------------------- */
+
+/* True when an RGB8 page (h, w, 3) is blank: at most DP_BLANK_MAX_INK_FRACTION of its pixels
+ * differ from the background (the median luma) by more than DP_BLANK_LUMA_DELTA. */
+bool dp__page_is_blank(const uint8_t *rgb, int w, int h);
+/* Repetition loop in a token sequence: the tail is one period repeated DP_REPEAT_MIN_CYCLES
+ * times (period <= DP_REPEAT_MAX_PERIOD). Returns the period or 0. */
+int dp__repetition_period(const int32_t *ids, int64_t n);
+double dp__now(void); /* monotonic seconds */
+
+/* ---- passwords (dp_guard.c) ---------------------------------------------------------------- */
+
+struct dp_pwfile {
+    char **names, **passwords; /* (n) */
+    int n;
+};
+/* Lines "NAME=PASSWORD" or "NAME<TAB>PASSWORD"; '#' comments; NAME "*" matches every input. */
+enum dp_status dp__pwfile_load(struct dp_pwfile *out, const char *path, struct dp_err *err);
+/* The password for a document (matched on its name, then its base name, then "*"); borrowed. */
+const char *dp__pwfile_lookup(const struct dp_pwfile *pw, const char *rel);
+void dp__pwfile_free(struct dp_pwfile *pw);
+
+/* ---- progress (dp_progress.c) ---------------------------------------------------------------- */
+
+struct dp_progress {
+    enum dp_progress_mode mode; /* resolved: OFF, TTY or JSON */
+    dp_batch_emit_fn emit;
+    void *user;
+    int docs_total, docs_done;
+    int64_t pages_done;
+    double t_start, t_last_draw;
+    bool drawn;
+};
+void dp__progress_init(struct dp_progress *p, const struct dp_batch_opts *o, int docs_total);
+void dp__progress_page(struct dp_progress *p, const char *doc, int page);
+void dp__progress_doc(struct dp_progress *p, const struct dp_input *d);
+void dp__progress_end(struct dp_progress *p);
+
+/* ---- model inference (dp_infer.c) ------------------------------------------------------------ */
+
+struct dp_infer;
+/* Loads the model once and starts the ingest thread over docs (pending entries, in order). */
+enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts *o,
+                              const struct sc_schema *schema, struct dp_inputs *docs,
+                              const struct dp_pwfile *pw, struct dp_err *err);
+/* Answers of docs->items[index] (the next pending document in order). A document failure is
+ * returned as its status with err set; the pipeline continues with the next document. */
+enum dp_status dp__infer_doc(struct dp_infer *inf, int index, struct dp_answers *out,
+                             struct dp_progress *prog, struct dp_err *err);
+/* The model's id for the stamp ("Qwen2.5-VL-3B-Instruct" or the directory name); borrowed. */
+const char *dp__infer_model_id(const struct dp_infer *inf);
+/* KV-cache prefix reuse statistics, for -v. */
+void dp__infer_stats(const struct dp_infer *inf, int64_t *prefix_tokens, int64_t *prefix_hits,
+                     double *prefix_saved_s);
+void dp__infer_close(struct dp_infer *inf);
+
+/* ---- tables (dp_tables.c) ------------------------------------------------------------------ */
+
+/* Writes every table of doc into dir (created): table-NNN.csv and table-NNN.json (cells with
+ * boxes in the three coordinate spaces, parts when stitched across pages). *n_tables gets the
+ * number of (stitched) tables. */
+enum dp_status dp__tables_write(const struct ex_doc *doc, const char *dir, int *n_tables,
+                                struct dp_err *err);
+
+/* ---- files (dp_guard.c) -------------------------------------------------------------------- */
+
+/* rm -rf of a path we created (depth-limited; never follows symlinks). */
+enum dp_status dp__rmtree(const char *path, struct dp_err *err);
+
+#endif

@@ -1,0 +1,322 @@
+/* Input discovery: files, recursive directories (content sniffing, sorted, hidden entries
+ * skipped) and @LIST files, into a list of named inputs. Also owns the dp_inputs container.
+ * A document's name (rel) is its path relative to the directory it was found in, or the base
+ * name of a file given directly (its normalised path when two given files share a base name);
+ * names key the outputs, the journal and the shard assignment.
+ * Not thread-safe: one owner per list. */
+#include "dp_manifest.h"
+#include "../base/dp_alloc.h"
+#include "../base/dp_buf.h"
+#include "../base/dp_fs.h"
+#include "../base/dp_limits.h"
+#include "../ingest/dp_ingest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PATH_MAX_BYTES 4096
+
+void dp_input_clear(struct dp_input *d) {
+    DP_FREE(d->path);
+    DP_FREE(d->rel);
+    DP_FREE(d->stem);
+    DP_FREE(d->error);
+    for (int i = 0; i < d->n_outputs; i++)
+        dp_free(d->outputs[i]);
+    DP_FREE(d->outputs);
+    memset(d, 0, sizeof *d);
+}
+
+void dp_inputs_free(struct dp_inputs *l) {
+    for (int i = 0; i < l->n; i++)
+        dp_input_clear(&l->items[i]);
+    DP_FREE(l->items);
+    l->n = l->cap = 0;
+}
+
+void dp_input_fail(struct dp_input *d, enum dp_status code, const char *msg) {
+    if (d->state == DP_INPUT_FAILED)
+        return;
+    d->state = DP_INPUT_FAILED;
+    d->code = code == DP_OK ? DP_ERR_INTERNAL : code;
+    DP_FREE(d->error);
+    d->error = dp_strdup(msg && *msg ? msg : dp_status_str(d->code)); /* NULL on OOM is tolerated */
+}
+
+enum dp_status dp_input_add_output(struct dp_input *d, const char *rel_out, struct dp_err *err) {
+    char *s = dp_strdup(rel_out);
+    char **o = s ? dp_reallocarray(d->outputs, (size_t)d->n_outputs + 1, sizeof *o) : NULL;
+    if (!o) {
+        dp_free(s);
+        return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", rel_out);
+    }
+    d->outputs = o;
+    d->outputs[d->n_outputs++] = s;
+    return DP_OK;
+}
+
+enum dp_status dp_inputs_add(struct dp_inputs *l, const char *path, const char *rel,
+                             struct dp_err *err) {
+    if (l->n >= DP_MAX_INPUTS)
+        return dp_err_set(err, DP_ERR_LIMIT, "too many inputs: more than %d", DP_MAX_INPUTS);
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        struct dp_input *it = dp_reallocarray(l->items, (size_t)cap, sizeof *it);
+        if (!it)
+            return dp_err_set(err, DP_ERR_NOMEM, "out of memory listing inputs");
+        l->items = it;
+        l->cap = cap;
+    }
+    struct dp_input *d = &l->items[l->n];
+    memset(d, 0, sizeof *d);
+    d->path = dp_strdup(path);
+    d->rel = dp_strdup(rel);
+    if (!d->path || !d->rel) {
+        dp_input_clear(d);
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory listing inputs");
+    }
+    d->kind = "unknown";
+    l->n++;
+    return DP_OK;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_document(const char *path, const char **kind) {
+    enum dp_format f = DP_FORMAT_UNKNOWN;
+    struct dp_err e = {0};
+    if (dp_format_sniff_file(&f, path, &e) != DP_OK || f == DP_FORMAT_UNKNOWN)
+        return false;
+    *kind = dp_format_name(f);
+    return true;
+}
+
+/* Walks dir (path on disk) whose documents are named prefix/NAME. */
+static enum dp_status walk(struct dp_inputs *l, const char *dir, const char *prefix, int depth,
+                           struct dp_err *err) {
+    if (depth > DP_MAX_DIR_DEPTH)
+        return dp_err_set(err, DP_ERR_LIMIT, "%s: directories nested deeper than %d (a link loop?)",
+                          dir, DP_MAX_DIR_DEPTH);
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot open directory", dir);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    enum dp_status st = DP_OK;
+    for (struct dirent *de = readdir(dh); de; de = readdir(dh)) {
+        if (de->d_name[0] == '.')
+            continue; /* hidden entries, our temporaries and journal directory */
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 32;
+            char **nn = dp_reallocarray(names, nc, sizeof *nn);
+            if (!nn) {
+                st = dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", dir);
+                break;
+            }
+            names = nn;
+            cap = nc;
+        }
+        names[n] = dp_strdup(de->d_name);
+        if (!names[n]) {
+            st = dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", dir);
+            break;
+        }
+        n++;
+    }
+    closedir(dh);
+    if (st == DP_OK && n)
+        qsort(names, n, sizeof *names, cmp_str);
+    struct dp_buf full, rel;
+    dp_buf_init(&full, PATH_MAX_BYTES);
+    dp_buf_init(&rel, PATH_MAX_BYTES);
+    for (size_t i = 0; i < n && st == DP_OK; i++) {
+        dp_buf_reset(&full);
+        dp_buf_reset(&rel);
+        dp_buf_appendf(&full, "%s/%s", dir, names[i]);
+        if (*prefix)
+            dp_buf_appendf(&rel, "%s/%s", prefix, names[i]);
+        else
+            dp_buf_puts(&rel, names[i]);
+        if (full.status != DP_OK || rel.status != DP_OK) {
+            st = dp_err_set(err, DP_ERR_LIMIT, "%s/%s: path longer than %d bytes", dir, names[i],
+                            PATH_MAX_BYTES);
+            break;
+        }
+        struct stat sb;
+        if (stat(full.data, &sb) != 0)
+            continue; /* dangling link or raced away: nothing to process */
+        const char *kind;
+        if (S_ISDIR(sb.st_mode))
+            st = walk(l, full.data, rel.data, depth + 1, err);
+        else if (S_ISREG(sb.st_mode) && is_document(full.data, &kind)) {
+            st = dp_inputs_add(l, full.data, rel.data, err);
+            if (st == DP_OK)
+                l->items[l->n - 1].kind = kind;
+        }
+    }
+    dp_buf_free(&full);
+    dp_buf_free(&rel);
+    for (size_t i = 0; i < n; i++)
+        dp_free(names[i]);
+    dp_free(names);
+    return st;
+}
+
+/* A given file's name: its path without "./" and leading "/" and with ".." made harmless. */
+static char *normalised_name(const char *path) {
+    struct dp_buf b;
+    dp_buf_init(&b, PATH_MAX_BYTES);
+    const char *p = path;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 0)
+            break;
+        if (!(len == 1 && p[0] == '.')) {
+            if (b.len)
+                dp_buf_putc(&b, '/');
+            if (len == 2 && p[0] == '.' && p[1] == '.')
+                dp_buf_puts(&b, "_up_");
+            else
+                dp_buf_append(&b, p, len);
+        }
+        p += len;
+    }
+    if (b.status != DP_OK || !b.len) {
+        dp_buf_free(&b);
+        return NULL;
+    }
+    return dp_buf_steal(&b, NULL);
+}
+
+static enum dp_status add_one(struct dp_inputs *l, const char *arg, int depth, struct dp_err *err);
+
+static enum dp_status add_list(struct dp_inputs *l, const char *list_path, int depth,
+                               struct dp_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    enum dp_status st = dp_file_read(list_path, DP_MAX_FILE_BYTES, &text, &len, err);
+    if (st != DP_OK)
+        return st;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line && st == DP_OK;
+         line = strtok_r(NULL, "\n", &save)) {
+        size_t ll = strlen(line);
+        while (ll && (line[ll - 1] == '\r' || line[ll - 1] == ' ' || line[ll - 1] == '\t'))
+            line[--ll] = '\0';
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (!*line || *line == '#')
+            continue;
+        st = add_one(l, line, depth + 1, err);
+    }
+    dp_free(text);
+    return st;
+}
+
+static enum dp_status add_one(struct dp_inputs *l, const char *arg, int depth, struct dp_err *err) {
+    if (depth > DP_MAX_DIR_DEPTH)
+        return dp_err_set(err, DP_ERR_LIMIT, "%s: @lists nested deeper than %d", arg,
+                          DP_MAX_DIR_DEPTH);
+    if (arg[0] == '@')
+        return add_list(l, arg + 1, depth, err);
+    struct stat sb;
+    if (stat(arg, &sb) != 0) {
+        /* Recorded as a failed document rather than aborting the batch. */
+        enum dp_status st = dp_inputs_add(l, arg, dp_path_basename(arg), err);
+        if (st == DP_OK)
+            dp_input_fail(&l->items[l->n - 1], DP_ERR_IO, strerror(errno));
+        return st;
+    }
+    if (S_ISDIR(sb.st_mode))
+        return walk(l, arg, "", depth, err);
+    const char *base = dp_path_basename(arg);
+    enum dp_status st = dp_inputs_add(l, arg, *base ? base : arg, err);
+    if (st == DP_OK) {
+        const char *kind;
+        if (is_document(arg, &kind))
+            l->items[l->n - 1].kind = kind;
+    }
+    return st;
+}
+
+static int cmp_rel_ptr(const void *a, const void *b) {
+    const struct dp_input *x = *(const struct dp_input *const *)a;
+    const struct dp_input *y = *(const struct dp_input *const *)b;
+    int c = strcmp(x->rel, y->rel);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* Sorted pointers to the entries (caller frees), NULL on OOM. */
+static struct dp_input **sorted_by_rel(struct dp_inputs *l) {
+    struct dp_input **v = dp_reallocarray(NULL, (size_t)l->n, sizeof *v);
+    if (!v)
+        return NULL;
+    for (int i = 0; i < l->n; i++)
+        v[i] = &l->items[i];
+    qsort(v, (size_t)l->n, sizeof *v, cmp_rel_ptr);
+    return v;
+}
+
+/* Given files that share a base name are renamed to their normalised paths; any remaining
+ * duplicate name is an error (e.g. the same file given twice). */
+static enum dp_status make_unique(struct dp_inputs *l, struct dp_err *err) {
+    if (l->n < 2)
+        return DP_OK;
+    for (int pass = 0; pass < 2; pass++) {
+        struct dp_input **v = sorted_by_rel(l);
+        bool *dup = dp_calloc((size_t)l->n, sizeof *dup);
+        if (!v || !dup) {
+            dp_free(v);
+            dp_free(dup);
+            return dp_err_set(err, DP_ERR_NOMEM, "out of memory listing inputs");
+        }
+        int n_dup = 0;
+        for (int i = 0; i + 1 < l->n; i++) {
+            if (strcmp(v[i]->rel, v[i + 1]->rel))
+                continue;
+            if (pass == 1) {
+                enum dp_status st = dp_err_set(err, DP_ERR_USAGE,
+                                               "input named '%s' twice (%s and %s)", v[i]->rel,
+                                               v[i]->path, v[i + 1]->path);
+                dp_free(v);
+                dp_free(dup);
+                return st;
+            }
+            dup[i] = dup[i + 1] = true;
+            n_dup++;
+        }
+        for (int i = 0; i < l->n; i++) {
+            char *nn = dup[i] ? normalised_name(v[i]->path) : NULL;
+            if (nn) {
+                dp_free(v[i]->rel);
+                v[i]->rel = nn;
+            }
+        }
+        dp_free(v);
+        dp_free(dup);
+        if (!n_dup)
+            break;
+    }
+    return DP_OK;
+}
+
+enum dp_status dp_discover(struct dp_inputs *out, char *const *inputs, int n_inputs,
+                           struct dp_err *err) {
+    memset(out, 0, sizeof *out);
+    enum dp_status st = DP_OK;
+    for (int i = 0; i < n_inputs && st == DP_OK; i++)
+        st = add_one(out, inputs[i], 0, err);
+    if (st == DP_OK)
+        st = make_unique(out, err);
+    if (st != DP_OK)
+        dp_inputs_free(out);
+    return st;
+}

@@ -1,0 +1,632 @@
+/* dp_batch_run: the per-run driver. Builds the document list (discovery or a raw bundle), names,
+ * shards, hashes and resumes it, then for each document gets the page answers (model pipeline
+ * or --from-raw), extracts, writes the outputs atomically (a staged folder renamed into place,
+ * zips via libzip's temporary + rename), appends the journal record, and finally writes the
+ * manifest. A failed document is recorded and the run goes on.
+ * Not thread-safe: one run per call; the model pipeline's threads live in dp_infer.c. */
+#include "dp_batch_impl.h"
+#include "../base/dp_alloc.h"
+#include "../base/dp_buf.h"
+#include "../base/dp_fs.h"
+#include "../base/dp_limits.h"
+#include "../base/dp_log.h"
+#include "../out/dp_out.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PATH_BYTES 4096
+#define STEM_HASH_CHARS 8
+
+struct run {
+    const struct dp_batch_opts *o;
+    struct sc_schema *schema;
+    struct dp_inputs docs;
+    struct dp_raw_set *raw;
+    struct dp_infer *inf;
+    struct dp_pwfile pw;
+    struct dp_journal journal;
+    bool have_journal;
+    struct dp_bundle *zip_all; /* extract -o BUNDLE.zip */
+    const char *out_dir;       /* directory output or NULL */
+    char journal_path[PATH_BYTES], manifest_path[PATH_BYTES];
+    struct dp_progress prog;
+    const char *model_id;
+    int n_tables;
+};
+
+const char *dp_batch_no_model_help(void) {
+    return "no model configured: give --model DIR or set DOCPROC_MODEL=DIR. Download the published "
+           "checkpoint with 'huggingface-cli download Qwen/Qwen2.5-VL-3B-Instruct --local-dir "
+           "models/Qwen2.5-VL-3B-Instruct' (or -7B-Instruct; see docs/models.md), or re-extract "
+           "saved answers without a model with --from-raw BUNDLE_OR_DIR";
+}
+
+void dp__answers_free(struct dp_answers *a) {
+    for (int i = 0; i < a->n; i++)
+        dp_free(a->pages[i].text);
+    DP_FREE(a->pages);
+    a->n = a->cap = 0;
+}
+
+enum dp_status dp__answers_add(struct dp_answers *a, const struct dp_page_answer *p,
+                               struct dp_err *err) {
+    if (a->n == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 8;
+        struct dp_page_answer *v = dp_reallocarray(a->pages, (size_t)cap, sizeof *v);
+        if (!v) {
+            dp_free(p->text);
+            return dp_err_set(err, DP_ERR_NOMEM, "out of memory keeping page answers");
+        }
+        a->pages = v;
+        a->cap = cap;
+    }
+    a->pages[a->n++] = *p;
+    return DP_OK;
+}
+
+static enum dp_status path_join(char *out, size_t n, const char *a, const char *b,
+                                struct dp_err *err) {
+    int w = snprintf(out, n, "%s/%s", a, b);
+    if (w < 0 || (size_t)w >= n)
+        return dp_err_set(err, DP_ERR_LIMIT, "%s/%s: path longer than %zu bytes", a, b, n - 1);
+    return DP_OK;
+}
+
+/* ---- document list ------------------------------------------------------------------------ */
+
+static enum dp_status docs_from_raw(struct run *r, struct dp_err *err) {
+    enum dp_status st = dp_raw_read(&r->raw, r->o->from_raw, err);
+    if (st != DP_OK)
+        return st;
+    if (!r->raw->n_docs)
+        return dp_err_set(err, DP_ERR_FORMAT, "%s: no raw answers found (expected <stem>/raw/)",
+                          r->o->from_raw);
+    for (size_t i = 0; i < r->raw->n_docs && st == DP_OK; i++) {
+        const struct dp_raw_doc *rd = &r->raw->docs[i];
+        st = dp_inputs_add(&r->docs, rd->source ? rd->source : rd->stem, rd->stem, err);
+        if (st != DP_OK)
+            break;
+        struct dp_input *d = &r->docs.items[r->docs.n - 1];
+        d->kind = "raw";
+        /* The input of a re-extraction is the set of answers: hash them in page order. */
+        struct dp_buf b;
+        dp_buf_init(&b, DP_MAX_TEXT_BYTES);
+        for (size_t p = 0; p < rd->n_pages; p++) {
+            dp_buf_appendf(&b, "page %d %zu\n", rd->pages[p].number, rd->pages[p].len);
+            dp_buf_append(&b, rd->pages[p].text, rd->pages[p].len);
+        }
+        if (b.status != DP_OK)
+            dp_input_fail(d, b.status, "raw answers too large to hash");
+        else
+            dp_sha256_hex(d->sha256, b.data ? b.data : "", b.len);
+        d->size = (int64_t)b.len;
+        dp_buf_free(&b);
+    }
+    return st;
+}
+
+/* Unique output stems: the sanitised name, plus a hash of the name when two collide. Computed
+ * before sharding so every worker names every document alike. */
+static enum dp_status assign_stems(struct dp_inputs *l, struct dp_err *err) {
+    for (int i = 0; i < l->n; i++) {
+        l->items[i].stem = dp_out_sanitize_name(l->items[i].rel);
+        if (!l->items[i].stem)
+            return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", l->items[i].rel);
+    }
+    for (int i = 0; i < l->n; i++) {
+        bool clash = false;
+        for (int j = 0; j < l->n && !clash; j++)
+            clash = j != i && !strcmp(l->items[i].stem, l->items[j].stem) &&
+                    strcmp(l->items[i].rel, l->items[j].rel);
+        if (!clash)
+            continue;
+        char h[DP_SHA256_HEX_LEN + 1];
+        dp_sha256_hex(h, l->items[i].rel, strlen(l->items[i].rel));
+        struct dp_buf b;
+        dp_buf_init(&b, PATH_BYTES);
+        dp_buf_appendf(&b, "%s-%.*s", l->items[i].stem, STEM_HASH_CHARS, h);
+        if (b.status != DP_OK) {
+            dp_buf_free(&b);
+            return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", l->items[i].rel);
+        }
+        dp_free(l->items[i].stem);
+        l->items[i].stem = dp_buf_steal(&b, NULL);
+    }
+    return DP_OK;
+}
+
+/* Removes staging leftovers (".stage-PID-STEM", ".old-PID-STEM") of this worker's documents. */
+static void clean_stale(struct run *r) {
+    DIR *dh = opendir(r->out_dir);
+    if (!dh)
+        return;
+    char path[PATH_BYTES];
+    for (struct dirent *de = readdir(dh); de; de = readdir(dh)) {
+        const char *n = de->d_name;
+        const char *rest = !strncmp(n, ".stage-", 7) ? n + 7 : !strncmp(n, ".old-", 5) ? n + 5 : NULL;
+        const char *dash = rest ? strchr(rest, '-') : NULL;
+        if (!dash)
+            continue;
+        for (int i = 0; i < r->docs.n; i++) {
+            if (strcmp(dash + 1, r->docs.items[i].stem))
+                continue;
+            struct dp_err e = {0};
+            if (path_join(path, sizeof path, r->out_dir, n, &e) == DP_OK) {
+                DP_LOG_INFO("%s: removing an unfinished output from an interrupted run", path);
+                dp__rmtree(path, &e);
+            }
+            break;
+        }
+    }
+    closedir(dh);
+}
+
+/* ---- one document --------------------------------------------------------------------------- */
+
+static enum dp_status raw_answers(struct run *r, int index, struct dp_answers *out,
+                                  struct dp_err *err) {
+    /* docs and raw docs are in the same order before sharding; find by stem. */
+    const char *rel = r->docs.items[index].rel;
+    for (size_t i = 0; i < r->raw->n_docs; i++) {
+        const struct dp_raw_doc *rd = &r->raw->docs[i];
+        if (strcmp(rd->stem, rel))
+            continue;
+        for (size_t p = 0; p < rd->n_pages; p++) {
+            struct dp_page_answer a = {0};
+            a.number = rd->pages[p].number;
+            a.text = dp_strndup(rd->pages[p].text, rd->pages[p].len);
+            if (!a.text)
+                return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", rel);
+            a.len = rd->pages[p].len;
+            a.truncated = rd->pages[p].truncated;
+            a.blank = a.len == 0;
+            a.geom = rd->pages[p].geom;
+            if (dp__answers_add(out, &a, err) != DP_OK)
+                return DP_ERR_NOMEM;
+        }
+        return DP_OK;
+    }
+    return dp_err_set(err, DP_ERR_INTERNAL, "%s: raw answers vanished", rel);
+}
+
+static enum dp_status build_doc(struct run *r, struct dp_input *d, const struct dp_answers *a,
+                                struct ex_doc **out, struct dp_err *err) {
+    struct ex_doc *doc = NULL;
+    enum dp_status st = ex_doc_new(&doc, d->path, err);
+    if (st != DP_OK)
+        return st;
+    const struct dp_batch_opts *o = r->o;
+    struct ex_stamp s = {
+        .docproc_version = DP_VERSION,
+        .model_id = r->model_id,
+        .schema_name = r->schema->name,
+        .schema_version = r->schema->version,
+        .schema_hash = r->schema->hash,
+        .prompt = r->schema->prompt,
+        .dpi = (int)o->ingest.dpi,
+        .max_pixels = (long)o->ingest.max_pixels,
+        .max_new_tokens = o->gen.max_new_tokens,
+        .seed = o->gen.seed,
+        .threads = (int)o->gen.threads,
+    };
+    st = ex_doc_set_stamp(doc, &s, err);
+    if (st == DP_OK && d->sha256[0])
+        st = ex_doc_set_source_hash(doc, d->sha256, err);
+    for (int i = 0; i < a->n && st == DP_OK; i++) {
+        const struct dp_page_answer *p = &a->pages[i];
+        struct ex_page *pg = NULL;
+        st = ex_page_parse(&pg, r->schema, p->text ? p->text : "", p->len, &p->geom, p->number,
+                           p->truncated, err);
+        if (st == DP_OK)
+            st = ex_doc_add_page(doc, pg, err);
+    }
+    if (st == DP_OK)
+        st = ex_doc_finish(doc, r->schema, err);
+    if (st != DP_OK) {
+        ex_doc_free(doc);
+        return st;
+    }
+    *out = doc;
+    return DP_OK;
+}
+
+/* Stages <stem> in a hidden folder, then renames it into place (replacing an older copy). */
+static enum dp_status write_dir(struct run *r, struct dp_input *d, const struct ex_doc *doc,
+                                struct dp_err *err) {
+    char stage[PATH_BYTES], staged[PATH_BYTES], target[PATH_BYTES], old[PATH_BYTES], name[PATH_BYTES];
+    snprintf(name, sizeof name, ".stage-%ld-%s", (long)getpid(), d->stem);
+    enum dp_status st = path_join(stage, sizeof stage, r->out_dir, name, err);
+    if (st == DP_OK)
+        st = path_join(staged, sizeof staged, stage, d->stem, err);
+    if (st == DP_OK)
+        st = path_join(target, sizeof target, r->out_dir, d->stem, err);
+    snprintf(name, sizeof name, ".old-%ld-%s", (long)getpid(), d->stem);
+    if (st == DP_OK)
+        st = path_join(old, sizeof old, r->out_dir, name, err);
+    if (st != DP_OK)
+        return st;
+    struct stat sb;
+    bool exists = lstat(target, &sb) == 0;
+    if (exists && !r->o->force && !r->o->resume)
+        return dp_err_set(err, DP_ERR_IO, "%s: already exists (use --force to overwrite)", target);
+    dp__rmtree(stage, NULL);
+    unsigned formats = r->o->formats | DP_OUT_RAW;
+    if (r->o->cmd == DP_BATCH_CMD_TABLES)
+        formats &= ~(unsigned)DP_OUT_CSV; /* per-page CSVs replaced by the stitched tables */
+    struct dp_bundle *b = NULL;
+    st = dp_bundle_open(&b, stage, true, err);
+    if (st == DP_OK)
+        st = dp_bundle_add_doc(b, doc, d->stem, formats, err);
+    if (st == DP_OK)
+        st = dp_bundle_commit(b, err);
+    else if (b)
+        dp_bundle_abort(b);
+    if (st == DP_OK && r->o->cmd == DP_BATCH_CMD_TABLES) {
+        char tdir[PATH_BYTES];
+        int n = 0;
+        st = path_join(tdir, sizeof tdir, staged, "stitched", err);
+        if (st == DP_OK)
+            st = dp__tables_write(doc, tdir, &n, err);
+        r->n_tables += n;
+    }
+    if (st == DP_OK && exists && rename(target, old) != 0)
+        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot move the old output aside",
+                              target);
+    if (st == DP_OK && rename(staged, target) != 0)
+        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot rename into place", target);
+    if (exists)
+        dp__rmtree(old, NULL);
+    dp__rmtree(stage, NULL);
+    if (st == DP_OK)
+        st = dp_input_add_output(d, d->stem, err);
+    return st;
+}
+
+static enum dp_status write_outputs(struct run *r, struct dp_input *d, const struct ex_doc *doc,
+                                    struct dp_err *err) {
+    enum dp_status st = DP_OK;
+    if (r->out_dir && r->o->zip_per_doc) {
+        char zpath[PATH_BYTES], zname[PATH_BYTES];
+        snprintf(zname, sizeof zname, "%s.zip", d->stem);
+        st = path_join(zpath, sizeof zpath, r->out_dir, zname, err);
+        struct dp_bundle *b = NULL;
+        if (st == DP_OK)
+            st = dp_bundle_open(&b, zpath, r->o->force || r->o->resume, err);
+        if (st == DP_OK)
+            st = dp_bundle_add_doc(b, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
+        if (st == DP_OK)
+            st = dp_bundle_commit(b, err);
+        else if (b)
+            dp_bundle_abort(b);
+        if (st == DP_OK)
+            st = dp_input_add_output(d, zname, err);
+    }
+    if (st == DP_OK && r->out_dir && (r->o->formats || !r->o->zip_per_doc))
+        st = write_dir(r, d, doc, err);
+    if (st == DP_OK && r->zip_all)
+        st = dp_bundle_add_doc(r->zip_all, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
+    return st;
+}
+
+/* One JSON Lines record on stdout: the compact result (extract) or the manifest record. */
+static void emit_line(const struct run *r, const char *s) {
+    if (r->o->emit)
+        r->o->emit(DP_BATCH_STDOUT, s, r->o->emit_user);
+}
+
+static void print_result_line(const struct run *r, const struct ex_doc *doc) {
+    struct dp_buf b;
+    dp_buf_init(&b, DP_MAX_TEXT_BYTES);
+    struct dp_err e = {0};
+    if (dp_out_json(doc, &b, &e) == DP_OK && b.status == DP_OK) {
+        json_t *j = json_loadb(b.data, b.len, 0, NULL);
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (s) {
+            emit_line(r, s);
+            emit_line(r, "\n");
+        }
+        free(s);
+        json_decref(j);
+    }
+    dp_buf_free(&b);
+}
+
+static void print_status_line(const struct run *r, const struct dp_input *d) {
+    json_t *j = json_pack("{sssssssi}", "name", d->rel, "path", d->path, "status",
+                          dp_input_state_str(d->state), "pages", d->pages);
+    if (!j)
+        return;
+    if (d->state == DP_INPUT_FAILED) {
+        json_object_set_new(j, "code", json_string(dp_status_str(d->code)));
+        json_object_set_new(j, "error", json_string(d->error ? d->error : ""));
+    }
+    char *s = json_dumps(j, JSON_COMPACT);
+    if (s) {
+        emit_line(r, s);
+        emit_line(r, "\n");
+    }
+    free(s);
+    json_decref(j);
+}
+
+static void process_doc(struct run *r, int index) {
+    struct dp_input *d = &r->docs.items[index];
+    double t0 = dp__now();
+    struct dp_err err = {0};
+    struct dp_answers a = {0};
+    enum dp_status st = r->raw ? raw_answers(r, index, &a, &err)
+                               : dp__infer_doc(r->inf, index, &a, &r->prog, &err);
+    struct ex_doc *doc = NULL;
+    if (st == DP_OK) {
+        d->pages = a.n;
+        for (int i = 0; i < a.n; i++) {
+            d->pages_blank += a.pages[i].blank;
+            d->pages_truncated += a.pages[i].truncated;
+            d->pages_repetition += a.pages[i].repetition;
+            d->tokens_generated += a.pages[i].n_tokens;
+        }
+        double t1 = dp__now();
+        st = build_doc(r, d, &a, &doc, &err);
+        double t2 = dp__now();
+        d->t.extract += t2 - t1;
+        if (st == DP_OK)
+            st = write_outputs(r, d, doc, &err);
+        d->t.write += dp__now() - t2;
+    }
+    if (st == DP_OK) {
+        d->state = DP_INPUT_OK;
+        if (r->o->cmd == DP_BATCH_CMD_EXTRACT)
+            print_result_line(r, doc);
+    } else {
+        if (st == DP_ERR_CANCELLED)
+            d->state = DP_INPUT_PENDING;
+        else {
+            dp_err_prefix(&err, "%s", d->path);
+            dp_input_fail(d, st, err.msg);
+            DP_LOG_ERROR("%s", err.msg);
+        }
+    }
+    d->t.total = dp__now() - t0;
+    ex_doc_free(doc);
+    dp__answers_free(&a);
+    if (d->state == DP_INPUT_PENDING)
+        return;
+    if (r->o->json_stdout && r->o->cmd != DP_BATCH_CMD_EXTRACT)
+        print_status_line(r, d);
+    else if (r->o->cmd == DP_BATCH_CMD_EXTRACT && d->state == DP_INPUT_FAILED)
+        print_status_line(r, d);
+    if (r->have_journal) {
+        struct dp_err je = {0};
+        if (dp_journal_append(&r->journal, d, &je) != DP_OK)
+            DP_LOG_ERROR("%s", je.msg);
+    }
+    if (r->o->verbosity > 0)
+        DP_LOG_INFO("%s: %d pages (%d blank, %d truncated), %lld tokens; rasterize %.2fs vision "
+                    "%.2fs prefill %.2fs decode %.2fs extract %.3fs write %.3fs total %.2fs",
+                    d->rel, d->pages, d->pages_blank, d->pages_truncated,
+                    (long long)d->tokens_generated, d->t.rasterize, d->t.vision, d->t.prefill,
+                    d->t.decode, d->t.extract, d->t.write, d->t.total);
+    dp__progress_doc(&r->prog, d);
+}
+
+/* ---- the run -------------------------------------------------------------------------------- */
+
+static enum dp_status setup_output(struct run *r, struct dp_err *err) {
+    const struct dp_batch_opts *o = r->o;
+    if (!o->output)
+        return DP_OK;
+    size_t n = strlen(o->output);
+    if (o->cmd == DP_BATCH_CMD_EXTRACT && n >= 4 && !strcmp(o->output + n - 4, ".zip"))
+        return dp_bundle_open(&r->zip_all, o->output, o->force, err);
+    r->out_dir = o->output;
+    enum dp_status st = dp_mkdirs(r->out_dir, err);
+    if (st != DP_OK)
+        return st;
+    char jname[64], mname[64];
+    if (o->shard_n > 1) {
+        snprintf(jname, sizeof jname, ".docproc/journal-%d-of-%d.jsonl", o->shard_k, o->shard_n);
+        snprintf(mname, sizeof mname, "manifest-%d-of-%d.json", o->shard_k, o->shard_n);
+    } else {
+        snprintf(jname, sizeof jname, ".docproc/journal.jsonl");
+        snprintf(mname, sizeof mname, "manifest.json");
+    }
+    st = path_join(r->journal_path, sizeof r->journal_path, r->out_dir, jname, err);
+    if (st == DP_OK)
+        st = path_join(r->manifest_path, sizeof r->manifest_path, r->out_dir, mname, err);
+    return st;
+}
+
+static enum dp_status hash_inputs(struct run *r) {
+    for (int i = 0; i < r->docs.n; i++) {
+        struct dp_input *d = &r->docs.items[i];
+        if (d->state != DP_INPUT_PENDING || d->sha256[0])
+            continue;
+        struct dp_err e = {0};
+        if (dp_sha256_file(d->sha256, &d->size, d->path, &e) != DP_OK)
+            dp_input_fail(d, e.code, e.msg);
+        if (r->o->cancel && *r->o->cancel)
+            return DP_ERR_CANCELLED;
+    }
+    return DP_OK;
+}
+
+static void summarize(const struct run *r, struct dp_batch_summary *sum) {
+    memset(sum, 0, sizeof *sum);
+    sum->n_total = r->docs.n;
+    for (int i = 0; i < r->docs.n; i++) {
+        const struct dp_input *d = &r->docs.items[i];
+        sum->n_ok += d->state == DP_INPUT_OK || d->state == DP_INPUT_REUSED;
+        sum->n_reused += d->state == DP_INPUT_REUSED;
+        sum->n_failed += d->state == DP_INPUT_FAILED;
+        sum->pages += d->pages;
+        sum->pages_blank += d->pages_blank;
+        sum->pages_truncated += d->pages_truncated;
+    }
+}
+
+static enum dp_status run_docs(struct run *r, bool *input_failed, struct dp_err *err) {
+    const struct dp_batch_opts *o = r->o;
+    enum dp_status st = o->from_raw ? docs_from_raw(r, err)
+                                    : dp_discover(&r->docs, o->inputs, o->n_inputs, err);
+    *input_failed = st != DP_OK;
+    if (st == DP_OK)
+        st = assign_stems(&r->docs, err);
+    if (st != DP_OK)
+        return st;
+    int n_all = r->docs.n;
+    if (o->shard_n > 1)
+        dp_inputs_shard(&r->docs, o->shard_k, o->shard_n);
+    if (o->verbosity >= 0 && o->shard_n > 1)
+        DP_LOG_INFO("shard %d/%d: %d of %d documents", o->shard_k, o->shard_n, r->docs.n, n_all);
+    st = setup_output(r, err);
+    if (st == DP_OK && !o->from_raw)
+        st = hash_inputs(r);
+    if (st != DP_OK)
+        return st;
+    if (r->out_dir) {
+        if (o->resume) {
+            int reused = 0;
+            clean_stale(r);
+            st = dp_journal_resume(&r->docs, r->journal_path, r->out_dir, &reused, err);
+            if (st != DP_OK)
+                return st;
+            if (o->verbosity >= 0)
+                DP_LOG_INFO("resume: %d of %d documents already done", reused, r->docs.n);
+        } else if (o->cmd == DP_BATCH_CMD_BATCH) {
+            unlink(r->journal_path); /* a fresh run records everything again */
+        }
+        st = dp_journal_open(&r->journal, r->journal_path, err);
+        if (st != DP_OK)
+            return st;
+        r->have_journal = true;
+    }
+    if (o->password_file && (st = dp__pwfile_load(&r->pw, o->password_file, err)) != DP_OK)
+        return st;
+    int pending = 0;
+    for (int i = 0; i < r->docs.n; i++)
+        pending += r->docs.items[i].state == DP_INPUT_PENDING;
+    if (!o->from_raw && pending) {
+        st = dp__infer_open(&r->inf, o, r->schema, &r->docs, &r->pw, err);
+        if (st != DP_OK)
+            return st;
+        r->model_id = dp__infer_model_id(r->inf);
+    }
+    dp__progress_init(&r->prog, o, r->docs.n);
+    for (int i = 0; i < r->docs.n; i++) {
+        struct dp_input *d = &r->docs.items[i];
+        if (o->cancel && *o->cancel) {
+            st = dp_err_set(err, DP_ERR_CANCELLED, "interrupted after %d of %d documents", i,
+                            r->docs.n);
+            break;
+        }
+        if (d->state == DP_INPUT_PENDING) {
+            process_doc(r, i);
+            if (d->state == DP_INPUT_PENDING) { /* cancelled inside */
+                st = dp_err_set(err, DP_ERR_CANCELLED, "interrupted in %s", d->path);
+                break;
+            }
+        } else if (d->state == DP_INPUT_FAILED) {
+            DP_LOG_ERROR("%s: %s", d->path, d->error ? d->error : dp_status_str(d->code));
+            if (r->have_journal) {
+                struct dp_err je = {0};
+                if (dp_journal_append(&r->journal, d, &je) != DP_OK)
+                    DP_LOG_ERROR("%s", je.msg);
+            }
+            if (o->json_stdout || o->cmd == DP_BATCH_CMD_EXTRACT)
+                print_status_line(r, d);
+            dp__progress_doc(&r->prog, d);
+        } else {
+            dp__progress_doc(&r->prog, d);
+        }
+    }
+    dp__progress_end(&r->prog);
+    if (r->inf && o->verbosity > 0) {
+        int64_t toks = 0, hits = 0;
+        double saved = 0;
+        dp__infer_stats(r->inf, &toks, &hits, &saved);
+        DP_LOG_INFO("prompt prefix cache: %lld tokens reused on %lld pages, %.2fs of prefill saved",
+                    (long long)toks, (long long)hits, saved);
+    }
+    return st;
+}
+
+enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summary *sum,
+                            struct dp_err *err) {
+    memset(sum, 0, sizeof *sum);
+    if (o->merge_out) {
+        char *summary = NULL;
+        enum dp_status st = dp_manifest_merge(o->merge_out, o->inputs, o->n_inputs, &summary, err);
+        sum->input_failed = st == DP_ERR_FORMAT;
+        if (st == DP_OK && o->verbosity >= 0)
+            DP_LOG_INFO("%s: %s", o->merge_out, summary);
+        dp_free(summary);
+        return st;
+    }
+    double t0 = dp__now();
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    r.journal.fd = -1;
+    r.model_id = o->from_raw ? "from-raw" : o->model_dir;
+    if (!o->from_raw && !o->model_dir)
+        return dp_err_set(err, DP_ERR_MODEL, "%s", dp_batch_no_model_help());
+    enum dp_status st = sc_schema_load(&r.schema, o->schema, err);
+    if (st != DP_OK) {
+        if (err)
+            err->code = DP_ERR_SCHEMA; /* a schema that does not load is a load failure (exit 3) */
+        st = DP_ERR_SCHEMA;
+    }
+    bool input_failed = false;
+    if (st == DP_OK)
+        st = run_docs(&r, &input_failed, err);
+    summarize(&r, sum);
+    sum->input_failed = input_failed;
+    sum->wall_s = dp__now() - t0;
+    if (r.manifest_path[0] && (st == DP_OK || st == DP_ERR_CANCELLED)) {
+        struct dp_manifest_info info = {
+            .command = o->cmd == DP_BATCH_CMD_EXTRACT ? "extract"
+                       : o->cmd == DP_BATCH_CMD_BATCH ? "batch" : "tables",
+            .schema = o->schema,
+            .model = o->from_raw ? o->from_raw : o->model_dir,
+            .shard_k = o->shard_k,
+            .shard_n = o->shard_n,
+            .wall_s = sum->wall_s,
+        };
+        enum dp_status ms = dp_manifest_write(r.manifest_path, &r.docs, &info, err);
+        if (st == DP_OK)
+            st = ms;
+    }
+    if (r.zip_all) {
+        enum dp_status zs = st == DP_OK ? dp_bundle_commit(r.zip_all, err) : DP_OK;
+        if (st != DP_OK)
+            dp_bundle_abort(r.zip_all);
+        if (st == DP_OK)
+            st = zs;
+    }
+    if (o->json_stdout && o->cmd != DP_BATCH_CMD_EXTRACT && st == DP_OK) {
+        char line[512];
+        snprintf(line, sizeof line,
+                 "{\"summary\":{\"total\":%d,\"ok\":%d,\"failed\":%d,\"reused\":%d,"
+                 "\"pages\":%lld,\"pages_blank\":%lld,\"pages_truncated\":%lld,\"wall_s\":%.3f}}\n",
+                 sum->n_total, sum->n_ok, sum->n_failed, sum->n_reused, (long long)sum->pages,
+                 (long long)sum->pages_blank, (long long)sum->pages_truncated, sum->wall_s);
+        emit_line(&r, line);
+    }
+    if (o->cmd == DP_BATCH_CMD_TABLES && o->verbosity >= 0 && st == DP_OK)
+        DP_LOG_INFO("%d tables written", r.n_tables);
+    if (r.have_journal)
+        dp_journal_close(&r.journal);
+    dp__infer_close(r.inf);
+    dp__pwfile_free(&r.pw);
+    dp_raw_set_free(r.raw);
+    dp_inputs_free(&r.docs);
+    sc_schema_free(r.schema);
+    return st;
+}
