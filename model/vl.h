@@ -86,9 +86,100 @@ size_t vl_st_file_size(const struct vl_st_file *f);
 const char *vl_st_path(const struct vl_st_file *f);
 
 /* ---- model loading (vl_config.c, vl_weights.c, vl_model.c) ------------------------------- */
-/* (declarations added by the runtime work) */
 
-/* ---- tokenizer & chat (vl_tokenizer.c, vl_chat.c) ---------------------------------------- */
+/* Loads a checkpoint directory in the published Hugging Face layout: config.json
+ * (+ preprocessor_config.json, generation_config.json), model.safetensors or the shards of
+ * model.safetensors.index.json, tokenizer.json (optional; without it vl_model_tokenizer is NULL).
+ * Validates every file and binds every tensor (missing / unexpected / wrong-shape tensors are
+ * VL_ERR_MODEL, other architectures VL_ERR_UNSUPPORTED). Weights stay mmapped in their stored
+ * dtype. Caller frees with vl_model_free. The loaded model is immutable and thread-safe. */
+enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_error *err);
+void vl_model_free(struct vl_model *m); /* NULL-safe */
+
+#define VL_SUMMARY_MAX_FULLATT 64
+#define VL_SUMMARY_MAX_DTYPES 16
+
+/* Plain-typed facts about a loaded model (for `docproc model info` and logs). */
+struct vl_model_summary {
+    char model_type[64];
+    int64_t hidden_size, intermediate_size, n_layers, n_heads, n_kv_heads, head_dim, vocab_size;
+    int64_t max_positions, mrope_section[3];
+    double rope_theta, rms_norm_eps;
+    bool tied_embeddings;
+    int64_t vit_depth, vit_hidden, vit_heads, vit_intermediate;
+    int64_t patch_size, temporal_patch_size, merge_size, window_size;
+    int n_fullatt;
+    int64_t fullatt[VL_SUMMARY_MAX_FULLATT];
+    int64_t min_pixels, max_pixels;
+    /* parameters per component (the tied lm_head counts 0) */
+    int64_t params_vision, params_merger, params_embed, params_layers, params_lm_head;
+    int64_t params_total;
+    int n_files, n_tensors;
+    int64_t n_tensors_by_dtype[VL_SUMMARY_MAX_DTYPES]; /* index: see vl_dtype_str */
+    size_t bytes_files, bytes_tensors;
+    size_t kv_bytes_per_token; /* f32 K and V of all layers for one token */
+};
+void vl_model_summary(const struct vl_model *m, struct vl_model_summary *out);
+const char *vl_dtype_str(int dtype); /* "BF16", ... for an index of n_tensors_by_dtype */
+int vl_model_n_files(const struct vl_model *m);
+const char *vl_model_file_path(const struct vl_model *m, int i); /* borrowed */
+size_t vl_model_file_size(const struct vl_model *m, int i);
+/* Reads every float weight once and counts NaN/Inf values; first names the first bad tensor. */
+enum vl_status vl_model_scan(const struct vl_model *m, int64_t *n_nonfinite, char *first,
+                             size_t first_cap, struct vl_error *err);
+
+/* ---- tokenizer & chat (vl_tokenizer*.c, vl_chat.c) --------------------------------------- */
+/* Byte-level BPE from tokenizer.json with HF `tokenizers` semantics (spec §8).
+ *
+ *   const struct vl_tokenizer *tok = vl_model_tokenizer(m);
+ *   int32_t ids[256]; size_t n;
+ *   if (vl_tokenizer_encode(tok, text, strlen(text), ids, 256, &n, &err) == VL_ERR_LIMIT) ...
+ *   char *s; vl_tokenizer_decode(tok, ids, n, false, &s, NULL, &err); ... free(s);
+ */
+struct vl_tokenizer;
+
+enum vl_status vl_tokenizer_load(struct vl_tokenizer **out, const char *path,
+                                 struct vl_error *err);
+enum vl_status vl_tokenizer_load_mem(struct vl_tokenizer **out, const char *json, size_t len,
+                                     struct vl_error *err);
+void vl_tokenizer_free(struct vl_tokenizer *t); /* NULL-safe */
+/* Borrowed from the model; NULL when the directory had no tokenizer.json. */
+const struct vl_tokenizer *vl_model_tokenizer(const struct vl_model *m);
+
+/* Encodes UTF-8 text (NUL bytes allowed; invalid UTF-8 is VL_ERR_INVALID). Special-token strings
+ * in the text become their ids; no BOS/EOS is added. Writes at most cap ids; if more are needed
+ * returns VL_ERR_LIMIT with *n_out = the number needed. Thread-safe. */
+enum vl_status vl_tokenizer_encode(const struct vl_tokenizer *t, const char *text, size_t len,
+                                   int32_t *ids, size_t cap, size_t *n_out, struct vl_error *err);
+/* Decodes ids to UTF-8 (invalid sequences -> U+FFFD; unknown ids dropped; special tokens
+ * dropped if skip_special). *out is NUL-terminated; caller frees with free(). */
+enum vl_status vl_tokenizer_decode(const struct vl_tokenizer *t, const int32_t *ids, size_t n,
+                                   bool skip_special, char **out, size_t *out_len,
+                                   struct vl_error *err);
+int32_t vl_tokenizer_n_ids(const struct vl_tokenizer *t); /* 1 + largest id */
+bool vl_tokenizer_is_special(const struct vl_tokenizer *t, int32_t id);
+/* Id of an added token ("<|im_start|>") or of the vocab token with exactly these bytes; -1. */
+int32_t vl_tokenizer_token_id(const struct vl_tokenizer *t, const char *content);
+/* Raw bytes of one token (not NUL-terminated, may be partial UTF-8); NULL if id has none. */
+const char *vl_tokenizer_token_bytes(const struct vl_tokenizer *t, int32_t id, size_t *len);
+
+/* Streaming decode for generation: text is emitted as soon as it is complete UTF-8.
+ *   struct vl_tok_stream s; vl_tok_stream_init(&s, true);
+ *   char buf[...];   // at least vl_tok_stream_bound(tok) bytes
+ *   vl_tok_stream_push(tok, &s, id, buf, sizeof buf, &n, &err); fwrite(buf, 1, n, stdout);
+ *   n = vl_tok_stream_flush(&s, buf, sizeof buf);   // at the end: U+FFFD for a cut sequence */
+#define VL_TOK_STREAM_PENDING_MAX 4
+struct vl_tok_stream {
+    uint8_t pending[VL_TOK_STREAM_PENDING_MAX]; /* incomplete UTF-8 held back */
+    int n_pending;
+    bool skip_special;
+};
+void vl_tok_stream_init(struct vl_tok_stream *s, bool skip_special);
+size_t vl_tok_stream_bound(const struct vl_tokenizer *t); /* output bytes one push may need */
+enum vl_status vl_tok_stream_push(const struct vl_tokenizer *t, struct vl_tok_stream *s,
+                                  int32_t id, char *out, size_t cap, size_t *n_out,
+                                  struct vl_error *err);
+size_t vl_tok_stream_flush(struct vl_tok_stream *s, char *out, size_t cap);
 
 /* ---- image preprocessing (vl_image.c) ---------------------------------------------------- */
 
@@ -294,6 +385,13 @@ enum vl_status vl_generate(struct vl_state *s, const struct vl_request *req,
 
 /* Tokens one image/video occupies in the prompt: grid_t * grid_h * grid_w / merge^2. */
 int64_t vl_vision_tokens(const struct vl_model *model, const struct vl_vision_input *in);
+/* Expands each image / video pad id of a tokenised prompt (one <|image_pad|> per image, as the
+ * chat template writes it) into vl_vision_tokens() copies, the k-th image pad for the k-th image
+ * of vision (videos likewise). VL_ERR_INVALID when the numbers of placeholders and inputs differ
+ * ("prompt has 2 image placeholders, 1 image given"). Caller frees *out_ids with free(). */
+enum vl_status vl_prompt_expand(int32_t **out_ids, int64_t *out_n, const struct vl_model *model,
+                                const int32_t *ids, int64_t n, const struct vl_vision_input *vision,
+                                int n_vision, struct vl_error *err);
 /* Builds a synthetic prompt for benchmarks: for each input <|vision_start|>, its pads,
  * <|vision_end|>, then n_text ordinary text ids. Caller frees *out_ids with free(). */
 enum vl_status vl_prompt_synthetic(int32_t **out_ids, int64_t *out_n, const struct vl_model *model,
