@@ -149,6 +149,7 @@ enum ex_warn_code {
     EX_WARN_ARITHMETIC,   /* invoice/receipt cross-check failed (numbers in the message) */
     EX_WARN_BBOX,         /* malformed / out-of-range box (clamped or dropped) */
     EX_WARN_LIMIT,        /* a parser limit was hit (depth, size) */
+    EX_WARN_EXTRA_TEXT,   /* text outside the answer (prose around a code fence) not used */
 };
 
 struct ex_warning {
