@@ -394,7 +394,8 @@ void vl__vision_cu_seqlens(int64_t *out, int64_t gt, int64_t gh, int64_t gw);
 void vl__vision_rope_table(float *out_cos, float *out_sin, const struct vl_vision_config *vc,
                            const int64_t *widx, int64_t gt, int64_t gh, int64_t gw);
 /* Exact scratch floats vl__vision_encode needs for an item of n_patches patches (any grid);
- * 0 if the size overflows or the config is unusable. */
+ * 0 if the size overflows or the config is unusable. Non-decreasing in n_patches, so a buffer
+ * sized for the largest item serves every smaller one. */
 size_t vl__vision_scratch_floats(const struct vl_config *cfg, int64_t n_patches);
 /* Vision tower of one image or video: pixel rows -> (n_patches / M^2, out_hidden_size) in
  * raster (placeholder-token) order. scratch: vl__vision_scratch_floats(&m->cfg, in->n_patches)

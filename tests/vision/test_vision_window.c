@@ -187,6 +187,15 @@ static void test_grid_checks(void) {
     cfg.vision = vc;
     T_CHECK(vl__vision_scratch_floats(&cfg, 64) > 0);
     T_CHECK(vl__vision_scratch_floats(&cfg, INT64_MAX / 4) == 0);
+    /* non-decreasing in n: the state sizes one buffer for its largest item */
+    bool mono = true;
+    size_t prev = 0;
+    for (int64_t n = 4; n <= 20000; n += 4) {
+        size_t cur = vl__vision_scratch_floats(&cfg, n);
+        mono = mono && cur >= prev;
+        prev = cur;
+    }
+    T_CHECK(mono);
     cfg.vision.num_heads = 3; /* 64 % 3 != 0 */
     T_CHECK(vl__vision_scratch_floats(&cfg, 64) == 0);
 }
