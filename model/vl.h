@@ -47,6 +47,7 @@ typedef void (*vl_log_fn)(enum vl_log_level level, const char *msg, void *user);
 void vl_log_set(vl_log_fn fn, void *user, enum vl_log_level max_level);
 
 struct vl_model;
+struct vl_vision_input;
 
 /* ---- safetensors files (vl_safetensors.c) ----------------------------------------------- */
 
@@ -180,6 +181,45 @@ enum vl_status vl_tok_stream_push(const struct vl_tokenizer *t, struct vl_tok_st
                                   int32_t id, char *out, size_t cap, size_t *n_out,
                                   struct vl_error *err);
 size_t vl_tok_stream_flush(struct vl_tok_stream *s, char *out, size_t cap);
+
+/* Chat template of Qwen2.5-VL (spec §5.1) and placeholder expansion (§5.2).
+ *   int32_t *ids; size_t n;
+ *   vl_chat_build(m, NULL, "Describe this image.", &img, 1, &ids, &n, &err);  // ... free(ids)
+ * gives <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n
+ * <|vision_start|><|image_pad|>xN<|vision_end|>Describe this image.<|im_end|>\n
+ * <|im_start|>assistant\n as ids, N = grid_t*grid_h*grid_w/merge^2 per input. */
+#define VL_CHAT_DEFAULT_SYSTEM "You are a helpful assistant."
+#define VL_CHAT_MAX_INPUTS 256 /* images + videos in one prompt */
+enum vl_chat_part_type { VL_CHAT_TEXT, VL_CHAT_IMAGE, VL_CHAT_VIDEO };
+struct vl_chat_part {
+    enum vl_chat_part_type type;
+    const char *text; /* VL_CHAT_TEXT only */
+};
+struct vl_chat_msg {
+    const char *role;                  /* "system", "user", "assistant" */
+    const char *text;                  /* used when parts is NULL */
+    const struct vl_chat_part *parts;  /* content list, rendered in order, no separators */
+    int n_parts;
+};
+/* Renders messages (a default system message first unless msgs[0] is "system"), then
+ * "<|im_start|>assistant\n" if add_generation_prompt; add_vision_id prefixes "Picture k: ".
+ * *out is NUL-terminated, caller frees with free(). */
+enum vl_status vl_chat_render(char **out, const struct vl_chat_msg *msgs, int n,
+                              bool add_generation_prompt, bool add_vision_id,
+                              struct vl_error *err);
+/* LLM tokens of one image/video: grid_t * (grid_h/merge) * (grid_w/merge); -1 if not mergeable. */
+int64_t vl_chat_tokens_for_grid(int64_t grid_t, int64_t grid_h, int64_t grid_w, int64_t merge);
+/* Copies ids to out replacing the k-th pad_id by counts[k] copies; the number of pad_ids must
+ * equal n_items (else VL_ERR_INVALID). VL_ERR_LIMIT (with *n_out = needed) if cap is short. */
+enum vl_status vl_chat_expand(int32_t *out, size_t cap, size_t *n_out, const int32_t *ids,
+                              size_t n, int32_t pad_id, const int64_t *counts, int n_items,
+                              struct vl_error *err);
+/* One-turn prompt for generation: system (NULL = the default), a user turn holding the visual
+ * inputs in order then user_text, the generation prompt; tokenised and expanded with the grids
+ * of vis (ids from config.json). *out_ids is caller-owned (free()). */
+enum vl_status vl_chat_build(const struct vl_model *m, const char *system, const char *user_text,
+                             const struct vl_vision_input *vis, int n_vis, int32_t **out_ids,
+                             size_t *n_out, struct vl_error *err);
 
 /* ---- image preprocessing (vl_image.c) ---------------------------------------------------- */
 
@@ -338,6 +378,9 @@ struct vl_gen_params {
     void *abort_user;
 };
 struct vl_gen_params vl_gen_default_params(void);
+/* The model's own defaults (generation_config.json, as HF generate uses them): do_sample false
+ * -> greedy, else its temperature / top_k / top_p; its repetition_penalty. Callbacks unset. */
+struct vl_gen_params vl_gen_model_params(const struct vl_model *model);
 
 /* One prompt. vision lists the images and videos in prompt order (the k-th image fills the
  * k-th run of image pads, likewise videos); inputs are borrowed for the call. */
