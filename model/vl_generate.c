@@ -274,3 +274,80 @@ enum vl_status vl_prompt_synthetic(int32_t **out_ids, int64_t *out_n, const stru
     *out_n = n;
     return VL_OK;
 }
+
+static int count_kind(const struct vl_vision_input *vis, int n, bool video) {
+    int c = 0;
+    for (int k = 0; k < n; k++)
+        c += vis[k].is_video == video;
+    return c;
+}
+
+enum vl_status vl_prompt_expand(int32_t **out_ids, int64_t *out_n, const struct vl_model *model,
+                                const int32_t *ids, int64_t n, const struct vl_vision_input *vision,
+                                int n_vision, struct vl_error *err) {
+    const struct vl_config *cfg = &model->cfg;
+    *out_ids = NULL;
+    *out_n = 0;
+    int64_t total = 0, n_img = 0, n_vid = 0;
+    int want_img = count_kind(vision, n_vision, false), want_vid = count_kind(vision, n_vision, true);
+    for (int64_t i = 0; i < n; i++) {
+        n_img += ids[i] == cfg->image_token_id;
+        n_vid += ids[i] == cfg->video_token_id;
+    }
+    if (n_img != want_img || n_vid != want_vid)
+        return vl__err(err, VL_ERR_INVALID,
+                       "prompt has %lld image and %lld video placeholders, %d image(s) and %d "
+                       "video(s) given",
+                       (long long)n_img, (long long)n_vid, want_img, want_vid);
+    int cur_img = 0, cur_vid = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int32_t *dst = pass ? *out_ids : NULL;
+        int64_t at = 0;
+        cur_img = cur_vid = 0;
+        for (int64_t i = 0; i < n; i++) {
+            bool img = ids[i] == cfg->image_token_id, vid = ids[i] == cfg->video_token_id;
+            if (!img && !vid) {
+                if (dst)
+                    dst[at] = ids[i];
+                at++;
+                continue;
+            }
+            int *cur = img ? &cur_img : &cur_vid;
+            const struct vl_vision_input *in = NULL;
+            for (int seen = 0, k = 0; k < n_vision; k++)
+                if (vision[k].is_video == vid && seen++ == *cur) {
+                    in = &vision[k];
+                    break;
+                }
+            (*cur)++;
+            int64_t nt = in ? vl__vision_tokens(cfg, in) : 0;
+            if (nt <= 0)
+                return vl__err(err, VL_ERR_INVALID, "vision input with an empty grid");
+            for (int64_t j = 0; j < nt && dst; j++)
+                dst[at + j] = ids[i];
+            at += nt;
+        }
+        if (!pass) {
+            total = at;
+            if ((size_t)total > SIZE_MAX / sizeof(int32_t))
+                return vl__err(err, VL_ERR_LIMIT, "expanded prompt too long");
+            *out_ids = malloc((size_t)(total ? total : 1) * sizeof(int32_t));
+            if (!*out_ids)
+                return vl__err(err, VL_ERR_NOMEM, "expanded prompt: out of memory");
+        }
+    }
+    *out_n = total;
+    return VL_OK;
+}
+
+struct vl_gen_params vl_gen_model_params(const struct vl_model *model) {
+    const struct vl_gen_config *g = &model->cfg.gen;
+    struct vl_gen_params p = vl_gen_default_params();
+    p.repetition_penalty = (float)g->repetition_penalty;
+    if (g->do_sample) {
+        p.temperature = (float)g->temperature;
+        p.top_k = g->top_k;
+        p.top_p = (float)g->top_p;
+    }
+    return p;
+}

@@ -14,11 +14,19 @@ struct dp_cmd {
 
 /* Subcommand implementations, one per cmd_*.c file. */
 int dp_cmd_version(int argc, char **argv);
+int dp_cmd_ask(int argc, char **argv);
+int dp_cmd_rasterize(int argc, char **argv);
+int dp_cmd_preprocess(int argc, char **argv);
+int dp_cmd_bench_render(int argc, char **argv);
 
 /* Helpers add their command here (one line each), keeping this order. */
 static const struct dp_cmd commands[] = {
     /* CMD-TABLE-BEGIN */
     {"version", dp_cmd_version, "print the version"},
+    {"rasterize", dp_cmd_rasterize, "render/decode pages to the PNGs the model sees"},
+    {"preprocess", dp_cmd_preprocess, "write the model's pixel_values/image_grid_thw"},
+    {"bench-render", dp_cmd_bench_render, "PDF rasterisation speed vs pdftoppm"},
+    {"ask", dp_cmd_ask, "ask Qwen2.5-VL about images or a video (answer streamed)"},
     /* CMD-TABLE-END */
 };
 
