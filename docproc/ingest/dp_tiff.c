@@ -20,6 +20,7 @@
 #define TIFF_RESUNIT_INCH 2
 #define TIFF_RESUNIT_CM 3
 #define CM_PER_INCH 2.54
+#define TIFF_BIGTIFF_VERSION 43
 
 struct tiff_impl {
     TIFF *tif;
@@ -115,6 +116,39 @@ static void tiff_close(struct dp_doc *d) {
         TIFFClose(im->tif);
     dp_free(im);
     d->impl = NULL;
+}
+
+/* ---- IFD chain check ------------------------------------------------------------------- */
+
+static uint64_t rd(const uint8_t *p, int nbytes, bool le) {
+    uint64_t v = 0;
+    for (int i = 0; i < nbytes; i++)
+        v |= (uint64_t)p[le ? i : nbytes - 1 - i] << (8 * i);
+    return v;
+}
+
+/* The next-IFD pointer stored after the directory at off (classic or BigTIFF). */
+static bool next_ifd_offset(const struct tiff_impl *im, uint64_t off, uint64_t *out) {
+    const bool le = im->data[0] == 'I', big = rd(im->data + 2, 2, le) == TIFF_BIGTIFF_VERSION;
+    const int cnt_bytes = big ? 8 : 2, entry = big ? 20 : 12, ptr = big ? 8 : 4;
+    if (off > im->len || im->len - off < (uint64_t)cnt_bytes)
+        return false;
+    uint64_t count = rd(im->data + off, cnt_bytes, le);
+    if (count > im->len / (uint64_t)entry)
+        return false;
+    uint64_t at = off + (uint64_t)cnt_bytes + count * (uint64_t)entry;
+    if (at > im->len || im->len - at < (uint64_t)ptr)
+        return false;
+    *out = rd(im->data + at, ptr, le);
+    return true;
+}
+
+/* Whether target is the offset of one of the first n directories. */
+static bool ifd_seen(TIFF *tif, int n, uint64_t target) {
+    for (int i = 0; i < n; i++)
+        if (TIFFSetDirectory(tif, (tdir_t)i) && TIFFCurrentDirOffset(tif) == target)
+            return true;
+    return false;
 }
 
 /* ---- rendering ------------------------------------------------------------------------- */
@@ -232,9 +266,12 @@ enum dp_status dp__tiff_open(struct dp_doc *d, struct dp_err *err) {
     if (!im->tif)
         return dp_err_set(err, DP_ERR_FORMAT, "TIFF damaged beyond repair: %s",
                           last_msg(im, "cannot read header"));
-    /* Count the main IFD chain. libtiff detects loops and reports them as errors. */
+    /* Count the main IFD chain. libtiff 4.5 refuses a directory it has seen (IFD loop) by
+     * returning 0 like at the end of the chain, so the next-IFD pointer is checked here. */
     int n = 1;
+    uint64_t last_off = 0;
     for (;;) {
+        last_off = TIFFCurrentDirOffset(im->tif);
         if (n > DP_MAX_PAGES)
             return dp_err_set(err, DP_ERR_LIMIT, "more than %d TIFF directories", DP_MAX_PAGES);
         im->msg[0] = '\0';
@@ -242,9 +279,16 @@ enum dp_status dp__tiff_open(struct dp_doc *d, struct dp_err *err) {
             break;
         n++;
     }
-    if (im->msg[0])
+    uint64_t next = 0;
+    bool ok = next_ifd_offset(im, last_off, &next);
+    if (!ok || next != 0 || im->msg[0]) {
+        if (ok && next != 0 && ifd_seen(im->tif, n, next))
+            return dp_err_set(err, DP_ERR_FORMAT,
+                              "TIFF IFD loop: directory %d points back to offset %llu", n,
+                              (unsigned long long)next);
         return dp_err_set(err, DP_ERR_FORMAT, "TIFF directory chain broken after %d page(s): %s",
-                          n, im->msg);
+                          n, last_msg(im, "unreadable next directory"));
+    }
     d->n_pages = n;
     return DP_OK;
 }

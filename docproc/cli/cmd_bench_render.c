@@ -1,0 +1,210 @@
+/* `docproc bench-render`: rasterisation benchmark. Renders the pages of a PDF with docproc's
+ * pipeline (poppler+cairo at the smart_resize target for --dpi, flattening, PNG encoding)
+ * and runs `pdftoppm -r DPI -png` on the same pages, printing pages/s for both in one run.
+ * Output PNGs go to a temporary directory that is removed afterwards. Not a test (timing
+ * depends on the machine); figures are recorded in docs/ingestion.md. Single-threaded. */
+#include "dp_cli.h"
+
+#include "../base/dp_limits.h"
+#include "../base/dp_log.h"
+#include "../ingest/dp_ingest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CMD "bench-render"
+#define DEFAULT_INPUT "samples/pdfplumber/WARN-Report-for-7-1-2015-to-03-25-2016.pdf"
+#define DEFAULT_RUNS 1
+#define MAX_RUNS 100
+#define PATH_MAX_LEN 4096
+#define NUM_LEN 32
+
+extern char **environ;
+
+enum { OPT_DPI = 256, OPT_PAGES, OPT_RUNS, OPT_NO_PDFTOPPM };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void remove_flat_dir(const char *dir) {
+    DIR *dh = opendir(dir);
+    if (dh) {
+        struct dirent *e;
+        char p[PATH_MAX_LEN];
+        while ((e = readdir(dh)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            int k = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (k > 0 && (size_t)k < sizeof p)
+                unlink(p);
+        }
+        closedir(dh);
+    }
+    rmdir(dir);
+}
+
+/* One docproc pass over pages 1..n: seconds, or < 0 on error (logged). */
+static double run_docproc(const char *input, const struct dp_ingest_opts *o, int n,
+                          const char *dir, bool write_png, long long *px) {
+    struct dp_err err = {0};
+    struct dp_doc *doc = NULL;
+    double t0 = now_s();
+    if (dp_doc_open(&doc, input, o, &err) != DP_OK) {
+        DP_LOG_ERROR("%s", err.msg);
+        return -1;
+    }
+    *px = 0;
+    for (int i = 0; i < n; i++) {
+        struct dp_page pg;
+        char path[PATH_MAX_LEN];
+        enum dp_status st = dp_doc_render(&pg, doc, i, &err);
+        if (st == DP_OK && write_png) {
+            snprintf(path, sizeof path, "%s/page-%04d.png", dir, i + 1);
+            st = dp_png_write(path, pg.rgb, pg.width, pg.height, pg.dpi, &err);
+        }
+        *px += (long long)pg.width * pg.height;
+        dp_page_free(&pg);
+        if (st != DP_OK) {
+            DP_LOG_ERROR("%s", err.msg);
+            dp_doc_close(doc);
+            return -1;
+        }
+    }
+    dp_doc_close(doc);
+    return now_s() - t0;
+}
+
+/* pdftoppm -r dpi -png -f 1 -l n input dir/p: seconds, or < 0 if it could not run. */
+static double run_pdftoppm(const char *input, double dpi, int n, const char *dir) {
+    char r[NUM_LEN], l[NUM_LEN], prefix[PATH_MAX_LEN];
+    snprintf(r, sizeof r, "%g", dpi);
+    snprintf(l, sizeof l, "%d", n);
+    snprintf(prefix, sizeof prefix, "%s/p", dir);
+    char *args[] = {"pdftoppm", "-r", r, "-png", "-f", "1", "-l", l, (char *)input, prefix, NULL};
+    pid_t pid;
+    double t0 = now_s();
+    if (posix_spawnp(&pid, "pdftoppm", NULL, NULL, args, environ) != 0)
+        return -1;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    double t = now_s() - t0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
+}
+
+int dp_cmd_bench_render(int argc, char **argv) {
+    struct dp_ingest_opts o;
+    dp_ingest_opts_init(&o);
+    static const struct option longopts[] = {
+        {"dpi", required_argument, NULL, OPT_DPI},
+        {"pages", required_argument, NULL, OPT_PAGES},
+        {"runs", required_argument, NULL, OPT_RUNS},
+        {"no-pdftoppm", no_argument, NULL, OPT_NO_PDFTOPPM},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    long max_pages = 0, runs = DEFAULT_RUNS;
+    double dv = 0;
+    bool with_pdftoppm = true;
+    optind = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DPI:
+            if (!dp_cli_parse_double(optarg, DP_MIN_DPI, DP_MAX_DPI, &dv))
+                return dp_cli_usage_error(CMD, "--dpi: expected [%d, %d], got '%s'", DP_MIN_DPI,
+                                          DP_MAX_DPI, optarg);
+            o.dpi = dv;
+            break;
+        case OPT_PAGES:
+            if (!dp_cli_parse_long(optarg, 1, DP_MAX_PAGES, &max_pages))
+                return dp_cli_usage_error(CMD, "--pages: expected a page count, got '%s'", optarg);
+            break;
+        case OPT_RUNS:
+            if (!dp_cli_parse_long(optarg, 1, MAX_RUNS, &runs))
+                return dp_cli_usage_error(CMD, "--runs: expected 1..%d, got '%s'", MAX_RUNS,
+                                          optarg);
+            break;
+        case OPT_NO_PDFTOPPM: with_pdftoppm = false; break;
+        case 'h':
+            printf("usage: docproc bench-render [--dpi N] [--pages N] [--runs N] [--no-pdftoppm] "
+                   "[PDF]\n\n"
+                   "Renders the first N pages [all] of PDF [%s] at --dpi [%g] (then the model's\n"
+                   "pixel budget, %lld..%lld pixels) to PNG, and the same pages with\n"
+                   "`pdftoppm -r DPI -png`; prints pages/s of both (best of --runs [%d]).\n",
+                   DEFAULT_INPUT, o.dpi, (long long)o.min_pixels, (long long)o.max_pixels,
+                   DEFAULT_RUNS);
+            return DP_EXIT_OK;
+        default: return dp_cli_usage_error(CMD, "unknown option");
+        }
+    }
+    if (argc - optind > 1)
+        return dp_cli_usage_error(CMD, "expected at most one PDF");
+    const char *input = optind < argc ? argv[optind] : DEFAULT_INPUT;
+    struct dp_err err = {0};
+    struct dp_doc *doc = NULL;
+    if (dp_doc_open(&doc, input, &o, &err) != DP_OK) {
+        DP_LOG_ERROR("%s", err.msg);
+        return DP_EXIT_INPUT;
+    }
+    bool is_pdf = dp_doc_format(doc) == DP_FORMAT_PDF;
+    int n = dp_doc_page_count(doc);
+    dp_doc_close(doc);
+    if (!is_pdf) {
+        DP_LOG_ERROR("%s: bench-render needs a PDF", input);
+        return DP_EXIT_INPUT;
+    }
+    if (max_pages && max_pages < n)
+        n = (int)max_pages;
+    char dir[] = "/tmp/docproc-bench-XXXXXX";
+    if (!mkdtemp(dir)) {
+        DP_LOG_ERROR("cannot create a temporary directory: %s", strerror(errno));
+        return DP_EXIT_OUTPUT;
+    }
+    double best_ours = -1, best_render = -1, best_ppm = -1;
+    long long px = 0;
+    int rc = DP_EXIT_OK;
+    for (long r = 0; r < runs && rc == DP_EXIT_OK; r++) {
+        double t = run_docproc(input, &o, n, dir, false, &px);
+        double u = t < 0 ? -1 : run_docproc(input, &o, n, dir, true, &px);
+        remove_flat_dir(dir);
+        if (t < 0 || u < 0 || mkdir(dir, 0700) != 0) {
+            rc = DP_EXIT_INPUT;
+            break;
+        }
+        best_render = best_render < 0 || t < best_render ? t : best_render;
+        best_ours = best_ours < 0 || u < best_ours ? u : best_ours;
+        if (with_pdftoppm) {
+            double p = run_pdftoppm(input, o.dpi, n, dir);
+            remove_flat_dir(dir);
+            mkdir(dir, 0700);
+            if (p >= 0)
+                best_ppm = best_ppm < 0 || p < best_ppm ? p : best_ppm;
+        }
+    }
+    remove_flat_dir(dir);
+    if (rc != DP_EXIT_OK)
+        return rc;
+    printf("input      %s (%d pages, dpi %g, budget %lld..%lld px, best of %ld)\n", input, n,
+           o.dpi, (long long)o.min_pixels, (long long)o.max_pixels, runs);
+    printf("docproc    render only   %8.2f pages/s  (%.1f Mpx/page)\n", n / best_render,
+           (double)px / n / 1e6);
+    printf("docproc    render + png  %8.2f pages/s\n", n / best_ours);
+    if (best_ppm > 0)
+        printf("pdftoppm   -r %g -png    %8.2f pages/s\n", o.dpi, n / best_ppm);
+    else
+        printf("pdftoppm   not available\n");
+    return DP_EXIT_OK;
+}

@@ -1,0 +1,234 @@
+/* `docproc preprocess`: what the model will be fed, as safetensors: pixel_values F32 [N, 1176]
+ * (all inputs' images concatenated in order; every selected PDF page is one image) and
+ * image_grid_thw I64 [n, 3], the reference processor's names and layout. Processor settings
+ * come from --model DIR/preprocessor_config.json or the published defaults. Any failing
+ * input fails the command and nothing is written (the file is written atomically).
+ * Single-threaded. */
+#include "dp_cli.h"
+
+#include "../base/dp_alloc.h"
+#include "../base/dp_limits.h"
+#include "../base/dp_log.h"
+#include "../ingest/dp_ingest.h"
+#include "vl.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CMD "preprocess"
+#define PATH_MAX_LEN 4096
+#define PREPROC_JSON "preprocessor_config.json"
+#define GRID_COLS 3
+
+enum { OPT_DPI = 256, OPT_MIN_PX, OPT_MAX_PX, OPT_PAGES, OPT_PASSWORD, OPT_MAX_DECODE, OPT_MODEL,
+       OPT_FORCE };
+
+/* Growing outputs: pixel rows and grids of every image so far. */
+struct pp_acc {
+    float *pv;       /* (rows, patch_dim) */
+    int64_t rows, patch_dim;
+    int64_t *grid;   /* (n, 3) */
+    int64_t n;
+};
+
+static void print_help(const struct vl_image_params *p, const struct dp_ingest_opts *o) {
+    printf("usage: docproc preprocess [OPTIONS] INPUT... -o OUT.safetensors\n\n"
+           "Writes pixel_values (F32 [N,%lld]) and image_grid_thw (I64 [n,3]) exactly as the\n"
+           "reference Qwen2.5-VL processor; every selected PDF page is one image.\n\n"
+           "  -o, --output FILE         output safetensors file (required)\n"
+           "      --model DIR           read DIR/" PREPROC_JSON " [published defaults]\n"
+           "      --min-pixels N        smart_resize lower pixel budget [%lld]\n"
+           "      --max-pixels N        smart_resize upper pixel budget [%lld]\n"
+           "      --dpi N               PDF render resolution before the budget [%g]\n"
+           "      --pages LIST          PDF/TIFF pages, e.g. 1-3,7 [all]\n"
+           "      --password P          PDF password [none]\n"
+           "      --max-decode-pixels N refuse larger bitmaps before allocating [%zu]\n"
+           "      --force               replace an existing output file\n"
+           "  -h, --help                this text\n\n"
+           "exit: 0 written, 2 usage, 3 bad preprocessor_config.json, 4 output not writable,\n"
+           "6 an input could not be read (nothing written).\n",
+           (long long)(VL_IMAGE_CHANNELS * p->temporal_patch_size * p->patch_size * p->patch_size),
+           (long long)p->min_pixels, (long long)p->max_pixels, o->dpi, o->max_decode_pixels);
+}
+
+static enum dp_status acc_add(struct pp_acc *a, const struct vl_vision_input *in,
+                              struct dp_err *err) {
+    if (a->n == 0)
+        a->patch_dim = in->patch_dim;
+    size_t rows = 0, floats = 0;
+    if (in->patch_dim != a->patch_dim || !dp_size_add(&rows, (size_t)a->rows, (size_t)in->n_patches) ||
+        !dp_size_mul(&floats, rows, (size_t)a->patch_dim))
+        return dp_err_set(err, DP_ERR_LIMIT, "too many patches in total");
+    float *pv = dp_reallocarray(a->pv, floats, sizeof *pv);
+    if (!pv)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory for %zu patch rows", rows);
+    a->pv = pv;
+    int64_t *g = dp_reallocarray(a->grid, (size_t)(a->n + 1) * GRID_COLS, sizeof *g);
+    if (!g)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    a->grid = g;
+    memcpy(a->pv + (size_t)a->rows * (size_t)a->patch_dim, in->pixel_values,
+           (size_t)in->n_patches * (size_t)in->patch_dim * sizeof(float));
+    a->grid[a->n * GRID_COLS + 0] = in->grid_t;
+    a->grid[a->n * GRID_COLS + 1] = in->grid_h;
+    a->grid[a->n * GRID_COLS + 2] = in->grid_w;
+    a->rows = (int64_t)rows;
+    a->n++;
+    return DP_OK;
+}
+
+static enum dp_status preprocess_one(struct pp_acc *a, const char *input,
+                                     const struct dp_ingest_opts *o, const struct dp_page_sel *sel,
+                                     const struct vl_image_params *p, struct dp_err *err) {
+    struct dp_doc *doc = NULL;
+    enum dp_status st = dp_doc_open(&doc, input, o, err);
+    if (st != DP_OK)
+        return st;
+    st = dp_page_sel_check(sel, dp_doc_page_count(doc), input, err);
+    int64_t n_img = 0, rows0 = a->rows;
+    for (int i = 0; st == DP_OK && i < dp_doc_page_count(doc); i++) {
+        if (!dp_page_sel_has(sel, i + 1))
+            continue;
+        struct dp_page pg;
+        if ((st = dp_doc_render(&pg, doc, i, err)) != DP_OK)
+            break;
+        struct vl_vision_input vi;
+        struct vl_error verr = {0};
+        if (vl_image_preprocess(&vi, pg.rgb, pg.width, pg.height, p, &verr) != VL_OK) {
+            st = dp_err_set(err, verr.code == VL_ERR_NOMEM ? DP_ERR_NOMEM : DP_ERR_FORMAT,
+                            "%s: page %d: %s", input, i + 1, verr.msg);
+        } else {
+            st = acc_add(a, &vi, err);
+            vl_vision_input_free(&vi);
+            n_img++;
+        }
+        dp_page_free(&pg);
+    }
+    dp_doc_close(doc);
+    if (st == DP_OK)
+        printf("%s\t%lld image(s)\t%lld patch rows\n", input, (long long)n_img,
+               (long long)(a->rows - rows0));
+    return st;
+}
+
+int dp_cmd_preprocess(int argc, char **argv) {
+    struct vl_image_params prm;
+    vl_image_params_default(&prm);
+    struct dp_ingest_opts o;
+    dp_ingest_opts_init(&o);
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"model", required_argument, NULL, OPT_MODEL},
+        {"dpi", required_argument, NULL, OPT_DPI},
+        {"min-pixels", required_argument, NULL, OPT_MIN_PX},
+        {"max-pixels", required_argument, NULL, OPT_MAX_PX},
+        {"pages", required_argument, NULL, OPT_PAGES},
+        {"password", required_argument, NULL, OPT_PASSWORD},
+        {"max-decode-pixels", required_argument, NULL, OPT_MAX_DECODE},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *out = NULL, *model = NULL, *pages = NULL;
+    int64_t min_px = 0, max_px = 0, v = 0;
+    double dv = 0;
+    bool force = false, help = false;
+    optind = 0; /* GNU: full re-initialisation */
+    int c;
+    while ((c = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case OPT_MODEL: model = optarg; break;
+        case OPT_DPI:
+            if (!dp_cli_parse_double(optarg, DP_MIN_DPI, DP_MAX_DPI, &dv))
+                return dp_cli_usage_error(CMD, "--dpi: expected a number in [%d, %d], got '%s'",
+                                          DP_MIN_DPI, DP_MAX_DPI, optarg);
+            o.dpi = dv;
+            break;
+        case OPT_MIN_PX:
+        case OPT_MAX_PX:
+            if (!dp_cli_parse_i64(optarg, 1, INT64_C(1) << 40, &v))
+                return dp_cli_usage_error(CMD, "%s: expected a positive integer, got '%s'",
+                                          c == OPT_MIN_PX ? "--min-pixels" : "--max-pixels",
+                                          optarg);
+            *(c == OPT_MIN_PX ? &min_px : &max_px) = v;
+            break;
+        case OPT_PAGES: pages = optarg; break;
+        case OPT_PASSWORD: o.password = optarg; break;
+        case OPT_MAX_DECODE:
+            if (!dp_cli_parse_i64(optarg, 1, INT64_C(1) << 40, &v))
+                return dp_cli_usage_error(CMD, "--max-decode-pixels: bad value '%s'", optarg);
+            o.max_decode_pixels = (size_t)v;
+            break;
+        case OPT_FORCE: force = true; break;
+        case 'h': help = true; break;
+        default: return dp_cli_usage_error(CMD, "unknown option");
+        }
+    }
+    if (model) {
+        char path[PATH_MAX_LEN];
+        struct vl_error verr = {0};
+        int k = snprintf(path, sizeof path, "%s/%s", model, PREPROC_JSON);
+        if (k < 0 || (size_t)k >= sizeof path)
+            return dp_cli_usage_error(CMD, "--model: path too long");
+        if (vl_image_params_load(&prm, path, &verr) != VL_OK) {
+            DP_LOG_ERROR("%s", verr.msg);
+            return DP_EXIT_LOAD;
+        }
+    }
+    if (min_px)
+        prm.min_pixels = min_px;
+    if (max_px)
+        prm.max_pixels = max_px;
+    o.min_pixels = prm.min_pixels;
+    o.max_pixels = prm.max_pixels;
+    o.factor = prm.patch_size * prm.merge_size;
+    if (help) {
+        print_help(&prm, &o);
+        return DP_EXIT_OK;
+    }
+    if (!out)
+        return dp_cli_usage_error(CMD, "missing -o OUT.safetensors");
+    if (optind >= argc)
+        return dp_cli_usage_error(CMD, "no input files");
+    if (prm.min_pixels > prm.max_pixels)
+        return dp_cli_usage_error(CMD, "--min-pixels %lld > --max-pixels %lld",
+                                  (long long)prm.min_pixels, (long long)prm.max_pixels);
+    struct stat sb;
+    if (!force && stat(out, &sb) == 0) {
+        DP_LOG_ERROR("%s: exists (use --force to replace it)", out);
+        return DP_EXIT_OUTPUT;
+    }
+    struct dp_err err = {0};
+    struct dp_page_sel sel;
+    if (dp_page_sel_parse(&sel, pages, &err) != DP_OK)
+        return dp_cli_usage_error(CMD, "%s", err.msg);
+    struct pp_acc acc = {0};
+    enum dp_status st = DP_OK;
+    for (int i = optind; i < argc && st == DP_OK; i++)
+        st = preprocess_one(&acc, argv[i], &o, &sel, &prm, &err);
+    dp_page_sel_free(&sel);
+    int rc = DP_EXIT_OK;
+    if (st != DP_OK) {
+        DP_LOG_ERROR("%s (nothing written)", err.msg);
+        rc = dp_cli_exit_for(st);
+    } else {
+        struct vl_st_entry e[2] = {
+            {.name = "pixel_values", .dtype = "F32", .ndim = 2,
+             .shape = {acc.rows, acc.patch_dim}, .data = acc.pv,
+             .nbytes = (size_t)acc.rows * (size_t)acc.patch_dim * sizeof(float)},
+            {.name = "image_grid_thw", .dtype = "I64", .ndim = 2, .shape = {acc.n, GRID_COLS},
+             .data = acc.grid, .nbytes = (size_t)acc.n * GRID_COLS * sizeof(int64_t)},
+        };
+        struct vl_error verr = {0};
+        if (vl_st_write(out, e, 2, &verr) != VL_OK) {
+            DP_LOG_ERROR("%s: %s", out, verr.msg);
+            rc = DP_EXIT_OUTPUT;
+        }
+    }
+    dp_free(acc.pv);
+    dp_free(acc.grid);
+    return rc;
+}

@@ -1,0 +1,301 @@
+/* `docproc rasterize`: every selected page of every input as the exact RGB pixels the model
+ * will see (PDF rendered at the smart_resize target, scans resampled PIL-exactly), written
+ * as DIR/<input-name>/page-NNNN.png plus pages.json. Each input is built in a hidden temporary
+ * directory and renamed into place only when complete, so a failure leaves nothing behind;
+ * one failed input does not stop the others (exit 1). Single-threaded. */
+#include "dp_cli.h"
+
+#include "../base/dp_alloc.h"
+#include "../base/dp_fs.h"
+#include "../base/dp_limits.h"
+#include "../base/dp_log.h"
+#include "../ingest/dp_ingest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CMD "rasterize"
+#define PATH_MAX_LEN 4096
+#define PAGE_FILE_FMT "page-%04d.png"
+#define PAGES_JSON "pages.json"
+#define JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(10))
+
+enum { OPT_DPI = 256, OPT_MIN_PX, OPT_MAX_PX, OPT_PAGES, OPT_PASSWORD, OPT_MAX_DECODE, OPT_FORCE };
+
+struct rz_opts {
+    struct dp_ingest_opts ing;
+    struct dp_page_sel sel;
+    const char *pages;
+    const char *out_dir;
+    bool force;
+};
+
+static void print_help(const struct rz_opts *o) {
+    printf("usage: docproc rasterize [OPTIONS] INPUT... -o DIR\n\n"
+           "Writes each page as the model will see it: DIR/<input-name>/page-0001.png ... and\n"
+           "DIR/<input-name>/pages.json. Inputs: PDF, TIFF, PNG, JPEG (sniffed by content).\n\n"
+           "  -o, --output DIR          output directory (required)\n"
+           "      --dpi N               PDF render resolution before the pixel budget [%g]\n"
+           "      --min-pixels N        smart_resize lower pixel budget [%lld]\n"
+           "      --max-pixels N        smart_resize upper pixel budget [%lld]\n"
+           "      --pages LIST          pages to write, e.g. 1-3,7 or 5- [all]\n"
+           "      --password P          PDF password [none]\n"
+           "      --max-decode-pixels N refuse larger bitmaps before allocating [%zu]\n"
+           "      --force               replace existing DIR/<input-name>\n"
+           "  -h, --help                this text\n\n"
+           "exit: 0 all inputs written, 1 some failed (the rest were written), 2 usage,\n"
+           "4 output directory not writable.\n",
+           o->ing.dpi, (long long)o->ing.min_pixels, (long long)o->ing.max_pixels,
+           o->ing.max_decode_pixels);
+}
+
+/* Removes the regular files of a flat directory we created, then the directory. */
+static void remove_flat_dir(const char *dir) {
+    DIR *dh = opendir(dir);
+    if (dh) {
+        struct dirent *e;
+        char p[PATH_MAX_LEN];
+        while ((e = readdir(dh)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            int k = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (k > 0 && (size_t)k < sizeof p)
+                unlink(p);
+        }
+        closedir(dh);
+    }
+    rmdir(dir);
+}
+
+/* Output folder name: the input's base name without its last extension. */
+static void stem_of(char *out, size_t n, const char *path) {
+    const char *b = dp_path_basename(path);
+    snprintf(out, n, "%s", b);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out)
+        *dot = '\0';
+}
+
+static json_t *page_json(const struct dp_page *pg, const char *file) {
+    json_t *j = json_object();
+    json_object_set_new(j, "page", json_integer(pg->page_no));
+    json_object_set_new(j, "file", json_string(file));
+    json_object_set_new(j, "width", json_integer(pg->width));
+    json_object_set_new(j, "height", json_integer(pg->height));
+    json_object_set_new(j, "source_format", json_string(dp_format_name(pg->format)));
+    json_object_set_new(j, "dpi", json_real(pg->dpi));
+    if (pg->format == DP_FORMAT_PDF) {
+        json_object_set_new(j, "width_pt", json_real(pg->width_pt));
+        json_object_set_new(j, "height_pt", json_real(pg->height_pt));
+        json_object_set_new(j, "rotation", json_integer(pg->rotation));
+    } else {
+        json_object_set_new(j, "source_width", json_integer(pg->src_width));
+        json_object_set_new(j, "source_height", json_integer(pg->src_height));
+        json_object_set_new(j, "orientation", json_integer(pg->orientation));
+    }
+    if (pg->format == DP_FORMAT_TIFF) {
+        json_object_set_new(j, "x_resolution", json_real(pg->x_resolution));
+        json_object_set_new(j, "y_resolution", json_real(pg->y_resolution));
+        json_object_set_new(j, "resolution_unit", json_integer(pg->resolution_unit));
+    }
+    return j;
+}
+
+/* Renders the selected pages of doc into tmp/, plus pages.json. */
+static enum dp_status write_pages(struct dp_doc *doc, const struct rz_opts *o, const char *tmp,
+                                  const char *input, int *n_written, struct dp_err *err) {
+    json_t *root = json_object(), *pages = json_array();
+    json_object_set_new(root, "input", json_string(input));
+    json_object_set_new(root, "format", json_string(dp_format_name(dp_doc_format(doc))));
+    json_object_set_new(root, "page_count", json_integer(dp_doc_page_count(doc)));
+    json_object_set_new(root, "min_pixels", json_integer(o->ing.min_pixels));
+    json_object_set_new(root, "max_pixels", json_integer(o->ing.max_pixels));
+    json_object_set_new(root, "render_dpi", json_real(o->ing.dpi));
+    json_object_set_new(root, "pages", pages);
+    enum dp_status st = DP_OK;
+    char file[64], path[PATH_MAX_LEN];
+    for (int i = 0; i < dp_doc_page_count(doc) && st == DP_OK; i++) {
+        if (!dp_page_sel_has(&o->sel, i + 1))
+            continue;
+        struct dp_page pg;
+        st = dp_doc_render(&pg, doc, i, err);
+        if (st == DP_OK && (st = dp_page_fit(&pg, &o->ing, err)) != DP_OK)
+            dp_err_prefix(err, "%s", input);
+        if (st == DP_OK) {
+            snprintf(file, sizeof file, PAGE_FILE_FMT, pg.page_no);
+            int k = snprintf(path, sizeof path, "%s/%s", tmp, file);
+            st = k < 0 || (size_t)k >= sizeof path
+                     ? dp_err_set(err, DP_ERR_USAGE, "%s: output path too long", input)
+                     : dp_png_write(path, pg.rgb, pg.width, pg.height, pg.dpi, err);
+        }
+        if (st == DP_OK) {
+            json_array_append_new(pages, page_json(&pg, file));
+            (*n_written)++;
+            DP_LOG_INFO("%s: page %d: %dx%d", input, pg.page_no, pg.width, pg.height);
+        }
+        dp_page_free(&pg);
+    }
+    if (st == DP_OK) {
+        char *text = json_dumps(root, JSON_FLAGS);
+        int k = snprintf(path, sizeof path, "%s/%s", tmp, PAGES_JSON);
+        if (k < 0 || (size_t)k >= sizeof path)
+            st = dp_err_set(err, DP_ERR_USAGE, "%s: output path too long", input);
+        else if (!text)
+            st = dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory for pages.json", input);
+        else
+            st = dp_file_write_atomic(path, text, strlen(text), true, err);
+        free(text);
+    }
+    json_decref(root);
+    return st;
+}
+
+/* One input: open, render into a temporary directory, rename into place. */
+static enum dp_status rasterize_one(const char *input, const struct rz_opts *o,
+                                    struct dp_err *err) {
+    char stem[256], final[PATH_MAX_LEN], tmp[PATH_MAX_LEN], old[PATH_MAX_LEN];
+    stem_of(stem, sizeof stem, input);
+    int k1 = snprintf(final, sizeof final, "%s/%s", o->out_dir, stem);
+    int k2 = snprintf(tmp, sizeof tmp, "%s/.%s.tmp-XXXXXX", o->out_dir, stem);
+    if (k1 < 0 || k2 < 0 || (size_t)k2 >= sizeof tmp)
+        return dp_err_set(err, DP_ERR_USAGE, "%s: output path too long", input);
+    struct stat sb;
+    if (!o->force && stat(final, &sb) == 0)
+        return dp_err_set(err, DP_ERR_IO, "%s: output %s exists (use --force to replace it)",
+                          input, final);
+    struct dp_doc *doc = NULL;
+    enum dp_status st = dp_doc_open(&doc, input, &o->ing, err);
+    if (st != DP_OK)
+        return st;
+    if ((st = dp_page_sel_check(&o->sel, dp_doc_page_count(doc), input, err)) != DP_OK) {
+        dp_doc_close(doc);
+        return st;
+    }
+    if (!mkdtemp(tmp)) {
+        dp_doc_close(doc);
+        return dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot create %s", input, tmp);
+    }
+    int n = 0;
+    st = write_pages(doc, o, tmp, input, &n, err);
+    dp_doc_close(doc);
+    if (st != DP_OK) {
+        remove_flat_dir(tmp);
+        return st;
+    }
+    bool replaced = false;
+    if (stat(final, &sb) == 0) { /* --force: move the old one aside first */
+        snprintf(old, sizeof old, "%s/.%s.old-XXXXXX", o->out_dir, stem);
+        if (!mkdtemp(old) || rename(final, old) != 0) {
+            int e = errno;
+            remove_flat_dir(tmp);
+            return dp_err_set_errno(err, DP_ERR_IO, e, "%s: cannot replace %s", input, final);
+        }
+        replaced = true;
+    }
+    if (rename(tmp, final) != 0) {
+        int e = errno;
+        remove_flat_dir(tmp);
+        if (replaced)
+            rename(old, final);
+        return dp_err_set_errno(err, DP_ERR_IO, e, "%s: cannot rename into %s", input, final);
+    }
+    if (replaced)
+        remove_flat_dir(old);
+    printf("%s\t%s\t%d page(s)\n", input, final, n);
+    return DP_OK;
+}
+
+int dp_cmd_rasterize(int argc, char **argv) {
+    struct rz_opts o = {0};
+    dp_ingest_opts_init(&o.ing);
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"dpi", required_argument, NULL, OPT_DPI},
+        {"min-pixels", required_argument, NULL, OPT_MIN_PX},
+        {"max-pixels", required_argument, NULL, OPT_MAX_PX},
+        {"pages", required_argument, NULL, OPT_PAGES},
+        {"password", required_argument, NULL, OPT_PASSWORD},
+        {"max-decode-pixels", required_argument, NULL, OPT_MAX_DECODE},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 0; /* GNU: full re-initialisation (commands may run more than once per process) */
+    int c;
+    int64_t v = 0;
+    double dv = 0;
+    while ((c = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o.out_dir = optarg; break;
+        case OPT_DPI:
+            if (!dp_cli_parse_double(optarg, DP_MIN_DPI, DP_MAX_DPI, &dv))
+                return dp_cli_usage_error(CMD, "--dpi: expected a number in [%d, %d], got '%s'",
+                                          DP_MIN_DPI, DP_MAX_DPI, optarg);
+            o.ing.dpi = dv;
+            break;
+        case OPT_MIN_PX:
+        case OPT_MAX_PX:
+            if (!dp_cli_parse_i64(optarg, 1, INT64_C(1) << 40, &v))
+                return dp_cli_usage_error(CMD, "%s: expected a positive integer, got '%s'",
+                                          c == OPT_MIN_PX ? "--min-pixels" : "--max-pixels",
+                                          optarg);
+            *(c == OPT_MIN_PX ? &o.ing.min_pixels : &o.ing.max_pixels) = v;
+            break;
+        case OPT_PAGES: o.pages = optarg; break;
+        case OPT_PASSWORD: o.ing.password = optarg; break;
+        case OPT_MAX_DECODE:
+            if (!dp_cli_parse_i64(optarg, 1, INT64_C(1) << 40, &v))
+                return dp_cli_usage_error(CMD, "--max-decode-pixels: bad value '%s'", optarg);
+            o.ing.max_decode_pixels = (size_t)v;
+            break;
+        case OPT_FORCE: o.force = true; break;
+        case 'h': print_help(&o); return DP_EXIT_OK;
+        default: return dp_cli_usage_error(CMD, "unknown option");
+        }
+    }
+    if (!o.out_dir)
+        return dp_cli_usage_error(CMD, "missing -o DIR");
+    if (optind >= argc)
+        return dp_cli_usage_error(CMD, "no input files");
+    if (o.ing.min_pixels > o.ing.max_pixels)
+        return dp_cli_usage_error(CMD, "--min-pixels %lld > --max-pixels %lld",
+                                  (long long)o.ing.min_pixels, (long long)o.ing.max_pixels);
+    struct dp_err err = {0};
+    if (dp_page_sel_parse(&o.sel, o.pages, &err) != DP_OK)
+        return dp_cli_usage_error(CMD, "%s", err.msg);
+    if (dp_mkdirs(o.out_dir, &err) != DP_OK || access(o.out_dir, W_OK) != 0) {
+        DP_LOG_ERROR("%s: output directory not writable%s%s", o.out_dir, err.msg[0] ? ": " : "",
+                     err.msg);
+        dp_page_sel_free(&o.sel);
+        return DP_EXIT_OUTPUT;
+    }
+    int failed = 0;
+    for (int i = optind; i < argc; i++) {
+        /* Two inputs with the same stem would collide in DIR: the later one fails. */
+        char si[256], sj[256];
+        stem_of(si, sizeof si, argv[i]);
+        bool dup = false;
+        for (int j = optind; j < i && !dup; j++) {
+            stem_of(sj, sizeof sj, argv[j]);
+            dup = !strcmp(si, sj);
+        }
+        dp_err_clear(&err);
+        enum dp_status st =
+            dup ? dp_err_set(&err, DP_ERR_USAGE, "%s: output name '%s' already used by an "
+                                                 "earlier input", argv[i], si)
+                : rasterize_one(argv[i], &o, &err);
+        if (st != DP_OK) {
+            DP_LOG_ERROR("%s", err.msg);
+            failed++;
+        }
+    }
+    dp_page_sel_free(&o.sel);
+    return failed ? DP_EXIT_SOME_FAILED : DP_EXIT_OK;
+}
