@@ -54,7 +54,8 @@ static bool vis_config_ok(const struct vl_vision_config *vc) {
     int64_t dh = vc->hidden_size / vc->num_heads;
     return dh % 4 == 0 && dh <= VL_VISION_MAX_HEAD_DIM && vc->spatial_merge_size >= 1 &&
            vc->patch_size >= 1 && vc->temporal_patch_size >= 1 && vc->in_chans >= 1 &&
-           vc->intermediate_size >= 1 && vc->out_hidden_size >= 1 && vc->depth >= 0;
+           vc->intermediate_size >= 1 && vc->out_hidden_size >= 1 && vc->depth >= 0 &&
+           vc->window_size / vc->spatial_merge_size / vc->patch_size >= 1; /* window >= 1 unit */
 }
 
 static void vis_dims_init(struct vis_dims *dm, const struct vl_vision_config *vc, int64_t n) {

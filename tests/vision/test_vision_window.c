@@ -196,6 +196,9 @@ static void test_grid_checks(void) {
         prev = cur;
     }
     T_CHECK(mono);
+    cfg.vision.window_size = 27; /* below one merge unit (2 x 14 px) */
+    T_CHECK(vl__vision_scratch_floats(&cfg, 64) == 0);
+    cfg.vision.window_size = 112;
     cfg.vision.num_heads = 3; /* 64 % 3 != 0 */
     T_CHECK(vl__vision_scratch_floats(&cfg, 64) == 0);
 }
