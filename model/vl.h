@@ -129,6 +129,26 @@ size_t vl_model_file_size(const struct vl_model *m, int i);
 enum vl_status vl_model_scan(const struct vl_model *m, int64_t *n_nonfinite, char *first,
                              size_t first_cap, struct vl_error *err);
 
+/* Random-weight checkpoint in the published layout (vl_synth.c; `docproc model synth`).
+ * Streams BF16 data (memory stays small); shards of at most shard_bytes (0: the 5 GB that
+ * transformers uses); one model.safetensors when a single shard suffices. dir must exist. */
+#define VL_SYNTH_SHARD_BYTES ((size_t)5000000000)
+struct vl_synth_opts {
+    const char *dir;
+    const char *shape;                 /* "3b", "7b" or "tiny" */
+    uint64_t seed;
+    size_t shard_bytes;
+    const char *tokenizer_path;        /* copied to dir/tokenizer.json; NULL: none */
+    const char *tokenizer_config_path; /* copied to dir/tokenizer_config.json; NULL: none */
+    bool force;                        /* overwrite an existing checkpoint */
+};
+struct vl_synth_result {
+    int n_shards, n_tensors;
+    size_t total_bytes; /* tensor data */
+};
+enum vl_status vl_synth_write(const struct vl_synth_opts *o, struct vl_synth_result *res,
+                              struct vl_error *err);
+
 /* ---- tokenizer & chat (vl_tokenizer*.c, vl_chat.c) --------------------------------------- */
 /* Byte-level BPE from tokenizer.json with HF `tokenizers` semantics (spec §8).
  *

@@ -14,6 +14,10 @@ struct dp_cmd {
 
 /* Subcommand implementations, one per cmd_*.c file. */
 int dp_cmd_version(int argc, char **argv);
+int dp_cmd_parse(int argc, char **argv);
+int dp_cmd_tokenize(int argc, char **argv);
+int dp_cmd_detokenize(int argc, char **argv);
+int dp_cmd_model(int argc, char **argv);
 int dp_cmd_ask(int argc, char **argv);
 int dp_cmd_rasterize(int argc, char **argv);
 int dp_cmd_preprocess(int argc, char **argv);
@@ -27,6 +31,10 @@ static const struct dp_cmd commands[] = {
     {"preprocess", dp_cmd_preprocess, "write the model's pixel_values/image_grid_thw"},
     {"bench-render", dp_cmd_bench_render, "PDF rasterisation speed vs pdftoppm"},
     {"ask", dp_cmd_ask, "ask Qwen2.5-VL about images or a video (answer streamed)"},
+    {"tokenize", dp_cmd_tokenize, "text -> token ids with the model's tokenizer"},
+    {"detokenize", dp_cmd_detokenize, "token ids -> text"},
+    {"model", dp_cmd_model, "checkpoint info (validates every tensor) / synth random weights"},
+    {"parse", dp_cmd_parse, "parse one raw model answer against a schema (json/xml/csv)"},
     /* CMD-TABLE-END */
 };
 
