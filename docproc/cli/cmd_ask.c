@@ -25,14 +25,7 @@
 #define ASK_MAX_FPS 1000.0
 #define ASK_MAX_THREADS 256
 #define ASK_MAX_NEW_TOKENS 1000000
-#define ASK_MAX_PROMPT_BYTES ((size_t)16 << 20)
-#define ASK_DEFAULT_SYSTEM "You are a helpful assistant." /* chat template default (spec §5.1) */
-
-/* Chat template pieces (spec §5.1). */
-#define CHAT_IM_START "<|im_start|>"
-#define CHAT_IM_END "<|im_end|>\n"
-#define CHAT_IMAGE "<|vision_start|><|image_pad|><|vision_end|>"
-#define CHAT_VIDEO "<|vision_start|><|video_pad|><|vision_end|>"
+#define ASK_DEFAULT_SYSTEM VL_CHAT_DEFAULT_SYSTEM /* chat template default (spec §5.1) */
 
 struct ask_opts {
     const char *model_dir;
@@ -386,44 +379,6 @@ static enum dp_status load_video(struct vl_vision_input *out, const char *spec, 
 
 /* ---- prompt ------------------------------------------------------------------------------ */
 
-static bool append(char **buf, size_t *len, size_t *cap, const char *s) {
-    size_t n = strlen(s);
-    if (*len + n + 1 > *cap) {
-        size_t nc = (*len + n + 1) * 2;
-        if (nc > ASK_MAX_PROMPT_BYTES)
-            return false;
-        char *p = realloc(*buf, nc);
-        if (!p)
-            return false;
-        *buf = p;
-        *cap = nc;
-    }
-    memcpy(*buf + *len, s, n + 1);
-    *len += n;
-    return true;
-}
-
-/* Chat template (spec §5.1): system turn, one user turn with the images, the videos and the
- * text, then the generation prompt. Caller frees. */
-static char *build_chat(const struct ask_opts *o) {
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    bool ok = append(&buf, &len, &cap, CHAT_IM_START "system\n") &&
-              append(&buf, &len, &cap, o->system) && append(&buf, &len, &cap, CHAT_IM_END) &&
-              append(&buf, &len, &cap, CHAT_IM_START "user\n");
-    for (int i = 0; ok && i < o->n_images; i++)
-        ok = append(&buf, &len, &cap, CHAT_IMAGE);
-    for (int i = 0; ok && i < o->n_videos; i++)
-        ok = append(&buf, &len, &cap, CHAT_VIDEO);
-    ok = ok && append(&buf, &len, &cap, o->prompt) && append(&buf, &len, &cap, CHAT_IM_END) &&
-         append(&buf, &len, &cap, CHAT_IM_START "assistant\n");
-    if (!ok) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 static enum dp_status tokenize(int32_t **out, int64_t *n_out, const struct vl_tokenizer *tok,
                                const char *text, struct dp_err *err) {
     size_t len = strlen(text), n = 0;
@@ -490,7 +445,6 @@ struct ask_run {
     struct vl_model *m;
     struct vl_vision_input vis[2 * ASK_MAX_INPUTS];
     int n_vis;
-    char *text;
     int32_t *ids0, *ids;
     int64_t n_ids0, n_ids;
     struct vl_state *st;
@@ -501,7 +455,6 @@ struct ask_run {
 static void run_free(struct ask_run *r) {
     for (int i = 0; i < r->n_vis; i++)
         vl_vision_input_free(&r->vis[i]);
-    free(r->text);
     free(r->ids0);
     free(r->ids);
     free(r->sbuf);
@@ -592,16 +545,17 @@ int dp_cmd_ask(int argc, char **argv) {
         return DP_EXIT_LOAD;
     }
     enum dp_status st = prepare_inputs(&r, &o, &err);
-    if (st == DP_OK) {
-        r.text = o.raw ? strdup(o.raw) : build_chat(&o);
-        if (!r.text)
-            st = dp_err_set(&err, DP_ERR_NOMEM, "prompt: out of memory");
+    if (st == DP_OK && o.raw) {
+        st = tokenize(&r.ids0, &r.n_ids0, tok, o.raw, &err);
+        if (st == DP_OK && vl_prompt_expand(&r.ids, &r.n_ids, r.m, r.ids0, r.n_ids0, r.vis,
+                                            r.n_vis, &verr) != VL_OK)
+            st = from_vl(&err, &verr, "--raw");
+    } else if (st == DP_OK) {
+        size_t n = 0;
+        if (vl_chat_build(r.m, o.system, o.prompt, r.vis, r.n_vis, &r.ids, &n, &verr) != VL_OK)
+            st = from_vl(&err, &verr, "prompt");
+        r.n_ids = (int64_t)n;
     }
-    if (st == DP_OK)
-        st = tokenize(&r.ids0, &r.n_ids0, tok, r.text, &err);
-    if (st == DP_OK && vl_prompt_expand(&r.ids, &r.n_ids, r.m, r.ids0, r.n_ids0, r.vis, r.n_vis,
-                                        &verr) != VL_OK)
-        st = from_vl(&err, &verr, o.raw ? "--raw" : "prompt");
     struct vl_model_summary sum;
     vl_model_summary(r.m, &sum);
     if (st == DP_OK && r.n_ids >= sum.max_positions)
