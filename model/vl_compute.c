@@ -13,8 +13,15 @@
 #define SCRATCH_ALIGN 64
 /* Below this many elements an elementwise op runs on the caller (dispatch costs more). */
 #define PAR_MIN_ELEMS 16384
-/* GEMV work unit: rows per dynamically scheduled chunk (multiple of the kernel's 4 rows). */
-#define GEMV_CHUNK_ROWS 64
+/* GEMV work units: each worker takes about GEMV_CHUNKS_PER_THREAD dynamically scheduled chunks
+ * of contiguous rows (long streams for the prefetchers, yet balanced when a core is busy), at
+ * least GEMV_CHUNK_MIN_ROWS rows, a multiple of GEMV_ROW_ALIGN (the kernel's rows per pass); for
+ * n > 1 a chunk's weights also fit GEMV_CHUNK_CACHE_BYTES so rows 2..n re-read them from L2. */
+#define GEMV_CHUNKS_PER_THREAD 8
+#define GEMV_CHUNK_MIN_ROWS 16
+#define GEMV_ROW_ALIGN 4
+#define GEMV_CHUNK_CACHE_BYTES ((size_t)256 << 10)
+#define GEMV_BIAS_TILE 256
 /* Elementwise ranges are cut at multiples of this (whole SIMD vectors, one cache line). */
 #define ELEM_ALIGN 16
 
@@ -32,6 +39,8 @@ size_t vl__compute_scratch_bytes(int n_threads, int64_t max_out, int64_t max_in)
         rows = VL_PANEL_ROW_ALIGN;
     if (rows > (size_t)max_out)
         rows = (size_t)max_out;
+    if (rows < VL_LINEAR_GEMV_MAX_N) /* the GEMV's prepared x rows */
+        rows = VL_LINEAR_GEMV_MAX_N;
     return rows * row;
 }
 
@@ -88,19 +97,16 @@ static void split(int64_t n, int64_t align, int ith, int nth, int64_t *r0, int64
 struct gemv_task {
     struct vl_pool *pool;
     float *y;            /* (n, out) */
-    const float *x;      /* (n, in) */
+    const float *x;      /* (n, in); for BF16 weights, prepared by gemv_bf16_prep */
     int64_t n, out, in;
     const struct vl_tensor *w, *b;
-    int64_t n_chunks;
+    int64_t chunk_rows, n_chunks;
 };
 
 static void gemv_chunk(const struct gemv_task *t, int64_t chunk) {
     const struct vl_simd *s = vl__simd();
-    int64_t r0 = chunk * GEMV_CHUNK_ROWS;
-    int64_t r1 = r0 + GEMV_CHUNK_ROWS > t->out ? t->out : r0 + GEMV_CHUNK_ROWS;
-    float bias[GEMV_CHUNK_ROWS]; /* (r1 - r0) */
-    if (t->b)
-        vl__to_f32(bias, t->b, r0, r1 - r0);
+    int64_t r0 = chunk * t->chunk_rows;
+    int64_t r1 = r0 + t->chunk_rows > t->out ? t->out : r0 + t->chunk_rows;
     for (int64_t i = 0; i < t->n; i++) {
         float *yi = t->y + i * t->out;
         const float *xi = t->x + i * t->in;
@@ -110,9 +116,13 @@ static void gemv_chunk(const struct gemv_task *t, int64_t chunk) {
         case VL_DTYPE_F32: s->gemv_f32(yi, xi, t->w->data, t->in, r0, r1); break;
         default: VL_ASSERT(!"linear: weight dtype is not F32, F16 or BF16");
         }
-        if (t->b)
-            for (int64_t r = r0; r < r1; r++)
-                yi[r] += bias[r - r0];
+        for (int64_t b0 = r0; t->b && b0 < r1; b0 += GEMV_BIAS_TILE) {
+            float bias[GEMV_BIAS_TILE]; /* (len) widened bias */
+            int64_t len = r1 - b0 < GEMV_BIAS_TILE ? r1 - b0 : GEMV_BIAS_TILE;
+            vl__to_f32(bias, t->b, b0, len);
+            for (int64_t r = 0; r < len; r++)
+                yi[b0 + r] += bias[r];
+        }
     }
 }
 
@@ -134,18 +144,43 @@ static void gemv_task_run(void *arg, int ith, int nth) {
 
 void vl__linear_gemv(struct vl_compute *c, float *y, const float *x, int64_t n,
                      const struct vl_tensor *w, const struct vl_tensor *b) {
-    struct gemv_task t = {
-        .pool = pool_of(c),
-        .y = y,
-        .x = x,
-        .n = n,
-        .out = w->ne[0],
-        .in = w->ne[1],
-        .w = w,
-        .b = b,
-        .n_chunks = (w->ne[0] + GEMV_CHUNK_ROWS - 1) / GEMV_CHUNK_ROWS,
-    };
-    vl__pool_run(t.pool, gemv_task_run, &t);
+    struct vl_pool *pool = pool_of(c);
+    int64_t out = w->ne[0], in = w->ne[1];
+    int64_t rows = out / ((int64_t)vl__pool_size(pool) * GEMV_CHUNKS_PER_THREAD);
+    if (n > 1) {
+        int64_t fit = (int64_t)(GEMV_CHUNK_CACHE_BYTES / ((size_t)in * vl__dtype_size(w->dtype)));
+        rows = rows < fit ? rows : fit;
+    }
+    rows = rows < GEMV_CHUNK_MIN_ROWS ? GEMV_CHUNK_MIN_ROWS : rows - rows % GEMV_ROW_ALIGN;
+    /* BF16: x rows go to the scratch in the kernel's lane order, as many per pass as fit */
+    int64_t batch = n;
+    if (w->dtype == VL_DTYPE_BF16) {
+        VL_ASSERT(c && c->scratch_bytes >= (size_t)in * sizeof(float));
+        int64_t fit = (int64_t)(c->scratch_bytes / ((size_t)in * sizeof(float)));
+        batch = batch < fit ? batch : fit;
+    }
+    for (int64_t i0 = 0; i0 < n; i0 += batch) {
+        int64_t nb = n - i0 < batch ? n - i0 : batch;
+        const float *xb = x + i0 * in;
+        if (w->dtype == VL_DTYPE_BF16) {
+            for (int64_t i = 0; i < nb; i++)
+                vl__simd()->gemv_bf16_prep(c->scratch + i * in, xb + i * in, in);
+            xb = c->scratch;
+        }
+        struct gemv_task t = {
+            .pool = pool,
+            .y = y + i0 * out,
+            .x = xb,
+            .n = nb,
+            .out = out,
+            .in = in,
+            .w = w,
+            .b = b,
+            .chunk_rows = rows,
+            .n_chunks = (out + rows - 1) / rows,
+        };
+        vl__pool_run(t.pool, gemv_task_run, &t);
+    }
 }
 
 #define BIAS_TILE 256
@@ -178,7 +213,7 @@ void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
     VL_ASSERT(!b || (b->ndim == 1 && b->ne[0] == w->ne[0]));
     if (n == 0)
         return;
-    if (n <= VL_LINEAR_GEMV_MAX_N || !c || !c->scratch) {
+    if (n <= VL_LINEAR_GEMV_MAX_N) {
         vl__linear_gemv(c, y, x, n, w, b);
         return;
     }

@@ -339,7 +339,9 @@ struct vl_simd {
     /* dst[0..n) = widen(src[0..n)) for one dtype */
     void (*widen_bf16)(float *dst, const uint16_t *src, int64_t n);
     void (*widen_f16)(float *dst, const uint16_t *src, int64_t n);
-    /* y[r] = W[r, :] . x for r in [r0, r1) (y is the whole output); in = row length */
+    /* y[r] = W[r, :] . x for r in [r0, r1) (y is the whole output); in = row length.
+     * gemv_bf16 takes xp = gemv_bf16_prep(x), x rearranged in the kernel's lane order. */
+    void (*gemv_bf16_prep)(float *xp, const float *x, int64_t in);
     void (*gemv_bf16)(float *y, const float *x, const uint16_t *w, int64_t in, int64_t r0,
                       int64_t r1);
     void (*gemv_f16)(float *y, const float *x, const uint16_t *w, int64_t in, int64_t r0,

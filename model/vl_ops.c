@@ -158,6 +158,9 @@ void vl__gemm_f32_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
         }                                                                                          \
     }
 #define LOAD_F32(v) (v)
+static void gemv_bf16_prep_scalar(float *xp, const float *x, int64_t in) {
+    memcpy(xp, x, (size_t)in * sizeof *xp);
+}
 GEMV_SCALAR(gemv_bf16_scalar, uint16_t, vl__bf16_to_f32)
 GEMV_SCALAR(gemv_f16_scalar, uint16_t, vl__f16_to_f32)
 GEMV_SCALAR(gemv_f32_scalar, float, LOAD_F32)
@@ -235,6 +238,7 @@ static const struct vl_simd simd_scalar = {
     .name = "scalar",
     .widen_bf16 = widen_bf16_scalar,
     .widen_f16 = widen_f16_scalar,
+    .gemv_bf16_prep = gemv_bf16_prep_scalar,
     .gemv_bf16 = gemv_bf16_scalar,
     .gemv_f16 = gemv_f16_scalar,
     .gemv_f32 = gemv_f32_scalar,

@@ -1,7 +1,7 @@
 /* x86 SIMD kernels (AVX2 + FMA + F16C), compiled with per-function target attributes and
  * picked at run time by vl__simd(), so the library itself is built for baseline x86-64 and
  * never with -march=native. Contents: BF16/F16 widening, the streaming GEMV over stored
- * BF16/F16/F32 weights (4 rows per pass, f32 FMA accumulation), RMSNorm rows and SiLU*up with
+ * BF16/F16/F32 weights (one sequential stream, f32 FMA accumulation), RMSNorm rows and SiLU*up with
  * a vectorised expf. Each has a scalar twin in vl_ops.c that tests/kernels checks it against.
  * All functions are pure and thread-safe; the dispatch table is initialised once. */
 #include "vl_impl.h"
@@ -22,6 +22,8 @@
 #define GEMV_ROWS 4   /* output rows per pass: 4 weight streams, 8 accumulators */
 #define BF16_BLOCK 16 /* bf16 per 256-bit load */
 #define F32_LANES 8
+/* GEMV software prefetch distance in elements (bytes = 2x), issued once per 64-byte line */
+#define GEMV_PREFETCH 512
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
@@ -67,57 +69,56 @@ AVX2 static void widen_f16_avx2(float *dst, const uint16_t *src, int64_t n) {
 
 /* ---- GEMV: y[r] = W[r, :] . x ------------------------------------------------------------ */
 
-AVX2 static void gemv_bf16_avx2(float *y, const float *x, const uint16_t *w, int64_t in,
+/* xp: x in the lane order the BF16 GEMV pairs with one 256-bit load of 16 weights split as
+ * even = bits << 16 (elements 0, 2, .., 14) and odd = bits & 0xffff0000 (1, 3, .., 15):
+ * per block of 16, [x0 x2 .. x14][x1 x3 .. x15]; the tail (in % 16) is copied as is. */
+AVX2 static void gemv_bf16_prep_avx2(float *xp, const float *x, int64_t in) {
+    int64_t k = 0;
+    for (; k + BF16_BLOCK <= in; k += BF16_BLOCK) {
+        __m256 e, o;
+        x_even_odd(x + k, &e, &o);
+        _mm256_storeu_ps(xp + k, e);
+        _mm256_storeu_ps(xp + k + F32_LANES, o);
+    }
+    for (; k < in; k++)
+        xp[k] = x[k];
+}
+
+/* One row at a time: the weights are read as one sequential stream (rows are contiguous), which
+ * the prefetchers follow across rows; xp (<= 44 KB for the 3B shapes) stays in L1/L2. */
+AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const uint16_t *w, int64_t in,
                                 int64_t r0, int64_t r1) {
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
-    int64_t kv = in - in % BF16_BLOCK;
-    int64_t r = r0;
-    for (; r + GEMV_ROWS <= r1; r += GEMV_ROWS) {
-        const uint16_t *w0 = w + r * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
-        __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-        __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-        __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
-        __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
-            __m256 xe, xo;
-            x_even_odd(x + k, &xe, &xo);
-#define GEMV_BF16_ROW(W, A, B)                                                                     \
-    do {                                                                                           \
-        __m256i v = _mm256_loadu_si256((const __m256i *)((W) + k));                                \
-        A = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), xe, A);                 \
-        B = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi_mask)), xo, B);             \
-    } while (0)
-            GEMV_BF16_ROW(w0, a0, b0);
-            GEMV_BF16_ROW(w1, a1, b1);
-            GEMV_BF16_ROW(w2, a2, b2);
-            GEMV_BF16_ROW(w3, a3, b3);
+    const int64_t kv = in - in % BF16_BLOCK;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint16_t *row = w + r * in;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        int64_t k = 0;
+        for (; k + 2 * BF16_BLOCK <= kv; k += 2 * BF16_BLOCK) {
+            _mm_prefetch((const char *)(row + k + GEMV_PREFETCH), _MM_HINT_T0);
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(row + k));
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)(row + k + BF16_BLOCK));
+            a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
+                                 _mm256_loadu_ps(xp + k), a0);
+            a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask)),
+                                 _mm256_loadu_ps(xp + k + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)),
+                                 _mm256_loadu_ps(xp + k + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v1, hi_mask)),
+                                 _mm256_loadu_ps(xp + k + 24), a3);
         }
-        float s0 = hsum8(_mm256_add_ps(a0, b0)), s1 = hsum8(_mm256_add_ps(a1, b1));
-        float s2 = hsum8(_mm256_add_ps(a2, b2)), s3 = hsum8(_mm256_add_ps(a3, b3));
-        for (int64_t k = kv; k < in; k++) {
-            s0 += x[k] * vl__bf16_to_f32(w0[k]);
-            s1 += x[k] * vl__bf16_to_f32(w1[k]);
-            s2 += x[k] * vl__bf16_to_f32(w2[k]);
-            s3 += x[k] * vl__bf16_to_f32(w3[k]);
+        if (k < kv) {
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(row + k));
+            a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
+                                 _mm256_loadu_ps(xp + k), a0);
+            a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask)),
+                                 _mm256_loadu_ps(xp + k + 8), a1);
         }
-        y[r] = s0;
-        y[r + 1] = s1;
-        y[r + 2] = s2;
-        y[r + 3] = s3;
-    }
-    for (; r < r1; r++) {
-        const uint16_t *w0 = w + r * in;
-        __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
-        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
-            __m256 xe, xo;
-            x_even_odd(x + k, &xe, &xo);
-            GEMV_BF16_ROW(w0, a0, b0);
-        }
-#undef GEMV_BF16_ROW
-        float s0 = hsum8(_mm256_add_ps(a0, b0));
-        for (int64_t k = kv; k < in; k++)
-            s0 += x[k] * vl__bf16_to_f32(w0[k]);
-        y[r] = s0;
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (k = kv; k < in; k++)
+            s += xp[k] * vl__bf16_to_f32(row[k]);
+        y[r] = s;
     }
 }
 
@@ -284,6 +285,7 @@ static const struct vl_simd simd_avx2 = {
     .name = "avx2",
     .widen_bf16 = widen_bf16_avx2,
     .widen_f16 = widen_f16_avx2,
+    .gemv_bf16_prep = gemv_bf16_prep_avx2,
     .gemv_bf16 = gemv_bf16_avx2,
     .gemv_f16 = gemv_f16_avx2,
     .gemv_f32 = gemv_f32_avx2,

@@ -1,0 +1,141 @@
+/* kernel_bench: times libvl's compute kernels on the real Qwen2.5-VL-3B shapes (not a test; run
+ * by hand, see docs/performance.md). GEMV (n = 1, decode) over BF16 weights in GB/s and
+ * GFLOP/s; the large-n Linear (panel widening + sgemm) at vision/prefill row counts in
+ * GFLOP/s next to a plain f32 cblas_sgemm of the same shape (OpenBLAS's ceiling).
+ * Times are the best repetition within SECONDS_PER_CASE (the dev machine is shared).
+ * Usage: kernel_bench [THREADS] [SECONDS_PER_CASE] [all|gemv|gemm] */
+#include "vl_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void *fill_random(size_t bytes) {
+    uint32_t *p = malloc(bytes);
+    if (!p) {
+        fprintf(stderr, "kernel_bench: out of memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    uint32_t s = 0x12345678u;
+    for (size_t i = 0; i < bytes / sizeof *p; i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        /* two bf16 in [-1, 1): sign + exponent 0x3f0..0x3f7 range, random mantissa */
+        uint32_t lo = (s & 0x807f) | 0x3c00, hi = ((s >> 16) & 0x807f) | 0x3c00;
+        p[i] = lo | hi << 16;
+    }
+    return p;
+}
+
+struct shape {
+    const char *name;
+    int64_t out, in;
+};
+
+/* Decode reads every weight once per token, never from cache: cycle through enough copies of the
+ * matrix (GEMV_WORKING_SET bytes) that each call streams from DRAM, as in a real forward pass. */
+#define GEMV_WORKING_SET ((size_t)512 << 20)
+
+static void bench_gemv(struct vl_compute *c, const struct shape *sh, double secs) {
+    size_t wbytes = (size_t)sh->out * (size_t)sh->in * 2;
+    size_t copies = GEMV_WORKING_SET / wbytes + 1;
+    uint8_t *all = fill_random(wbytes * copies);
+    float *x = calloc((size_t)sh->in, sizeof *x), *y = calloc((size_t)sh->out, sizeof *y);
+    for (int64_t i = 0; i < sh->in; i++)
+        x[i] = (float)(i % 7) * 0.1f;
+    /* best of the repetitions: the machine is shared, the minimum is the kernel's own speed */
+    double per = 1e30, t0 = now_s();
+    size_t rep = 0;
+    do {
+        struct vl_tensor w = {.dtype = VL_DTYPE_BF16, .ndim = 2, .ne = {sh->out, sh->in},
+                              .name = sh->name, .data = all + (rep++ % copies) * wbytes};
+        double t1 = now_s();
+        vl__linear(c, y, x, 1, &w, NULL);
+        double dt = now_s() - t1;
+        per = dt < per ? dt : per;
+    } while (now_s() - t0 < secs);
+    printf("  gemv  %-28s %6lld x %-6lld  %8.3f ms  %6.1f GB/s  %6.1f GFLOP/s\n", sh->name,
+           (long long)sh->out, (long long)sh->in, per * 1e3, (double)wbytes / per * 1e-9,
+           2.0 * (double)sh->out * (double)sh->in / per * 1e-9);
+    free(all);
+    free(x);
+    free(y);
+}
+
+static void bench_gemm(struct vl_compute *c, const struct shape *sh, int64_t n, double secs) {
+    struct vl_tensor w = {.dtype = VL_DTYPE_BF16, .ndim = 2, .ne = {sh->out, sh->in}, .name = sh->name};
+    w.data = fill_random((size_t)sh->out * (size_t)sh->in * 2);
+    float *wf = malloc((size_t)sh->out * (size_t)sh->in * sizeof *wf);
+    vl__to_f32(wf, &w, 0, sh->out * sh->in);
+    float *x = malloc((size_t)(n * sh->in) * sizeof *x);
+    float *y = malloc((size_t)(n * sh->out) * sizeof *y);
+    for (int64_t i = 0; i < n * sh->in; i++)
+        x[i] = (float)(i % 13) * 0.05f - 0.3f;
+    double flop = 2.0 * (double)n * (double)sh->out * (double)sh->in;
+    double best[2] = {0, 0};
+    for (int mode = 0; mode < 2; mode++) {
+        double per = 1e30, t0 = now_s();
+        do {
+            double t1 = now_s();
+            if (mode == 0)
+                vl__linear(c, y, x, n, &w, NULL);
+            else
+                vl__gemm_f32(c, false, true, n, sh->out, sh->in, 1.0f, x, sh->in, wf, sh->in, 0.0f,
+                             y, sh->out);
+            double dt = now_s() - t1;
+            per = dt < per ? dt : per;
+        } while (now_s() - t0 < secs);
+        best[mode] = per;
+    }
+    printf("  gemm  %-28s n %5lld %6lld x %-6lld  bf16 linear %7.1f GFLOP/s (%7.2f ms)   "
+           "f32 sgemm %7.1f GFLOP/s\n",
+           sh->name, (long long)n, (long long)sh->out, (long long)sh->in, flop / best[0] * 1e-9,
+           best[0] * 1e3, flop / best[1] * 1e-9);
+    free((void *)w.data);
+    free(wf);
+    free(x);
+    free(y);
+}
+
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 2;
+    double secs = argc > 2 ? strtod(argv[2], NULL) : 1.0;
+    const char *only = argc > 3 ? argv[3] : "all";
+    struct vl_compute c;
+    struct vl_error err = {0};
+    if (vl__compute_init(&c, threads, 151936, 11008, &err) != VL_OK) {
+        fprintf(stderr, "kernel_bench: %s\n", err.msg);
+        return 1;
+    }
+    printf("kernel_bench: %d threads, kernels %s, panel scratch %zu bytes\n", threads,
+           vl__simd()->name, c.scratch_bytes);
+    static const struct shape gemv_shapes[] = {
+        {"llm q/o_proj", 2048, 2048},      {"llm k/v_proj", 256, 2048},
+        {"llm gate/up_proj", 11008, 2048}, {"llm down_proj", 2048, 11008},
+        {"lm_head", 151936, 2048},
+    };
+    static const struct shape vis_shapes[] = {
+        {"vit qkv", 3840, 1280},  {"vit proj", 1280, 1280}, {"vit gate/up", 3420, 1280},
+        {"vit down", 1280, 3420}, {"merger fc1", 5120, 5120},
+    };
+    if (!strcmp(only, "all") || !strcmp(only, "gemv"))
+        for (size_t i = 0; i < sizeof gemv_shapes / sizeof *gemv_shapes; i++)
+            bench_gemv(&c, &gemv_shapes[i], secs);
+    if (!strcmp(only, "all") || !strcmp(only, "gemm")) {
+        for (size_t i = 0; i < sizeof vis_shapes / sizeof *vis_shapes; i++)
+            bench_gemm(&c, &vis_shapes[i], i == 4 ? 1102 : 4408, secs);
+        bench_gemm(&c, &gemv_shapes[2], 1024, secs);
+        bench_gemm(&c, &gemv_shapes[3], 1024, secs);
+        bench_gemm(&c, &gemv_shapes[0], 1024, secs);
+    }
+    vl__compute_free(&c);
+    return 0;
+}
