@@ -47,8 +47,10 @@ static inline int lg_cases(char names[][LG_PATH_MAX], int max) {
 static inline struct vl_st_file *lg_open(const char *case_id) {
     char path[LG_PATH_MAX * 2];
     const char *root = getenv("DP_FIXTURES");
-    snprintf(path, sizeof path, "%s/qwen25vl-tiny/goldens/%s.safetensors", root ? root : ".",
-             case_id);
+    int k = snprintf(path, sizeof path, "%s/qwen25vl-tiny/goldens/%s.safetensors",
+                     root ? root : ".", case_id);
+    if (k < 0 || (size_t)k >= sizeof path)
+        return NULL;
     struct vl_error err = {0};
     struct vl_st_file *f = NULL;
     if (vl_st_open(&f, path, &err) != VL_OK)

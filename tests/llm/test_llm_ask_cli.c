@@ -274,8 +274,9 @@ int main(int argc, char **argv) {
     T_CHECK_MSG(bin && root, "DP_BIN and DP_FIXTURES must be set");
     if (!bin || !root)
         return t_done();
-    snprintf(fixtures, sizeof fixtures, "%s/qwen25vl-tiny", root);
-    snprintf(model, sizeof model, "%s/model", fixtures);
+    int k1 = snprintf(fixtures, sizeof fixtures, "%s/qwen25vl-tiny", root);
+    int k2 = snprintf(model, sizeof model, "%s/model", fixtures);
+    T_CHECK(k1 > 0 && k2 > 0 && (size_t)k2 < sizeof model);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dp_ask_test.XXXXXX");
     T_CHECK(mkdtemp(tmpdir) != NULL);
     char mpath[LG_PATH_MAX + 32];
