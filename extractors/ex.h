@@ -172,6 +172,7 @@ struct ex_page {
     size_t raw_len;
     enum ex_source_kind source;
     bool truncated;         /* model hit max-new-tokens, or the answer ends mid-structure */
+    bool model_truncated;   /* as passed to ex_page_parse (kept for re-parsing raw answers) */
     struct ex_block *blocks;   size_t n_blocks;
     struct ex_field *fields;   size_t n_fields;   /* top-level fields (schema order first) */
     struct ex_table *tables;   size_t n_tables;
@@ -251,6 +252,10 @@ bool ex_norm_date(const char *text, char iso[11], char alt[11], bool *ambiguous)
 bool ex_norm_percent(const char *text, double *out);
 /* ISO 4217 code for a symbol or code found in text ("$" -> "USD", "RM" -> "MYR"); "" if none. */
 bool ex_norm_currency(const char *text, char code[4]);
+
+/* Copy of s[0..n) as valid UTF-8 without XML-forbidden characters (invalid bytes -> U+FFFD).
+ * For writers quoting raw spans. Caller frees with dp_free; NULL on NOMEM. */
+char *ex_text_clean(const char *s, size_t n);
 
 const char *ex_vtype_name(enum ex_vtype t);
 const char *ex_block_kind_name(enum ex_block_kind k);

@@ -261,23 +261,15 @@ static void warn_outside(struct ex__pagebuild *pb, size_t body_off, size_t body_
                  "text after the code block not used");
 }
 
-/* The incomplete tag at the end of a truncated HTML answer, if any. */
-static void html_tail(struct ex__pagebuild *pb, size_t off, size_t len) {
-    const char *s = pb->raw;
-    size_t lt = SIZE_MAX;
+/* Start of the incomplete tag at the end of a truncated HTML answer, or off + len. */
+static size_t html_tail(const char *s, size_t off, size_t len) {
     for (size_t i = off + len; i-- > off;) {
         if (s[i] == '>')
             break;
-        if (s[i] == '<') {
-            lt = i;
-            break;
-        }
+        if (s[i] == '<')
+            return i;
     }
-    if (lt != SIZE_MAX)
-        ex__warn(&pb->ws, EX_WARN_TRUNCATED, lt, off + len - lt, NULL,
-                 "answer ends inside an HTML tag: '%.40s' dropped", s + lt);
-    else
-        ex__warn(&pb->ws, EX_WARN_TRUNCATED, off + len, 0, NULL, "answer ends before the HTML is closed");
+    return off + len;
 }
 
 enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schema, const char *raw,
@@ -300,6 +292,7 @@ enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schem
     p->raw = copy;
     p->raw_len = raw_len;
     p->number = page_number;
+    p->model_truncated = model_truncated;
     if (geom)
         p->geom = *geom;
     struct ex__pagebuild pb = {.schema = schema, .geom = &p->geom, .raw = copy, .raw_len = raw_len,
@@ -335,12 +328,20 @@ enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schem
         ex__json_free(&jd);
     } else if (want_html) {
         p->source = EX_SRC_HTML;
-        st = ex__html_parse(&pb, off, len);
         bool closed_html = !find_ci(copy, off, len, "<html") || find_ci(copy, off, len, "</html>");
-        if (st == DP_OK && (truncated || !closed_html)) {
+        size_t end = off + len;
+        if (truncated || !closed_html) {
+            /* Keep every complete element: the cut-off tag at the end is not parsed. */
             truncated = true;
-            html_tail(&pb, off, len);
+            end = html_tail(copy, off, len);
+            if (end < off + len)
+                ex__warn(&pb.ws, EX_WARN_TRUNCATED, end, off + len - end, NULL,
+                         "answer ends inside an HTML tag: '%.40s' dropped", copy + end);
+            else
+                ex__warn(&pb.ws, EX_WARN_TRUNCATED, end, 0, NULL,
+                         "answer ends before the HTML document is closed");
         }
+        st = ex__html_parse(&pb, off, end - off);
     } else {
         p->source = fenced || memchr(copy, '|', raw_len) ? EX_SRC_MARKDOWN : EX_SRC_TEXT;
         st = ex__markdown_parse(&pb, off, len);

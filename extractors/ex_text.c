@@ -197,6 +197,10 @@ char *ex__clean(const char *s, size_t n) {
     return clean(s, n, false);
 }
 
+char *ex_text_clean(const char *s, size_t n) {
+    return clean(s, n, false);
+}
+
 char *ex__clean_collapse(const char *s, size_t n) {
     return clean(s, n, true);
 }
