@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <jpeglib.h>
+#include <sys/stat.h>
 
 #define SRC(rel) t_path(pbuf, sizeof pbuf, "DP_SOURCE_DIR", rel)
 static char pbuf[1024];
@@ -250,7 +251,9 @@ static void test_samples(void) {
                 continue;
             snprintf(path, sizeof path, "%s/%s", sub, b->d_name);
             snprintf(rel, sizeof rel, "%s/%s", a->d_name, b->d_name);
-            sweep_file(rel, path, &n_ok, &n_fail);
+            struct stat sb;
+            if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+                sweep_file(rel, path, &n_ok, &n_fail);
         }
         closedir(dh);
     }
