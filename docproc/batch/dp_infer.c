@@ -11,6 +11,7 @@
 #include "dp_batch_impl.h"
 #include "../base/dp_alloc.h"
 #include "../base/dp_buf.h"
+#include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "vl.h"

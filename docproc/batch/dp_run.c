@@ -216,8 +216,16 @@ static enum dp_status build_doc(struct run *r, struct dp_input *d, const struct 
         .seed = o->gen.seed,
         .threads = (int)o->gen.threads,
     };
+    if (r->raw) { /* re-extraction: the render and generation settings are not ours to claim */
+        s.prompt = NULL;
+        s.dpi = 0;
+        s.max_pixels = 0;
+        s.max_new_tokens = 0;
+        s.seed = 0;
+        s.threads = 0;
+    }
     st = ex_doc_set_stamp(doc, &s, err);
-    if (st == DP_OK && d->sha256[0])
+    if (st == DP_OK && d->sha256[0] && !r->raw) /* raw: the hash is of the answers, not a file */
         st = ex_doc_set_source_hash(doc, d->sha256, err);
     for (int i = 0; i < a->n && st == DP_OK; i++) {
         const struct dp_page_answer *p = &a->pages[i];

@@ -1,0 +1,96 @@
+/* `docproc batch`: unattended processing of a document tree with a manifest, --resume and
+ * --shard (docs/batch.md). Also holds the CLI glue shared with `extract` and `tables`
+ * (dp_cmd_batch_common): option parsing, signal handling, output sinks and the exit code.
+ * Not thread-safe (signal flag and getopt globals); runs on main's thread. */
+#include "dp_cli.h"
+#include "../base/dp_alloc.h"
+#include "../base/dp_log.h"
+#include "../batch/dp_batch.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t g_cancel;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_cancel = 1;
+}
+
+static void emit(enum dp_batch_stream s, const char *text, void *user) {
+    (void)user;
+    FILE *fp = s == DP_BATCH_STDOUT ? stdout : stderr;
+    fputs(text, fp);
+    fflush(fp);
+}
+
+int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv);
+
+int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv) {
+    const char *name = argv[0];
+    struct dp_batch_opts o;
+    dp_batch_opts_init(&o, cmd);
+    struct dp_err err = {0};
+    bool help = false;
+    if (dp_batch_opts_parse(&o, argc, argv, &help, &err) != DP_OK) {
+        dp_batch_opts_free(&o);
+        if (err.code == DP_ERR_NOMEM) {
+            fprintf(stderr, "docproc %s: %s\n", name, err.msg);
+            return DP_EXIT_INTERNAL;
+        }
+        return dp_cli_usage_error(name, "%s", err.msg);
+    }
+    if (help) {
+        char *h = dp_batch_opts_help(&o);
+        if (h)
+            fputs(h, stdout);
+        dp_free(h);
+        dp_batch_opts_free(&o);
+        return DP_EXIT_OK;
+    }
+    static const enum dp_log_level levels[] = {DP_LOG_ERROR, DP_LOG_WARN, DP_LOG_INFO,
+                                               DP_LOG_DEBUG};
+    int lv = o.verbosity + 1; /* -q: errors only; default: warnings; -v: info; -vv: debug */
+    dp_log_set_level(levels[lv < 0 ? 0 : lv > 3 ? 3 : lv]);
+    o.cancel = &g_cancel;
+    o.emit = emit;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    struct dp_batch_summary sum;
+    enum dp_status st = dp_batch_run(&o, &sum, &err);
+    int rc;
+    if (st == DP_OK) {
+        if (!o.merge_out && o.verbosity >= 0)
+            fprintf(stderr,
+                    "docproc %s: %d documents: %d ok (%d reused), %d failed; %lld pages (%lld "
+                    "blank, %lld truncated) in %.1fs\n",
+                    name, sum.n_total, sum.n_ok, sum.n_reused, sum.n_failed, (long long)sum.pages,
+                    (long long)sum.pages_blank, (long long)sum.pages_truncated, sum.wall_s);
+        rc = sum.n_failed ? DP_EXIT_SOME_FAILED : DP_EXIT_OK;
+    } else {
+        fprintf(stderr, "docproc %s: %s\n", name, err.msg[0] ? err.msg : dp_status_str(st));
+        switch (st) {
+        case DP_ERR_USAGE: rc = DP_EXIT_USAGE; break;
+        case DP_ERR_MODEL:
+        case DP_ERR_SCHEMA: rc = DP_EXIT_LOAD; break;
+        case DP_ERR_CANCELLED: rc = DP_EXIT_INTERRUPTED; break;
+        case DP_ERR_INTERNAL: rc = DP_EXIT_INTERNAL; break;
+        default: rc = sum.input_failed ? DP_EXIT_INPUT : DP_EXIT_OUTPUT; break;
+        }
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    dp_batch_opts_free(&o);
+    return rc;
+}
+
+int dp_cmd_batch(int argc, char **argv);
+int dp_cmd_batch(int argc, char **argv) {
+    return dp_cmd_batch_common(DP_BATCH_CMD_BATCH, argc, argv);
+}

@@ -1,0 +1,76 @@
+#!/bin/sh
+# End to end without the model: `extract --from-raw` / `tables --from-raw` on the real
+# Qwen2.5-VL answers bundled in samples/raw (made by batch_tool mkraw from
+# samples/qwen_outputs.jsonl): JSON Lines on stdout, JSON/XML/CSV files, a zip bundle that can
+# itself be re-extracted, byte-exact raw answers, and the documented exit codes.
+. "$(dirname "$0")/lib.sh"
+RAW=$SRC/samples/raw
+n_docs=$(find "$RAW" -mindepth 1 -maxdepth 1 -type d | wc -l)
+check "bundled sample has documents" [ "$n_docs" -ge 8 ]
+
+# 1. JSON Lines on stdout, one record per document
+"$BIN" extract --from-raw "$RAW" --schema layout >"$T/out.jsonl" 2>"$T/err"
+check "extract --from-raw exits 0" [ $? -eq 0 ]
+check "one JSON record per document" [ "$("$TOOL" jsonl "$T/out.jsonl")" = "$n_docs" ]
+check "QwenVL HTML heading extracted" grep -q 'Qwen2.5 Technical Report' "$T/out.jsonl"
+check "receipt OCR text kept" grep -q 'CINNAMON SUGAR' "$T/out.jsonl"
+check "KIE value extracted" grep -q 'UNIHAKKA INTERNATIONAL' "$T/out.jsonl"
+check "truncated answer flagged" grep -q '"truncated": *true' "$T/out.jsonl"
+
+# 2. files: json, xml, csv per document, raw answers byte-exact, manifest
+"$BIN" extract --from-raw "$RAW" --schema receipt -o "$T/dir" --format json,xml,csv >/dev/null 2>"$T/err2"
+check "extract -o DIR exits 0" [ $? -eq 0 ]
+n_json=$(find "$T/dir" -name result.json | wc -l)
+check "a result.json per document" [ "$n_json" = "$n_docs" ]
+check "every result.json is valid JSON" "$TOOL" json $(find "$T/dir" -name result.json)
+check "a result.xml per document" [ "$(find "$T/dir" -name result.xml | wc -l)" = "$n_docs" ]
+if [ -f "$SRC/schemas/docproc-result.xsd" ]; then
+    xsd_ok() { xmllint --noout --schema "$SRC/schemas/docproc-result.xsd" "$@" 2>"$T/xsd.err" || { cat "$T/xsd.err" >&2; false; }; }
+    check "every result.xml validates against the XSD" xsd_ok $(find "$T/dir" -name result.xml)
+else
+    check "XSD shipped in schemas/" false
+fi
+for d in "$RAW"/*/; do
+    stem=$(basename "$d")
+    check "raw answer of $stem byte-exact" cmp -s "$d/raw/page-0001.txt" "$T/dir/$stem/raw/page-0001.txt"
+done
+check "manifest written" "$TOOL" json "$T/dir/manifest.json"
+check "manifest lists every document ok" \
+    [ "$("$TOOL" manifest "$T/dir/manifest.json" | grep -c ' ok ')" = "$n_docs" ]
+"$BIN" extract --from-raw "$RAW" --schema receipt -o "$T/dir" >/dev/null 2>"$T/err3"
+check "existing outputs are not overwritten without --force (exit 1)" [ $? -eq 1 ]
+check "the refusal names --force" grep -q -- '--force' "$T/err3"
+"$BIN" extract --from-raw "$RAW" --schema receipt -o "$T/dir" --force >/dev/null 2>&1
+check "--force overwrites (exit 0)" [ $? -eq 0 ]
+
+# 3. zip bundle, then re-extraction from the zip gives the same results
+"$BIN" extract --from-raw "$RAW" --schema form -o "$T/b.zip" --format json,xml >"$T/a.jsonl" 2>/dev/null
+check "extract -o BUNDLE.zip exits 0" [ $? -eq 0 ]
+"$TOOL" zip "$T/b.zip" >"$T/zip.lst"
+check "zip holds a result.json per document" [ "$(grep -c '/result.json$' "$T/zip.lst")" = "$n_docs" ]
+check "zip holds the raw answers" [ "$(grep -c '/raw/page-0001.txt$' "$T/zip.lst")" = "$n_docs" ]
+"$BIN" extract --from-raw "$T/b.zip" --schema form >"$T/b.jsonl" 2>/dev/null
+check "re-extraction from the zip exits 0" [ $? -eq 0 ]
+check "re-extraction from the zip gives identical records" cmp -s "$T/a.jsonl" "$T/b.jsonl"
+
+# 4. tables: CSV + JSON with cell boxes
+"$BIN" tables --from-raw "$RAW" -o "$T/tables" >/dev/null 2>"$T/err4"
+check "tables --from-raw exits 0" [ $? -eq 0 ]
+check "tables JSON valid" "$TOOL" json $(find "$T/tables" -name 'table-*.json') "$T/tables/manifest.json"
+
+# 5. exit codes
+env -u DOCPROC_MODEL "$BIN" extract --schema invoice "$SRC/samples/invoice2data/oyo.pdf" >/dev/null 2>"$T/e"
+check "no model: exit 3" [ $? -eq 3 ]
+check "no model: says how to get the checkpoint" grep -q 'huggingface-cli download Qwen/Qwen2.5-VL' "$T/e"
+"$BIN" extract --from-raw "$RAW" --schema no-such-schema >/dev/null 2>&1
+check "unknown schema: exit 3" [ $? -eq 3 ]
+"$BIN" extract --from-raw "$RAW" --schema form --bogus >/dev/null 2>&1
+check "unknown option: exit 2" [ $? -eq 2 ]
+"$BIN" extract --from-raw "$RAW" --schema form --max-new-tokens 0 >/dev/null 2>&1
+check "bad number: exit 2" [ $? -eq 2 ]
+"$BIN" extract --from-raw "$T/does-not-exist" --schema form >/dev/null 2>&1
+check "missing raw bundle: exit 6" [ $? -eq 6 ]
+"$BIN" batch --help >"$T/help" 2>&1
+check "batch --help exits 0" [ $? -eq 0 ]
+check "help prints the real defaults" grep -q 'max-new-tokens N .*\[2048\]' "$T/help"
+finish

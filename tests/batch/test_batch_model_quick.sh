@@ -1,0 +1,43 @@
+#!/bin/sh
+# The fixture checkpoint (real Qwen2.5-VL format, random weights: the answers are gibberish) on
+# a handful of inputs with a tiny page budget: every document gets a manifest status, failures
+# carry specific errors (password needed, not a document), a blank page is not sent to the
+# model, a password file unlocks the encrypted PDF. Runs under ASan/UBSan too.
+. "$(dirname "$0")/lib.sh"
+MODEL=${DP_FIXTURES:?}/qwen25vl-tiny/model
+mkdir -p "$T/in"
+cp "$SRC/samples/invoice2data/oyo.png" "$SRC/samples/invoice2data/AzureInterior.pdf" \
+   "$SRC/samples/qpdf/encrypted-40-bit-R3.pdf" "$T/in/"
+printf 'not a document\n' >"$T/in/notes.txt"
+"$TOOL" blankpng "$T/in/blank.png" 200 280 || exit 1
+FAST="--max-pixels 12544 --min-pixels 3136 --max-new-tokens 8 --threads 1 --pages 1"
+# shellcheck disable=SC2086
+"$BIN" extract --model "$MODEL" --schema receipt $FAST -o "$T/out" "$T/in/oyo.png" \
+    "$T/in/AzureInterior.pdf" "$T/in/encrypted-40-bit-R3.pdf" "$T/in/notes.txt" \
+    "$T/in/blank.png" >"$T/out.jsonl" 2>"$T/err"
+rc=$?
+check "some documents failed: exit 1 (got $rc)" [ "$rc" -eq 1 ]
+"$TOOL" manifest "$T/out/manifest.json" >"$T/m.txt"
+check "every document has a status" [ "$(wc -l <"$T/m.txt")" -eq 5 ]
+check "image ok" grep -q '^oyo.png ok 1$' "$T/m.txt"
+check "PDF ok" grep -q '^AzureInterior.pdf ok 1$' "$T/m.txt"
+check "blank page ok" grep -q '^blank.png ok 1$' "$T/m.txt"
+check "encrypted PDF failed" grep -q '^encrypted-40-bit-R3.pdf failed' "$T/m.txt"
+check "not a document failed" grep -q '^notes.txt failed' "$T/m.txt"
+check "password failure is specific" grep -q '"code": "password required or wrong"' "$T/out/manifest.json"
+check "non-document failure is specific" grep -q 'not a PDF, TIFF, PNG or JPEG' "$T/out/manifest.json"
+check "blank page counted" grep -q '"pages_blank": 1' "$T/out/manifest.json"
+check "errors name the file" grep -q 'encrypted-40-bit-R3.pdf' "$T/err"
+check "a JSON record per document on stdout" [ "$("$TOOL" jsonl "$T/out.jsonl")" -eq 5 ]
+check "raw answers kept" [ -f "$T/out/oyo.png/raw/page-0001.txt" ]
+check "blank page answer is empty" [ ! -s "$T/out/blank.png/raw/page-0001.txt" ]
+printf 'encrypted-40-bit-R3.pdf=623\n' >"$T/pw.txt"
+# shellcheck disable=SC2086
+"$BIN" extract --model "$MODEL" --schema receipt $FAST -o "$T/out2" --password-file "$T/pw.txt" \
+    "$T/in/encrypted-40-bit-R3.pdf" >/dev/null 2>"$T/err2"
+check "password file unlocks the PDF (exit 0)" [ $? -eq 0 ]
+# re-extraction of the model's own bundle without the model
+"$BIN" extract --from-raw "$T/out" --schema receipt >"$T/re.jsonl" 2>/dev/null
+check "--from-raw on the model's output exits 0" [ $? -eq 0 ]
+check "--from-raw re-extracts the 3 documents written" [ "$("$TOOL" jsonl "$T/re.jsonl")" -eq 3 ]
+finish
