@@ -25,6 +25,7 @@
 #define ST_LEN_BYTES 8                /* the little-endian u64 header length */
 #define ST_WRITE_ALIGN 8              /* data offsets written by vl_st_write are 8-aligned */
 #define ST_METADATA_KEY "__metadata__"
+#define ST_FILE_MODE 0644             /* written files: rw-r--r-- */
 
 struct vl_st_file {
     char *path;                 /* for messages; "<memory>" for vl_st_open_mem */
@@ -358,6 +359,7 @@ enum vl_status vl__atomic_open(struct vl_atomic_file *af, const char *path, stru
         return vl__err(err, VL_ERR_IO, "%s: cannot create a temporary file: %s", path,
                        strerror(e));
     }
+    fchmod(fd, ST_FILE_MODE); /* mkstemp creates 0600 */
     af->fp = fdopen(fd, "wb");
     if (!af->fp) {
         close(fd);

@@ -149,17 +149,25 @@ int vl__weights_foreach(const struct vl_config *c, bool with_lm_head,
                         void *user) {
     char name[NAME_MAX_LEN];
     int64_t ne[VL_MAX_DIMS];
-    for (size_t k = 0; k < N_TABLE; k++) {
-        const struct binding *b = &table[k];
-        if (!with_lm_head && !strcmp(b->pattern, VL_LM_HEAD_NAME))
-            continue;
-        for (int64_t i = 0; i < scope_count(c, b->scope); i++) {
-            entry_name(name, sizeof name, b, i);
-            int nd = expected_shape(c, b, ne);
-            int r = fn(name, nd, ne, b->init, user);
-            if (r)
-                return r;
+    /* a run of consecutive per-block (per-layer) entries is emitted block by block, so the
+     * order matches the published files (all tensors of block 0, then block 1, ...) */
+    for (size_t k = 0; k < N_TABLE;) {
+        size_t end = k + 1;
+        while (end < N_TABLE && table[end].scope == table[k].scope && table[k].scope != SCOPE_GLOBAL)
+            end++;
+        for (int64_t i = 0; i < scope_count(c, table[k].scope); i++) {
+            for (size_t j = k; j < end; j++) {
+                const struct binding *b = &table[j];
+                if (!with_lm_head && !strcmp(b->pattern, VL_LM_HEAD_NAME))
+                    continue;
+                entry_name(name, sizeof name, b, i);
+                int nd = expected_shape(c, b, ne);
+                int r = fn(name, nd, ne, b->init, user);
+                if (r)
+                    return r;
+            }
         }
+        k = end;
     }
     return 0;
 }

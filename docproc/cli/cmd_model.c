@@ -47,7 +47,6 @@ static void log_to_stderr(enum vl_log_level level, const char *msg, void *user) 
 static int exit_for(enum vl_status st) {
     switch (st) {
     case VL_OK: return DP_EXIT_OK;
-    case VL_ERR_IO: return DP_EXIT_INPUT;
     case VL_ERR_NOMEM:
     case VL_ERR_INTERNAL: return DP_EXIT_INTERNAL;
     default: return DP_EXIT_LOAD;
@@ -129,7 +128,7 @@ static void print_json(const struct vl_model *m, const struct vl_model_summary *
 
 static void print_text(const struct vl_model *m, const struct vl_model_summary *s,
                        const char *dir, size_t rss, bool scanned, int64_t bad) {
-    char b1[32], b2[32], b3[32];
+    char b1[32], b2[32], b3[32], b4[32];
     const struct vl_tokenizer *tok = vl_model_tokenizer(m);
     printf("model: %s\narchitecture: %s\n", dir, s->model_type);
     printf("llm: hidden %lld, layers %lld, heads %lld (kv %lld, head_dim %lld), intermediate "
@@ -154,7 +153,7 @@ static void print_text(const struct vl_model *m, const struct vl_model_summary *
         printf("tokenizer: %d ids\n", (int)vl_tokenizer_n_ids(tok));
     else
         printf("tokenizer: none (no tokenizer.json)\n");
-    printf("parameters: vision %lld, merger %lld, embed %lld, llm layers %lld, lm_head %lld%s, "
+    printf("parameters: vision %lld, merger %lld, embed %lld, llm layers+norm %lld, lm_head %lld%s, "
            "total %lld (%.3f B)\n",
            (long long)s->params_vision, (long long)s->params_merger, (long long)s->params_embed,
            (long long)s->params_layers, (long long)s->params_lm_head,
@@ -178,7 +177,7 @@ static void print_text(const struct vl_model *m, const struct vl_model_summary *
            human(b1, sizeof b1, (double)s->bytes_tensors),
            human(b2, sizeof b2, (double)s->kv_bytes_per_token),
            human(b3, sizeof b3, (double)s->kv_bytes_per_token * INFO_CONTEXT_TOKENS),
-           INFO_CONTEXT_TOKENS, rss ? human(b3, sizeof b3, (double)rss) : "unknown");
+           INFO_CONTEXT_TOKENS, rss ? human(b4, sizeof b4, (double)rss) : "unknown");
     if (scanned)
         printf("check: %d tensors valid, %lld non-finite values\n", s->n_tensors, (long long)bad);
     else
