@@ -33,9 +33,34 @@ static void softmax_causal(void *arg, int ith, int nth) {
     }
 }
 
+/* Decode step (n = 1): the query heads sharing KV head j are contiguous rows (group, hd) of q,
+ * so each KV head needs one GEMM pair instead of one per query head. */
+static void attention_decode(struct vl_state *s, int64_t l, int64_t start) {
+    const struct vl_text_config *tc = &s->m->cfg.text;
+    const int64_t hd = tc->head_dim, nq = tc->num_attention_heads;
+    const int64_t nkv = tc->num_key_value_heads, group = nq / nkv;
+    const int64_t ctx = s->params.n_ctx, n_keys = start + 1;
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    for (int64_t j = 0; j < nkv; j++) {
+        const float *kc = s->k_cache + ((l * nkv + j) * ctx) * hd; /* (ctx, hd) */
+        const float *vcache = s->v_cache + ((l * nkv + j) * ctx) * hd;
+        /* scores (group, n_keys) = Q_g (group, hd) . K_j^T * scale */
+        vl__gemm_f32(&s->comp, false, true, group, n_keys, hd, scale, s->q + j * group * hd, hd,
+                     kc, hd, 0.0f, s->scores, n_keys);
+        vl__softmax_rows(s->scores, group, n_keys);
+        /* att_g (group, hd) = P (group, n_keys) . V_j (n_keys, hd) */
+        vl__gemm_f32(&s->comp, false, false, group, hd, n_keys, 1.0f, s->scores, n_keys, vcache,
+                     hd, 0.0f, s->att + j * group * hd, hd);
+    }
+}
+
 /* Causal GQA attention of n new rows (q already rotated) against cache positions
  * [0, start + n) of layer l; result (n, nQ * hd) in s->att. */
 static void attention(struct vl_state *s, int64_t l, int64_t start, int64_t n) {
+    if (n == 1) {
+        attention_decode(s, l, start);
+        return;
+    }
     const struct vl_text_config *tc = &s->m->cfg.text;
     const int64_t hd = tc->head_dim, nq = tc->num_attention_heads;
     const int64_t nkv = tc->num_key_value_heads, group = nq / nkv;
@@ -49,10 +74,7 @@ static void attention(struct vl_state *s, int64_t l, int64_t start, int64_t n) {
         vl__gemm_f32(&s->comp, false, true, n, n_keys, hd, scale, s->q + h * hd, nq * hd, kc, hd,
                      0.0f, s->scores, n_keys);
         struct softmax_task t = {.scores = s->scores, .n = n, .ld = n_keys, .start = start};
-        if (n > 1)
-            vl__pool_run(s->comp.pool, softmax_causal, &t);
-        else
-            softmax_causal(&t, 0, 1);
+        vl__pool_run(s->comp.pool, softmax_causal, &t);
         /* att_h (n, hd) = P (n, n_keys) . V_j (n_keys, hd) */
         vl__gemm_f32(&s->comp, false, false, n, hd, n_keys, 1.0f, s->scores, n_keys, vcache, hd,
                      0.0f, s->att + h * hd, nq * hd);

@@ -84,7 +84,7 @@ struct vl_state {
     float *k, *v;                  /* (n_batch, nKV * hd) */
     float *att;                    /* (n_batch, nQ * hd) */
     float *gate, *up;              /* (n_batch, I) */
-    float *scores;                 /* (n_batch, n_ctx) one head's attention matrix */
+    float *scores;                 /* (max(n_batch, nQ/nKV), n_ctx) attention scores */
     float *rope_cos, *rope_sin;    /* (n_batch, hd) */
     float *inv_freq;               /* (hd / 2) */
     float *logits;                 /* (V) last position */

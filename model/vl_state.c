@@ -143,7 +143,8 @@ enum vl_status vl_state_new(struct vl_state **out, const struct vl_model *model,
     plan_add(&pl, &s->att, mul3(nb, nq, hd, &ovf), sizeof(float));
     plan_add(&pl, &s->gate, mul3(nb, I, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->up, mul3(nb, I, 1, &ovf), sizeof(float));
-    plan_add(&pl, &s->scores, mul3(nb, ctx, 1, &ovf), sizeof(float));
+    /* one head's scores in prefill, one KV group's in decode */
+    plan_add(&pl, &s->scores, mul3(nb > nq / nkv ? nb : nq / nkv, ctx, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->rope_cos, mul3(nb, hd, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->rope_sin, mul3(nb, hd, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->inv_freq, hd / 2, sizeof(float));
