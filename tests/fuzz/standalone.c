@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
             continue;
         }
         if (!S_ISDIR(st.st_mode)) {
-            (run_file(argv[i]) ? failed : passed)++;
+            *(run_file(argv[i]) ? &failed : &passed) += 1;
             continue;
         }
         DIR *d = opendir(argv[i]);
@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
                 continue;
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
-            (run_file(path) ? failed : passed)++;
+            *(run_file(path) ? &failed : &passed) += 1;
         }
         if (d)
             closedir(d);
