@@ -25,6 +25,7 @@ int dp_cmd_bench_render(int argc, char **argv);
 int dp_cmd_extract(int argc, char **argv);
 int dp_cmd_batch(int argc, char **argv);
 int dp_cmd_tables(int argc, char **argv);
+int dp_cmd_bench(int argc, char **argv);
 
 /* Helpers add their command here (one line each), keeping this order. */
 static const struct dp_cmd commands[] = {
@@ -41,6 +42,7 @@ static const struct dp_cmd commands[] = {
     {"extract", dp_cmd_extract, "schema fields/tables from documents (JSON Lines, files, zip)"},
     {"batch", dp_cmd_batch, "document tree -> outputs + manifest; --resume, --shard K/N"},
     {"tables", dp_cmd_tables, "every table as CSV + JSON with cell boxes, stitched across pages"},
+    {"bench", dp_cmd_bench, "inference speed: vision encode, prefill, decode tok/s, peak RSS"},
     /* CMD-TABLE-END */
 };
 

@@ -1,0 +1,343 @@
+/* `docproc bench`: end-to-end inference benchmark of a checkpoint (typically the random-weight
+ * one from `docproc model synth --shape 3b`). Builds a synthetic page image of --image-size,
+ * preprocesses it as a real page, makes a synthetic prompt (vision pads + --prompt-tokens text
+ * ids), runs vl_generate greedily for --gen-tokens with EOS ignored, and prints one JSON object:
+ * vision encode seconds, prefill tokens/s, decode tokens/s, load seconds, peak RSS and the
+ * configuration. Figures and the machine they came from are recorded in docs/performance.md.
+ * Single control thread; the model uses --threads threads. */
+#include "dp_cli.h"
+#include "vl.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CMD "bench"
+#define BENCH_DEFAULT_W 812          /* a letter page at ~100 dpi, multiples of 28 (issue 4) */
+#define BENCH_DEFAULT_H 1064
+#define BENCH_MAX_SIDE 16384
+#define BENCH_DEFAULT_PROMPT_TOKENS 64
+#define BENCH_DEFAULT_GEN_TOKENS 32
+#define BENCH_MAX_TOKENS 1000000
+#define BENCH_MAX_THREADS 256
+#define BENCH_KIB 1024.0
+#define BENCH_MIB (1024.0 * 1024.0)
+#define BENCH_CPU_NAME_MAX 256
+#define BENCH_PATH_MAX 4096
+#define BENCH_NOISE_SEED 0x2545f4914f6cdd1dull
+
+struct bench_opts {
+    const char *model_dir;
+    long width, height; /* 0: no image (text-only prompt) */
+    int64_t prompt_tokens, gen_tokens;
+    int threads;
+    bool verbose;
+};
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > BENCH_MAX_THREADS ? BENCH_MAX_THREADS : (int)n;
+}
+
+static void print_help(void) {
+    printf("usage: docproc bench --model DIR [options]\n\n"
+           "Times Qwen2.5-VL inference on a synthetic page: vision encode, prefill and decode.\n"
+           "Prints one JSON object on stdout. Use a checkpoint from `docproc model synth`.\n\n"
+           "  --model DIR            checkpoint directory (or $DOCPROC_MODEL)\n"
+           "  --image-size WxH       synthetic page image, before smart_resize [%dx%d]\n"
+           "  --no-image             text-only prompt (no vision encode)\n"
+           "  --prompt-tokens N      text tokens after the image in the prompt [%d]\n"
+           "  --gen-tokens N         tokens to generate (greedy, EOS ignored) [%d]\n"
+           "  --threads N            threads for OpenBLAS and the kernels [online CPUs: %d]\n"
+           "  -v, --verbose          libvl log lines on stderr\n"
+           "  -h, --help             this text\n",
+           BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
+           BENCH_DEFAULT_GEN_TOKENS, default_threads());
+}
+
+enum { OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_THREADS };
+
+static int parse_opts(struct bench_opts *o, int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, OPT_MODEL},
+        {"image-size", required_argument, NULL, OPT_SIZE},
+        {"no-image", no_argument, NULL, OPT_NO_IMAGE},
+        {"prompt-tokens", required_argument, NULL, OPT_PROMPT},
+        {"gen-tokens", required_argument, NULL, OPT_GEN},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->model_dir = getenv("DOCPROC_MODEL");
+    o->width = BENCH_DEFAULT_W;
+    o->height = BENCH_DEFAULT_H;
+    o->prompt_tokens = BENCH_DEFAULT_PROMPT_TOKENS;
+    o->gen_tokens = BENCH_DEFAULT_GEN_TOKENS;
+    o->threads = default_threads();
+    optind = 1;
+    opterr = 0;
+    int c;
+    long v;
+    while ((c = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_MODEL: o->model_dir = optarg; break;
+        case OPT_SIZE:
+            if (!dp_cli_parse_size(optarg, BENCH_MAX_SIDE, &o->width, &o->height))
+                return dp_cli_usage_error(CMD, "--image-size: expected WxH with sides in 1..%d, "
+                                               "got '%s'", BENCH_MAX_SIDE, optarg);
+            break;
+        case OPT_NO_IMAGE: o->width = o->height = 0; break;
+        case OPT_PROMPT:
+            if (!dp_cli_parse_i64(optarg, 0, BENCH_MAX_TOKENS, &o->prompt_tokens))
+                return dp_cli_usage_error(CMD, "--prompt-tokens: expected 0..%d, got '%s'",
+                                          BENCH_MAX_TOKENS, optarg);
+            break;
+        case OPT_GEN:
+            if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_TOKENS, &o->gen_tokens))
+                return dp_cli_usage_error(CMD, "--gen-tokens: expected 1..%d, got '%s'",
+                                          BENCH_MAX_TOKENS, optarg);
+            break;
+        case OPT_THREADS:
+            if (!dp_cli_parse_long(optarg, 1, BENCH_MAX_THREADS, &v))
+                return dp_cli_usage_error(CMD, "--threads: expected 1..%d, got '%s'",
+                                          BENCH_MAX_THREADS, optarg);
+            o->threads = (int)v;
+            break;
+        case 'v': o->verbose = true; break;
+        case 'h': print_help(); return -1;
+        case ':':
+            return dp_cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return dp_cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        return dp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    if (!o->model_dir)
+        return dp_cli_usage_error(CMD, "--model DIR is required (or set DOCPROC_MODEL)");
+    if (o->width == 0 && o->prompt_tokens == 0)
+        return dp_cli_usage_error(CMD, "--no-image needs --prompt-tokens >= 1");
+    return DP_EXIT_OK;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void log_to_stderr(enum vl_log_level level, const char *msg, void *user) {
+    (void)level;
+    (void)user;
+    fprintf(stderr, "docproc: %s: %s\n", CMD, msg);
+}
+
+/* A deterministic page-like RGB8 image (w, h, 3): light background, dark text-like strokes and
+ * noise, so preprocessing does real work and the pixel values are not constant. */
+static uint8_t *synthetic_page(long w, long h) {
+    size_t n = (size_t)w * (size_t)h * 3;
+    uint8_t *px = malloc(n);
+    if (!px)
+        return NULL;
+    uint64_t s = BENCH_NOISE_SEED;
+    for (long y = 0; y < h; y++)
+        for (long x = 0; x < w; x++) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            bool ink = (y / 6) % 3 == 0 && (x / 9) % 7 != 0 && (s & 3) != 0;
+            uint8_t v = ink ? (uint8_t)(s >> 56 & 0x3f) : (uint8_t)(0xe0 | (s >> 59));
+            uint8_t *p = px + ((size_t)y * (size_t)w + (size_t)x) * 3;
+            p[0] = v;
+            p[1] = v;
+            p[2] = (uint8_t)(v ^ (s >> 61));
+        }
+    return px;
+}
+
+static void cpu_name(char *out, size_t cap) {
+    snprintf(out, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[BENCH_CPU_NAME_MAX];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "model name", strlen("model name"))) {
+            const char *p = strchr(line, ':');
+            if (p) {
+                p++;
+                while (*p == ' ' || *p == '\t')
+                    p++;
+                snprintf(out, cap, "%.*s", (int)strcspn(p, "\n"), p);
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1.0;
+    return (double)ru.ru_maxrss * BENCH_KIB / BENCH_MIB; /* ru_maxrss is in KiB on Linux */
+}
+
+static int fail(const char *what, const struct vl_error *err) {
+    fprintf(stderr, "docproc %s: %s: %s\n", CMD, what, err->msg);
+    switch (err->code) {
+    case VL_ERR_MODEL:
+    case VL_ERR_UNSUPPORTED:
+    case VL_ERR_FORMAT:
+    case VL_ERR_IO: return DP_EXIT_LOAD;
+    case VL_ERR_CANCELLED: return DP_EXIT_INTERRUPTED;
+    case VL_ERR_INVALID:
+    case VL_ERR_LIMIT: return DP_EXIT_USAGE;
+    default: return DP_EXIT_INTERNAL;
+    }
+}
+
+static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
+                           const struct vl_vision_input *vis) {
+    struct vl_model_summary sm;
+    vl_model_summary(m, &sm);
+    char cpu[BENCH_CPU_NAME_MAX];
+    cpu_name(cpu, sizeof cpu);
+    json_t *c = json_object();
+    json_object_set_new(c, "model_dir", json_string(o->model_dir));
+    json_object_set_new(c, "model_type", json_string(sm.model_type));
+    json_object_set_new(c, "params_total", json_integer(sm.params_total));
+    json_object_set_new(c, "hidden_size", json_integer(sm.hidden_size));
+    json_object_set_new(c, "n_layers", json_integer(sm.n_layers));
+    json_object_set_new(c, "vit_depth", json_integer(sm.vit_depth));
+    json_object_set_new(c, "vit_hidden", json_integer(sm.vit_hidden));
+    json_object_set_new(c, "weights_bytes", json_integer((json_int_t)sm.bytes_tensors));
+    json_object_set_new(c, "threads", json_integer(o->threads));
+    json_object_set_new(c, "image_size", o->width ? json_sprintf("%ldx%ld", o->width, o->height)
+                                                  : json_null());
+    json_object_set_new(c, "grid_thw",
+                        vis ? json_pack("[III]", (json_int_t)vis->grid_t, (json_int_t)vis->grid_h,
+                                        (json_int_t)vis->grid_w)
+                            : json_null());
+    json_object_set_new(c, "n_patches", json_integer(vis ? vis->n_patches : 0));
+    json_object_set_new(c, "prompt_text_tokens", json_integer(o->prompt_tokens));
+    json_object_set_new(c, "gen_tokens", json_integer(o->gen_tokens));
+    json_object_set_new(c, "cpu", json_string(cpu));
+    json_object_set_new(c, "cpus_online", json_integer(default_threads()));
+    return c;
+}
+
+int dp_cmd_bench(int argc, char **argv) {
+    struct bench_opts o;
+    int rc = parse_opts(&o, argc, argv);
+    if (rc != DP_EXIT_OK)
+        return rc < 0 ? DP_EXIT_OK : rc;
+    vl_log_set(log_to_stderr, NULL, o.verbose ? VL_LOG_DEBUG : VL_LOG_WARN);
+
+    struct vl_error err = {0};
+    struct vl_model *m = NULL;
+    double t0 = now_s();
+    if (vl_model_load(&m, o.model_dir, &err) != VL_OK)
+        return fail(o.model_dir, &err);
+    double load_s = now_s() - t0;
+
+    struct vl_vision_input vis = {0};
+    bool have_image = o.width > 0;
+    struct vl_state *st = NULL;
+    int32_t *ids = NULL;
+    int64_t n_ids = 0;
+    rc = DP_EXIT_OK;
+    if (have_image) {
+        struct vl_image_params ip;
+        char path[BENCH_PATH_MAX];
+        snprintf(path, sizeof path, "%s/preprocessor_config.json", o.model_dir);
+        vl_image_params_default(&ip);
+        if (access(path, R_OK) == 0 && vl_image_params_load(&ip, path, &err) != VL_OK) {
+            rc = fail(path, &err);
+            goto out;
+        }
+        /* the page as given: widen the pixel budget so smart_resize keeps its size */
+        int64_t px = (int64_t)o.width * o.height;
+        if (ip.max_pixels < px)
+            ip.max_pixels = px;
+        uint8_t *rgb = synthetic_page(o.width, o.height);
+        if (!rgb) {
+            fprintf(stderr, "docproc %s: out of memory for a %ldx%ld image\n", CMD, o.width,
+                    o.height);
+            rc = DP_EXIT_INTERNAL;
+            goto out;
+        }
+        enum vl_status vs = vl_image_preprocess(&vis, rgb, o.width, o.height, &ip, &err);
+        free(rgb);
+        if (vs != VL_OK) {
+            rc = fail("synthetic image", &err);
+            goto out;
+        }
+    }
+    if (vl_prompt_synthetic(&ids, &n_ids, m, have_image ? &vis : NULL, have_image ? 1 : 0,
+                            o.prompt_tokens, &err) != VL_OK) {
+        rc = fail("prompt", &err);
+        goto out;
+    }
+
+    struct vl_state_params sp = vl_state_default_params();
+    sp.n_threads = o.threads;
+    sp.n_ctx = n_ids + o.gen_tokens;
+    sp.max_vision_patches = have_image ? vis.n_patches : 0;
+    if (vl_state_new(&st, m, &sp, &err) != VL_OK) {
+        rc = fail("state", &err);
+        goto out;
+    }
+    struct vl_gen_params gp = vl_gen_default_params();
+    gp.max_new_tokens = o.gen_tokens;
+    gp.temperature = 0.0f;
+    gp.repetition_penalty = 1.0f;
+    gp.ignore_eos = true;
+    gp.reuse_prefix = false;
+    struct vl_request rq = {
+        .ids = ids, .n_ids = n_ids, .vision = have_image ? &vis : NULL, .n_vision = have_image};
+    struct vl_result res;
+    double t1 = now_s();
+    if (vl_generate(st, &rq, &gp, &res, &err) != VL_OK) {
+        rc = fail("generate", &err);
+        goto out;
+    }
+    double total_s = now_s() - t1;
+
+    const struct vl_timings *t = &res.t;
+    int64_t n_prefilled = t->n_prompt - t->n_reused;
+    json_t *j = json_object();
+    json_object_set_new(j, "vision_encode_s", json_real(t->vision_s));
+    json_object_set_new(j, "n_vision_tokens", json_integer(t->n_vision_tokens));
+    json_object_set_new(j, "prefill_s", json_real(t->prefill_s));
+    json_object_set_new(j, "prefill_tokens", json_integer(n_prefilled));
+    json_object_set_new(j, "prefill_tokens_per_s",
+                        json_real(t->prefill_s > 0 ? (double)n_prefilled / t->prefill_s : 0.0));
+    json_object_set_new(j, "decode_s", json_real(t->decode_s));
+    json_object_set_new(j, "decode_tokens", json_integer(t->n_decoded));
+    json_object_set_new(j, "decode_tokens_per_s",
+                        json_real(t->decode_s > 0 ? (double)t->n_decoded / t->decode_s : 0.0));
+    json_object_set_new(j, "generated_tokens", json_integer(res.n));
+    json_object_set_new(j, "generate_total_s", json_real(total_s));
+    json_object_set_new(j, "load_s", json_real(load_s));
+    json_object_set_new(j, "peak_rss_mib", json_real(peak_rss_mib()));
+    json_object_set_new(j, "config", config_json(&o, m, have_image ? &vis : NULL));
+    if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0)
+        rc = DP_EXIT_OUTPUT;
+    fputc('\n', stdout);
+    json_decref(j);
+
+out:
+    vl_state_free(st);
+    free(ids);
+    vl_vision_input_free(&vis);
+    vl_model_free(m);
+    return rc;
+}
