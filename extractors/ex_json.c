@@ -24,7 +24,9 @@ struct parser {
     struct ex_jdoc *doc;
     bool eof;     /* ran out of input inside a value */
     bool stopped; /* node limit reached */
-    bool dropped; /* an incomplete element was dropped (and warned) */
+    bool dropped; /* an incomplete element was dropped */
+    size_t drop_off;       /* start of the outermost dropped element (reported once) */
+    const char *drop_what;
     enum dp_status st;
 };
 
@@ -210,10 +212,11 @@ static bool push(struct parser *p, struct ex_jv *parent, struct ex_jv *child) {
     return true;
 }
 
+/* Inner elements are dropped before their containers, so the last call is the outermost. */
 static void drop(struct parser *p, struct ex_jv *child, const char *what) {
-    ex__warn(p->ws, EX_WARN_TRUNCATED, child->off, p->end - child->off, NULL,
-             "answer ends inside %s: incomplete element dropped", what);
     p->dropped = true;
+    p->drop_off = child->off;
+    p->drop_what = what;
     ex__jv_free(child);
 }
 
@@ -441,7 +444,10 @@ enum dp_status ex__json_parse(struct ex_jdoc *out, const char *text, size_t off,
         return p.st;
     }
     out->truncated = !out->root.complete || p.eof || p.stopped;
-    if (out->truncated && !p.dropped && !p.stopped)
+    if (p.dropped)
+        ex__warn(ws, EX_WARN_TRUNCATED, p.drop_off, p.end - p.drop_off, NULL,
+                 "answer ends inside %s: incomplete element dropped", p.drop_what);
+    else if (out->truncated && !p.stopped)
         ex__warn(ws, EX_WARN_TRUNCATED, out->root.off, p.end - out->root.off, NULL,
                  "answer ends inside the JSON value");
     skip_ws(&p);
