@@ -69,10 +69,11 @@ int dp_cmd_detokenize(int argc, char **argv) {
              tok = strtok_r(NULL, ID_SEPARATORS, &save)) {
             int64_t v;
             if (!dp_cli_parse_i64(tok, 0, INT32_MAX, &v) || n >= DETOK_MAX_IDS) {
+                int rc = dp_cli_usage_error(CMD, "'%s' is not a token id in [0, %d]", tok,
+                                            INT32_MAX);
                 dp_free(copy);
                 dp_free(ids);
-                return dp_cli_usage_error(CMD, "'%s' is not a token id in [0, %d]", tok,
-                                          INT32_MAX);
+                return rc;
             }
             ids[n++] = (int32_t)v;
         }
