@@ -373,7 +373,7 @@ const struct vl_state_params *vl_state_params_get(const struct vl_state *s);
 /* Per-token callback: the id just chosen and log p(id) under the raw model distribution.
  * Return false to stop generating (result.stop = VL_STOP_CALLBACK). */
 typedef bool (*vl_token_fn)(int32_t id, float logprob, void *user);
-/* Polled between prefill chunks and decode steps; return true to abort (VL_ERR_CANCELLED). */
+/* Polled between prefill chunks and decode steps; true stops with VL_ERR_CANCELLED. */
 typedef bool (*vl_abort_fn)(void *user);
 
 /* Generation defaults. The published generation_config.json of Qwen2.5-VL is effectively greedy
