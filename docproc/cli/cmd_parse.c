@@ -130,9 +130,12 @@ static enum dp_status read_input(const char *path, char **out, size_t *len, stru
         return dp_err_set(err, DP_ERR_IO, "stdin: read failed or larger than %zu bytes",
                           DP_MAX_TEXT_BYTES);
     }
-    *out = b.data ? dp_buf_steal(&b, len) : dp_strdup("");
-    if (!b.data && *out)
+    if (b.data) {
+        *out = dp_buf_steal(&b, len);
+    } else {
+        *out = dp_strdup("");
         *len = 0;
+    }
     return *out ? DP_OK : dp_err_set(err, DP_ERR_NOMEM, "out of memory");
 }
 
