@@ -68,6 +68,7 @@ struct dp_batch_opts {
     struct dp_batch_gen gen;
     double doc_timeout_s, page_timeout_s; /* 0 = none */
     bool keep_blank;            /* send blank pages to the model anyway */
+    bool no_prefix_cache;       /* recompute the prompt prefix for every page (to measure it) */
     enum dp_progress_mode progress;
     int verbosity;              /* -q -1, default 0, -v 1, -vv 2 */
     const char *merge_out;      /* batch --merge OUT: merge manifests (inputs) and exit */

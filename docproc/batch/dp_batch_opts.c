@@ -29,7 +29,7 @@ enum {
     OPT_FROM_RAW = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON, OPT_DPI, OPT_MIN_PIXELS, OPT_MAX_PIXELS,
     OPT_PAGES, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_MAX_NEW, OPT_TEMP, OPT_TOP_K, OPT_TOP_P,
     OPT_REP, OPT_SEED, OPT_THREADS, OPT_DOC_TIMEOUT, OPT_PAGE_TIMEOUT, OPT_KEEP_BLANK,
-    OPT_PROGRESS, OPT_SHARD, OPT_RESUME, OPT_INPUT, OPT_MERGE,
+    OPT_PROGRESS, OPT_SHARD, OPT_RESUME, OPT_INPUT, OPT_MERGE, OPT_NO_PREFIX_CACHE,
 };
 
 static const struct option long_opts[] = {
@@ -57,6 +57,7 @@ static const struct option long_opts[] = {
     {"doc-timeout", required_argument, NULL, OPT_DOC_TIMEOUT},
     {"page-timeout", required_argument, NULL, OPT_PAGE_TIMEOUT},
     {"keep-blank", no_argument, NULL, OPT_KEEP_BLANK},
+    {"no-prefix-cache", no_argument, NULL, OPT_NO_PREFIX_CACHE},
     {"progress", optional_argument, NULL, OPT_PROGRESS},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
@@ -250,6 +251,7 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
             *(c == OPT_DOC_TIMEOUT ? &o->doc_timeout_s : &o->page_timeout_s) = d;
             break;
         case OPT_KEEP_BLANK: o->keep_blank = true; break;
+        case OPT_NO_PREFIX_CACHE: o->no_prefix_cache = true; break;
         case OPT_PROGRESS:
             if (!a || !strcmp(a, "tty"))
                 o->progress = DP_PROGRESS_TTY;
@@ -376,7 +378,8 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
                 "      --seed S               [%llu]\n"
                 "      --page-timeout S       stop a page's answer after S seconds (0 = none) [%g]\n"
                 "      --doc-timeout S        fail a document after S seconds (0 = none) [%g]\n"
-                "      --keep-blank           send blank pages to the model too [%s]\n",
+                "      --keep-blank           send blank pages to the model too [%s]\n"
+                "      --no-prefix-cache      recompute the instruction's KV cache for every page\n",
             o->model_dir ? o->model_dir : "unset", o->gen.max_new_tokens, o->gen.temperature,
             o->gen.top_k, o->gen.top_p, o->gen.repetition_penalty,
             (unsigned long long)o->gen.seed, o->page_timeout_s, o->doc_timeout_s,
@@ -390,7 +393,7 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
             o->output ? o->output : o->cmd == DP_BATCH_CMD_EXTRACT ? "stdout only" : "required",
             fmts);
     dp_buf_appendf(b, "\nperformance:\n"
-                "  -j, --jobs N               documents in flight (ingest / --from-raw) [%d]\n"
+                "  -j, --jobs N               --from-raw: documents re-extracted in parallel [%d]\n"
                 "      --threads N            inference threads [%ld]\n"
                 "\ndiagnostics:\n"
                 "      --progress[=tty|json|off]  progress on stderr [auto: on a TTY]\n"

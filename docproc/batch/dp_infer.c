@@ -375,7 +375,7 @@ static enum dp_status answer_page(struct dp_infer *inf, struct item *it, struct 
     gp.top_p = (float)inf->o->gen.top_p;
     gp.repetition_penalty = (float)inf->o->gen.repetition_penalty;
     gp.seed = inf->o->gen.seed;
-    gp.reuse_prefix = true;
+    gp.reuse_prefix = !inf->o->no_prefix_cache;
     gp.on_token = on_token;
     gp.token_user = g;
     gp.should_abort = should_abort;

@@ -15,6 +15,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,11 @@ struct run {
     struct dp_progress prog;
     const char *model_id;
     int n_tables;
+    /* --from-raw with --jobs N: workers share the list; mu guards the journal, stdout,
+     * progress, the shared zip and n_tables */
+    pthread_mutex_t mu;
+    atomic_int next;
+    atomic_int worker_status; /* enum dp_status of the first failed worker */
 };
 
 const char *dp_batch_no_model_help(void) {
@@ -282,7 +289,9 @@ static enum dp_status write_dir(struct run *r, struct dp_input *d, const struct 
         st = path_join(tdir, sizeof tdir, staged, "stitched", err);
         if (st == DP_OK)
             st = dp__tables_write(doc, tdir, &n, err);
+        pthread_mutex_lock(&r->mu);
         r->n_tables += n;
+        pthread_mutex_unlock(&r->mu);
     }
     if (st == DP_OK && exists && rename(target, old) != 0)
         st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot move the old output aside",
@@ -318,8 +327,11 @@ static enum dp_status write_outputs(struct run *r, struct dp_input *d, const str
     }
     if (st == DP_OK && r->out_dir && (r->o->formats || !r->o->zip_per_doc))
         st = write_dir(r, d, doc, err);
-    if (st == DP_OK && r->zip_all)
+    if (st == DP_OK && r->zip_all) {
+        pthread_mutex_lock(&r->mu);
         st = dp_bundle_add_doc(r->zip_all, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
+        pthread_mutex_unlock(&r->mu);
+    }
     return st;
 }
 
@@ -388,6 +400,7 @@ static void process_doc(struct run *r, int index) {
             st = write_outputs(r, d, doc, &err);
         d->t.write += dp__now() - t2;
     }
+    pthread_mutex_lock(&r->mu); /* publish: stdout, journal, log, progress */
     if (st == DP_OK) {
         d->state = DP_INPUT_OK;
         if (r->o->cmd == DP_BATCH_CMD_EXTRACT)
@@ -404,8 +417,10 @@ static void process_doc(struct run *r, int index) {
     d->t.total = dp__now() - t0;
     ex_doc_free(doc);
     dp__answers_free(&a);
-    if (d->state == DP_INPUT_PENDING)
+    if (d->state == DP_INPUT_PENDING) {
+        pthread_mutex_unlock(&r->mu);
         return;
+    }
     if (r->o->json_stdout && r->o->cmd != DP_BATCH_CMD_EXTRACT)
         print_status_line(r, d);
     else if (r->o->cmd == DP_BATCH_CMD_EXTRACT && d->state == DP_INPUT_FAILED)
@@ -422,6 +437,7 @@ static void process_doc(struct run *r, int index) {
                     (long long)d->tokens_generated, d->t.rasterize, d->t.vision, d->t.prefill,
                     d->t.decode, d->t.extract, d->t.write, d->t.total);
     dp__progress_doc(&r->prog, d);
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* ---- the run -------------------------------------------------------------------------------- */
@@ -479,6 +495,90 @@ static void summarize(const struct run *r, struct dp_batch_summary *sum) {
     }
 }
 
+/* Processes (pending) or reports (failed at discovery, reused) document i. */
+static enum dp_status visit_doc(struct run *r, int i, struct dp_err *err) {
+    const struct dp_batch_opts *o = r->o;
+    struct dp_input *d = &r->docs.items[i];
+    if (o->cancel && *o->cancel)
+        return dp_err_set(err, DP_ERR_CANCELLED, "interrupted before %s", d->path);
+    if (d->state == DP_INPUT_PENDING) {
+        process_doc(r, i);
+        if (d->state == DP_INPUT_PENDING) /* cancelled inside */
+            return dp_err_set(err, DP_ERR_CANCELLED, "interrupted in %s", d->path);
+        return DP_OK;
+    }
+    pthread_mutex_lock(&r->mu);
+    if (d->state == DP_INPUT_FAILED) {
+        DP_LOG_ERROR("%s: %s", d->path, d->error ? d->error : dp_status_str(d->code));
+        if (r->have_journal) {
+            struct dp_err je = {0};
+            if (dp_journal_append(&r->journal, d, &je) != DP_OK)
+                DP_LOG_ERROR("%s", je.msg);
+        }
+        if (o->json_stdout || o->cmd == DP_BATCH_CMD_EXTRACT)
+            print_status_line(r, d);
+    }
+    dp__progress_doc(&r->prog, d);
+    pthread_mutex_unlock(&r->mu);
+    return DP_OK;
+}
+
+struct worker_arg {
+    struct run *r;
+    struct dp_err err;
+    enum dp_status st;
+};
+
+static void *worker_main(void *p) {
+    struct worker_arg *w = p;
+    struct run *r = w->r;
+    for (;;) {
+        if (atomic_load(&r->worker_status) != DP_OK)
+            break; /* another worker was cancelled */
+        int i = atomic_fetch_add(&r->next, 1);
+        if (i >= r->docs.n)
+            break;
+        w->st = visit_doc(r, i, &w->err);
+        if (w->st != DP_OK) {
+            atomic_store(&r->worker_status, (int)w->st);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* --from-raw --jobs N: N threads take the next document in turn (stdout order then varies). */
+static enum dp_status run_workers(struct run *r, struct dp_err *err) {
+    int n = r->o->jobs;
+    pthread_t *th = dp_calloc((size_t)n, sizeof *th);
+    struct worker_arg *args = dp_calloc((size_t)n, sizeof *args);
+    if (!th || !args) {
+        dp_free(th);
+        dp_free(args);
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory starting %d workers", n);
+    }
+    int started = 0;
+    for (int k = 0; k < n; k++) {
+        args[k].r = r;
+        if (pthread_create(&th[k], NULL, worker_main, &args[k]) != 0)
+            break;
+        started++;
+    }
+    if (!started) /* no thread: do the work here */
+        worker_main(&args[0]);
+    for (int k = 0; k < started; k++)
+        pthread_join(th[k], NULL);
+    enum dp_status st = DP_OK;
+    for (int k = 0; k < n && st == DP_OK; k++)
+        if (args[k].st != DP_OK) {
+            st = args[k].st;
+            dp_err_set(err, st, "%s", args[k].err.msg);
+        }
+    dp_free(th);
+    dp_free(args);
+    return st;
+}
+
 static enum dp_status run_docs(struct run *r, bool *input_failed, struct dp_err *err) {
     const struct dp_batch_opts *o = r->o;
     enum dp_status st = o->from_raw ? docs_from_raw(r, err)
@@ -527,32 +627,11 @@ static enum dp_status run_docs(struct run *r, bool *input_failed, struct dp_err 
         r->model_id = dp__infer_model_id(r->inf);
     }
     dp__progress_init(&r->prog, o, r->docs.n);
-    for (int i = 0; i < r->docs.n; i++) {
-        struct dp_input *d = &r->docs.items[i];
-        if (o->cancel && *o->cancel) {
-            st = dp_err_set(err, DP_ERR_CANCELLED, "interrupted after %d of %d documents", i,
-                            r->docs.n);
-            break;
-        }
-        if (d->state == DP_INPUT_PENDING) {
-            process_doc(r, i);
-            if (d->state == DP_INPUT_PENDING) { /* cancelled inside */
-                st = dp_err_set(err, DP_ERR_CANCELLED, "interrupted in %s", d->path);
-                break;
-            }
-        } else if (d->state == DP_INPUT_FAILED) {
-            DP_LOG_ERROR("%s: %s", d->path, d->error ? d->error : dp_status_str(d->code));
-            if (r->have_journal) {
-                struct dp_err je = {0};
-                if (dp_journal_append(&r->journal, d, &je) != DP_OK)
-                    DP_LOG_ERROR("%s", je.msg);
-            }
-            if (o->json_stdout || o->cmd == DP_BATCH_CMD_EXTRACT)
-                print_status_line(r, d);
-            dp__progress_doc(&r->prog, d);
-        } else {
-            dp__progress_doc(&r->prog, d);
-        }
+    if (o->from_raw && o->jobs > 1) {
+        st = run_workers(r, err);
+    } else {
+        for (int i = 0; i < r->docs.n && st == DP_OK; i++)
+            st = visit_doc(r, i, err);
     }
     dp__progress_end(&r->prog);
     if (r->inf && o->verbosity > 0) {
@@ -582,6 +661,9 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
     memset(&r, 0, sizeof r);
     r.o = o;
     r.journal.fd = -1;
+    pthread_mutex_init(&r.mu, NULL);
+    atomic_init(&r.next, 0);
+    atomic_init(&r.worker_status, DP_OK);
     r.model_id = o->from_raw ? "from-raw" : o->model_dir;
     if (!o->from_raw && !o->model_dir)
         return dp_err_set(err, DP_ERR_MODEL, "%s", dp_batch_no_model_help());
@@ -636,5 +718,6 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
     dp_raw_set_free(r.raw);
     dp_inputs_free(&r.docs);
     sc_schema_free(r.schema);
+    pthread_mutex_destroy(&r.mu);
     return st;
 }

@@ -15,7 +15,9 @@ kills=0
 for i in 1 2 3 4 5 6; do
     resume=""
     [ "$i" -gt 1 ] && resume=--resume
-    "$BIN" batch --from-raw "$T/raw" --schema form -o "$T/out" $resume -q &
+    jobs=1
+    [ $((i % 2)) -eq 0 ] && jobs=3 # parallel workers are killed too
+    "$BIN" batch --from-raw "$T/raw" --schema form -o "$T/out" $resume -j "$jobs" -q &
     pid=$!
     delay=$(awk -v s="$$$i" 'BEGIN { srand(s); printf "%.3f", 0.02 + rand() * 0.6 }')
     sleep "$delay"
