@@ -85,8 +85,13 @@ static enum dp_status write_one(const struct part *parts, int n, int id, const c
     for (int i = 0; i < n; i++) {
         const struct ex_table *t = parts[i].t;
         int kept = t->n_rows - parts[i].skip_rows;
-        json_array_append_new(jparts, json_pack("{sisisisi}", "page", parts[i].page, "table",
-                                                parts[i].index, "first_row", r0, "rows", kept));
+        json_t *jp = json_pack("{sisisisi}", "page", parts[i].page, "table", parts[i].index,
+                               "first_row", r0, "rows", kept);
+        if (jp) {
+            prov_json(jp, &t->prov); /* the part's box (the model boxes tables, not cells) */
+            json_object_set_new(jp, "page", json_integer(parts[i].page));
+            json_array_append_new(jparts, jp);
+        }
         for (int r = parts[i].skip_rows; r < t->n_rows; r++)
             for (int c = 0; c < cols; c++) {
                 const struct ex_cell *src = &t->cells[(size_t)r * (size_t)cols + (size_t)c];

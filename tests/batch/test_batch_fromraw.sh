@@ -58,6 +58,42 @@ check "re-extraction from the zip gives identical records" cmp -s "$T/a.jsonl" "
 check "tables --from-raw exits 0" [ $? -eq 0 ]
 check "tables JSON valid" "$TOOL" json $(find "$T/tables" -name 'table-*.json') "$T/tables/manifest.json"
 
+# 4b. a table continuing on the next page (header repeated) is stitched; a different one is not
+mkdir -p "$T/tbl/report/raw"
+cat >"$T/tbl/report/raw/page-0001.txt" <<'HTML'
+```html
+<html><body><h2 data-bbox="40 30 400 60">Quarterly figures</h2>
+<table data-bbox="40 80 960 300"><tr><th>Item</th><th>Q1</th><th>Q2</th></tr>
+<tr><td>Revenue</td><td>1,200</td><td>1,350</td></tr>
+<tr><td>Costs</td><td>800</td><td>820</td></tr></table></body></html>
+```
+HTML
+cat >"$T/tbl/report/raw/page-0002.txt" <<'HTML'
+<html><body><table data-bbox="40 40 960 200"><tr><th>Item</th><th>Q1</th><th>Q2</th></tr>
+<tr><td>Tax</td><td>90</td><td>95</td></tr>
+<tr><td>Profit</td><td>310</td><td>435</td></tr></table>
+<table data-bbox="40 400 600 500"><tr><th>Region</th><th>Share</th></tr>
+<tr><td>North</td><td>60%</td></tr></table></body></html>
+HTML
+cat >"$T/tbl/report/raw/pages.json" <<'JSON'
+{"format": "docproc-raw/1", "source": "report.pdf", "schema": "table", "pages": [
+ {"number": 1, "file": "page-0001.txt", "model_truncated": false, "geometry":
+  {"model_w": 1008, "model_h": 1428, "page_w": 1240, "page_h": 1754, "pdf_w_pt": 595.28, "pdf_h_pt": 841.89}},
+ {"number": 2, "file": "page-0002.txt", "model_truncated": false, "geometry":
+  {"model_w": 1008, "model_h": 1428, "page_w": 1240, "page_h": 1754, "pdf_w_pt": 595.28, "pdf_h_pt": 841.89}}]}
+JSON
+"$BIN" tables --from-raw "$T/tbl" -o "$T/tblout" >/dev/null 2>"$T/err5"
+check "tables on a 2-page report exits 0" [ $? -eq 0 ]
+S=$T/tblout/report/stitched
+check "two tables after stitching" [ "$(find "$S" -name 'table-*.csv' | wc -l)" -eq 2 ]
+check "stitched table has the header once and 4 rows" [ "$(wc -l <"$S/table-001.csv")" -eq 5 ]
+check "stitched rows in page order" \
+    [ "$(cut -d, -f1 "$S/table-001.csv" | tr -d '\r' | tr '\n' ' ')" = "Item Revenue Costs Tax Profit " ]
+check "stitched table records its parts" grep -q '"stitched": true' "$S/table-001.json"
+check "parts name both pages" [ "$(grep -c '"page": [12],' "$S/table-001.json")" -ge 2 ]
+check "parts carry their box in PDF points" grep -q '"bbox_pdf"' "$S/table-001.json"
+check "the other table stays alone" grep -q 'North' "$S/table-002.csv"
+
 # 5. exit codes
 env -u DOCPROC_MODEL "$BIN" extract --schema invoice "$SRC/samples/invoice2data/oyo.pdf" >/dev/null 2>"$T/e"
 check "no model: exit 3" [ $? -eq 3 ]
