@@ -77,13 +77,14 @@ enum vl_status vl__rope_index(int64_t *pos, int64_t *out_delta, const int32_t *i
         int64_t lt = in->grid_t, lh = in->grid_h / merge, lw = in->grid_w / merge;
         int64_t n_tok = vl__vision_tokens(cfg, in);
         int32_t pad = video ? cfg->video_token_id : cfg->image_token_id;
-        int64_t run = 0;
-        while (ed + run < n && ids[ed + run] == pad)
+        int64_t run = 0; /* pads available for this input (adjacent blocks are allowed, as in
+                          * the reference: a longer run continues with the next input) */
+        while (ed + run < n && run < n_tok && ids[ed + run] == pad)
             run++;
         if (n_tok <= 0 || run != n_tok)
             return vl__err(err, VL_ERR_INVALID,
                            "%s %d needs %lld placeholder tokens (grid %lldx%lldx%lld), the prompt "
-                           "has a run of %lld at token %lld",
+                           "has only %lld at token %lld",
                            video ? "video" : "image", k + 1, (long long)n_tok,
                            (long long)in->grid_t, (long long)in->grid_h, (long long)in->grid_w,
                            (long long)run, (long long)ed);

@@ -171,7 +171,20 @@ static void mismatches(void) {
     struct vl_vision_input small = {.grid_t = 1, .grid_h = 2, .grid_w = 2};
     memset(&err, 0, sizeof err);
     T_EQ_I64(vl__rope_index(pos, &delta, ids, n, &cfg, &small, 1, &err), VL_ERR_INVALID);
-    printf("error (run length): %s\n", err.msg);
+    printf("error (run longer): %s\n", err.msg);
+    /* run shorter than the image's tokens */
+    struct vl_vision_input big = {.grid_t = 1, .grid_h = 8, .grid_w = 8};
+    memset(&err, 0, sizeof err);
+    T_EQ_I64(vl__rope_index(pos, &delta, ids, n, &cfg, &big, 1, &err), VL_ERR_INVALID);
+    printf("error (run shorter): %s\n", err.msg);
+    /* two images in one run of pads (no text between): the reference takes them in turn */
+    struct vl_vision_input quarter = {.grid_t = 1, .grid_h = 2, .grid_w = 4}; /* 2 tokens */
+    struct vl_vision_input pair[2] = {quarter, quarter};
+    memset(&err, 0, sizeof err);
+    T_EQ_I64(vl__rope_index(pos, &delta, ids, n, &cfg, pair, 2, &err), VL_OK);
+    T_EQ_I64(pos[2 * n + 4], 4); /* first image (base 3): w 3, 4 */
+    T_EQ_I64(pos[0 * n + 5], 5); /* second image starts at 1 + max = 5 */
+    T_EQ_I64(pos[2 * n + 6], 6);
     /* a video input for an image run */
     struct vl_vision_input v = im;
     v.is_video = true;
