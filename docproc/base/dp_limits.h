@@ -62,4 +62,12 @@
 #define DP_OUT_MAX_NAME      128      /* bytes of one sanitised bundle/dir name component */
 #define DP_OUT_MAX_ENTRIES   1000000  /* entries read back from one bundle */
 
+/* `docproc ask` (docproc/cli/cmd_ask.c, docs/model-llm.md). */
+#define DP_ASK_MAX_INPUTS      64     /* --image / --video occurrences, each */
+#define DP_ASK_MAX_FRAMES      768    /* frames of one --video (qwen-vl-utils FPS_MAX_FRAMES) */
+#define DP_ASK_DEFAULT_FPS     2.0    /* qwen-vl-utils default fps (spec §3.1) */
+#define DP_ASK_MAX_FPS         1000.0
+#define DP_ASK_MAX_THREADS     256
+#define DP_ASK_MAX_NEW_TOKENS  1000000
+
 #endif

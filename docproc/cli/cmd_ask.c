@@ -7,6 +7,7 @@
  * repetition penalty 1.05, effectively greedy); every flag overrides them. */
 #include "dp_cli.h"
 #include "../base/dp_fs.h"
+#include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "../ingest/dp_ingest.h"
 #include "vl.h"
@@ -19,19 +20,13 @@
 #include <string.h>
 
 #define CMD "ask"
-#define ASK_MAX_INPUTS 64             /* --image / --video occurrences */
-#define ASK_MAX_FRAMES 768            /* qwen-vl-utils FPS_MAX_FRAMES (spec §3.1) */
-#define ASK_DEFAULT_FPS 2.0           /* qwen-vl-utils FPS default (spec §3.1) */
-#define ASK_MAX_FPS 1000.0
-#define ASK_MAX_THREADS 256
-#define ASK_MAX_NEW_TOKENS 1000000
 #define ASK_DEFAULT_SYSTEM VL_CHAT_DEFAULT_SYSTEM /* chat template default (spec §5.1) */
 
 struct ask_opts {
     const char *model_dir;
-    const char *images[ASK_MAX_INPUTS];
+    const char *images[DP_ASK_MAX_INPUTS];
     int n_images;
-    const char *videos[ASK_MAX_INPUTS];
+    const char *videos[DP_ASK_MAX_INPUTS];
     int n_videos;
     double fps;
     const char *prompt, *raw, *system;
@@ -90,7 +85,7 @@ static void print_help(void) {
            "performance and diagnostics:\n"
            "  --threads N              threads for OpenBLAS and the kernels [1]\n"
            "  -v, --verbose            timings and sizes on stderr\n",
-           ASK_DEFAULT_FPS, ASK_DEFAULT_SYSTEM, (double)VL_GEN_DEFAULT_REPETITION_PENALTY,
+           DP_ASK_DEFAULT_FPS, ASK_DEFAULT_SYSTEM, (double)VL_GEN_DEFAULT_REPETITION_PENALTY,
            VL_GEN_DEFAULT_MAX_NEW_TOKENS);
 }
 
@@ -126,7 +121,7 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
-    o->fps = ASK_DEFAULT_FPS;
+    o->fps = DP_ASK_DEFAULT_FPS;
     o->system = ASK_DEFAULT_SYSTEM;
     o->max_new_tokens = VL_GEN_DEFAULT_MAX_NEW_TOKENS;
     o->temperature = o->top_p = o->repetition_penalty = -1.0;
@@ -144,16 +139,16 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         case OPT_VIDEO: {
             bool img = c == OPT_IMAGE;
             int *n = img ? &o->n_images : &o->n_videos;
-            if (*n == ASK_MAX_INPUTS)
-                return dp_cli_usage_error(CMD, "at most %d --%s options", ASK_MAX_INPUTS,
+            if (*n == DP_ASK_MAX_INPUTS)
+                return dp_cli_usage_error(CMD, "at most %d --%s options", DP_ASK_MAX_INPUTS,
                                           img ? "image" : "video");
             (img ? o->images : o->videos)[(*n)++] = optarg;
             break;
         }
         case OPT_FPS:
-            if (!dp_cli_parse_double(optarg, 1e-3, ASK_MAX_FPS, &o->fps))
+            if (!dp_cli_parse_double(optarg, 1e-3, DP_ASK_MAX_FPS, &o->fps))
                 return dp_cli_usage_error(CMD, "--fps: expected a number in (0, %g], got '%s'",
-                                          ASK_MAX_FPS, optarg);
+                                          DP_ASK_MAX_FPS, optarg);
             break;
         case OPT_PROMPT: o->prompt = optarg; break;
         case OPT_RAW: o->raw = optarg; break;
@@ -167,9 +162,9 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
             *(c == OPT_MIN_PIXELS ? &o->min_pixels : &o->max_pixels) = v;
             break;
         case OPT_MAX_NEW:
-            if (!dp_cli_parse_i64(optarg, 1, ASK_MAX_NEW_TOKENS, &o->max_new_tokens))
+            if (!dp_cli_parse_i64(optarg, 1, DP_ASK_MAX_NEW_TOKENS, &o->max_new_tokens))
                 return dp_cli_usage_error(CMD, "--max-new-tokens: expected 1..%d, got '%s'",
-                                          ASK_MAX_NEW_TOKENS, optarg);
+                                          DP_ASK_MAX_NEW_TOKENS, optarg);
             break;
         case OPT_TEMP:
             if (!dp_cli_parse_double(optarg, 0.0, 1e6, &o->temperature))
@@ -198,9 +193,9 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         case OPT_IGNORE_EOS: o->ignore_eos = true; break;
         case OPT_PRINT_IDS: o->print_ids = true; break;
         case OPT_THREADS:
-            if (!dp_cli_parse_i64(optarg, 1, ASK_MAX_THREADS, &v))
+            if (!dp_cli_parse_i64(optarg, 1, DP_ASK_MAX_THREADS, &v))
                 return dp_cli_usage_error(CMD, "--threads: expected 1..%d, got '%s'",
-                                          ASK_MAX_THREADS, optarg);
+                                          DP_ASK_MAX_THREADS, optarg);
             o->threads = (int)v;
             break;
         case OPT_DUMP: o->dump_dir = optarg; break;
@@ -250,7 +245,7 @@ static void free_list(char **list, int n) {
 }
 
 static enum dp_status frame_list(char ***out, int *n_out, const char *spec, struct dp_err *err) {
-    char **list = calloc(ASK_MAX_FRAMES, sizeof *list);
+    char **list = calloc(DP_ASK_MAX_FRAMES, sizeof *list);
     int n = 0;
     *out = NULL;
     *n_out = 0;
@@ -262,11 +257,11 @@ static enum dp_status frame_list(char ***out, int *n_out, const char *spec, stru
         while ((e = readdir(d))) {
             if (e->d_name[0] == '.')
                 continue;
-            if (n == ASK_MAX_FRAMES) {
+            if (n == DP_ASK_MAX_FRAMES) {
                 closedir(d);
                 free_list(list, n);
                 return dp_err_set(err, DP_ERR_LIMIT, "%s: more than %d frames", spec,
-                                  ASK_MAX_FRAMES);
+                                  DP_ASK_MAX_FRAMES);
             }
             size_t len = strlen(spec) + strlen(e->d_name) + 2;
             list[n] = malloc(len);
@@ -283,10 +278,10 @@ static enum dp_status frame_list(char ***out, int *n_out, const char *spec, stru
             const char *q = strchr(p, ',');
             size_t len = q ? (size_t)(q - p) : strlen(p);
             if (len) {
-                if (n == ASK_MAX_FRAMES) {
+                if (n == DP_ASK_MAX_FRAMES) {
                     free_list(list, n);
                     return dp_err_set(err, DP_ERR_LIMIT, "more than %d frames in '%s'",
-                                      ASK_MAX_FRAMES, spec);
+                                      DP_ASK_MAX_FRAMES, spec);
                 }
                 list[n] = malloc(len + 1);
                 if (!list[n])
@@ -443,7 +438,7 @@ static void print_timings(const struct vl_result *r) {
 
 struct ask_run {
     struct vl_model *m;
-    struct vl_vision_input vis[2 * ASK_MAX_INPUTS];
+    struct vl_vision_input vis[2 * DP_ASK_MAX_INPUTS];
     int n_vis;
     int32_t *ids0, *ids;
     int64_t n_ids0, n_ids;
