@@ -54,6 +54,7 @@ struct dp_input {
     struct dp_input_timings t;
     char **outputs; /* output paths written (relative to the output directory); owned */
     int n_outputs;
+    long src_index; /* --from-raw: index of the raw document it comes from */
 };
 
 struct dp_inputs {

@@ -102,6 +102,7 @@ static enum dp_status docs_from_raw(struct run *r, struct dp_err *err) {
             break;
         struct dp_input *d = &r->docs.items[r->docs.n - 1];
         d->kind = "raw";
+        d->src_index = (long)i;
         /* The input of a re-extraction is the set of answers: hash them in page order. */
         struct dp_buf b;
         dp_buf_init(&b, DP_MAX_TEXT_BYTES);
@@ -119,6 +120,13 @@ static enum dp_status docs_from_raw(struct run *r, struct dp_err *err) {
     return st;
 }
 
+static int cmp_stem(const void *a, const void *b) {
+    const struct dp_input *x = *(const struct dp_input *const *)a;
+    const struct dp_input *y = *(const struct dp_input *const *)b;
+    int c = strcmp(x->stem, y->stem);
+    return c ? c : (x > y) - (x < y);
+}
+
 /* Unique output stems: the sanitised name, plus a hash of the name when two collide. Computed
  * before sharding so every worker names every document alike. */
 static enum dp_status assign_stems(struct dp_inputs *l, struct dp_err *err) {
@@ -127,26 +135,36 @@ static enum dp_status assign_stems(struct dp_inputs *l, struct dp_err *err) {
         if (!l->items[i].stem)
             return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", l->items[i].rel);
     }
-    for (int i = 0; i < l->n; i++) {
-        bool clash = false;
-        for (int j = 0; j < l->n && !clash; j++)
-            clash = j != i && !strcmp(l->items[i].stem, l->items[j].stem) &&
-                    strcmp(l->items[i].rel, l->items[j].rel);
-        if (!clash)
-            continue;
-        char h[DP_SHA256_HEX_LEN + 1];
-        dp_sha256_hex(h, l->items[i].rel, strlen(l->items[i].rel));
-        struct dp_buf b;
-        dp_buf_init(&b, PATH_BYTES);
-        dp_buf_appendf(&b, "%s-%.*s", l->items[i].stem, STEM_HASH_CHARS, h);
-        if (b.status != DP_OK) {
-            dp_buf_free(&b);
-            return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", l->items[i].rel);
+    /* sort by stem; within a run of equal stems every differently named entry gets a suffix */
+    struct dp_input **v = dp_reallocarray(NULL, (size_t)(l->n ? l->n : 1), sizeof *v);
+    if (!v)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory naming outputs");
+    for (int i = 0; i < l->n; i++)
+        v[i] = &l->items[i];
+    qsort(v, (size_t)l->n, sizeof *v, cmp_stem);
+    enum dp_status st = DP_OK;
+    for (int i = 0; i < l->n && st == DP_OK;) {
+        int j = i + 1;
+        while (j < l->n && !strcmp(v[j]->stem, v[i]->stem))
+            j++;
+        for (int k = i; j - i > 1 && k < j && st == DP_OK; k++) {
+            char h[DP_SHA256_HEX_LEN + 1];
+            dp_sha256_hex(h, v[k]->rel, strlen(v[k]->rel));
+            struct dp_buf b;
+            dp_buf_init(&b, PATH_BYTES);
+            dp_buf_appendf(&b, "%s-%.*s", v[k]->stem, STEM_HASH_CHARS, h);
+            if (b.status != DP_OK) {
+                dp_buf_free(&b);
+                st = dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", v[k]->rel);
+                break;
+            }
+            dp_free(v[k]->stem);
+            v[k]->stem = dp_buf_steal(&b, NULL);
         }
-        dp_free(l->items[i].stem);
-        l->items[i].stem = dp_buf_steal(&b, NULL);
+        i = j;
     }
-    return DP_OK;
+    dp_free(v);
+    return st;
 }
 
 /* Removes staging leftovers (".stage-PID-STEM", ".old-PID-STEM") of this worker's documents. */
@@ -179,28 +197,23 @@ static void clean_stale(struct run *r) {
 
 static enum dp_status raw_answers(struct run *r, int index, struct dp_answers *out,
                                   struct dp_err *err) {
-    /* docs and raw docs are in the same order before sharding; find by stem. */
-    const char *rel = r->docs.items[index].rel;
-    for (size_t i = 0; i < r->raw->n_docs; i++) {
-        const struct dp_raw_doc *rd = &r->raw->docs[i];
-        if (strcmp(rd->stem, rel))
-            continue;
-        for (size_t p = 0; p < rd->n_pages; p++) {
-            struct dp_page_answer a = {0};
-            a.number = rd->pages[p].number;
-            a.text = dp_strndup(rd->pages[p].text, rd->pages[p].len);
-            if (!a.text)
-                return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", rel);
-            a.len = rd->pages[p].len;
-            a.truncated = rd->pages[p].truncated;
-            a.blank = a.len == 0;
-            a.geom = rd->pages[p].geom;
-            if (dp__answers_add(out, &a, err) != DP_OK)
-                return DP_ERR_NOMEM;
-        }
-        return DP_OK;
+    const struct dp_input *d = &r->docs.items[index];
+    DP_ASSERT(d->src_index >= 0 && (size_t)d->src_index < r->raw->n_docs);
+    const struct dp_raw_doc *rd = &r->raw->docs[d->src_index];
+    for (size_t p = 0; p < rd->n_pages; p++) {
+        struct dp_page_answer a = {0};
+        a.number = rd->pages[p].number;
+        a.text = dp_strndup(rd->pages[p].text, rd->pages[p].len);
+        if (!a.text)
+            return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", d->rel);
+        a.len = rd->pages[p].len;
+        a.truncated = rd->pages[p].truncated;
+        a.blank = a.len == 0;
+        a.geom = rd->pages[p].geom;
+        if (dp__answers_add(out, &a, err) != DP_OK)
+            return DP_ERR_NOMEM;
     }
-    return dp_err_set(err, DP_ERR_INTERNAL, "%s: raw answers vanished", rel);
+    return DP_OK;
 }
 
 static enum dp_status build_doc(struct run *r, struct dp_input *d, const struct dp_answers *a,
