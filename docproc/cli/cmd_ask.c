@@ -487,6 +487,13 @@ static enum dp_status prepare_inputs(struct ask_run *r, const struct ask_opts *o
         ip.min_pixels = o->min_pixels;
     if (o->max_pixels)
         ip.max_pixels = o->max_pixels;
+    /* smart_resize never goes below one merge unit, so a smaller budget cannot be honoured */
+    int64_t unit = ip.patch_size * ip.merge_size * ip.patch_size * ip.merge_size;
+    if (ip.max_pixels < unit)
+        return dp_err_set(err, DP_ERR_USAGE,
+                          "max-pixels %lld is below one %lldx%lld merge unit (%lld pixels)",
+                          (long long)ip.max_pixels, (long long)(ip.patch_size * ip.merge_size),
+                          (long long)(ip.patch_size * ip.merge_size), (long long)unit);
     if (ip.min_pixels > ip.max_pixels)
         return dp_err_set(err, DP_ERR_USAGE, "min-pixels %lld is above max-pixels %lld",
                           (long long)ip.min_pixels, (long long)ip.max_pixels);

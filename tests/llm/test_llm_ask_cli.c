@@ -265,6 +265,19 @@ static void errors(void) {
     rc = run(args, out, sizeof out, errb, sizeof errb);
     T_EQ_I64(rc, 2);
     printf("min-pixels above max-pixels: exit %d: %s", rc, errb);
+    char *args2[] = {"docproc", "ask", "--model", model, "--image", img, "--prompt", "hi",
+                     "--max-pixels", "100", NULL};
+    rc = run(args2, out, sizeof out, errb, sizeof errb);
+    T_CHECK_MSG(rc == 2 && strstr(errb, "merge unit"), "max-pixels 100: exit %d: %s", rc, errb);
+    printf("max-pixels below one merge unit: exit %d: %s", rc, errb);
+    /* an image file that is not an image */
+    char bad[LG_PATH_MAX + 32];
+    snprintf(bad, sizeof bad, "%s/not-an-image.png", tmpdir);
+    write_file(bad, "hello");
+    char *args3[] = {"docproc", "ask", "--model", model, "--image", bad, "--prompt", "hi", NULL};
+    rc = run(args3, out, sizeof out, errb, sizeof errb);
+    T_CHECK_MSG(rc != 0 && strstr(errb, "not-an-image.png"), "bad image: exit %d: %s", rc, errb);
+    printf("undecodable image: exit %d: %s", rc, errb);
 }
 
 int main(int argc, char **argv) {
