@@ -131,8 +131,16 @@ static void golden_case(json_t *c, int threads) {
     for (size_t k = 0; !bad && k < n; k++)
         bad += json_integer_value(json_array_get(arr, k)) != want[k];
     T_CHECK_MSG(!bad, "%s: ids differ: got %s", id, last_line(out));
-    printf("%-24s threads %d: docproc ask reproduces gen.decode_ids (%zu tokens)\n", id, threads,
-           n);
+    /* the streamed answer (everything before the ids line) is the reference's decoded text */
+    const char *text = json_string_value(json_object_get(c, "generated_text"));
+    char *nl = strrchr(out, '\n');
+    size_t tl = nl ? (size_t)(nl - out) : 0, wl = text ? strlen(text) : 0;
+    while (wl && text[wl - 1] == '\n')
+        wl--;
+    T_CHECK_MSG(text && tl == wl && !memcmp(out, text, wl), "%s: streamed text differs:\n%.*s",
+                id, (int)tl, out);
+    printf("%-24s threads %d: docproc ask reproduces gen.decode_ids (%zu tokens) and the text\n",
+           id, threads, n);
     json_decref(arr);
     free(want);
     vl_st_close(f);
