@@ -39,14 +39,14 @@ static const int64_t pub_fullatt[] = {7, 15, 23, 31};
 #define PUB_MAX_POSITIONS 128000
 static const int64_t pub_mrope[VL_MROPE_SECTIONS] = {16, 24, 24};
 
-#define PUB_BOS_ID 151643          /* <|endoftext|> */
-#define PUB_EOS_ID 151645          /* <|im_end|> */
-#define PUB_PAD_ID 151643
-#define PUB_VISION_START_ID 151652 /* <|vision_start|> */
-#define PUB_VISION_END_ID 151653   /* <|vision_end|> */
-#define PUB_VISION_PAD_ID 151654   /* <|vision_pad|> (unused by the model) */
-#define PUB_IMAGE_PAD_ID 151655    /* <|image_pad|> */
-#define PUB_VIDEO_PAD_ID 151656    /* <|video_pad|> */
+#define PUB_BOS_ID VL_PUB_BOS_ID
+#define PUB_EOS_ID VL_PUB_EOS_ID
+#define PUB_PAD_ID VL_PUB_BOS_ID
+#define PUB_VISION_START_ID VL_PUB_VISION_START_ID
+#define PUB_VISION_END_ID VL_PUB_VISION_END_ID
+#define PUB_VISION_PAD_ID VL_PUB_VISION_PAD_ID
+#define PUB_IMAGE_PAD_ID VL_PUB_IMAGE_PAD_ID
+#define PUB_VIDEO_PAD_ID VL_PUB_VIDEO_PAD_ID
 
 #define PUB_MIN_PIXELS 3136        /* 56 * 56 */
 #define PUB_MAX_PIXELS 12845056    /* 16384 * 28 * 28 */

@@ -144,6 +144,16 @@ struct vl_config {
     int32_t vision_token_id;
 };
 
+/* Published Qwen2.5-VL special-token ids (config.json / generation_config.json, all sizes;
+ * spec §1.2, §1.4): fallbacks when a file omits them, and what `model synth` writes. */
+#define VL_PUB_BOS_ID 151643          /* <|endoftext|> (also pad and the second EOS) */
+#define VL_PUB_EOS_ID 151645          /* <|im_end|> */
+#define VL_PUB_VISION_START_ID 151652 /* <|vision_start|> */
+#define VL_PUB_VISION_END_ID 151653   /* <|vision_end|> */
+#define VL_PUB_VISION_PAD_ID 151654   /* <|vision_pad|> (unused by the model) */
+#define VL_PUB_IMAGE_PAD_ID 151655    /* <|image_pad|> */
+#define VL_PUB_VIDEO_PAD_ID 151656    /* <|video_pad|> */
+
 /* Largest config/index JSON file read (tokenizer.json has its own limit). */
 #define VL_CONFIG_MAX_BYTES ((size_t)64 << 20)
 
@@ -222,8 +232,11 @@ enum vl_status vl__weights_bind(struct vl_model *m, struct vl_error *err);
 void vl__weights_free(struct vl_weights *w);
 
 /* ---- compute kernels (vl_pool.c, vl_ops.c, vl_ops_blas.c, vl_ops_x86.c) -------------------
- * Threads: one vl_pool for our kernels (GEMV, widening, norms, activations) and OpenBLAS's pool
- * for GEMMs; the forward pass alternates them on one control thread, never both at once.
+ * Threads: one vl_pool for everything. OpenBLAS is set to one thread and large GEMMs are split
+ * into slices that the pool's workers run with the single-threaded cblas_sgemm (a second,
+ * spinning OpenBLAS pool oversubscribes the cores; see vl_ops_blas.c, docs/performance.md).
+ * vl__gemm_f32 / vl__linear may be called from the control thread or from inside a pool task
+ * (then they run on that worker alone).
  * Every optimised kernel has a scalar *_ref twin that tests/kernels compares against.
  *
  *   struct vl_compute c;
@@ -268,14 +281,14 @@ struct vl_compute {
     size_t scratch_bytes;
 };
 
-/* Creates the pool and scratch for weights of at most max_out x max_in and sets OpenBLAS's
- * thread count to n_threads (openblas_set_num_threads: process-wide, the last call wins).
+/* Creates the pool (n_threads workers) and scratch for weights of at most max_out x max_in, and
+ * sets OpenBLAS to one thread (openblas_set_num_threads(1): process-wide; our pool splits GEMMs).
  * On failure *c is left zeroed and err set. */
 enum vl_status vl__compute_init(struct vl_compute *c, int n_threads, int64_t max_out,
                                 int64_t max_in, struct vl_error *err);
 void vl__compute_free(struct vl_compute *c); /* NULL-safe; zeroes *c */
 /* Scratch bytes vl__linear needs for weights of at most max_out x max_in (one widened panel of
- * whole rows; capped, so the model is never widened as a whole). */
+ * whole rows per worker; capped, so the model is never widened as a whole). */
 size_t vl__compute_scratch_bytes(int n_threads, int64_t max_out, int64_t max_in);
 
 /* y[n, out] = x[n, in] . W^T (+ b). W is [out, in] in F32, F16 or BF16 (read from the mapping,
@@ -292,8 +305,8 @@ void vl__linear_gemm(struct vl_compute *c, float *y, const float *x, int64_t n,
                      const struct vl_tensor *w); /* no bias: vl__linear adds it */
 /* n at or below which vl__linear streams the stored weights (GEMV); above, panel + sgemm. */
 #define VL_LINEAR_GEMV_MAX_N 4
-/* Target size of one widened weight panel (f32), and the row multiple panels are cut at. */
-#define VL_PANEL_TARGET_BYTES ((size_t)16 << 20)
+/* Target size of one worker's widened weight panel (f32), and the row multiple of panels. */
+#define VL_PANEL_TARGET_BYTES ((size_t)8 << 20)
 #define VL_PANEL_ROW_ALIGN 16
 /* Scalar reference (double accumulation). */
 void vl__linear_ref(float *y, const float *x, int64_t n, const struct vl_tensor *w,

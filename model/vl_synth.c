@@ -45,6 +45,7 @@ static const struct shape_def shapes[] = {
      4, 64, 4, 96, 112, {1, 3}, 2},
 };
 
+/* config.json as published (spec §1.2): the fixed fields are written verbatim. */
 static json_t *config_json(const struct shape_def *s) {
     json_t *fa = json_array();
     for (int i = 0; i < s->n_fullatt; i++)
@@ -62,11 +63,11 @@ static json_t *config_json(const struct shape_def *s) {
                              (json_int_t)s->mrope[2]);
     json_t *c = json_pack("{s:[s], s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:f, s:I}",
                           "architectures", "Qwen2_5_VLForConditionalGeneration",
-                          "attention_dropout", 0.0, "bos_token_id", (json_int_t)151643,
-                          "eos_token_id", (json_int_t)151645, "vision_start_token_id",
-                          (json_int_t)151652, "vision_end_token_id", (json_int_t)151653,
-                          "vision_token_id", (json_int_t)151654, "image_token_id",
-                          (json_int_t)151655, "video_token_id", (json_int_t)151656, "hidden_act",
+                          "attention_dropout", 0.0, "bos_token_id", (json_int_t)VL_PUB_BOS_ID,
+                          "eos_token_id", (json_int_t)VL_PUB_EOS_ID, "vision_start_token_id",
+                          (json_int_t)VL_PUB_VISION_START_ID, "vision_end_token_id", (json_int_t)VL_PUB_VISION_END_ID,
+                          "vision_token_id", (json_int_t)VL_PUB_VISION_PAD_ID, "image_token_id",
+                          (json_int_t)VL_PUB_IMAGE_PAD_ID, "video_token_id", (json_int_t)VL_PUB_VIDEO_PAD_ID, "hidden_act",
                           "silu", "hidden_size", (json_int_t)s->hidden, "initializer_range",
                           SYNTH_STD, "intermediate_size", (json_int_t)s->intermediate);
     json_t *c2 = json_pack(
@@ -262,10 +263,11 @@ static enum vl_status copy_file(const char *src, const char *dir, const char *na
 
 /* ---- the checkpoint ---------------------------------------------------------------------- */
 
+/* generation_config.json as the published copies carry it (spec §1.4). */
 static json_t *gen_config_json(void) {
     return json_pack("{s:I, s:I, s:[I, I], s:b, s:f, s:f, s:I, s:f}", "bos_token_id",
-                     (json_int_t)151643, "pad_token_id", (json_int_t)151643, "eos_token_id",
-                     (json_int_t)151645, (json_int_t)151643, "do_sample", 1,
+                     (json_int_t)VL_PUB_BOS_ID, "pad_token_id", (json_int_t)VL_PUB_BOS_ID, "eos_token_id",
+                     (json_int_t)VL_PUB_EOS_ID, (json_int_t)VL_PUB_BOS_ID, "do_sample", 1,
                      "repetition_penalty", 1.05, "temperature", 0.1, "top_k", (json_int_t)1,
                      "top_p", 0.001);
 }
