@@ -35,7 +35,7 @@ struct ask_opts {
     double temperature, top_p, repetition_penalty; /* < 0: from the model */
     int64_t top_k;                                 /* < 0: from the model */
     uint64_t seed;
-    bool ignore_eos, print_ids, verbose;
+    bool ignore_eos, print_ids, verbose, system_given;
     int threads;
     const char *dump_dir;
 };
@@ -152,7 +152,10 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
             break;
         case OPT_PROMPT: o->prompt = optarg; break;
         case OPT_RAW: o->raw = optarg; break;
-        case OPT_SYSTEM: o->system = optarg; break;
+        case OPT_SYSTEM:
+            o->system = optarg;
+            o->system_given = true;
+            break;
         case OPT_MIN_PIXELS:
         case OPT_MAX_PIXELS:
             if (!dp_cli_parse_i64(optarg, 1, INT64_MAX / 4, &v))
@@ -211,6 +214,8 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         return dp_cli_usage_error(CMD, "--model DIR is required (or set DOCPROC_MODEL)");
     if (!o->prompt == !o->raw)
         return dp_cli_usage_error(CMD, "give exactly one of --prompt and --raw");
+    if (o->raw && o->system_given)
+        return dp_cli_usage_error(CMD, "--system applies to --prompt (a --raw prompt is complete)");
     if (o->min_pixels && o->max_pixels && o->min_pixels > o->max_pixels)
         return dp_cli_usage_error(CMD, "--min-pixels %lld is above --max-pixels %lld",
                                   (long long)o->min_pixels, (long long)o->max_pixels);
