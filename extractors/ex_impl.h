@@ -116,6 +116,7 @@ struct ex__pagebuild {
     struct ex_table *tables; size_t n_tables, cap_tables;
     struct ex_chart *charts; size_t n_charts, cap_charts;
     struct ex_field *fields; size_t n_fields, cap_fields;
+    size_t n_fields_dropped; /* beyond EX_MAX_FIELDS */
     bool truncated;
     enum dp_status status; /* sticky NOMEM */
 };

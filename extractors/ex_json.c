@@ -170,7 +170,12 @@ static void parse_bare(struct parser *p, struct ex_jv *v) {
     while (n > 0 && (p->s[start + n - 1] == ' ' || p->s[start + n - 1] == '\t' ||
                      p->s[start + n - 1] == '\r'))
         n--;
-    char *w = dp_strndup(p->s + start, n);
+    /* Copy n bytes exactly (the answer may hold NUL bytes; dp_strndup would stop there). */
+    char *w = dp_malloc(n + 1);
+    if (w) {
+        memcpy(w, p->s + start, n);
+        w[n] = '\0';
+    }
     if (!w) {
         p->st = DP_ERR_NOMEM;
         return;
@@ -244,7 +249,35 @@ static void skip_balanced(struct parser *p) {
     p->eof = true;
 }
 
+/* Index of the member named key in v, or -1. Objects with many members use a hash index
+ * (*seen, created on demand) so duplicate detection stays linear. */
+#define EX_JSON_HASH_FROM 16
+static long find_member(const struct ex_jv *v, const char *key, GHashTable **seen) {
+    if (v->n < EX_JSON_HASH_FROM) {
+        for (size_t i = 0; i < v->n; i++)
+            if (!strcmp(v->items[i].key, key))
+                return (long)i;
+        return -1;
+    }
+    if (!*seen) {
+        *seen = g_hash_table_new(g_str_hash, g_str_equal);
+        for (size_t i = 0; i < v->n; i++)
+            g_hash_table_insert(*seen, v->items[i].key, GSIZE_TO_POINTER(i + 1));
+    }
+    gpointer hit = g_hash_table_lookup(*seen, key);
+    return hit ? (long)GPOINTER_TO_SIZE(hit) - 1 : -1;
+}
+
+static void parse_members(struct parser *p, struct ex_jv *v, int depth, GHashTable **seen);
+
 static void parse_container(struct parser *p, struct ex_jv *v, int depth) {
+    GHashTable *seen = NULL;
+    parse_members(p, v, depth, &seen);
+    if (seen)
+        g_hash_table_destroy(seen);
+}
+
+static void parse_members(struct parser *p, struct ex_jv *v, int depth, GHashTable **seen) {
     bool is_obj = p->s[p->pos] == '{';
     char close = is_obj ? '}' : ']';
     v->type = is_obj ? EX_J_OBJ : EX_J_ARR;
@@ -360,18 +393,22 @@ static void parse_container(struct parser *p, struct ex_jv *v, int depth) {
             continue;
         }
         if (is_obj) {
-            bool replaced = false;
-            for (size_t i = 0; i < v->n && !replaced; i++) {
-                if (strcmp(v->items[i].key, child.key))
-                    continue;
+            long i = find_member(v, child.key, seen);
+            if (i >= 0) {
                 ex__warn(p->ws, EX_WARN_DUPLICATE, v->items[i].key_off, v->items[i].len, child.key,
                          "duplicated key '%.40s': the later value is kept", child.key);
+                if (*seen)
+                    g_hash_table_remove(*seen, v->items[i].key);
                 ex__jv_free(&v->items[i]);
                 v->items[i] = child;
-                replaced = true;
+                if (*seen)
+                    g_hash_table_insert(*seen, v->items[i].key, GSIZE_TO_POINTER((size_t)i + 1));
+            } else {
+                if (!push(p, v, &child))
+                    return;
+                if (*seen)
+                    g_hash_table_insert(*seen, v->items[v->n - 1].key, GSIZE_TO_POINTER(v->n));
             }
-            if (!replaced && !push(p, v, &child))
-                return;
         } else if (!push(p, v, &child)) {
             return;
         }

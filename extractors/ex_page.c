@@ -141,6 +141,8 @@ static enum dp_status kv_lines(struct ex__pagebuild *pb) {
         const struct ex_block *b = &pb->blocks[i];
         if (b->kind != EX_BLOCK_TEXT && b->kind != EX_BLOCK_LIST_ITEM)
             continue;
+        if (pb->n_fields >= EX_MAX_FIELDS)
+            break;
         const char *t = b->text;
         const char *colon = strstr(t, ":");
         const char *wide = strstr(t, "\xEF\xBC\x9A"); /* U+FF1A fullwidth colon */

@@ -311,6 +311,13 @@ static enum dp_status build_field(struct ex__pagebuild *pb, struct ex_field *f, 
 static enum dp_status add_top_field(struct ex__pagebuild *pb, const char *key,
                                     const struct ex_jv *v) {
     const struct sc_schema *s = pb->schema;
+    if (pb->n_fields >= EX_MAX_FIELDS) {
+        if (pb->n_fields_dropped == 0)
+            ex__warn(&pb->ws, EX_WARN_LIMIT, v->off, pb->raw_len - v->off, NULL,
+                     "more than %d fields on a page: the rest are not kept", EX_MAX_FIELDS);
+        pb->n_fields_dropped++;
+        return DP_OK;
+    }
     const struct sc_field *sf = s ? sc_field_find(s->fields, s->n_fields, key) : NULL;
     if (s && s->n_fields && !sf)
         ex__warn(&pb->ws, EX_WARN_UNKNOWN_KEY, v->off, v->len, NULL,
