@@ -17,8 +17,8 @@
  * directly at the smart_resize target size (page size at opts.dpi, then the pixel budget), so
  * they are already what the model sees. Raster pages (TIFF/PNG/JPEG) are decoded at their
  * native size, orientation applied; dp_page_fit() resamples them (PIL-exact bicubic) to the
- * smart_resize target. A dp_doc is used by one thread at a time (poppler is single-threaded);
- * different documents may be used on different threads.
+ * smart_resize target. A dp_doc is used by one thread at a time; different documents may be
+ * used on different threads (poppler calls are serialised by one internal lock).
  *
  * Ownership: dp_doc_open returns a caller-owned doc (dp_doc_close). dp_doc_render fills a
  * caller-embedded struct dp_page whose pixels it owns (dp_page_free). opts.password is copied. */

@@ -2,7 +2,9 @@
  * rendered directly at the smart_resize target of its size at opts.dpi (never rendered and
  * resampled), then cairo's premultiplied native-endian ARGB32 is flattened over white into RGB8.
  * Page /Rotate is honoured by poppler (poppler_page_get_size and poppler_page_render both apply
- * it). A PopplerDocument is used by one thread only (libvips: poppler is single-threaded). */
+ * it). Poppler is not safe to call from several threads at once even on distinct documents
+ * (shared GlobalParams, font caches), so every poppler call here holds one process-wide lock,
+ * as libvips does; distinct documents may then be used from distinct threads. */
 #include "dp_ingest.h"
 #include "dp_ingest_impl.h"
 
@@ -13,9 +15,13 @@
 #include <glib.h>
 #include <math.h>
 #include <poppler.h>
+#include <pthread.h>
 #include <string.h>
 
 #define PDF_POINTS_PER_INCH 72.0
+
+/* Serialises all poppler use in the process (see the file comment). */
+static pthread_mutex_t poppler_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct pdf_impl {
     PopplerDocument *doc; /* owned reference */
@@ -45,8 +51,10 @@ static void pdf_close(struct dp_doc *d) {
     struct pdf_impl *im = d->impl;
     if (!im)
         return;
+    pthread_mutex_lock(&poppler_lock);
     if (im->doc)
         g_object_unref(im->doc);
+    pthread_mutex_unlock(&poppler_lock);
     if (im->bytes)
         g_bytes_unref(im->bytes);
     dp_free(im);
@@ -71,8 +79,8 @@ static void argb_to_rgb(uint8_t *dst, const unsigned char *src, int stride, int 
     }
 }
 
-static enum dp_status pdf_render(struct dp_doc *d, int index, struct dp_page *out,
-                                 struct dp_err *err) {
+static enum dp_status pdf_render_locked(struct dp_doc *d, int index, struct dp_page *out,
+                                        struct dp_err *err) {
     struct pdf_impl *im = d->impl;
     const int page_no = index + 1;
     PopplerPage *page = poppler_document_get_page(im->doc, index);
@@ -152,6 +160,14 @@ done:
     return st;
 }
 
+static enum dp_status pdf_render(struct dp_doc *d, int index, struct dp_page *out,
+                                 struct dp_err *err) {
+    pthread_mutex_lock(&poppler_lock);
+    enum dp_status st = pdf_render_locked(d, index, out, err);
+    pthread_mutex_unlock(&poppler_lock);
+    return st;
+}
+
 static const struct dp_doc_ops pdf_ops = {pdf_render, pdf_close};
 
 enum dp_status dp__pdf_open(struct dp_doc *d, bool from_memory, struct dp_err *err) {
@@ -163,6 +179,7 @@ enum dp_status dp__pdf_open(struct dp_doc *d, bool from_memory, struct dp_err *e
     d->impl = im;
     d->ops = &pdf_ops;
     GError *gerr = NULL;
+    pthread_mutex_lock(&poppler_lock);
     if (from_memory) {
         im->bytes = g_bytes_new_static(d->data, d->len); /* d->data outlives the document */
         im->doc = poppler_document_new_from_bytes(im->bytes, d->password, &gerr);
@@ -174,9 +191,10 @@ enum dp_status dp__pdf_open(struct dp_doc *d, bool from_memory, struct dp_err *e
             im->doc = poppler_document_new_from_file(uri, d->password, &gerr);
         g_free(uri);
     }
+    int n = im->doc ? poppler_document_get_n_pages(im->doc) : 0;
+    pthread_mutex_unlock(&poppler_lock);
     if (!im->doc)
         return gerror_to_status(gerr, d, err);
-    int n = poppler_document_get_n_pages(im->doc);
     if (n <= 0)
         return dp_err_set(err, DP_ERR_FORMAT, "PDF damaged beyond repair: no pages");
     d->n_pages = n;

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <jpeglib.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #define SRC(rel) t_path(pbuf, sizeof pbuf, "DP_SOURCE_DIR", rel)
@@ -505,6 +506,47 @@ static void test_alloc_failures(void) {
     }
 }
 
+/* Two threads render different documents at once; results equal the serial renders. */
+struct render_job {
+    const char *path;
+    uint64_t sum;
+    enum dp_status st;
+};
+
+static void *render_thread(void *arg) {
+    struct render_job *j = arg;
+    struct dp_ingest_opts o;
+    dp_ingest_opts_init(&o);
+    o.max_pixels = 1 << 18;
+    j->sum = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        struct dp_page pg;
+        struct dp_err e = {0};
+        j->st = open_render(j->path, &o, 0, &pg, &e);
+        for (size_t i = 0; j->st == DP_OK && i < (size_t)pg.width * (size_t)pg.height * 3; i++)
+            j->sum = j->sum * 31 + pg.rgb[i];
+        dp_page_free(&pg);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    char a[1024], b[1024];
+    struct render_job serial[2] = {{t_path(a, sizeof a, "DP_SOURCE_DIR", "samples/invoice2data/oyo.pdf"), 0, 0},
+                                   {t_path(b, sizeof b, "DP_SOURCE_DIR", "samples/invoice2data/AzureInterior.pdf"), 0, 0}};
+    struct render_job par[2] = {serial[0], serial[1]};
+    render_thread(&serial[0]);
+    render_thread(&serial[1]);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, render_thread, &par[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    T_CHECK(serial[0].st == DP_OK && serial[1].st == DP_OK);
+    T_CHECK(par[0].st == DP_OK && par[1].st == DP_OK);
+    T_CHECK(par[0].sum == serial[0].sum && par[1].sum == serial[1].sum);
+}
+
 int main(void) {
     test_sniff();
     test_page_sel();
@@ -515,5 +557,6 @@ int main(void) {
     test_pixel_caps();
     test_exif_orientation();
     test_alloc_failures();
+    test_threads();
     return t_done();
 }
