@@ -331,6 +331,31 @@ static void test_tiff_references(void) {
     T_CHECK(strstr(e2.msg, "IFD loop") != NULL);
 }
 
+/* tests/fuzz/corpus/tiff/rgb8-lzw-orient6.tif (tests/ingest/gen_corpus.c): 24x16 RGB, byte i
+ * of row y is (10*i + 7*y) & 255, Orientation 6 (rotate 90 clockwise to display). */
+static void test_tiff_orientation(void) {
+    struct dp_page pg;
+    struct dp_err e = {0};
+    T_CHECK(open_render(SRC("tests/fuzz/corpus/tiff/rgb8-lzw-orient6.tif"), NULL, 0, &pg, &e) ==
+            DP_OK);
+    const int sw = 24, sh = 16;
+    T_EQ_I64(pg.width, sh);
+    T_EQ_I64(pg.height, sw);
+    T_EQ_I64(pg.orientation, 6);
+    T_NEAR(pg.x_resolution, 300, 1e-6);
+    T_NEAR(pg.dpi, 300, 1e-6);
+    int bad = 0;
+    for (int y = 0; y < pg.height && pg.rgb && pg.width == sh; y++)
+        for (int x = 0; x < pg.width; x++)
+            for (int c = 0; c < 3; c++) {
+                int sx = y, sy = sh - 1 - x; /* dst(x, y) = src(y, h-1-x) */
+                int want = (10 * (3 * sx + c) + 7 * sy) & 255;
+                bad += pg.rgb[((size_t)y * (size_t)pg.width + (size_t)x) * 3 + (size_t)c] != want;
+            }
+    T_CHECK_MSG(bad == 0, "orientation 6: %d samples differ", bad);
+    dp_page_free(&pg);
+}
+
 static void test_passwords(void) {
     struct dp_ingest_opts o;
     dp_ingest_opts_init(&o);
@@ -552,6 +577,7 @@ int main(void) {
     test_page_sel();
     test_samples();
     test_tiff_references();
+    test_tiff_orientation();
     test_passwords();
     test_pdf_geometry();
     test_pixel_caps();
