@@ -271,8 +271,45 @@ static enum vl_status after_nfc(struct enc *e, const char *s, size_t n) {
     return added_pass(e, s, n, 2, split);
 }
 
-/* NFC of a gap (identity for ASCII); NUL-separated runs are normalised separately because
- * GLib stops at NUL (NUL never composes, so this is exact). */
+/* True if NFC never combines across a cut just before c (preceded by p): c is a starter that
+ * cannot compose with p. Composition only joins a starter with a following character, and a
+ * starter c is blocked from every starter but its immediate predecessor, so checking the pair
+ * (p, and the last char of p's canonical decomposition) is exact. */
+static bool nfc_safe_cut(gunichar p, gunichar c) {
+    if (c <= ASCII_MAX)
+        return true; /* no canonical composition has an ASCII second character */
+    if (g_unichar_combining_class(c) != 0)
+        return false;
+    gunichar x, a, b;
+    if (g_unichar_compose(p, c, &x))
+        return false;
+    if (g_unichar_decompose(p, &a, &b) && b && g_unichar_compose(b, c, &x))
+        return false;
+    return true;
+}
+
+/* NFC of one chunk (no NUL inside), appended to out. */
+static bool nfc_append(GString *out, const char *s, size_t n) {
+    bool ascii = true;
+    for (size_t i = 0; i < n && ascii; i++)
+        ascii = (uint8_t)s[i] <= ASCII_MAX;
+    if (ascii) {
+        g_string_append_len(out, s, (gssize)n);
+        return true;
+    }
+    gchar *nf = g_utf8_normalize(s, (gssize)n, G_NORMALIZE_NFC);
+    if (!nf)
+        return false;
+    g_string_append(out, nf);
+    g_free(nf);
+    return true;
+}
+
+/* NFC of a gap (identity for ASCII). GLib's composition step shifts the rest of its buffer on
+ * every composition (quadratic in the run length, e.g. Hangul), so the text is normalised in
+ * chunks of about VL_TOK_NFC_CHUNK bytes cut where NFC cannot combine across the cut (exact).
+ * Only a run with no such cut for VL_TOK_NFC_MAX_RUN bytes (thousands of combining marks) is cut
+ * anyway. NUL bytes are cuts too (GLib stops at NUL; NUL never composes). */
 static enum vl_status normalize(struct enc *e, const char *s, size_t n) {
     bool ascii = true;
     for (size_t i = 0; i < n && ascii; i++)
@@ -280,25 +317,28 @@ static enum vl_status normalize(struct enc *e, const char *s, size_t n) {
     if (ascii || !e->t->nfc)
         return after_nfc(e, s, n);
     GString *out = g_string_sized_new(n + n / 4);
-    size_t i = 0;
-    while (i <= n) {
-        const char *z = memchr(s + i, '\0', n - i);
-        size_t run = z ? (size_t)(z - (s + i)) : n - i;
-        if (run) {
-            gchar *nf = g_utf8_normalize(s + i, (gssize)run, G_NORMALIZE_NFC);
-            if (!nf) {
-                g_string_free(out, TRUE);
-                return vl__err(e->err, VL_ERR_INVALID, "tokenizer: NFC failed (invalid UTF-8)");
-            }
-            g_string_append(out, nf);
-            g_free(nf);
+    size_t start = 0, i = 0;
+    gunichar prev = 0;
+    bool ok = true;
+    while (i < n && ok) {
+        gunichar c = g_utf8_get_char(s + i); /* valid: checked on entry */
+        size_t next = (size_t)(g_utf8_next_char(s + i) - s);
+        if (c == 0) {
+            ok = nfc_append(out, s + start, i - start);
+            g_string_append_c(out, '\0');
+            start = next;
+        } else if (i - start >= VL_TOK_NFC_CHUNK &&
+                   (nfc_safe_cut(prev, c) || i - start >= VL_TOK_NFC_MAX_RUN)) {
+            ok = nfc_append(out, s + start, i - start);
+            start = i;
         }
-        if (!z)
-            break;
-        g_string_append_c(out, '\0');
-        i += run + 1;
+        prev = c;
+        i = next;
     }
-    enum vl_status st = after_nfc(e, out->str, out->len);
+    if (ok && start < n)
+        ok = nfc_append(out, s + start, n - start);
+    enum vl_status st = ok ? after_nfc(e, out->str, out->len)
+                           : vl__err(e->err, VL_ERR_INVALID, "tokenizer: NFC failed");
     g_string_free(out, TRUE);
     return st;
 }

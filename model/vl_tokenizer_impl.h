@@ -53,6 +53,11 @@ struct vl_tok_cache {
 #define VL_TOK_CACHE_IDS ((size_t)1 << 18)
 #define VL_TOK_CACHE_MAX_WORD 64 /* longer words are not cached */
 
+/* NFC runs in chunks of about this many bytes (GLib's composition is quadratic per call); a run
+ * without a safe cut is cut anyway at VL_TOK_NFC_MAX_RUN (only thousands of marks in a row). */
+#define VL_TOK_NFC_CHUNK 256
+#define VL_TOK_NFC_MAX_RUN 16384
+
 struct vl_tokenizer {
     /* id -> decoded bytes: tok_off[id]..tok_off[id+1] in tok_blob; has_tok[id] false = no token */
     int32_t n_ids;       /* 1 + the largest id (vocab and added) */

@@ -5,6 +5,7 @@
 #include "t.h"
 #include "vl.h"
 
+#include <glib.h>
 #include <jansson.h>
 
 static struct vl_tokenizer *tok;
@@ -151,6 +152,34 @@ static void test_stream(void) {
     T_CHECK(k == 1 && buf[0] == 'a');
 }
 
+/* Chunked NFC (see vl_tokenizer_bpe.c) equals NFC of the whole text: decode(encode(x)) is
+ * NFC(x) since byte-level BPE is lossless. Decomposed Hangul jamo (L V T compose), Indic vowel
+ * parts (U+0B47 U+0B3E -> U+0B4B), marks to reorder and compose, at every offset mod 256. */
+static void test_nfc_chunks(void) {
+    static const char *parts[] = {"\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8", /* L V T */
+                                  "\xea\xb0\x80\xe1\x86\xa8",             /* LV + T */
+                                  "e\xcc\xa3\xcc\x81",                     /* e + dot below + acute */
+                                  "a\xcc\x81\xcc\xa3",                     /* reorder */
+                                  "\xe0\xad\x87\xe0\xac\xbe",             /* oriya e + aa */
+                                  "\xe5\x9b\xbe", " ", "x", "\xe2\x84\xa6" /* ohm */};
+    GString *in = g_string_new(NULL);
+    for (int i = 0; in->len < 40000; i++)
+        g_string_append(in, parts[(i * 7 + i / 3) % (sizeof parts / sizeof parts[0])]);
+    size_t cap = in->len + 1, n = 0;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    struct vl_error err = {0};
+    T_CHECK(vl_tokenizer_encode(tok, in->str, in->len, ids, cap, &n, &err) == VL_OK);
+    char *dec = NULL;
+    size_t dl = 0;
+    T_CHECK(vl_tokenizer_decode(tok, ids, n, false, &dec, &dl, &err) == VL_OK);
+    gchar *want = g_utf8_normalize(in->str, (gssize)in->len, G_NORMALIZE_NFC);
+    T_CHECK(want && dec && strlen(want) == dl && !memcmp(want, dec, dl));
+    g_free(want);
+    free(dec);
+    free(ids);
+    g_string_free(in, TRUE);
+}
+
 int main(void) {
     char path[1024];
     struct vl_error err = {0};
@@ -166,6 +195,7 @@ int main(void) {
     test_spec_vectors();
     test_limits();
     test_stream();
+    test_nfc_chunks();
     vl_tokenizer_free(tok);
     return t_done();
 }
