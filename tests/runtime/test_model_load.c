@@ -211,6 +211,42 @@ static void test_renamed(void) {
     T_CHECK_MSG(load(dir, &err) == VL_OK, "renamed: %s", err.msg);
 }
 
+/* An untied checkpoint (7B-style): lm_head.weight stored and bound separately. */
+static void test_untied(void) {
+    char dir[512], src[1100], dst[600], cfg[600];
+    snprintf(dir, sizeof dir, "%s/untied", tmp);
+    sh("mkdir -p '%s'", dir);
+    sh("cp '%s'/*.json '%s'/", fixture_model, dir);
+    snprintf(src, sizeof src, "%s/model.safetensors", fixture_model);
+    snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    struct vl_st_file *f = NULL;
+    struct vl_error err = {0};
+    T_CHECK(vl_st_open(&f, src, &err) == VL_OK);
+    int n = vl_st_count(f);
+    struct vl_st_entry *e = calloc((size_t)n + 1, sizeof *e);
+    for (int i = 0; i < n; i++)
+        e[i] = *vl_st_get(f, i);
+    e[n] = *vl_st_find(f, "model.embed_tokens.weight");
+    e[n].name = "lm_head.weight";
+    T_CHECK(vl_st_write(dst, e, n + 1, &err) == VL_OK);
+    vl_st_close(f);
+    free(e);
+    /* config.json says untied: the stored lm_head is bound */
+    edit_json(cfg, untied);
+    struct vl_model *m = NULL;
+    T_CHECK_MSG(vl_model_load(&m, dir, &err) == VL_OK, "untied: %s", err.msg);
+    if (m) {
+        T_CHECK(!m->cfg.text.tie_word_embeddings);
+        T_CHECK(m->w.lm_head.data && m->w.lm_head.data != m->w.embed.data);
+        struct vl_model_summary s;
+        vl_model_summary(m, &s);
+        T_EQ_I64(s.params_lm_head, 151936 * 64);
+        T_EQ_I64(s.n_tensors, 81);
+    }
+    vl_model_free(m);
+}
+
 /* Chat template + expansion reproduce every fixture prompt and its golden input_ids. */
 static void test_chat_goldens(void) {
     char path[1024];
@@ -328,6 +364,7 @@ int main(void) {
     test_fixture();
     test_sharded();
     test_renamed();
+    test_untied();
     test_chat_goldens();
     sh("rm -rf '%s'", tmp);
     return t_done();
