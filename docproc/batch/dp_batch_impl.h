@@ -83,9 +83,14 @@ enum dp_status dp__infer_doc(struct dp_infer *inf, int index, struct dp_answers 
                              struct dp_progress *prog, struct dp_err *err);
 /* The model's id for the stamp ("Qwen2.5-VL-3B-Instruct" or the directory name); borrowed. */
 const char *dp__infer_model_id(const struct dp_infer *inf);
-/* KV-cache prefix reuse statistics, for -v. */
-void dp__infer_stats(const struct dp_infer *inf, int64_t *prefix_tokens, int64_t *prefix_hits,
-                     double *prefix_saved_s);
+/* KV-cache prefix reuse statistics, for -v: tokens taken from the cache, and the measured
+ * prefill seconds of pages prefilled in full vs pages that reused the prefix. */
+struct dp_infer_stats {
+    int64_t prefix_tokens;
+    int pages_full, pages_reused;
+    double prefill_full_s, prefill_reused_s;
+};
+void dp__infer_stats(const struct dp_infer *inf, struct dp_infer_stats *out);
 void dp__infer_close(struct dp_infer *inf);
 
 /* ---- tables (dp_tables.c) ------------------------------------------------------------------ */

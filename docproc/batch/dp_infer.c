@@ -68,9 +68,7 @@ struct dp_infer {
     int skip_doc;   /* producer: abandon this document (timed out / failed) */
     pthread_t thread;
     bool thread_started;
-    /* statistics */
-    int64_t prefix_tokens, prefix_hits;
-    double prefill_per_token_s;
+    struct dp_infer_stats stats;
 };
 
 /* ---- queue ------------------------------------------------------------------------------- */
@@ -347,11 +345,8 @@ const char *dp__infer_model_id(const struct dp_infer *inf) {
     return inf->model_id;
 }
 
-void dp__infer_stats(const struct dp_infer *inf, int64_t *prefix_tokens, int64_t *prefix_hits,
-                     double *prefix_saved_s) {
-    *prefix_tokens = inf->prefix_tokens;
-    *prefix_hits = inf->prefix_hits;
-    *prefix_saved_s = (double)inf->prefix_tokens * inf->prefill_per_token_s;
+void dp__infer_stats(const struct dp_infer *inf, struct dp_infer_stats *out) {
+    *out = inf->stats;
 }
 
 /* Runs the model on one page; fills a (text, flags, timings). */
@@ -398,11 +393,14 @@ static enum dp_status answer_page(struct dp_infer *inf, struct item *it, struct 
                               it->page_no, inf->o->doc_timeout_s);
         return from_vl(&ve, DP_ERR_MODEL, err, "model");
     }
-    int64_t computed = res.t.n_prompt - res.t.n_reused;
-    if (computed > 0 && res.t.prefill_s > 0)
-        inf->prefill_per_token_s = res.t.prefill_s / (double)computed;
-    inf->prefix_tokens += res.t.n_reused;
-    inf->prefix_hits += res.t.n_reused > 0;
+    inf->stats.prefix_tokens += res.t.n_reused;
+    if (res.t.n_reused > 0) {
+        inf->stats.pages_reused++;
+        inf->stats.prefill_reused_s += res.t.prefill_s;
+    } else {
+        inf->stats.pages_full++;
+        inf->stats.prefill_full_s += res.t.prefill_s;
+    }
     int64_t keep = res.n;
     if (res.stop == VL_STOP_EOS && keep > 0)
         keep--; /* the EOS id itself */

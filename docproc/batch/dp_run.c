@@ -648,11 +648,13 @@ static enum dp_status run_docs(struct run *r, bool *input_failed, struct dp_err 
     }
     dp__progress_end(&r->prog);
     if (r->inf && o->verbosity > 0) {
-        int64_t toks = 0, hits = 0;
-        double saved = 0;
-        dp__infer_stats(r->inf, &toks, &hits, &saved);
-        DP_LOG_INFO("prompt prefix cache: %lld tokens reused on %lld pages, %.2fs of prefill saved",
-                    (long long)toks, (long long)hits, saved);
+        struct dp_infer_stats is;
+        dp__infer_stats(r->inf, &is);
+        DP_LOG_INFO("prompt prefix cache: %lld tokens reused on %d pages; prefill %.2fs per page "
+                    "in full (%d pages), %.2fs per page with the cached prefix",
+                    (long long)is.prefix_tokens, is.pages_reused,
+                    is.pages_full ? is.prefill_full_s / is.pages_full : 0.0, is.pages_full,
+                    is.pages_reused ? is.prefill_reused_s / is.pages_reused : 0.0);
     }
     return st;
 }
