@@ -401,7 +401,8 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
                 "  -v, --verbose              per-document timing summary (-vv: debug)\n"
                 "  -h, --help                 this help\n"
                 "\nexit: 0 all ok, 1 some documents failed (the rest written), 2 usage, 3 model or\n"
-                "schema load, 4 output not writable, 5 interrupted, 70 internal (docs/cli.md).\n",
+                "schema load, 4 output not writable, 5 interrupted, 6 inputs unreadable\n"
+                "(--from-raw, @LIST, --merge), 70 internal (docs/cli.md, docs/batch.md).\n",
             o->jobs, o->gen.threads);
     return dp_buf_steal(b, NULL);
 }

@@ -6,6 +6,7 @@
 #include "../base/dp_alloc.h"
 #include "../base/dp_log.h"
 #include "../batch/dp_batch.h"
+#include "vl.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,16 @@ static void emit(enum dp_batch_stream s, const char *text, void *user) {
     FILE *fp = s == DP_BATCH_STDOUT ? stdout : stderr;
     fputs(text, fp);
     fflush(fp);
+}
+
+/* libvl's log lines go to the same sink and -q/-v handling as ours (STYLE 2.6). */
+static void vl_to_dp_log(enum vl_log_level level, const char *msg, void *user) {
+    (void)user;
+    enum dp_log_level l = level == VL_LOG_ERROR  ? DP_LOG_ERROR
+                          : level == VL_LOG_WARN ? DP_LOG_WARN
+                          : level == VL_LOG_INFO ? DP_LOG_INFO
+                                                 : DP_LOG_DEBUG;
+    DP_LOG_AT(l, "model: %s", msg);
 }
 
 int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv);
@@ -53,6 +64,7 @@ int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv) {
                                                DP_LOG_DEBUG};
     int lv = o.verbosity + 1; /* -q: errors only; default: warnings; -v: info; -vv: debug */
     dp_log_set_level(levels[lv < 0 ? 0 : lv > 3 ? 3 : lv]);
+    vl_log_set(vl_to_dp_log, NULL, o.verbosity >= 2 ? VL_LOG_DEBUG : VL_LOG_INFO);
     o.cancel = &g_cancel;
     o.emit = emit;
     struct sigaction sa;
