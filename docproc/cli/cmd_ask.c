@@ -596,22 +596,27 @@ int dp_cmd_ask(int argc, char **argv) {
         vl_set_hook(r.st, vl_dump_hook, r.dump);
     }
     struct stream s = {.tok = tok, .cap = vl_tok_stream_bound(tok), .ends_with_newline = true};
-    r.sbuf = malloc(s.cap);
+    r.sbuf = malloc(s.cap ? s.cap : 1);
     s.buf = r.sbuf;
+    if (!s.buf) {
+        dp_err_set(&err, DP_ERR_NOMEM, "out of memory");
+        run_free(&r);
+        return fail(&err);
+    }
     vl_tok_stream_init(&s.ts, true);
     struct vl_gen_params p = gen_params(&o, r.m);
-    p.on_token = s.buf ? on_token : NULL;
+    p.on_token = on_token;
     p.token_user = &s;
     struct sigaction sa, old_sa;
     memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, &old_sa);
     struct vl_request rq = {r.ids, r.n_ids, r.vis, r.n_vis};
     struct vl_result res;
     enum vl_status vs = vl_generate(r.st, &rq, &p, &res, &verr);
     sigaction(SIGINT, &old_sa, NULL);
-    if (s.buf)
-        emit(&s, s.buf, vl_tok_stream_flush(&s.ts, s.buf, s.cap));
+    emit(&s, s.buf, vl_tok_stream_flush(&s.ts, s.buf, s.cap));
     if (!s.ends_with_newline)
         emit(&s, "\n", 1);
     if (o.print_ids)
