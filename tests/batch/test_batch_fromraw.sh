@@ -53,6 +53,15 @@ check "zip holds the raw answers" [ "$(grep -c '/raw/page-0001.txt$' "$T/zip.lst
 check "re-extraction from the zip exits 0" [ $? -eq 0 ]
 check "re-extraction from the zip gives identical records" cmp -s "$T/a.jsonl" "$T/b.jsonl"
 
+# 3b. batch with a zip bundle per document
+"$BIN" batch --from-raw "$RAW" --schema form -o "$T/bz" --format json,zip -q
+check "batch --format json,zip exits 0" [ $? -eq 0 ]
+check "a zip per document" [ "$(find "$T/bz" -maxdepth 1 -name '*.zip' | wc -l)" = "$n_docs" ]
+"$TOOL" zip "$T/bz/ocr_example2-ocr.zip" >"$T/z1.lst"
+check "per-document zip holds its result and raw answer" \
+    grep -q '^ocr_example2-ocr/result.json$' "$T/z1.lst"
+check "per-document zip holds the raw answer" grep -q '^ocr_example2-ocr/raw/page-0001.txt$' "$T/z1.lst"
+
 # 4. tables: CSV + JSON with cell boxes
 "$BIN" tables --from-raw "$RAW" -o "$T/tables" >/dev/null 2>"$T/err4"
 check "tables --from-raw exits 0" [ $? -eq 0 ]
