@@ -68,17 +68,22 @@ enum dp_status ex__field_copy(struct ex_field *dst, const struct ex_field *src) 
     return DP_OK;
 }
 
-static void set_value_num(struct ex_field *f, double v) {
+/* Both setters record NOMEM in the sink (sticky), so no branch can lose a value silently. */
+static void set_value_num(struct ex_field *f, double v, struct ex__wsink *ws) {
     char buf[EX_NUM_TEXT_MAX];
     g_ascii_formatd(buf, sizeof buf, "%.15g", v);
     dp_free(f->value);
     f->value = dp_strdup(buf);
     f->num = v;
+    if (!f->value)
+        ws->status = DP_ERR_NOMEM;
 }
 
-static bool set_value_str(struct ex_field *f, const char *s) {
+static bool set_value_str(struct ex_field *f, const char *s, struct ex__wsink *ws) {
     dp_free(f->value);
     f->value = dp_strdup(s);
+    if (!f->value)
+        ws->status = DP_ERR_NOMEM;
     return f->value != NULL;
 }
 
@@ -99,7 +104,7 @@ void ex__field_type(struct ex_field *f, const struct sc_field *sf, struct ex__ws
         f->type = EX_V_NULL;
         return;
     }
-    if (!f->value && !set_value_str(f, raw)) {
+    if (!f->value && !set_value_str(f, raw, ws)) {
         ws->status = DP_ERR_NOMEM;
         return;
     }
@@ -116,7 +121,7 @@ void ex__field_type(struct ex_field *f, const struct sc_field *sf, struct ex__ws
             return;
         }
         f->type = EX_V_DATE;
-        if (!set_value_str(f, iso)) {
+        if (!set_value_str(f, iso, ws)) {
             ws->status = DP_ERR_NOMEM;
             return;
         }
@@ -136,7 +141,7 @@ void ex__field_type(struct ex_field *f, const struct sc_field *sf, struct ex__ws
                 v = f->num;
             f->type = EX_V_AMOUNT;
             memcpy(f->currency, cur, sizeof cur);
-            set_value_num(f, v);
+            set_value_num(f, v, ws);
         } else {
             ex__warn(ws, EX_WARN_TYPE, off, len, path, "'%.60s' is not an amount", raw);
         }
@@ -144,7 +149,7 @@ void ex__field_type(struct ex_field *f, const struct sc_field *sf, struct ex__ws
     case SC_FORMAT_CURRENCY:
         if (ex_norm_currency(raw, cur)) {
             f->type = EX_V_STRING;
-            set_value_str(f, cur);
+            set_value_str(f, cur, ws);
         } else {
             ex__warn(ws, EX_WARN_TYPE, off, len, path, "'%.60s' is not a known currency", raw);
         }
@@ -152,7 +157,7 @@ void ex__field_type(struct ex_field *f, const struct sc_field *sf, struct ex__ws
     case SC_FORMAT_PERCENT:
         if (ex_norm_percent(raw, &v) || ex_norm_number(raw, &v)) {
             f->type = EX_V_PERCENT;
-            set_value_num(f, v);
+            set_value_num(f, v, ws);
         } else {
             ex__warn(ws, EX_WARN_TYPE, off, len, path, "'%.60s' is not a percentage", raw);
         }
@@ -174,7 +179,7 @@ void ex__field_type(struct ex_field *f, const struct sc_field *sf, struct ex__ws
             } else {
                 f->type = sf->type == SC_TYPE_INTEGER ? EX_V_INTEGER : EX_V_NUMBER;
             }
-            set_value_num(f, v);
+            set_value_num(f, v, ws);
         } else {
             ex__warn(ws, EX_WARN_TYPE, off, len, path, "'%.60s' is not a number", raw);
             f->type = EX_V_STRING;
@@ -186,7 +191,7 @@ void ex__field_type(struct ex_field *f, const struct sc_field *sf, struct ex__ws
         if (word_is(raw, yes, sizeof yes / sizeof *yes) || word_is(raw, no, sizeof no / sizeof *no)) {
             f->boolean = word_is(raw, yes, sizeof yes / sizeof *yes);
             f->type = EX_V_BOOL;
-            set_value_str(f, f->boolean ? "true" : "false");
+            set_value_str(f, f->boolean ? "true" : "false", ws);
         } else {
             ex__warn(ws, EX_WARN_TYPE, off, len, path, "'%.60s' is not a boolean", raw);
             f->type = EX_V_STRING;

@@ -255,6 +255,10 @@ static void table(struct hctx *h, xmlNodePtr n, const struct ex_box *box, size_t
     ex__prov_set(&t->prov, pb->geom, pb->page, box, off, len);
     pb->n_tables++;
     char *cap = tb.caption ? dp_strdup(tb.caption) : NULL;
+    if (tb.caption && !cap) {
+        h->st = DP_ERR_NOMEM;
+        return;
+    }
     struct ex_block *b = ex__pb_block(pb, EX_BLOCK_TABLE, "table", attr(n, "class"), cap, box, off, len);
     if (!b)
         h->st = DP_ERR_NOMEM;

@@ -29,18 +29,18 @@ struct occ {
     int n_rows, cap_cols;
 };
 
-static bool occ_cols(struct occ *o, int need) {
+static enum dp_status occ_cols(struct occ *o, int need) {
     if (need <= o->cap_cols)
-        return true;
+        return DP_OK;
     int nc = o->cap_cols ? o->cap_cols : 8;
     while (nc < need)
         nc *= 2;
     size_t total;
     if (!dp_size_mul(&total, (size_t)o->n_rows, (size_t)nc) || total > EX_TABLE_MAX_CELLS * 2)
-        return false;
+        return DP_ERR_LIMIT;
     int *p = dp_malloc(total * sizeof *p);
     if (!p)
-        return false;
+        return DP_ERR_NOMEM;
     for (int r = 0; r < o->n_rows; r++)
         for (int c = 0; c < nc; c++)
             p[(size_t)r * (size_t)nc + (size_t)c] =
@@ -48,7 +48,7 @@ static bool occ_cols(struct occ *o, int need) {
     dp_free(o->owner);
     o->owner = p;
     o->cap_cols = nc;
-    return true;
+    return DP_OK;
 }
 
 static int *at(struct occ *o, int r, int c) {
@@ -91,15 +91,16 @@ enum dp_status ex__table_build(struct ex_table *out, struct ex__tcell *src, size
         }
         int c = cursor[r];
         for (;;) {
-            if (!occ_cols(&o, c + 1)) {
-                st = DP_ERR_LIMIT;
-                break;
-            }
-            if (*at(&o, r, c) < 0)
+            st = occ_cols(&o, c + 1);
+            if (st != DP_OK || *at(&o, r, c) < 0)
                 break;
             c++;
         }
-        if (st != DP_OK || !occ_cols(&o, c + (int)cs)) {
+        if (st == DP_OK)
+            st = occ_cols(&o, c + (int)cs);
+        if (st == DP_ERR_NOMEM)
+            break;
+        if (st != DP_OK) {
             ex__warn(ws, EX_WARN_LIMIT, s->off, s->len, NULL,
                      "table wider than %d cells: rest of the row dropped", EX_TABLE_MAX_CELLS);
             st = DP_OK;

@@ -10,8 +10,9 @@
 
 /* The page with that number, or NULL. */
 const struct ex_page *dp__out_page(const struct ex_doc *doc, int number);
-/* The raw answer text of a provenance span, cleaned (caller frees), or NULL. */
-char *dp__out_span_text(const struct ex_doc *doc, const struct ex_prov *p);
+/* The raw answer text of a provenance span, cleaned (caller frees with dp_free) into *out; *out is
+ * NULL when the span lies outside the page's answer. DP_ERR_NOMEM only. */
+enum dp_status dp__out_span_text(const struct ex_doc *doc, const struct ex_prov *p, char **out);
 void dp__out_geom_json(struct dp_jw *w, const struct ex_geom *g);
 void dp__out_stamp_json(struct dp_jw *w, const struct ex_stamp *s);
 /* <stem>/raw/pages.json for a document. */

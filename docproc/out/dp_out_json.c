@@ -18,11 +18,13 @@ const struct ex_page *dp__out_page(const struct ex_doc *doc, int number) {
     return NULL;
 }
 
-char *dp__out_span_text(const struct ex_doc *doc, const struct ex_prov *p) {
+enum dp_status dp__out_span_text(const struct ex_doc *doc, const struct ex_prov *p, char **out) {
+    *out = NULL;
     const struct ex_page *pg = dp__out_page(doc, p->page);
     if (!pg || !p->span_len || p->span_off > pg->raw_len || p->span_len > pg->raw_len - p->span_off)
-        return NULL;
-    return ex_text_clean(pg->raw + p->span_off, p->span_len);
+        return DP_OK;
+    *out = ex_text_clean(pg->raw + p->span_off, p->span_len);
+    return *out ? DP_OK : DP_ERR_NOMEM;
 }
 
 static void box(struct dp_jw *w, const char *key, const struct ex_box *b) {
@@ -55,7 +57,9 @@ static void prov(struct dp_jw *w, const struct ex_doc *doc, const struct ex_prov
         dp_jw_int(w, (int64_t)p->span_off);
         dp_jw_int(w, (int64_t)p->span_len);
         dp_jw_end(w);
-        char *t = dp__out_span_text(doc, p);
+        char *t = NULL;
+        if (dp__out_span_text(doc, p, &t) != DP_OK && w->st == DP_OK)
+            w->st = DP_ERR_NOMEM;
         if (t) {
             dp_jw_key(w, "source_text");
             dp_jw_str(w, t);

@@ -90,7 +90,9 @@ static void prov(struct xw *x, const struct ex_doc *doc, const struct ex_prov *p
         if (p->has_pdf)
             bbox(x, "pdf-pt", &p->pdf_pt);
     }
-    char *t = p->span_len ? dp__out_span_text(doc, p) : NULL;
+    char *t = NULL;
+    if (dp__out_span_text(doc, p, &t) != DP_OK && x->st == DP_OK)
+        x->st = DP_ERR_NOMEM;
     text_el(x, "source-text", t);
     dp_free(t);
     end(x);
