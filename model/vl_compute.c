@@ -28,19 +28,20 @@
 /* ---- context ----------------------------------------------------------------------------- */
 
 size_t vl__compute_scratch_bytes(int n_threads, int64_t max_out, int64_t max_in) {
-    (void)n_threads;
-    if (max_out < 1)
-        max_out = 1;
+    if (n_threads < 1)
+        n_threads = 1;
+    if (max_out < VL_LINEAR_GEMV_MAX_N) /* the GEMV's prepared x rows */
+        max_out = VL_LINEAR_GEMV_MAX_N;
     if (max_in < 1)
         max_in = 1;
+    /* one panel of VL_PANEL_TARGET_BYTES per worker, never more rows than the largest weight */
     size_t row = (size_t)max_in * sizeof(float);
     size_t rows = VL_PANEL_TARGET_BYTES / row;
     if (rows < VL_PANEL_ROW_ALIGN)
         rows = VL_PANEL_ROW_ALIGN;
+    rows *= (size_t)n_threads;
     if (rows > (size_t)max_out)
         rows = (size_t)max_out;
-    if (rows < VL_LINEAR_GEMV_MAX_N) /* the GEMV's prepared x rows */
-        rows = VL_LINEAR_GEMV_MAX_N;
     return rows * row;
 }
 
@@ -62,7 +63,8 @@ enum vl_status vl__compute_init(struct vl_compute *c, int n_threads, int64_t max
         return vl__err(err, VL_ERR_NOMEM, "thread pool: cannot start %d threads", n_threads);
     }
     c->n_threads = n_threads;
-    openblas_set_num_threads(n_threads);
+    /* OpenBLAS runs single-threaded inside our pool's slices (see vl_ops_blas.c) */
+    openblas_set_num_threads(1);
     vl__log(VL_LOG_DEBUG, "compute: %d threads, kernels %s, scratch %zu bytes, openblas %s",
             n_threads, vl__simd()->name, bytes, openblas_get_config());
     return VL_OK;

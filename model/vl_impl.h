@@ -265,13 +265,16 @@ struct vl_pool;
 struct vl_pool *vl__pool_new(int n_threads);
 void vl__pool_free(struct vl_pool *p); /* NULL-safe */
 int vl__pool_size(const struct vl_pool *p); /* 1 for NULL */
-/* Runs fn(arg, ith, nth) on every worker and returns when all are done (the join is the
- * barrier). p may be NULL: fn(arg, 0, 1) on the caller. Not re-entrant. */
+/* Runs fn(arg, ith, nth) for ith = 0..nth-1 on the workers and returns when all are done (the
+ * join is the barrier). p NULL, or a call from inside a running task (nested): fn(arg, 0, 1)
+ * on the calling thread. One controlling thread per pool. */
 void vl__pool_run(struct vl_pool *p, void (*fn)(void *arg, int ith, int nth), void *arg);
 /* Dynamic scheduling inside a run: returns 0, 1, 2, ... across all workers (each value once),
- * reset by every vl__pool_run. p NULL: a counter private to the (single-threaded) caller is
- * not available, so callers with p NULL iterate chunks themselves. */
+ * reset by every top-level vl__pool_run. Only for tasks run with nth > 1 (with nth == 1 the
+ * task iterates its chunks itself: a nested run would share the outer run's counter). */
 int64_t vl__pool_next_chunk(struct vl_pool *p);
+/* True while the calling thread runs a pool task (kernels then stay single-threaded). */
+int vl__pool_in_task(void);
 
 /* Everything a kernel call needs besides its operands. Owned by the inference state. */
 struct vl_compute {

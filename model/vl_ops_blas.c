@@ -1,28 +1,39 @@
-/* The f32 GEMM paths over OpenBLAS (pthread build): vl__gemm_f32, and the large-n Linear that
- * widens a panel of BF16/F16 weight rows into the compute scratch once and multiplies it
- * against all n activation rows with one cblas_sgemm, so the widening is amortised over n.
+/* The f32 GEMM paths over OpenBLAS: vl__gemm_f32, and the large-n Linear that widens panels of
+ * BF16/F16 weight rows into the compute scratch and multiplies each against all n activation
+ * rows with one cblas_sgemm, so the widening is amortised over n.
+ *
+ * Threading (a deliberate departure from "OpenBLAS's pool for GEMMs", see docs/performance.md):
+ * OpenBLAS runs with ONE thread and our vl_pool splits every large GEMM into independent slices,
+ * each worker calling the single-threaded cblas_sgemm on its own slice (and widening its own
+ * weight panels into its own part of the scratch). A second pool of OpenBLAS threads spinning
+ * next to ours oversubscribes the cores: measured on the 2-core machine, each of our pool
+ * dispatches then waited for a time slice. Small GEMMs (attention of one window/head, decode)
+ * run on the caller, and any GEMM issued from inside a pool task runs on that worker alone.
  *
  * Row-major conventions, documented once (see also vl_impl.h): activations x are (n, in),
  * weights W are [out, in] as stored, so y (n, out) = x . W^T is
  *   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M=n, N=out, K=in,
  *               1, x, lda=in, W, ldb=in, 0, y, ldc=out);
- * a panel of rows [o0, o0+P) writes the column block y[:, o0:o0+P] with ldc = out.
- * Thread-safety: called from the one control thread of a vl_compute; OpenBLAS uses its own pool
- * (thread count set by vl__compute_init) and our pool only widens, never during a BLAS call. */
+ * a panel of weight rows [o0, o0+P) writes the column block y[:, o0:o0+P] with ldc = out.
+ * Thread-safety: called from the control thread of a vl_compute (or inside one pool task). */
 #include "vl_impl.h"
 
 #include <cblas.h>
 #include <limits.h>
+
+/* GEMMs below this many multiply-adds run on the calling thread (a dispatch costs more). */
+#define GEMM_PAR_MIN_MACS ((int64_t)1 << 21)
+/* Row/column slices of a split GEMM are cut at multiples of this (OpenBLAS micro-tile). */
+#define GEMM_SPLIT_ALIGN 16
 
 static blasint to_blasint(int64_t v) {
     VL_ASSERT(v >= 0 && v <= INT_MAX);
     return (blasint)v;
 }
 
-void vl__gemm_f32(struct vl_compute *c, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                  int64_t k, float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
-                  float beta, float *cm, int64_t ldc) {
-    (void)c;
+static void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *cm,
+                  int64_t ldc) {
     if (m == 0 || n == 0)
         return;
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
@@ -30,32 +41,90 @@ void vl__gemm_f32(struct vl_compute *c, bool trans_a, bool trans_b, int64_t m, i
                 alpha, a, to_blasint(lda), b, to_blasint(ldb), beta, cm, to_blasint(ldc));
 }
 
-/* ---- large-n Linear: widen a panel, then one sgemm --------------------------------------- */
-
-struct widen_task {
-    float *dst;            /* (rows, in) f32 panel */
-    const uint16_t *src;   /* (rows, in) stored bf16/f16 */
-    int64_t rows, in;
-    bool is_bf16;
-};
-
-static void widen_task_run(void *arg, int ith, int nth) {
-    const struct widen_task *t = arg;
-    int64_t per = (t->rows + nth - 1) / nth;
-    int64_t r0 = per * ith, r1 = r0 + per > t->rows ? t->rows : r0 + per;
-    if (r0 >= r1)
-        return;
-    const struct vl_simd *s = vl__simd();
-    void (*widen)(float *, const uint16_t *, int64_t) = t->is_bf16 ? s->widen_bf16 : s->widen_f16;
-    widen(t->dst + r0 * t->in, t->src + r0 * t->in, (r1 - r0) * t->in);
+/* [*r0, *r1) = slice ith of nth of [0, n), boundaries at multiples of align. */
+static void split(int64_t n, int64_t align, int ith, int nth, int64_t *r0, int64_t *r1) {
+    int64_t units = (n + align - 1) / align;
+    int64_t per = (units + nth - 1) / nth;
+    *r0 = per * ith * align;
+    *r1 = per * (ith + 1) * align;
+    *r0 = *r0 > n ? n : *r0;
+    *r1 = *r1 > n ? n : *r1;
 }
 
-/* Rows of an [out, in] weight that fit one scratch panel (at least 1). */
-static int64_t panel_rows(const struct vl_compute *c, int64_t in) {
-    int64_t rows = (int64_t)(c->scratch_bytes / ((size_t)in * sizeof(float)));
-    if (rows >= VL_PANEL_ROW_ALIGN)
-        rows -= rows % VL_PANEL_ROW_ALIGN;
-    return rows;
+/* ---- vl__gemm_f32 ------------------------------------------------------------------------ */
+
+struct gemm_task {
+    bool trans_a, trans_b, split_rows;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    int64_t lda, ldb, ldc;
+    float *c;
+};
+
+static void gemm_task_run(void *arg, int ith, int nth) {
+    const struct gemm_task *t = arg;
+    int64_t s0, s1;
+    if (t->split_rows) { /* rows of C = rows of op(A) */
+        split(t->m, GEMM_SPLIT_ALIGN, ith, nth, &s0, &s1);
+        const float *a = t->trans_a ? t->a + s0 : t->a + s0 * t->lda;
+        sgemm(t->trans_a, t->trans_b, s1 - s0, t->n, t->k, t->alpha, a, t->lda, t->b, t->ldb,
+              t->beta, t->c + s0 * t->ldc, t->ldc);
+    } else { /* columns of C = columns of op(B) */
+        split(t->n, GEMM_SPLIT_ALIGN, ith, nth, &s0, &s1);
+        const float *b = t->trans_b ? t->b + s0 * t->ldb : t->b + s0;
+        sgemm(t->trans_a, t->trans_b, t->m, s1 - s0, t->k, t->alpha, t->a, t->lda, b, t->ldb,
+              t->beta, t->c + s0, t->ldc);
+    }
+}
+
+void vl__gemm_f32(struct vl_compute *c, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                  int64_t k, float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                  float beta, float *cm, int64_t ldc) {
+    struct vl_pool *pool = c ? c->pool : NULL;
+    int nth = vl__pool_size(pool);
+    if (nth == 1 || vl__pool_in_task() || m * n * k < GEMM_PAR_MIN_MACS ||
+        (m < GEMM_SPLIT_ALIGN * nth && n < GEMM_SPLIT_ALIGN * nth)) {
+        sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc);
+        return;
+    }
+    struct gemm_task t = {
+        .trans_a = trans_a, .trans_b = trans_b, .split_rows = m >= n,
+        .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
+        .a = a, .b = b, .lda = lda, .ldb = ldb, .ldc = ldc, .c = cm,
+    };
+    vl__pool_run(pool, gemm_task_run, &t);
+}
+
+/* ---- large-n Linear: per-worker panels, widened once, one sgemm each ---------------------- */
+
+struct linear_task {
+    float *y;          /* (n, out) */
+    const float *x;    /* (n, in) */
+    int64_t n, out, in;
+    const struct vl_tensor *w;
+    float *scratch;    /* nth parts of part_floats */
+    int64_t part_floats;
+};
+
+static void linear_task_run(void *arg, int ith, int nth) {
+    const struct linear_task *t = arg;
+    const struct vl_simd *s = vl__simd();
+    void (*widen)(float *, const uint16_t *, int64_t) =
+        t->w->dtype == VL_DTYPE_BF16 ? s->widen_bf16 : s->widen_f16;
+    float *panel = t->scratch + (int64_t)ith * t->part_floats; /* (rows, in) */
+    int64_t prows = t->part_floats / t->in;
+    if (prows >= GEMM_SPLIT_ALIGN)
+        prows -= prows % GEMM_SPLIT_ALIGN;
+    VL_ASSERT(prows >= 1);
+    int64_t c0, c1;
+    split(t->out, GEMM_SPLIT_ALIGN, ith, nth, &c0, &c1);
+    for (int64_t o0 = c0; o0 < c1; o0 += prows) {
+        int64_t rows = c1 - o0 < prows ? c1 - o0 : prows;
+        widen(panel, (const uint16_t *)t->w->data + o0 * t->in, rows * t->in);
+        sgemm(false, true, t->n, rows, t->in, 1.0f, t->x, t->in, panel, t->in, 0.0f, t->y + o0,
+              t->out);
+    }
 }
 
 void vl__linear_gemm(struct vl_compute *c, float *y, const float *x, int64_t n,
@@ -67,18 +136,17 @@ void vl__linear_gemm(struct vl_compute *c, float *y, const float *x, int64_t n,
         return;
     }
     VL_ASSERT(w->dtype == VL_DTYPE_BF16 || w->dtype == VL_DTYPE_F16);
-    int64_t prows = panel_rows(c, in);
-    VL_ASSERT(prows >= 1);
-    for (int64_t o0 = 0; o0 < out; o0 += prows) {
-        int64_t rows = out - o0 < prows ? out - o0 : prows;
-        struct widen_task t = {
-            .dst = c->scratch,
-            .src = (const uint16_t *)w->data + o0 * in,
-            .rows = rows,
-            .in = in,
-            .is_bf16 = w->dtype == VL_DTYPE_BF16,
-        };
-        vl__pool_run(c->pool, widen_task_run, &t);
-        vl__gemm_f32(c, false, true, n, rows, in, 1.0f, x, in, c->scratch, in, 0.0f, y + o0, out);
+    struct vl_pool *pool = vl__pool_in_task() ? NULL : c->pool;
+    int nth = vl__pool_size(pool);
+    int64_t part = (int64_t)(c->scratch_bytes / sizeof(float)) / nth;
+    if (part < in) { /* too little scratch for one row per worker: one worker */
+        pool = NULL;
+        part = (int64_t)(c->scratch_bytes / sizeof(float));
     }
+    VL_ASSERT(part >= in);
+    struct linear_task t = {
+        .y = y, .x = x, .n = n, .out = out, .in = in, .w = w,
+        .scratch = c->scratch, .part_floats = part,
+    };
+    vl__pool_run(pool, linear_task_run, &t);
 }

@@ -1,8 +1,10 @@
-/* vl_pool: the tiny pthread pool that runs our own kernels (ggml's threadpool in miniature).
- * The calling thread is worker 0; workers 1..n-1 wait for a new "generation", run the task,
- * and count themselves done; vl__pool_run returns when every worker has finished (that join is
- * the barrier between kernels). Idle workers spin briefly (a forward pass dispatches thousands
- * of short tasks) and then sleep on a condition variable, so an idle pool costs no CPU.
+/* vl_pool: the tiny pthread pool that runs our kernels and GEMM slices (ggml's threadpool in
+ * miniature). A run of fn over nth slices publishes a new generation; every worker, the calling
+ * thread included, claims slices (ith = 0, 1, ..) from one atomic word that holds the generation
+ * and the next slice, runs them, and counts them done; vl__pool_run returns when all nth are
+ * done (that join is the barrier between kernels). Because slices are claimed rather than
+ * assigned, a worker that is descheduled (a shared machine) never holds a run up: the caller
+ * runs its slices. Idle workers spin briefly, then sleep on a condition variable.
  * Thread-safety: one controlling thread per pool; vl__pool_run is not re-entrant. */
 #include "vl_impl.h"
 
@@ -14,23 +16,19 @@
 /* Busy-wait iterations before a worker sleeps / the caller yields; a few tens of microseconds. */
 #define POOL_SPIN_ITERS 20000
 #define POOL_MAX_THREADS 256
+#define GEN_SHIFT 32
+#define SLICE_MASK 0xffffffffull
 
 typedef void (*pool_fn)(void *arg, int ith, int nth);
-
-struct pool_worker {
-    struct vl_pool *pool;
-    int ith;
-};
 
 struct vl_pool {
     int n;
     pthread_t *threads;          /* [n - 1] */
-    struct pool_worker *workers; /* [n - 1] */
     int n_started;
-    pool_fn fn;                  /* current task; written before generation is bumped */
-    void *arg;
-    atomic_uint generation;      /* bumped once per run */
-    atomic_int n_done;           /* workers 1..n-1 that finished the current generation */
+    _Atomic(pool_fn) fn;         /* current task; written before the generation is published */
+    _Atomic(void *) arg;         /* (atomic only so a late worker's read is not a data race) */
+    _Atomic uint64_t state;      /* generation << 32 | next unclaimed slice */
+    atomic_int n_done;           /* slices of the current generation finished */
     atomic_bool stop;
     atomic_llong chunk;          /* vl__pool_next_chunk counter, reset per run */
     atomic_int n_sleeping;
@@ -38,18 +36,41 @@ struct vl_pool {
     pthread_cond_t wake;
 };
 
+static _Thread_local int in_task; /* > 0 while this thread runs a slice of some pool */
+
+int vl__pool_in_task(void) {
+    return in_task > 0;
+}
+
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
 }
 
-static void *worker_main(void *p_) {
-    struct pool_worker *w = p_;
-    struct vl_pool *p = w->pool;
-    unsigned seen = 0;
+/* Claims and runs slices of generation gen until none is left. fn/arg were read after gen was
+ * observed; if they already belong to a later run the claim fails (generation mismatch). */
+static void run_slices(struct vl_pool *p, uint64_t gen, pool_fn fn, void *arg) {
+    uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
     for (;;) {
-        unsigned gen = atomic_load_explicit(&p->generation, memory_order_acquire);
+        if (s >> GEN_SHIFT != gen || (s & SLICE_MASK) >= (uint64_t)p->n)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        in_task++;
+        fn(arg, (int)(s & SLICE_MASK), p->n);
+        in_task--;
+        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel);
+        s = atomic_load_explicit(&p->state, memory_order_acquire);
+    }
+}
+
+static void *worker_main(void *p_) {
+    struct vl_pool *p = p_;
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t gen = atomic_load_explicit(&p->state, memory_order_acquire) >> GEN_SHIFT;
         int spins = 0;
         while (gen == seen && !atomic_load_explicit(&p->stop, memory_order_acquire)) {
             if (++spins < POOL_SPIN_ITERS) {
@@ -57,19 +78,20 @@ static void *worker_main(void *p_) {
             } else {
                 pthread_mutex_lock(&p->mu);
                 atomic_fetch_add(&p->n_sleeping, 1);
-                while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+                while (atomic_load(&p->state) >> GEN_SHIFT == seen && !atomic_load(&p->stop))
                     pthread_cond_wait(&p->wake, &p->mu);
                 atomic_fetch_sub(&p->n_sleeping, 1);
                 pthread_mutex_unlock(&p->mu);
                 spins = 0;
             }
-            gen = atomic_load_explicit(&p->generation, memory_order_acquire);
+            gen = atomic_load_explicit(&p->state, memory_order_acquire) >> GEN_SHIFT;
         }
         if (atomic_load_explicit(&p->stop, memory_order_acquire))
             return NULL;
         seen = gen;
-        p->fn(p->arg, w->ith, p->n);
-        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel);
+        pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+        void *arg = atomic_load_explicit(&p->arg, memory_order_relaxed);
+        run_slices(p, gen, fn, arg);
     }
 }
 
@@ -80,7 +102,7 @@ struct vl_pool *vl__pool_new(int n_threads) {
     if (!p)
         return NULL;
     p->n = n_threads;
-    atomic_init(&p->generation, 0);
+    atomic_init(&p->state, 0);
     atomic_init(&p->n_done, 0);
     atomic_init(&p->stop, false);
     atomic_init(&p->chunk, 0);
@@ -95,17 +117,13 @@ struct vl_pool *vl__pool_new(int n_threads) {
         return NULL;
     }
     if (n_threads > 1) {
-        size_t nw = (size_t)n_threads - 1;
-        p->threads = calloc(nw, sizeof *p->threads);
-        p->workers = calloc(nw, sizeof *p->workers);
-        if (!p->threads || !p->workers) {
+        p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
+        if (!p->threads) {
             vl__pool_free(p);
             return NULL;
         }
-        for (size_t i = 0; i < nw; i++) {
-            p->workers[i].pool = p;
-            p->workers[i].ith = (int)i + 1;
-            if (pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i]) != 0) {
+        for (int i = 0; i < n_threads - 1; i++) {
+            if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
                 vl__pool_free(p);
                 return NULL;
             }
@@ -127,7 +145,6 @@ void vl__pool_free(struct vl_pool *p) {
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);
-    free(p->workers);
     free(p);
 }
 
@@ -136,31 +153,34 @@ int vl__pool_size(const struct vl_pool *p) {
 }
 
 void vl__pool_run(struct vl_pool *p, void (*fn)(void *arg, int ith, int nth), void *arg) {
-    if (!p || p->n == 1) {
-        if (p)
+    if (!p || p->n == 1 || in_task) { /* nested in a task: run inline, single slice */
+        if (p && !in_task)
             atomic_store_explicit(&p->chunk, 0, memory_order_relaxed);
+        in_task++;
         fn(arg, 0, 1);
+        in_task--;
         return;
     }
-    p->fn = fn;
-    p->arg = arg;
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
     atomic_store_explicit(&p->chunk, 0, memory_order_relaxed);
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
-    /* Publishing the generation releases fn/arg/chunk/n_done to the workers. */
-    atomic_fetch_add(&p->generation, 1); /* seq_cst: ordered before the n_sleeping load */
+    uint64_t gen = (atomic_load(&p->state) >> GEN_SHIFT) + 1;
+    /* seq_cst publish: fn/arg/chunk/n_done become visible, and it is ordered before the
+     * n_sleeping load (a worker going to sleep re-checks the state under the mutex) */
+    atomic_store(&p->state, gen << GEN_SHIFT);
     if (atomic_load(&p->n_sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
-    fn(arg, 0, p->n);
+    run_slices(p, gen, fn, arg);
     int spins = 0;
-    while (atomic_load_explicit(&p->n_done, memory_order_acquire) != p->n - 1) {
-        if (++spins < POOL_SPIN_ITERS) {
+    while (atomic_load_explicit(&p->n_done, memory_order_acquire) != p->n) {
+        if (++spins < POOL_SPIN_ITERS)
             cpu_relax();
-        } else {
+        else
             sched_yield();
-        }
     }
 }
 

@@ -357,6 +357,59 @@ static void test_gemm(void) {
                         free(c1);
                         free(c2);
                     }
+    /* large enough to be split over the pool: by rows (m >= n) and by columns (m < n) */
+    static const int64_t big[2][3] = {{70, 40, 1000}, {20, 300, 400}};
+    for (int sh = 0; sh < 2; sh++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int64_t m = big[sh][0], n = big[sh][1], k = big[sh][2];
+                int64_t lda = ta ? m : k, ldb = tb ? k : n, ldc = n + 5;
+                float *a = frand_buf((ta ? k : m) * lda, 1.0f);
+                float *b = frand_buf((tb ? n : k) * ldb, 1.0f);
+                float *c1 = frand_buf(m * ldc, 1.0f);
+                float *c2 = malloc((size_t)(m * ldc) * sizeof *c2);
+                memcpy(c2, c1, (size_t)(m * ldc) * sizeof *c2);
+                vl__gemm_f32(&c, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c1, ldc);
+                vl__gemm_f32_ref(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c2, ldc);
+                T_CHECK_MSG(max_rel(c1, c2, m * ldc, 1.0) < 1e-4, "split gemm %d ta %d tb %d: %.3g",
+                            sh, ta, tb, max_rel(c1, c2, m * ldc, 1.0));
+                free(a);
+                free(b);
+                free(c1);
+                free(c2);
+            }
+    vl__compute_free(&c);
+}
+
+/* A GEMM issued from inside a pool task runs on that worker (no nested dispatch / deadlock). */
+struct nested_gemm {
+    struct vl_compute *c;
+    const float *a, *b;
+    float *out; /* (2, 64, 64) one product per slice */
+};
+
+static void nested_gemm_run(void *arg, int ith, int nth) {
+    const struct nested_gemm *t = arg;
+    (void)nth;
+    vl__gemm_f32(t->c, false, false, 64, 64, 1024, 1.0f, t->a, 1024, t->b, 64, 0.0f,
+                 t->out + ith * 64 * 64, 64);
+}
+
+static void test_gemm_nested(void) {
+    struct vl_compute c;
+    struct vl_error err = {0};
+    T_CHECK(vl__compute_init(&c, 2, 1, 1, &err) == VL_OK);
+    float *a = frand_buf(64 * 1024, 1.0f), *b = frand_buf(1024 * 64, 1.0f);
+    float *out = calloc(2 * 64 * 64, sizeof *out), *want = calloc(64 * 64, sizeof *want);
+    struct nested_gemm t = {&c, a, b, out};
+    vl__pool_run(c.pool, nested_gemm_run, &t);
+    vl__gemm_f32_ref(false, false, 64, 64, 1024, 1.0f, a, 1024, b, 64, 0.0f, want, 64);
+    T_CHECK(max_rel(out, want, 64 * 64, 1.0) < 1e-4);
+    T_CHECK(max_rel(out + 64 * 64, want, 64 * 64, 1.0) < 1e-4);
+    free(a);
+    free(b);
+    free(out);
+    free(want);
     vl__compute_free(&c);
 }
 
@@ -477,6 +530,7 @@ int main(void) {
     test_gemv_tables();
     test_linear();
     test_gemm();
+    test_gemm_nested();
     test_rows_and_elementwise();
     return t_done();
 }
