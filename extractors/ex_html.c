@@ -84,17 +84,19 @@ static void find_span(struct hctx *h, const char *name, size_t *off, size_t *len
         if (after != ' ' && after != '>' && after != '/' && after != '\t' && after != '\n')
             continue;
         size_t end = h->text_len;
+        bool closed = false;
         size_t klim = h->text_len - i > SPAN_WINDOW ? i + SPAN_WINDOW : h->text_len;
         for (size_t k = i + 1; k + nl + 2 <= klim; k++) {
             if (!g_ascii_strncasecmp(s + k, close, nl + 2)) {
                 const char *gt = memchr(s + k, '>', h->text_len - k);
                 end = gt ? (size_t)(gt - s) + 1 : h->text_len;
+                closed = true;
                 break;
             }
             if (s[k] == '<' && !g_ascii_strncasecmp(s + k + 1, name, nl) && k > i)
                 break; /* next element of the same name: unclosed */
         }
-        if (end == h->text_len) {
+        if (!closed) {
             const char *gt = memchr(s + i, '>', h->text_len - i);
             end = gt ? (size_t)(gt - s) + 1 : h->text_len;
         }
@@ -266,6 +268,46 @@ static void table(struct hctx *h, xmlNodePtr n, const struct ex_box *box, size_t
         b->table = (int)pb->n_tables - 1;
 }
 
+/* ---- grounding points ---------------------------------------------------------------------- */
+
+#define POINTS_MAX 64
+
+/* The bounding box of the points x1/y1 ... xN/yN (spec 9.2), as a block of the phrase. */
+static void points(struct hctx *h, xmlNodePtr n, size_t off, size_t len) {
+    struct ex_box box = {0};
+    int k = 0;
+    for (int i = 1; i <= POINTS_MAX; i++) {
+        char xn[16], yn[16];
+        snprintf(xn, sizeof xn, "x%d", i);
+        snprintf(yn, sizeof yn, "y%d", i);
+        const char *xs = attr(n, xn), *ys = attr(n, yn);
+        if (!xs || !ys)
+            break;
+        char *ex, *ey;
+        double x = g_ascii_strtod(xs, &ex), y = g_ascii_strtod(ys, &ey);
+        if (ex == xs || ey == ys || !(x == x) || !(y == y) || x > 1e9 || x < -1e9 || y > 1e9 || y < -1e9)
+            break;
+        if (k++ == 0) {
+            box = (struct ex_box){x, y, x, y};
+        } else {
+            box.x1 = x < box.x1 ? x : box.x1;
+            box.y1 = y < box.y1 ? y : box.y1;
+            box.x2 = x > box.x2 ? x : box.x2;
+            box.y2 = y > box.y2 ? y : box.y2;
+        }
+    }
+    char *t = node_text(n);
+    if (!t) {
+        h->st = DP_ERR_NOMEM;
+        return;
+    }
+    const char *alt = attr(n, "alt");
+    if (!ex__pb_block(h->pb, EX_BLOCK_TEXT, "points", alt, t, k ? &box : NULL, off, len))
+        h->st = DP_ERR_NOMEM;
+    else if (!k)
+        ex__warn(&h->pb->ws, EX_WARN_BBOX, off, len, NULL, "<points> without x1/y1 coordinates");
+}
+
 /* ---- walk ---------------------------------------------------------------------------------- */
 
 static void walk(struct hctx *h, xmlNodePtr parent, int depth) {
@@ -316,6 +358,10 @@ static void walk(struct hctx *h, xmlNodePtr parent, int depth) {
         }
         if (!strcmp(tag, "table")) {
             table(h, n, has_box ? &box : NULL, off, len);
+            continue;
+        }
+        if (!strcmp(tag, "points")) { /* <points x1="" y1="" x2="" ... alt="">phrase</points> */
+            points(h, n, off, len);
             continue;
         }
         int level;

@@ -132,6 +132,49 @@ enum dp_status ex__chart_from_json(struct ex__pagebuild *pb, const struct ex_jv 
     return ok ? DP_OK : DP_ERR_NOMEM;
 }
 
+/* A chart from a table answer: the header row names the series, the first column holds x. */
+static enum dp_status chart_from_table(struct ex__pagebuild *pb, const struct ex_table *t) {
+    if (t->n_rows < 2 || t->n_cols < 2)
+        return DP_OK;
+    if (!ex__grow((void **)&pb->charts, &pb->cap_charts, pb->n_charts, sizeof *pb->charts))
+        return DP_ERR_NOMEM;
+    struct ex_chart *c = &pb->charts[pb->n_charts++];
+    memset(c, 0, sizeof *c);
+    c->prov = t->prov;
+    size_t ns = (size_t)t->n_cols - 1;
+    c->series = dp_calloc(ns, sizeof *c->series);
+    if (!c->series)
+        return DP_ERR_NOMEM;
+    const struct ex_cell *cells = t->cells;
+#define CELL_TEXT(r, cc)                                                                          \
+    (cells[(size_t)(r) * (size_t)t->n_cols + (size_t)(cc)].text                                     \
+         ? cells[(size_t)(r) * (size_t)t->n_cols + (size_t)(cc)].text                               \
+         : cells[(size_t)cells[(size_t)(r) * (size_t)t->n_cols + (size_t)(cc)].orow *               \
+                     (size_t)t->n_cols +                                                           \
+                 (size_t)cells[(size_t)(r) * (size_t)t->n_cols + (size_t)(cc)].ocol]                \
+               .text)
+    if (!(c->x_label = dp_strdup(CELL_TEXT(0, 0))))
+        return DP_ERR_NOMEM;
+    for (size_t k = 0; k < ns; k++) {
+        struct ex_series *s = &c->series[k];
+        c->n_series = k + 1;
+        s->name = dp_strdup(CELL_TEXT(0, k + 1));
+        s->points = dp_calloc((size_t)t->n_rows - 1, sizeof *s->points);
+        if (!s->name || !s->points)
+            return DP_ERR_NOMEM;
+        for (int r = 1; r < t->n_rows; r++) {
+            struct ex_point *p = &s->points[s->n_points++];
+            const char *y = CELL_TEXT(r, k + 1);
+            p->x = dp_strdup(CELL_TEXT(r, 0));
+            p->has_y = ex_norm_number(y, &p->y) || ex_norm_percent(y, &p->y);
+            if (!p->x || (!p->has_y && !(p->y_raw = dp_strdup(y))))
+                return DP_ERR_NOMEM;
+        }
+    }
+#undef CELL_TEXT
+    return DP_OK;
+}
+
 /* ---- key: value lines of text answers ------------------------------------------------------ */
 
 static enum dp_status kv_lines(struct ex__pagebuild *pb) {
@@ -206,7 +249,8 @@ static const char *find_ci(const char *s, size_t off, size_t len, const char *ne
 
 static bool looks_html(const char *s, size_t off, size_t len) {
     static const char *const tags[] = {"<html", "<body", "<table", "<div", "<p>", "<p ", "<h1",
-                                       "<h2", "<h3", "<ul", "<ol", "<!doctype", "data-bbox"};
+                                       "<h2", "<h3", "<ul", "<ol", "<!doctype", "data-bbox",
+                                       "<points"};
     size_t o = off, l = len;
     while (l && g_ascii_isspace(s[o]))
         o++, l--;
@@ -352,6 +396,8 @@ enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schem
     }
     if (st == DP_OK && model_truncated && !unclosed && p->source != EX_SRC_JSON)
         ex__warn(&pb.ws, EX_WARN_TRUNCATED, raw_len, 0, NULL, "the model stopped at max-new-tokens");
+    if (st == DP_OK && task == SC_TASK_CHART && pb.n_charts == 0 && pb.n_tables > 0)
+        st = chart_from_table(&pb, &pb.tables[0]);
     if (st == DP_OK)
         order_fields(&pb);
     ex__wsink_close(&pb.ws);

@@ -160,6 +160,36 @@ int main(void) {
     T_CHECK(p->tables[0].n_rows == 3 && p->tables[0].n_cols == 2);
     ex_page_free(p);
 
+    /* the span of an element that ends the answer covers its closing tag */
+    const char *last = "<p data-bbox=\"1 2 3 4\">the rolling pin</p>";
+    p = parse(last);
+    T_CHECK(p->n_blocks == 1 && p->blocks[0].prov.span_off == 0 && p->blocks[0].prov.span_len == strlen(last));
+    ex_page_free(p);
+
+    /* grounding points (spec 9.2): the bounding box of x1/y1 ... xN/yN, phrase as text */
+    p = parse("<points x1=\"100\" y1=\"200\" x2=\"150\" y2=\"220\" alt=\"pin\">the rolling pin</points>");
+    T_CHECK(p->n_blocks == 1 && p->blocks[0].prov.has_box && p->blocks[0].prov.model.x2 == 150 &&
+            p->blocks[0].prov.model.y1 == 200 && !strcmp(p->blocks[0].text, "the rolling pin"));
+    ex_page_free(p);
+
+    /* a chart given as a table */
+    struct sc_schema *chart = NULL;
+    T_CHECK(sc_schema_load(&chart, "chart", &err) == DP_OK);
+    const char *ct = "| Year | Sales | Cost |\n|---|---|---|\n| 2020 | 1,5 | 3 |\n| 2021 | 2.5 | n/a |\n";
+    struct ex_page *cp = NULL;
+    T_CHECK(ex_page_parse(&cp, chart, ct, strlen(ct), NULL, 1, false, &err) == DP_OK);
+    T_CHECK(cp && cp->n_charts == 1 && cp->charts[0].n_series == 2);
+    if (cp && cp->n_charts == 1 && cp->charts[0].n_series == 2) {
+        const struct ex_chart *c = &cp->charts[0];
+        T_EQ_STR(c->x_label, "Year");
+        T_EQ_STR(c->series[1].name, "Cost");
+        T_CHECK(c->series[0].points[0].has_y && c->series[0].points[0].y == 1.5);
+        T_CHECK(!c->series[1].points[1].has_y && !strcmp(c->series[1].points[1].y_raw, "n/a"));
+        T_EQ_STR(c->series[0].points[1].x, "2021");
+    }
+    ex_page_free(cp);
+    sc_schema_free(chart);
+
     sc_schema_free(schema);
     return t_done();
 }
