@@ -350,9 +350,9 @@ void dp__infer_stats(const struct dp_infer *inf, struct dp_infer_stats *out) {
 }
 
 /* Runs the model on one page; fills a (text, flags, timings). */
-static enum dp_status answer_page(struct dp_infer *inf, struct item *it, struct gen_ctx *g,
-                                  struct dp_page_answer *a, struct dp_input_timings *t,
-                                  struct dp_err *err) {
+static enum dp_status answer_page(struct dp_infer *inf, const char *doc, struct item *it,
+                                  struct gen_ctx *g, struct dp_page_answer *a,
+                                  struct dp_input_timings *t, struct dp_err *err) {
     const struct prompt *p = &inf->prompt;
     int64_t n_img = vl_vision_tokens(inf->model, &it->vin);
     size_t n = p->n_prefix + (size_t)n_img + p->n_suffix;
@@ -419,11 +419,11 @@ static enum dp_status answer_page(struct dp_infer *inf, struct item *it, struct 
     a->timed_out = g->page_timeout;
     a->truncated = res.truncated || g->repetition || g->page_timeout;
     if (g->repetition)
-        DP_LOG_WARN("page %d: repetition loop detected after %lld tokens; answer stopped and "
-                    "flagged truncated", it->page_no, (long long)res.n);
+        DP_LOG_WARN("%s: page %d: repetition loop detected after %lld tokens; answer stopped "
+                    "and flagged truncated", doc, it->page_no, (long long)res.n);
     if (g->page_timeout)
-        DP_LOG_WARN("page %d: page time limit of %gs reached; answer flagged truncated",
-                    it->page_no, inf->o->page_timeout_s);
+        DP_LOG_WARN("%s: page %d: page time limit of %gs reached; answer flagged truncated",
+                    doc, it->page_no, inf->o->page_timeout_s);
     return DP_OK;
 }
 
@@ -452,7 +452,7 @@ enum dp_status dp__infer_doc(struct dp_infer *inf, int index, struct dp_answers 
                 DP_LOG_INFO("%s: page %d is blank; not sent to the model", d->rel, it.page_no);
                 st = a.text ? DP_OK : dp_err_set(err, DP_ERR_NOMEM, "out of memory");
             } else {
-                st = answer_page(inf, &it, &g, &a, &d->t, err);
+                st = answer_page(inf, d->path, &it, &g, &a, &d->t, err);
             }
             if (st == DP_OK)
                 st = dp__answers_add(out, &a, err);

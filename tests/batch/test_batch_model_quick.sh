@@ -36,6 +36,28 @@ printf 'encrypted-40-bit-R3.pdf=623\n' >"$T/pw.txt"
 "$BIN" extract --model "$MODEL" --schema receipt $FAST -o "$T/out2" --password-file "$T/pw.txt" \
     "$T/in/encrypted-40-bit-R3.pdf" >/dev/null 2>"$T/err2"
 check "password file unlocks the PDF (exit 0)" [ $? -eq 0 ]
+# guards on the real (gibberish) generation: the random-weight model falls into a loop
+M="--model $MODEL --schema receipt --max-pixels 12544 --threads 1"
+# shellcheck disable=SC2086
+"$BIN" extract $M --max-new-tokens 200 -o "$T/rep" "$T/in/oyo.png" >/dev/null 2>"$T/err3"
+check "repetition loop: document still ok (exit 0)" [ $? -eq 0 ]
+check "repetition loop detected and counted" grep -q '"pages_repetition": 1' "$T/rep/manifest.json"
+check "repetition loop stopped early" [ "$(grep -o '"tokens": [0-9]*' "$T/rep/manifest.json" | tr -dc 0-9)" -lt 200 ]
+check "repetition warning names file and page" grep -q 'oyo.png: page 1: repetition loop' "$T/err3"
+# shellcheck disable=SC2086
+"$BIN" extract $M --max-new-tokens 200 --page-timeout 0.001 -o "$T/pt" "$T/in/oyo.png" >/dev/null 2>&1
+check "page time limit: answer kept, flagged truncated" grep -q '"pages_truncated": 1' "$T/pt/manifest.json"
+# shellcheck disable=SC2086
+"$BIN" extract $M --max-new-tokens 200 --doc-timeout 0.001 "$T/in/oyo.png" >"$T/dt.jsonl" 2>/dev/null
+check "document time limit: exit 1" [ $? -eq 1 ]
+check "document time limit: specific error" grep -q '"code":"limit exceeded"' "$T/dt.jsonl"
+# shellcheck disable=SC2086
+"$BIN" extract $M --max-new-tokens 4 --password 623 "$T/in/encrypted-40-bit-R3.pdf" >/dev/null 2>&1
+check "--password unlocks the PDF" [ $? -eq 0 ]
+# shellcheck disable=SC2086
+"$BIN" extract $M --max-new-tokens 4 --pages 3 "$T/in/oyo.png" >"$T/pg.jsonl" 2>/dev/null
+check "--pages beyond the document: that document fails (exit 1)" [ $? -eq 1 ]
+
 # re-extraction of the model's own bundle without the model
 "$BIN" extract --from-raw "$T/out" --schema receipt >"$T/re.jsonl" 2>/dev/null
 check "--from-raw on the model's output exits 0" [ $? -eq 0 ]
