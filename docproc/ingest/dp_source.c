@@ -70,10 +70,10 @@ enum dp_status dp_format_sniff_file(enum dp_format *out, const char *path, struc
         return dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot open", path);
     uint8_t head[DP_SNIFF_BYTES];
     size_t n = fread(head, 1, sizeof head, fp);
-    int rerr = ferror(fp);
+    int rerr = ferror(fp) ? errno : 0;
     fclose(fp);
     if (rerr)
-        return dp_err_set(err, DP_ERR_IO, "%s: read error", path);
+        return dp_err_set_errno(err, DP_ERR_IO, rerr, "%s: cannot read", path);
     *out = dp_format_sniff(head, n);
     if (*out == DP_FORMAT_UNKNOWN)
         return unknown_format(path, head, n, err);
