@@ -35,6 +35,7 @@ struct bench_opts {
     const char *model_dir;
     long width, height; /* 0: no image (text-only prompt) */
     int64_t prompt_tokens, gen_tokens;
+    int64_t batch; /* prefill chunk rows; 0: the state's default */
     int threads;
     bool verbose;
 };
@@ -53,14 +54,15 @@ static void print_help(void) {
            "  --no-image             text-only prompt (no vision encode)\n"
            "  --prompt-tokens N      text tokens after the image in the prompt [%d]\n"
            "  --gen-tokens N         tokens to generate (greedy, EOS ignored) [%d]\n"
+           "  --batch N              prefill chunk rows [%d, the library default]\n"
            "  --threads N            threads for OpenBLAS and the kernels [online CPUs: %d]\n"
            "  -v, --verbose          libvl log lines on stderr\n"
            "  -h, --help             this text\n",
            BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
-           BENCH_DEFAULT_GEN_TOKENS, default_threads());
+           BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, default_threads());
 }
 
-enum { OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_THREADS };
+enum { OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH, OPT_THREADS };
 
 static int parse_opts(struct bench_opts *o, int argc, char **argv) {
     static const struct option longopts[] = {
@@ -69,6 +71,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
         {"no-image", no_argument, NULL, OPT_NO_IMAGE},
         {"prompt-tokens", required_argument, NULL, OPT_PROMPT},
         {"gen-tokens", required_argument, NULL, OPT_GEN},
+        {"batch", required_argument, NULL, OPT_BATCH},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -104,6 +107,11 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
                 return dp_cli_usage_error(CMD, "--gen-tokens: expected 1..%d, got '%s'",
                                           BENCH_MAX_TOKENS, optarg);
             break;
+        case OPT_BATCH:
+            if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_TOKENS, &o->batch))
+                return dp_cli_usage_error(CMD, "--batch: expected 1..%d, got '%s'",
+                                          BENCH_MAX_TOKENS, optarg);
+            break;
         case OPT_THREADS:
             if (!dp_cli_parse_long(optarg, 1, BENCH_MAX_THREADS, &v))
                 return dp_cli_usage_error(CMD, "--threads: expected 1..%d, got '%s'",
@@ -120,7 +128,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
     }
     if (optind != argc)
         return dp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (!o->model_dir)
+    if (!o->model_dir || !*o->model_dir)
         return dp_cli_usage_error(CMD, "--model DIR is required (or set DOCPROC_MODEL)");
     if (o->width == 0 && o->prompt_tokens == 0)
         return dp_cli_usage_error(CMD, "--no-image needs --prompt-tokens >= 1");
@@ -183,6 +191,14 @@ static void cpu_name(char *out, size_t cap) {
     fclose(f);
 }
 
+static double cpu_time_s(void) { /* user + system time of the process, all threads */
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0.0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
 static double peak_rss_mib(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0)
@@ -205,7 +221,7 @@ static int fail(const char *what, const struct vl_error *err) {
 }
 
 static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
-                           const struct vl_vision_input *vis) {
+                           const struct vl_state_params *sp, const struct vl_vision_input *vis) {
     struct vl_model_summary sm;
     vl_model_summary(m, &sm);
     char cpu[BENCH_CPU_NAME_MAX];
@@ -220,6 +236,7 @@ static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
     json_object_set_new(c, "vit_hidden", json_integer(sm.vit_hidden));
     json_object_set_new(c, "weights_bytes", json_integer((json_int_t)sm.bytes_tensors));
     json_object_set_new(c, "threads", json_integer(o->threads));
+    json_object_set_new(c, "n_batch", json_integer(sp->n_batch));
     json_object_set_new(c, "image_size", o->width ? json_sprintf("%ldx%ld", o->width, o->height)
                                                   : json_null());
     json_object_set_new(c, "grid_thw",
@@ -291,6 +308,8 @@ int dp_cmd_bench(int argc, char **argv) {
     sp.n_threads = o.threads;
     sp.n_ctx = n_ids + o.gen_tokens;
     sp.max_vision_patches = have_image ? vis.n_patches : 0;
+    if (o.batch > 0)
+        sp.n_batch = o.batch;
     if (vl_state_new(&st, m, &sp, &err) != VL_OK) {
         rc = fail("state", &err);
         goto out;
@@ -304,12 +323,12 @@ int dp_cmd_bench(int argc, char **argv) {
     struct vl_request rq = {
         .ids = ids, .n_ids = n_ids, .vision = have_image ? &vis : NULL, .n_vision = have_image};
     struct vl_result res;
-    double t1 = now_s();
+    double t1 = now_s(), c1 = cpu_time_s();
     if (vl_generate(st, &rq, &gp, &res, &err) != VL_OK) {
         rc = fail("generate", &err);
         goto out;
     }
-    double total_s = now_s() - t1;
+    double total_s = now_s() - t1, total_cpu_s = cpu_time_s() - c1;
 
     const struct vl_timings *t = &res.t;
     int64_t n_prefilled = t->n_prompt - t->n_reused;
@@ -326,9 +345,13 @@ int dp_cmd_bench(int argc, char **argv) {
                         json_real(t->decode_s > 0 ? (double)t->n_decoded / t->decode_s : 0.0));
     json_object_set_new(j, "generated_tokens", json_integer(res.n));
     json_object_set_new(j, "generate_total_s", json_real(total_s));
+    /* CPU seconds over threads x wall: below ~0.9 the cores were shared with other processes */
+    json_object_set_new(j, "generate_cpu_s", json_real(total_cpu_s));
+    json_object_set_new(j, "cpu_share", json_real(total_s > 0 ? total_cpu_s /
+                                                  ((double)o.threads * total_s) : 0.0));
     json_object_set_new(j, "load_s", json_real(load_s));
     json_object_set_new(j, "peak_rss_mib", json_real(peak_rss_mib()));
-    json_object_set_new(j, "config", config_json(&o, m, have_image ? &vis : NULL));
+    json_object_set_new(j, "config", config_json(&o, m, vl_state_params_get(st), have_image ? &vis : NULL));
     if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0)
         rc = DP_EXIT_OUTPUT;
     fputc('\n', stdout);

@@ -1,0 +1,46 @@
+#!/bin/sh
+# CLI test of `docproc bench` on the tiny fixture checkpoint: the JSON carries every figure and
+# the config, text-only mode works, and bad options exit 2 with a message. Needs DP_BIN and
+# DP_FIXTURES. Prints "N passed, N failed".
+bin=${DP_BIN:?DP_BIN not set}
+model=${DP_FIXTURES:?DP_FIXTURES not set}/qwen25vl-tiny/model
+out=$(mktemp)
+err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+"$bin" bench --model "$model" --image-size 56x84 --prompt-tokens 5 --gen-tokens 3 --threads 2 \
+    >"$out" 2>"$err"
+[ $? -eq 0 ] && ok || { bad "bench exit status"; cat "$err"; }
+for key in vision_encode_s prefill_tokens_per_s decode_tokens_per_s peak_rss_mib load_s \
+    generate_cpu_s n_vision_tokens config threads n_batch grid_thw cpu; do
+    grep -q "\"$key\"" "$out" && ok || bad "key $key missing"
+done
+# 56x84 -> grid (1, 4, 6) -> 6 merged tokens; 3 generated tokens = 1 prefill + 2 decode steps
+grep -q '"n_vision_tokens": 6,' "$out" && ok || bad "n_vision_tokens"
+grep -q '"generated_tokens": 3,' "$out" && ok || bad "generated_tokens"
+grep -q '"decode_tokens": 2,' "$out" && ok || bad "decode_tokens"
+
+"$bin" bench --model "$model" --no-image --prompt-tokens 4 --gen-tokens 2 --threads 1 --batch 2 \
+    >"$out" 2>"$err"
+[ $? -eq 0 ] && ok || { bad "text-only bench"; cat "$err"; }
+grep -q '"n_vision_tokens": 0,' "$out" && ok || bad "text-only has vision tokens"
+grep -q '"n_batch": 2,' "$out" && ok || bad "--batch not applied"
+
+"$bin" bench --help >"$out" 2>&1
+[ $? -eq 0 ] && grep -q -- "--image-size" "$out" && ok || bad "--help"
+for args in "--model $model --threads 0" "--model $model --image-size 12" "--bogus" \
+    "--model $model --no-image --prompt-tokens 0" "--model $model extra"; do
+    # shellcheck disable=SC2086
+    "$bin" bench $args >"$out" 2>"$err"
+    [ $? -eq 2 ] && [ -s "$err" ] && ok || bad "usage error for: $args"
+done
+DOCPROC_MODEL= "$bin" bench >"$out" 2>"$err"
+[ $? -eq 2 ] && ok || bad "missing --model"
+"$bin" bench --model /nonexistent-model-dir >"$out" 2>"$err"
+[ $? -eq 3 ] && ok || bad "missing model dir should exit 3"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
