@@ -103,6 +103,15 @@ check "parts name both pages" [ "$(grep -c '"page": [12],' "$S/table-001.json")"
 check "parts carry their box in PDF points" grep -q '"bbox_pdf"' "$S/table-001.json"
 check "the other table stays alone" grep -q 'North' "$S/table-002.csv"
 
+# 4c. progress: forced TTY-style line, JSON events, quiet
+"$BIN" extract --from-raw "$RAW" --schema form --progress >/dev/null 2>"$T/p1"
+check "--progress draws documents/pages/rate" grep -q "$n_docs/$n_docs documents, .* pages/min" "$T/p1"
+"$BIN" extract --from-raw "$RAW" --schema form --progress=json >/dev/null 2>"$T/p2"
+check "--progress=json: an event per document" [ "$(grep -c '"event":"document"' "$T/p2")" = "$n_docs" ]
+check "--progress=json: a final event" grep -q '"event":"done"' "$T/p2"
+"$BIN" extract --from-raw "$RAW" --schema form -q >/dev/null 2>"$T/p3"
+check "-q: nothing on stderr" [ ! -s "$T/p3" ]
+
 # 5. exit codes
 env -u DOCPROC_MODEL "$BIN" extract --schema invoice "$SRC/samples/invoice2data/oyo.pdf" >/dev/null 2>"$T/e"
 check "no model: exit 3" [ $? -eq 3 ]
