@@ -10,6 +10,7 @@
 #include <glib.h>
 #include <libxml/HTMLparser.h>
 #include <libxml/tree.h>
+#include <math.h>
 #include <string.h>
 
 #define HTML_PARSE_FLAGS                                                                           \
@@ -46,7 +47,7 @@ static bool parse_bbox(const char *s, struct ex_box *out) {
             s++;
         char *e;
         v[i] = g_ascii_strtod(s, &e);
-        if (e == s || !(v[i] == v[i]) || v[i] > 1e9 || v[i] < -1e9)
+        if (e == s || !(v[i] == v[i]) || fabs(v[i]) > EX_BOX_MAX_ABS)
             return false;
         s = e;
     }
@@ -285,7 +286,8 @@ static void points(struct hctx *h, xmlNodePtr n, size_t off, size_t len) {
             break;
         char *ex, *ey;
         double x = g_ascii_strtod(xs, &ex), y = g_ascii_strtod(ys, &ey);
-        if (ex == xs || ey == ys || !(x == x) || !(y == y) || x > 1e9 || x < -1e9 || y > 1e9 || y < -1e9)
+        if (ex == xs || ey == ys || !(x == x) || !(y == y) || fabs(x) > EX_BOX_MAX_ABS ||
+            fabs(y) > EX_BOX_MAX_ABS)
             break;
         if (k++ == 0) {
             box = (struct ex_box){x, y, x, y};

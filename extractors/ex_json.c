@@ -520,7 +520,7 @@ bool ex__jv_box(const struct ex_jv *v, struct ex_box *out) {
         } else {
             return false;
         }
-        if (!isfinite(c[i]))
+        if (!isfinite(c[i]) || fabs(c[i]) > EX_BOX_MAX_ABS)
             return false;
     }
     out->x1 = c[0] < c[2] ? c[0] : c[2];

@@ -8,6 +8,7 @@
 #include "dp_limits.h"
 
 #include <glib.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -164,7 +165,8 @@ static bool box_of(const struct ex_jv *obj, struct ex_box *b) {
             return true;
     const struct ex_jv *pt = ex__jv_get(obj, "point_2d");
     if (pt && pt->type == EX_J_ARR && pt->n == 2 && pt->items[0].type == EX_J_NUM &&
-        pt->items[1].type == EX_J_NUM) {
+        pt->items[1].type == EX_J_NUM && fabs(pt->items[0].num) <= EX_BOX_MAX_ABS &&
+        fabs(pt->items[1].num) <= EX_BOX_MAX_ABS) {
         b->x1 = b->x2 = pt->items[0].num;
         b->y1 = b->y2 = pt->items[1].num;
         return true;

@@ -59,6 +59,7 @@
 #define EX_TABLE_MAX_SPAN    1000     /* rowspan/colspan larger than this is clipped (warned) */
 #define EX_MAX_WARNINGS      10000    /* per page; further ones are counted in one last warning */
 #define EX_MAX_FIELD_DEPTH   16       /* nesting of fields built from an answer */
+#define EX_BOX_MAX_ABS       1e9      /* a box coordinate beyond this is not a box (rejected) */
 #define EX_MAX_FIELDS        10000    /* top-level fields of one page (duplicates are checked per field) */
 #define DP_OUT_MAX_NAME      128      /* bytes of one sanitised bundle/dir name component */
 #define DP_OUT_MAX_ENTRIES   1000000  /* entries read back from one bundle */

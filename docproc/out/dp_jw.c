@@ -8,6 +8,7 @@
 
 #define JW_NUM_MAX 48
 #define JW_INDENT 2
+#define JW_EXACT_INT 1e15 /* integers below this print exactly without a fraction */
 
 void dp_jw_init(struct dp_jw *w, struct dp_buf *out, bool pretty) {
     memset(w, 0, sizeof *w);
@@ -167,11 +168,26 @@ void dp_jw_num_prec(struct dp_jw *w, double v, int decimals) {
     sync(w);
 }
 
+/* Shortest faithful-enough form: 15 significant digits, exponent for large magnitudes. */
+static void dp_jw_num_g(struct dp_jw *w, double v) {
+    if (w->st != DP_OK)
+        return;
+    pre(w);
+    char buf[JW_NUM_MAX];
+    if (!isfinite(v))
+        memcpy(buf, "null", 5);
+    else
+        g_ascii_formatd(buf, sizeof buf, "%.15g", v);
+    dp_buf_puts(w->out, buf);
+    sync(w);
+}
+
 void dp_jw_num(struct dp_jw *w, double v) {
-    if (isfinite(v) && v == (double)(int64_t)v && fabs(v) < 1e15)
+    /* Range first: converting an out-of-range double to an integer is undefined. */
+    if (isfinite(v) && fabs(v) < JW_EXACT_INT && v == (double)(int64_t)v)
         dp_jw_int(w, (int64_t)v);
     else
-        dp_jw_num_prec(w, v, 10);
+        dp_jw_num_g(w, v);
 }
 
 void dp_jw_int(struct dp_jw *w, int64_t v) {

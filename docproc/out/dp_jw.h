@@ -39,6 +39,7 @@ void dp_jw_key(struct dp_jw *w, const char *key);
 void dp_jw_str(struct dp_jw *w, const char *s); /* NULL writes null */
 void dp_jw_strn(struct dp_jw *w, const char *s, size_t n);
 void dp_jw_num(struct dp_jw *w, double v);       /* non-finite writes null */
+/* Fixed decimals (trailing zeros dropped); for bounded values such as coordinates (|v| < 1e9). */
 void dp_jw_num_prec(struct dp_jw *w, double v, int decimals);
 void dp_jw_int(struct dp_jw *w, int64_t v);
 void dp_jw_bool(struct dp_jw *w, bool v);
