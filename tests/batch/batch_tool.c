@@ -3,7 +3,7 @@
  *   batch_tool mkraw SAMPLES_DIR OUT_DIR [COPIES]   raw-answer bundle from qwen_outputs.jsonl
  *   batch_tool json FILE...                          exit 1 unless every file is valid JSON
  *   batch_tool jsonl FILE                            prints the number of lines; each must be JSON
- *   batch_tool manifest FILE                         prints "name status pages" per document
+ *   batch_tool manifest FILE                         "name status pages blank" per document
  *   batch_tool zip FILE                              lists the entries of a zip
  *   batch_tool blankpng FILE W H                     an all-white page (blank-page guard)
  *
@@ -185,9 +185,10 @@ static int manifest(int argc, char **argv) {
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(m, "documents"), i, d) {
-        printf("%s %s %lld\n", json_string_value(json_object_get(d, "name")),
+        printf("%s %s %lld %lld\n", json_string_value(json_object_get(d, "name")),
                json_string_value(json_object_get(d, "status")),
-               (long long)json_integer_value(json_object_get(d, "pages")));
+               (long long)json_integer_value(json_object_get(d, "pages")),
+               (long long)json_integer_value(json_object_get(d, "pages_blank")));
     }
     json_decref(m);
     return 0;

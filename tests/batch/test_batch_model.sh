@@ -18,6 +18,16 @@ check "progress events" grep -q '"event":"page"' "$T/err"
 check "timing summary per document" grep -q 'prefill .*decode .*extract' "$T/err"
 check "prompt prefix reused" grep -Eq 'prompt prefix cache: [1-9][0-9]* tokens reused' "$T/err"
 check "summary line on stdout" grep -q '"summary"' "$T/out.jsonl"
+# blank-page guard at the default page budget on real PDFs: only the genuinely empty page of
+# issue-297-example.pdf is blank (no false positives on forms, tables, lorem ipsum, scans)
+"$BIN" batch --model "$MODEL" --schema form --input "$SRC/samples/pdfplumber" -o "$T/bl" \
+    --max-new-tokens 1 --threads 1 --pages 1 -q 2>/dev/null
+check "pdfplumber batch: some failed (encrypted): exit 1" [ $? -eq 1 ]
+"$TOOL" manifest "$T/bl/manifest.json" >"$T/bl.txt"
+check "only one page blank" [ "$(grep -c ' 1$' "$T/bl.txt")" -eq 1 ]
+check "the blank page is issue-297's" grep -q '^issue-297-example.pdf ok 1 1$' "$T/bl.txt"
+check "encrypted PDF reported as needing a password" grep -q '^password-example.pdf failed' "$T/bl.txt"
+
 # kill -9 in the middle, then resume
 # shellcheck disable=SC2086
 "$BIN" batch --model "$MODEL" --schema invoice $FAST --input "$IN" -o "$T/k" -q &

@@ -19,9 +19,9 @@ rc=$?
 check "some documents failed: exit 1 (got $rc)" [ "$rc" -eq 1 ]
 "$TOOL" manifest "$T/out/manifest.json" >"$T/m.txt"
 check "every document has a status" [ "$(wc -l <"$T/m.txt")" -eq 5 ]
-check "image ok" grep -q '^oyo.png ok 1$' "$T/m.txt"
-check "PDF ok" grep -q '^AzureInterior.pdf ok 1$' "$T/m.txt"
-check "blank page ok" grep -q '^blank.png ok 1$' "$T/m.txt"
+check "image ok" grep -q '^oyo.png ok 1 0$' "$T/m.txt"
+check "PDF ok" grep -q '^AzureInterior.pdf ok 1 0$' "$T/m.txt"
+check "blank page ok" grep -q '^blank.png ok 1 1$' "$T/m.txt"
 check "encrypted PDF failed" grep -q '^encrypted-40-bit-R3.pdf failed' "$T/m.txt"
 check "not a document failed" grep -q '^notes.txt failed' "$T/m.txt"
 check "password failure is specific" grep -q '"code": "password required or wrong"' "$T/out/manifest.json"
