@@ -8,8 +8,10 @@ COPIES=${DP_RESUME_COPIES:-12}
 n_docs=$(find "$T/raw" -mindepth 1 -maxdepth 1 -type d | wc -l)
 check "raw tree built" [ "$n_docs" -ge 90 ]
 
+t0=$(date +%s%N)
 "$BIN" batch --from-raw "$T/raw" --schema form -o "$T/ref" -q
 check "reference run exits 0" [ $? -eq 0 ]
+ref_ms=$((($(date +%s%N) - t0) / 1000000))
 
 kills=0
 for i in 1 2 3 4 5 6; do
@@ -19,14 +21,16 @@ for i in 1 2 3 4 5 6; do
     [ $((i % 2)) -eq 0 ] && jobs=3 # parallel workers are killed too
     "$BIN" batch --from-raw "$T/raw" --schema form -o "$T/out" $resume -j "$jobs" -q &
     pid=$!
-    delay=$(awk -v s="$$$i" 'BEGIN { srand(s); printf "%.3f", 0.02 + rand() * 0.6 }')
+    # a random moment within the first quarter of the time a whole run takes
+    delay=$(awk -v s="$$$i" -v ms="$ref_ms" 'BEGIN { srand(s); printf "%.3f", 0.01 + rand() * 0.25 * ms / 1000 }')
     sleep "$delay"
     if kill -9 "$pid" 2>/dev/null; then
         kills=$((kills + 1))
     fi
     wait "$pid" 2>/dev/null
 done
-echo "killed $kills of 6 runs" >&2
+echo "killed $kills of 6 runs (a full run takes ${ref_ms} ms)" >&2
+check "runs were killed mid-way" [ "$kills" -ge 1 ]
 "$BIN" batch --from-raw "$T/out/../raw" --schema form -o "$T/out" --resume --json >"$T/final.jsonl" 2>"$T/final.err"
 check "final --resume exits 0" [ $? -eq 0 ]
 "$TOOL" manifest "$T/out/manifest.json" >"$T/m.txt"
@@ -40,6 +44,21 @@ check "no temporary files" [ -z "$(find "$T/out" -name '.*.tmp-*')" ]
 check "every result.json valid" "$TOOL" json $(find "$T/out" -name result.json)
 check "outputs identical to an uninterrupted run" \
     diff -r -x manifest.json -x .docproc "$T/ref" "$T/out"
+
+# SIGINT: stops between documents, writes the manifest with the rest pending, exit 5
+"$BIN" batch --from-raw "$T/raw" --schema form -o "$T/int" -q &
+pid=$!
+sleep "$(awk -v ms="$ref_ms" 'BEGIN { printf "%.3f", 0.3 * ms / 1000 }')"
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+check "SIGINT: exit 5 (got $rc)" [ "$rc" -eq 5 ]
+"$TOOL" manifest "$T/int/manifest.json" >"$T/int.txt"
+check "SIGINT: manifest written with every document" [ "$(wc -l <"$T/int.txt")" = "$n_docs" ]
+check "SIGINT: the rest pending" grep -q ' pending ' "$T/int.txt"
+"$BIN" batch --from-raw "$T/raw" --schema form -o "$T/int" --resume -q
+check "SIGINT then --resume: exit 0" [ $? -eq 0 ]
+check "SIGINT then --resume: identical outputs" diff -r -x manifest.json -x .docproc "$T/ref" "$T/int"
 
 # a changed input is redone, the rest reused
 one=$(find "$T/raw" -mindepth 1 -maxdepth 1 -type d | sort | head -n 1)
