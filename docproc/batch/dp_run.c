@@ -682,6 +682,9 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
     r.model_id = o->from_raw ? "from-raw" : o->model_dir;
     if (!o->from_raw && !o->model_dir)
         return dp_err_set(err, DP_ERR_MODEL, "%s", dp_batch_no_model_help());
+    if (!o->from_raw && o->jobs > 1)
+        DP_LOG_WARN("--jobs %d: with a model one inference thread runs (pages are rendered ahead "
+                    "by the ingest thread); --jobs parallelises --from-raw", o->jobs);
     enum dp_status st = sc_schema_load(&r.schema, o->schema, err);
     if (st != DP_OK) {
         if (err)
