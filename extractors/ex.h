@@ -253,6 +253,10 @@ bool ex_norm_percent(const char *text, double *out);
 /* ISO 4217 code for a symbol or code found in text ("$" -> "USD", "RM" -> "MYR"); "" if none. */
 bool ex_norm_currency(const char *text, char code[4]);
 
+/* Initialises libxml2 exactly once (thread-safe, GOnce). Called by the HTML parser and the XML
+ * writer; a program that parses from several threads may also call it first on the main thread. */
+void ex_xml_init(void);
+
 /* Copy of s[0..n) as valid UTF-8 without XML-forbidden characters (invalid bytes -> U+FFFD).
  * For writers quoting raw spans. Caller frees with dp_free; NULL on NOMEM. */
 char *ex_text_clean(const char *s, size_t n);

@@ -2,7 +2,7 @@
  * parser: headings, paragraphs, list items, images, formulas, captions and loose text become
  * blocks with their boxes; <table> becomes a grid (ex_table.c) with rowspan/colspan. Byte spans
  * are found by scanning the answer for each element's start tag in document order.
- * Thread-safe if the caller initialised libxml2 (xmlInitParser) on the main thread first. */
+ * Thread-safe: libxml2 is initialised once through ex_xml_init (GOnce). */
 #include "ex_impl.h"
 #include "dp_alloc.h"
 #include "dp_limits.h"
@@ -312,6 +312,14 @@ static void points(struct hctx *h, xmlNodePtr n, size_t off, size_t len) {
 
 /* ---- walk ---------------------------------------------------------------------------------- */
 
+void ex_xml_init(void) {
+    static gsize once;
+    if (g_once_init_enter(&once)) {
+        xmlInitParser(); /* not safe to race in libxml2 2.9: serialised here */
+        g_once_init_leave(&once, 1);
+    }
+}
+
 static void walk(struct hctx *h, xmlNodePtr parent, int depth) {
     if (depth > EX_HTML_MAX_DEPTH) {
         ex__warn(&h->pb->ws, EX_WARN_LIMIT, 0, 0, NULL, "HTML nesting deeper than %d: not read",
@@ -413,7 +421,7 @@ enum dp_status ex__html_parse(struct ex__pagebuild *pb, size_t off, size_t len) 
     if (!clean)
         return DP_ERR_NOMEM;
     size_t clen = strlen(clean);
-    xmlInitParser();
+    ex_xml_init();
     htmlDocPtr doc = htmlReadMemory(clean, (int)clen, NULL, "UTF-8", HTML_PARSE_FLAGS);
     struct hctx h = {.pb = pb, .text = clean, .text_len = clen, .base = off,
                      .spans = clen == len && !memchr(pb->raw + off, '\0', len)};

@@ -265,6 +265,7 @@ static void stamp(struct xw *x, const struct ex_stamp *s) {
 }
 
 enum dp_status dp_out_xml(const struct ex_doc *doc, struct dp_buf *out, struct dp_err *err) {
+    ex_xml_init();
     xmlBufferPtr xb = xmlBufferCreate();
     struct xw x = {.w = xb ? xmlNewTextWriterMemory(xb, 0) : NULL};
     if (!x.w) {
