@@ -48,24 +48,28 @@ void ex_doc_free(struct ex_doc *d) {
 }
 
 enum dp_status ex_doc_set_stamp(struct ex_doc *d, const struct ex_stamp *s, struct dp_err *err) {
+    enum { N_STR = sizeof d->stamp_strings / sizeof *d->stamp_strings };
     const char *src[] = {s->docproc_version, s->model_id,  s->model_hash, s->schema_name,
                          s->schema_version,  s->schema_hash, s->prompt,   s->created};
-    const char **dst[] = {&d->stamp.docproc_version, &d->stamp.model_id,      &d->stamp.model_hash,
-                          &d->stamp.schema_name,     &d->stamp.schema_version, &d->stamp.schema_hash,
-                          &d->stamp.prompt,          &d->stamp.created};
-    _Static_assert(sizeof src / sizeof *src == sizeof d->stamp_strings / sizeof *d->stamp_strings,
-                   "one owned copy per stamp string");
-    struct ex_stamp copy = *s;
-    d->stamp = copy;
-    for (size_t i = 0; i < sizeof src / sizeof *src; i++) {
-        DP_FREE(d->stamp_strings[i]);
-        if (src[i]) {
-            d->stamp_strings[i] = ex__clean(src[i], strlen(src[i]));
-            if (!d->stamp_strings[i])
-                return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    _Static_assert(sizeof src / sizeof *src == N_STR, "one owned copy per stamp string");
+    /* Copy everything before freeing the old strings: s may be d's own stamp. */
+    char *copy[N_STR] = {0};
+    for (size_t i = 0; i < N_STR; i++) {
+        if (src[i] && !(copy[i] = ex__clean(src[i], strlen(src[i])))) {
+            for (size_t k = 0; k < i; k++)
+                dp_free(copy[k]);
+            return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
         }
-        *dst[i] = d->stamp_strings[i];
     }
+    struct ex_stamp st = *s;
+    for (size_t i = 0; i < N_STR; i++) {
+        dp_free(d->stamp_strings[i]);
+        d->stamp_strings[i] = copy[i];
+    }
+    st.docproc_version = copy[0], st.model_id = copy[1], st.model_hash = copy[2];
+    st.schema_name = copy[3], st.schema_version = copy[4], st.schema_hash = copy[5];
+    st.prompt = copy[6], st.created = copy[7];
+    d->stamp = st;
     return DP_OK;
 }
 

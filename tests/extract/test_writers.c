@@ -134,6 +134,8 @@ int main(void) {
     struct ex_doc *d = make_doc("in/scan \"1\".pdf", s);
     T_CHECK(d->truncated);
     T_EQ_I64(d->pages[0]->n_tables, 1);
+    T_CHECK(ex_doc_set_stamp(d, &d->stamp, &err) == DP_OK); /* its own stamp: no use after free */
+    T_EQ_STR(d->stamp.model_id, "Qwen/Qwen2.5-VL-7B-Instruct");
 
     char tmpl[] = "/tmp/dp_writers_XXXXXX";
     char *dir = mkdtemp(tmpl);
