@@ -177,55 +177,106 @@ static enum dp_status chart_from_table(struct ex__pagebuild *pb, const struct ex
 
 /* ---- key: value lines of text answers ------------------------------------------------------ */
 
-static enum dp_status kv_lines(struct ex__pagebuild *pb) {
+/* Length of the colon (':' or U+FF1A) at t, or 0. */
+static size_t colon_len(const char *t) {
+    if (*t == ':')
+        return 1;
+    return !strncmp(t, "\xEF\xBC\x9A", 3) ? 3 : 0;
+}
+
+/* Where the next "key: value" pair starts after value_start: a space followed by one token that
+ * ends in a colon ("品名：A 产品类型：B", "Date: 1 Jun Time: 18:41"); keys ending in a digit are
+ * not keys ("12:30"). Returns the end of the current value. */
+static const char *pair_end(const char *value_start, const char **next_key) {
+    *next_key = NULL;
+    for (const char *p = value_start; *p; p++) {
+        if (*p != ' ')
+            continue;
+        const char *k = p + 1, *e = k;
+        while (*e && *e != ' ' && !colon_len(e))
+            e++;
+        if (e > k && colon_len(e) && (size_t)(e - k) <= EX_KV_MAX_KEY && !g_ascii_isdigit(e[-1])) {
+            *next_key = k;
+            return p;
+        }
+    }
+    return value_start + strlen(value_start);
+}
+
+/* Adds field key = value from a text line; a repeated name replaces the earlier field (warned). */
+static enum dp_status kv_add(struct ex__pagebuild *pb, const struct ex_block *b, const char *k,
+                             size_t kl, const char *v, size_t vl, size_t text_off) {
     const struct sc_schema *s = pb->schema;
+    char *key = ex__clean_collapse(k, kl);
+    char *raw = ex__clean_collapse(v, vl);
+    if (!key || !raw) {
+        dp_free(key);
+        dp_free(raw);
+        return DP_ERR_NOMEM;
+    }
+    const struct sc_field *sf = s ? sc_field_find(s->fields, s->n_fields, key) : NULL;
+    /* Keys must match the schema when it lists fields. */
+    bool usable = *key && *raw && !g_ascii_isdigit(key[strlen(key) - 1]) && (sf || !s || !s->n_fields) &&
+                  (!sf || (sf->type != SC_TYPE_OBJECT && sf->type != SC_TYPE_ARRAY));
+    if (!usable || pb->n_fields >= EX_MAX_FIELDS) {
+        dp_free(key);
+        dp_free(raw);
+        return DP_OK;
+    }
+    struct ex_field f = {.key = key, .raw = raw, .type = EX_V_STRING, .in_schema = sf != NULL,
+                         .prov = b->prov};
+    f.name = dp_strdup(sf ? sf->name : key);
+    if (!f.name) {
+        ex__field_free(&f);
+        return DP_ERR_NOMEM;
+    }
+    /* The pair's own span when the block text is the line as written. */
+    if (b->prov.span_len == strlen(b->text) && !memcmp(pb->raw + b->prov.span_off, b->text, b->prov.span_len)) {
+        f.prov.span_off = b->prov.span_off + text_off;
+        f.prov.span_len = (size_t)(v + vl - k);
+    }
+    ex__field_type(&f, sf, &pb->ws, f.name);
+    for (size_t i = 0; i < pb->n_fields; i++) {
+        if (strcmp(pb->fields[i].name, f.name))
+            continue;
+        ex__warn(&pb->ws, EX_WARN_DUPLICATE, f.prov.span_off, f.prov.span_len, f.name,
+                 "field '%s' given twice: the later is kept", f.name);
+        ex__field_free(&pb->fields[i]);
+        pb->fields[i] = f;
+        return pb->ws.status;
+    }
+    if (!ex__grow((void **)&pb->fields, &pb->cap_fields, pb->n_fields, sizeof *pb->fields)) {
+        ex__field_free(&f);
+        return DP_ERR_NOMEM;
+    }
+    pb->fields[pb->n_fields++] = f;
+    return pb->ws.status;
+}
+
+static enum dp_status kv_lines(struct ex__pagebuild *pb) {
     size_t n_blocks = pb->n_blocks;
     for (size_t i = 0; i < n_blocks; i++) {
         const struct ex_block *b = &pb->blocks[i];
         if (b->kind != EX_BLOCK_TEXT && b->kind != EX_BLOCK_LIST_ITEM)
             continue;
-        if (pb->n_fields >= EX_MAX_FIELDS)
-            break;
-        const char *t = b->text;
-        const char *colon = strstr(t, ":");
-        const char *wide = strstr(t, "\xEF\xBC\x9A"); /* U+FF1A fullwidth colon */
-        size_t clen = 1;
-        if (wide && (!colon || wide < colon)) {
-            colon = wide;
-            clen = 3;
+        const char *t = b->text, *key = t;
+        while (key && *key) {
+            const char *c = key;
+            while (*c && !colon_len(c))
+                c++;
+            if (!*c || c == key || (size_t)(c - key) > EX_KV_MAX_KEY)
+                break;
+            const char *v = c + colon_len(c);
+            while (*v == ' ')
+                v++;
+            const char *next;
+            const char *ve = pair_end(v, &next);
+            enum dp_status st = kv_add(pb, b, key, (size_t)(c - key), v, (size_t)(ve - v),
+                                       (size_t)(key - t));
+            if (st != DP_OK)
+                return st;
+            key = next;
         }
-        if (!colon || colon == t || (size_t)(colon - t) > EX_KV_MAX_KEY)
-            continue;
-        char *key = ex__clean_collapse(t, (size_t)(colon - t));
-        const char *val = colon + clen;
-        while (*val == ' ')
-            val++;
-        if (!key)
-            return DP_ERR_NOMEM;
-        const struct sc_field *sf = s ? sc_field_find(s->fields, s->n_fields, key) : NULL;
-        /* "12:30" is a time, not a key; keys must match the schema when it lists fields. */
-        bool usable = *key && *val && !g_ascii_isdigit(key[strlen(key) - 1]) &&
-                      (sf || !s || !s->n_fields);
-        if (usable && (!sf || (sf->type != SC_TYPE_OBJECT && sf->type != SC_TYPE_ARRAY))) {
-            if (!ex__grow((void **)&pb->fields, &pb->cap_fields, pb->n_fields, sizeof *pb->fields)) {
-                dp_free(key);
-                return DP_ERR_NOMEM;
-            }
-            struct ex_field *f = &pb->fields[pb->n_fields];
-            memset(f, 0, sizeof *f);
-            f->key = key;
-            key = NULL;
-            f->name = dp_strdup(sf ? sf->name : f->key);
-            f->raw = dp_strdup(val);
-            f->type = EX_V_STRING;
-            f->in_schema = sf != NULL;
-            f->prov = b->prov;
-            pb->n_fields++;
-            if (!f->name || !f->raw)
-                return DP_ERR_NOMEM;
-            ex__field_type(f, sf, &pb->ws, f->name);
-        }
-        dp_free(key);
     }
     return pb->ws.status;
 }

@@ -173,6 +173,23 @@ int main(void) {
     ex_doc_free(d);
     sc_schema_free(inv);
 
+    /* key: value pairs in a plain-text receipt, two on one line, typed through the aliases */
+    struct sc_schema *rc = NULL;
+    T_CHECK(sc_schema_load(&rc, "receipt", &err) == DP_OK);
+    const char *txt = "BAR WANG RICE\nDate: 01 Jun 2018 Time: 18:41\nTotal: RM8.75\n12:30 pickup\nNotes: none\n";
+    d = doc_of(rc, &txt, 1, NULL);
+    const struct ex_field *rd = fld(d->fields, d->n_fields, "transaction_date");
+    const struct ex_field *rt = fld(d->fields, d->n_fields, "transaction_time");
+    const struct ex_field *rtot = fld(d->fields, d->n_fields, "total");
+    T_CHECK(rd && !strcmp(rd->value, "2018-06-01") && rd->type == EX_V_DATE);
+    T_CHECK(rt && !strcmp(rt->value, "18:41"));
+    T_CHECK(rt && !strncmp(d->pages[0]->raw + rt->prov.span_off, "Time: 18:41", rt->prov.span_len));
+    T_CHECK(rtot && rtot->num == 8.75 && !strcmp(rtot->currency, "MYR"));
+    T_EQ_I64(d->n_fields, 3); /* "Notes" is not a receipt field, "12:30" is not a key */
+    T_CHECK(!warn_with(d->warnings, d->n_warnings, EX_WARN_PATTERN, NULL));
+    ex_doc_free(d);
+    sc_schema_free(rc);
+
     /* charts, and enum validation */
     struct sc_schema *ch = NULL;
     T_CHECK(sc_schema_load(&ch, "chart", &err) == DP_OK);
