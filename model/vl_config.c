@@ -142,7 +142,6 @@ static enum vl_status get_bool(const struct src *s, const char *key, bool def, b
 static enum vl_status get_int_array(const struct src *s, json_t *v, const char *key, int64_t *dst,
                                     int n, int *n_out, int64_t min, int64_t max,
                                     struct vl_error *err) {
-    (void)s;
     size_t len = json_is_array(v) ? json_array_size(v) : 0;
     if (!json_is_array(v) || (n_out ? len > (size_t)n : len != (size_t)n))
         return vl__err(err, VL_ERR_MODEL, "%s: field '%s' must be an array of %s%d integers",

@@ -6,6 +6,7 @@
 #include "vl.h"
 
 #include <glib.h>
+#include <pthread.h>
 #include <jansson.h>
 
 static struct vl_tokenizer *tok;
@@ -180,6 +181,55 @@ static void test_nfc_chunks(void) {
     g_string_free(in, TRUE);
 }
 
+/* Encode is thread-safe (shared word cache under a mutex): threads encoding the same texts get
+ * the same ids as one thread. */
+#define MT_THREADS 4
+#define MT_ROUNDS 20
+struct mt_job {
+    json_t *rows;
+    int bad;
+};
+static void *mt_worker(void *arg) {
+    struct mt_job *j = arg;
+    int32_t ids[4096];
+    for (int r = 0; r < MT_ROUNDS; r++) {
+        size_t i;
+        json_t *row;
+        json_array_foreach(j->rows, i, row) {
+            const char *text = json_string_value(json_object_get(row, "text"));
+            json_t *want = json_object_get(row, "ids");
+            size_t n = 0;
+            struct vl_error err = {0};
+            if (vl_tokenizer_encode(tok, text, strlen(text), ids, 4096, &n, &err) != VL_OK ||
+                n != json_array_size(want)) {
+                j->bad++;
+                continue;
+            }
+            for (size_t k = 0; k < n; k++)
+                j->bad += ids[k] != json_integer_value(json_array_get(want, k));
+        }
+    }
+    return NULL;
+}
+static void test_threads(const char *path) {
+    json_t *root = json_load_file(path, 0, NULL);
+    if (!root)
+        return;
+    pthread_t th[MT_THREADS];
+    struct mt_job jobs[MT_THREADS];
+    for (int i = 0; i < MT_THREADS; i++) {
+        jobs[i] = (struct mt_job){json_object_get(root, "rows"), 0};
+        pthread_create(&th[i], NULL, mt_worker, &jobs[i]);
+    }
+    int bad = 0;
+    for (int i = 0; i < MT_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        bad += jobs[i].bad;
+    }
+    T_EQ_I64(bad, 0);
+    json_decref(root);
+}
+
 int main(void) {
     char path[1024];
     struct vl_error err = {0};
@@ -196,6 +246,7 @@ int main(void) {
     test_limits();
     test_stream();
     test_nfc_chunks();
+    test_threads(t_path(path, sizeof path, "DP_FIXTURES", "qwen25vl-tiny/tokenizer_goldens.json"));
     vl_tokenizer_free(tok);
     return t_done();
 }
