@@ -445,8 +445,13 @@ enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schem
         if (st == DP_OK && task == SC_TASK_KIE)
             st = kv_lines(&pb);
     }
-    if (st == DP_OK && model_truncated && !unclosed && p->source != EX_SRC_JSON)
-        ex__warn(&pb.ws, EX_WARN_TRUNCATED, raw_len, 0, NULL, "the model stopped at max-new-tokens");
+    bool explained = false; /* a truncation warning with the dropped span already exists */
+    for (size_t i = 0; i < pb.ws.n && !explained; i++)
+        explained = pb.ws.w[i].code == EX_WARN_TRUNCATED;
+    if (st == DP_OK && truncated && !explained)
+        ex__warn(&pb.ws, EX_WARN_TRUNCATED, raw_len, 0, NULL,
+                 model_truncated ? "the model stopped at max-new-tokens"
+                                 : "the answer ends before its code block is closed");
     if (st == DP_OK && task == SC_TASK_CHART && pb.n_charts == 0 && pb.n_tables > 0)
         st = chart_from_table(&pb, &pb.tables[0]);
     if (st == DP_OK)
