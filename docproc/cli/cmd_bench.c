@@ -30,6 +30,10 @@
 #define BENCH_CPU_NAME_MAX 256
 #define BENCH_PATH_MAX 4096
 #define BENCH_NOISE_SEED 0x2545f4914f6cdd1dull
+#define BENCH_WARMUP_SIDE 56 /* 2x2 merged tokens: touches every vision weight cheaply */
+#define BENCH_WARMUP_PATCHES 16 /* (56 / 14)^2 patches of the warm-up page */
+#define BENCH_WARMUP_GEN 2   /* one prefill + one decode step */
+#define BENCH_WARMUP_MIN_CTX 16 /* the warm-up prompt: vision start/end, 4 pads, 1 text, 2 gen */
 
 struct bench_opts {
     const char *model_dir;
@@ -37,7 +41,7 @@ struct bench_opts {
     int64_t prompt_tokens, gen_tokens;
     int64_t batch; /* prefill chunk rows; 0: the state's default */
     int threads;
-    bool verbose;
+    bool verbose, warmup;
 };
 
 static int default_threads(void) {
@@ -56,13 +60,17 @@ static void print_help(void) {
            "  --gen-tokens N         tokens to generate (greedy, EOS ignored) [%d]\n"
            "  --batch N              prefill chunk rows [%d, the library default]\n"
            "  --threads N            threads for OpenBLAS and the kernels [online CPUs: %d]\n"
+           "  --no-warmup            time the first request too (incl. mapping the weights)\n"
            "  -v, --verbose          libvl log lines on stderr\n"
            "  -h, --help             this text\n",
            BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
            BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, default_threads());
 }
 
-enum { OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH, OPT_THREADS };
+enum {
+    OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH, OPT_THREADS,
+    OPT_NO_WARMUP
+};
 
 static int parse_opts(struct bench_opts *o, int argc, char **argv) {
     static const struct option longopts[] = {
@@ -73,6 +81,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
         {"gen-tokens", required_argument, NULL, OPT_GEN},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"no-warmup", no_argument, NULL, OPT_NO_WARMUP},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -84,6 +93,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
     o->prompt_tokens = BENCH_DEFAULT_PROMPT_TOKENS;
     o->gen_tokens = BENCH_DEFAULT_GEN_TOKENS;
     o->threads = default_threads();
+    o->warmup = true;
     optind = 1;
     opterr = 0;
     int c;
@@ -118,6 +128,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
                                           BENCH_MAX_THREADS, optarg);
             o->threads = (int)v;
             break;
+        case OPT_NO_WARMUP: o->warmup = false; break;
         case 'v': o->verbose = true; break;
         case 'h': print_help(); return -1;
         case ':':
@@ -220,6 +231,64 @@ static int fail(const char *what, const struct vl_error *err) {
     }
 }
 
+/* The preprocessed synthetic page of w x h (pixel budget widened so smart_resize keeps it). */
+static int make_image(struct vl_vision_input *out, long w, long h, const char *model_dir) {
+    struct vl_error err = {0};
+    struct vl_image_params ip;
+    char path[BENCH_PATH_MAX];
+    snprintf(path, sizeof path, "%s/preprocessor_config.json", model_dir);
+    vl_image_params_default(&ip);
+    if (access(path, R_OK) == 0 && vl_image_params_load(&ip, path, &err) != VL_OK)
+        return fail(path, &err);
+    int64_t px = (int64_t)w * h;
+    if (ip.max_pixels < px)
+        ip.max_pixels = px;
+    if (ip.min_pixels > px)
+        ip.min_pixels = px;
+    uint8_t *rgb = synthetic_page(w, h);
+    if (!rgb) {
+        fprintf(stderr, "docproc %s: out of memory for a %ldx%ld image\n", CMD, w, h);
+        return DP_EXIT_INTERNAL;
+    }
+    enum vl_status vs = vl_image_preprocess(out, rgb, w, h, &ip, &err);
+    free(rgb);
+    return vs == VL_OK ? DP_EXIT_OK : fail("synthetic image", &err);
+}
+
+/* One small request (a BENCH_WARMUP_SIDE page if the benchmark has an image, one text token, two
+ * generated tokens) so every weight page is mapped and the pool is running before timing: the
+ * figures are then the steady state of a batch, not first-touch page faults. */
+static int warm_up(struct vl_state *st, const struct vl_model *m, const struct bench_opts *o,
+                   bool have_image, double *secs) {
+    struct vl_vision_input vis = {0};
+    int32_t *ids = NULL;
+    int64_t n_ids = 0;
+    struct vl_error err = {0};
+    double t0 = now_s();
+    int rc = have_image ? make_image(&vis, BENCH_WARMUP_SIDE, BENCH_WARMUP_SIDE, o->model_dir)
+                        : DP_EXIT_OK;
+    if (rc == DP_EXIT_OK && vl_prompt_synthetic(&ids, &n_ids, m, have_image ? &vis : NULL,
+                                                have_image ? 1 : 0, 1, &err) != VL_OK)
+        rc = fail("warm-up prompt", &err);
+    if (rc == DP_EXIT_OK) {
+        struct vl_gen_params gp = vl_gen_default_params();
+        gp.max_new_tokens = BENCH_WARMUP_GEN;
+        gp.temperature = 0.0f;
+        gp.ignore_eos = true;
+        gp.reuse_prefix = false;
+        struct vl_request rq = {.ids = ids, .n_ids = n_ids, .vision = have_image ? &vis : NULL,
+                                .n_vision = have_image};
+        struct vl_result res;
+        if (vl_generate(st, &rq, &gp, &res, &err) != VL_OK)
+            rc = fail("warm-up", &err);
+    }
+    vl_state_reset(st);
+    free(ids);
+    vl_vision_input_free(&vis);
+    *secs = now_s() - t0;
+    return rc;
+}
+
 static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
                            const struct vl_state_params *sp, const struct vl_vision_input *vis) {
     struct vl_model_summary sm;
@@ -272,31 +341,9 @@ int dp_cmd_bench(int argc, char **argv) {
     int64_t n_ids = 0;
     rc = DP_EXIT_OK;
     if (have_image) {
-        struct vl_image_params ip;
-        char path[BENCH_PATH_MAX];
-        snprintf(path, sizeof path, "%s/preprocessor_config.json", o.model_dir);
-        vl_image_params_default(&ip);
-        if (access(path, R_OK) == 0 && vl_image_params_load(&ip, path, &err) != VL_OK) {
-            rc = fail(path, &err);
+        rc = make_image(&vis, o.width, o.height, o.model_dir);
+        if (rc != DP_EXIT_OK)
             goto out;
-        }
-        /* the page as given: widen the pixel budget so smart_resize keeps its size */
-        int64_t px = (int64_t)o.width * o.height;
-        if (ip.max_pixels < px)
-            ip.max_pixels = px;
-        uint8_t *rgb = synthetic_page(o.width, o.height);
-        if (!rgb) {
-            fprintf(stderr, "docproc %s: out of memory for a %ldx%ld image\n", CMD, o.width,
-                    o.height);
-            rc = DP_EXIT_INTERNAL;
-            goto out;
-        }
-        enum vl_status vs = vl_image_preprocess(&vis, rgb, o.width, o.height, &ip, &err);
-        free(rgb);
-        if (vs != VL_OK) {
-            rc = fail("synthetic image", &err);
-            goto out;
-        }
     }
     if (vl_prompt_synthetic(&ids, &n_ids, m, have_image ? &vis : NULL, have_image ? 1 : 0,
                             o.prompt_tokens, &err) != VL_OK) {
@@ -307,12 +354,22 @@ int dp_cmd_bench(int argc, char **argv) {
     struct vl_state_params sp = vl_state_default_params();
     sp.n_threads = o.threads;
     sp.n_ctx = n_ids + o.gen_tokens;
+    if (sp.n_ctx < BENCH_WARMUP_MIN_CTX)
+        sp.n_ctx = BENCH_WARMUP_MIN_CTX;
     sp.max_vision_patches = have_image ? vis.n_patches : 0;
+    if (have_image && o.warmup && sp.max_vision_patches < BENCH_WARMUP_PATCHES)
+        sp.max_vision_patches = BENCH_WARMUP_PATCHES;
     if (o.batch > 0)
         sp.n_batch = o.batch;
     if (vl_state_new(&st, m, &sp, &err) != VL_OK) {
         rc = fail("state", &err);
         goto out;
+    }
+    double warmup_s = 0.0;
+    if (o.warmup) {
+        rc = warm_up(st, m, &o, have_image, &warmup_s);
+        if (rc != DP_EXIT_OK)
+            goto out;
     }
     struct vl_gen_params gp = vl_gen_default_params();
     gp.max_new_tokens = o.gen_tokens;
@@ -350,6 +407,7 @@ int dp_cmd_bench(int argc, char **argv) {
     json_object_set_new(j, "cpu_share", json_real(total_s > 0 ? total_cpu_s /
                                                   ((double)o.threads * total_s) : 0.0));
     json_object_set_new(j, "load_s", json_real(load_s));
+    json_object_set_new(j, "warmup_s", json_real(warmup_s));
     json_object_set_new(j, "peak_rss_mib", json_real(peak_rss_mib()));
     json_object_set_new(j, "config", config_json(&o, m, vl_state_params_get(st), have_image ? &vis : NULL));
     if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0)

@@ -29,6 +29,12 @@ grep -q '"decode_tokens": 2,' "$out" && ok || bad "decode_tokens"
 grep -q '"n_vision_tokens": 0,' "$out" && ok || bad "text-only has vision tokens"
 grep -q '"n_batch": 2,' "$out" && ok || bad "--batch not applied"
 
+"$bin" bench --model "$model" --image-size 28x28 --prompt-tokens 1 --gen-tokens 1 --threads 2 \
+    >"$out" 2>"$err"
+[ $? -eq 0 ] && grep -q '"warmup_s"' "$out" && ok || { bad "tiny image with warm-up"; cat "$err"; }
+"$bin" bench --model "$model" --image-size 28x28 --gen-tokens 1 --no-warmup >"$out" 2>"$err"
+[ $? -eq 0 ] && grep -q '"warmup_s": 0' "$out" && ok || { bad "--no-warmup"; cat "$err"; }
+
 "$bin" bench --help >"$out" 2>&1
 [ $? -eq 0 ] && grep -q -- "--image-size" "$out" && ok || bad "--help"
 for args in "--model $model --threads 0" "--model $model --image-size 12" "--bogus" \
