@@ -75,6 +75,16 @@ enum dp_status dp_bundle_open(struct dp_bundle **out, const char *path, bool ove
             bundle_free(b);
             return dp_err_set(err, DP_ERR_IO, "%s: already exists (use --force to overwrite)", path);
         }
+        const char *base = dp_path_basename(path);
+        if (base > path + 1) { /* create the parent directory, as for directory bundles */
+            char *parent = dp_strndup(path, (size_t)(base - path - 1));
+            enum dp_status ps = parent ? dp_mkdirs(parent, err) : DP_ERR_NOMEM;
+            dp_free(parent);
+            if (ps != DP_OK) {
+                bundle_free(b);
+                return ps == DP_ERR_NOMEM ? dp_err_set(err, ps, "%s: out of memory", path) : ps;
+            }
+        }
         int ze = 0;
         b->za = zip_open(path, ZIP_CREATE | (exists ? ZIP_TRUNCATE : ZIP_EXCL), &ze);
         if (!b->za) {

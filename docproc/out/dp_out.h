@@ -67,9 +67,10 @@ char *dp_out_sanitize_name(const char *name);
 
 struct dp_bundle;
 
-/* Opens path for writing. For a zip nothing is visible until dp_bundle_commit (libzip writes a
- * temporary and renames it). For a directory each file is written atomically. Refuses an
- * existing path unless overwrite. */
+/* Opens path for writing (parent directories are created). For a zip nothing is visible until
+ * dp_bundle_commit (libzip writes a temporary and renames it); an existing zip is refused unless
+ * overwrite. For a directory each file is written atomically and an existing file is refused
+ * unless overwrite (the directory itself may exist). */
 enum dp_status dp_bundle_open(struct dp_bundle **out, const char *path, bool overwrite,
                               struct dp_err *err);
 /* Adds one document's outputs under <stem>/ (stem sanitised, made unique on collision). */

@@ -141,7 +141,7 @@ int main(void) {
     char *dir = mkdtemp(tmpl);
     T_CHECK(dir != NULL);
     char zpath[512], dpath[512];
-    snprintf(zpath, sizeof zpath, "%s/out.zip", dir);
+    snprintf(zpath, sizeof zpath, "%s/sub/dir/out.zip", dir);
     snprintf(dpath, sizeof dpath, "%s/outdir", dir);
 
     /* zip bundle */
