@@ -21,7 +21,8 @@ int dp_cli_load_tokenizer(const char *cmd, const char *dir, struct vl_tokenizer 
 static void print_help(void) {
     printf("usage: docproc detokenize --model DIR [--skip-special] [-n] ID...\n\n"
            "Decodes token ids to text with the model's tokenizer.json.\n\n"
-           "  --model DIR       checkpoint directory holding tokenizer.json (or $DOCPROC_MODEL)\n"
+           "  --model DIR       checkpoint directory holding tokenizer.json, or a tokenizer.json\n"
+           "                    file (or $DOCPROC_MODEL)\n"
            "  --skip-special    drop special tokens such as <|im_end|> [off]\n"
            "  -n, --no-newline  do not print a newline after the text [prints one]\n"
            "  --help            this text\n\n"

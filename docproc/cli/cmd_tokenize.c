@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define CMD "tokenize"
@@ -22,7 +23,8 @@
 static void print_help(void) {
     printf("usage: docproc tokenize --model DIR [--json] [--bench] (TEXT... | --file FILE)\n\n"
            "Encodes text with the model's tokenizer.json and prints the token ids.\n\n"
-           "  --model DIR     checkpoint directory holding tokenizer.json (or $DOCPROC_MODEL)\n"
+           "  --model DIR     checkpoint directory holding tokenizer.json, or a tokenizer.json\n"
+           "                  file (or $DOCPROC_MODEL)\n"
            "  --file FILE     read the text from FILE ('-' = stdin) instead of arguments\n"
            "  --json          print one JSON array instead of space-separated ids\n"
            "  --bench         print encode speed (MB/s, tokens/s) instead of the ids\n"
@@ -41,7 +43,8 @@ static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
 /* CPU time of this process: on a shared machine wall time also measures the neighbours. */
 static double cpu_s(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
 
-/* Tokenizer of DIR/tokenizer.json (only the tokenizer: no weights are mapped). */
+/* Tokenizer of DIR/tokenizer.json, or DIR itself when it is a file (only the tokenizer: no
+ * weights are mapped). */
 int dp_cli_load_tokenizer(const char *cmd, const char *dir, struct vl_tokenizer **out) {
     size_t n = strlen(dir) + sizeof "/tokenizer.json";
     char *path = dp_malloc(n);
@@ -49,7 +52,11 @@ int dp_cli_load_tokenizer(const char *cmd, const char *dir, struct vl_tokenizer 
         fprintf(stderr, "docproc %s: out of memory\n", cmd);
         return DP_EXIT_INTERNAL;
     }
-    snprintf(path, n, "%s/tokenizer.json", dir);
+    struct stat sb;
+    if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode))
+        snprintf(path, n, "%s", dir);
+    else
+        snprintf(path, n, "%s/tokenizer.json", dir);
     struct vl_error err = {0};
     enum vl_status st = vl_tokenizer_load(out, path, &err);
     dp_free(path);

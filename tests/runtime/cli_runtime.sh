@@ -28,6 +28,7 @@ check "tokenize special tokens" "[151644, 8948, 198, 151645]" \
 <|im_end|>")"
 printf 'Describe this image.' >"$T/in.txt"
 check "tokenize --file" "74785 419 2168 13" "$("$B" tokenize --model "$M" --file "$T/in.txt")"
+check "tokenize --model FILE" "74785 419 2168 13" "$("$B" tokenize --model "$M/tokenizer.json" "Describe this image.")"
 check "detokenize" "Describe this image." "$("$B" detokenize --model "$M" 74785 419 2168 13)"
 check "detokenize json list" "<|im_start|>system" "$("$B" detokenize --model "$M" "[151644, 8948]")"
 check "detokenize skip special" "system" "$("$B" detokenize --skip-special --model "$M" 151644 8948 151645)"
