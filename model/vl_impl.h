@@ -309,7 +309,7 @@ void vl__linear_gemm(struct vl_compute *c, float *y, const float *x, int64_t n,
 /* n at or below which vl__linear streams the stored weights (GEMV); above, panel + sgemm. */
 #define VL_LINEAR_GEMV_MAX_N 4
 /* Target size of one worker's widened weight panel (f32), and the row multiple of panels. */
-#define VL_PANEL_TARGET_BYTES ((size_t)8 << 20)
+#define VL_PANEL_TARGET_BYTES ((size_t)16 << 20)
 #define VL_PANEL_ROW_ALIGN 16
 /* Scalar reference (double accumulation). */
 void vl__linear_ref(float *y, const float *x, int64_t n, const struct vl_tensor *w,
