@@ -333,6 +333,32 @@ void vl__gelu(struct vl_compute *c, float *x, int64_t n);
 /* In-place softmax of each of n rows of length d (max-subtracted, f32), on the caller's thread
  * (attention calls it per head from inside its own pool task). */
 void vl__softmax_rows(float *x, int64_t n, int64_t d);
+/* Multi-head attention over segments (vl_attn.c): for segment s, the query rows
+ * [q_cu[s], q_cu[s+1]) attend to the key/value rows [k_cu[s], k_cu[s+1]); with causal, query i
+ * of a segment sees keys [0, i + klen - qlen] (queries are the last qlen positions: prefill
+ * against a KV cache). Row r of head h of q is at q + h * q_head_stride + r * ldq (likewise k, v
+ * with KV head h / (n_heads / n_kv_heads), and out). Vision: q_cu = k_cu = cu_seqlens, q/k/v
+ * the packed qkv rows (ld 3d, head stride dh). LLM prefill: one segment {0, n} / {0, start + n},
+ * k/v the cache of one layer (ld hd, head stride n_ctx * hd).
+ *   o = softmax(scale * q k^T) v per row, f32 softmax as vl__softmax_rows. */
+struct vl_attn {
+    const float *q, *k, *v;
+    float *out;
+    int64_t ldq, ldk, ldv, ldo;
+    int64_t q_head_stride, k_head_stride, v_head_stride, o_head_stride;
+    int64_t n_heads, n_kv_heads, head_dim;
+    float scale;
+    const int64_t *q_cu, *k_cu; /* [n_seg + 1] each, increasing */
+    int64_t n_seg;
+    bool causal;
+};
+/* Query rows per work unit (a unit is one segment x head x query tile on one worker). */
+#define VL_ATTN_TILE_ROWS 128
+/* Units run on the pool with their score tiles in c->scratch (needs >= the longest key range
+ * floats per worker). No allocation. */
+void vl__attention(struct vl_compute *c, const struct vl_attn *a);
+/* Scalar reference (double dot products); scores: caller buffer of the longest key range. */
+void vl__attention_ref(const struct vl_attn *a, float *scores);
 /* Widens n values of a tensor's dtype (F32, F16 or BF16) starting at element offset to f32. */
 void vl__to_f32(float *dst, const struct vl_tensor *t, int64_t offset, int64_t n);
 float vl__bf16_to_f32(uint16_t h);

@@ -115,6 +115,55 @@ static void bench_gemm(struct vl_compute *c, const struct shape *sh, int64_t n, 
     free(y);
 }
 
+/* Vision attention of the 812x1064 page (4408 patches, 16 heads x 80): the 4 full-attention
+ * blocks (one segment) and the 28 window blocks (69 segments of <= 64 rows), fused vs a
+ * per-head GEMM / softmax / GEMM loop (what a caller writes with vl__gemm_f32). */
+static void bench_attention(struct vl_compute *c, bool windows) {
+    const int64_t n = 4408, nh = 16, dh = 80, d = nh * dh, win = 64;
+    int64_t cu[128], nseg = 0;
+    cu[0] = 0;
+    for (int64_t r = 0; r < n; r += windows ? win : n)
+        cu[++nseg] = r + (windows ? win : n) < n ? r + (windows ? win : n) : n;
+    float *qkv = malloc((size_t)(n * 3 * d) * sizeof *qkv), *o = malloc((size_t)(n * d) * sizeof *o);
+    float *scores = malloc((size_t)(n * 512) * sizeof *scores);
+    for (int64_t i = 0; i < n * 3 * d; i++)
+        qkv[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    struct vl_attn a = {
+        .q = qkv, .k = qkv + d, .v = qkv + 2 * d, .out = o, .ldq = 3 * d, .ldk = 3 * d,
+        .ldv = 3 * d, .ldo = d, .q_head_stride = dh, .k_head_stride = dh, .v_head_stride = dh,
+        .o_head_stride = dh, .n_heads = nh, .n_kv_heads = nh, .head_dim = dh,
+        .scale = 0.1118f, .q_cu = cu, .k_cu = cu, .n_seg = nseg, .causal = false,
+    };
+    double flop = 0;
+    for (int64_t s = 0; s < nseg; s++)
+        flop += 4.0 * (double)(cu[s + 1] - cu[s]) * (double)(cu[s + 1] - cu[s]) * (double)d;
+    double t0 = now_s();
+    vl__attention(c, &a);
+    double fused = now_s() - t0;
+    const int64_t tile = windows ? win : 512; /* query rows per step of the loop */
+    t0 = now_s();
+    for (int64_t s = 0; s < nseg; s++) {
+        int64_t s0 = cu[s], len = cu[s + 1] - cu[s];
+        for (int64_t q0 = s0; q0 < s0 + len; q0 += tile) {
+            int64_t rows = s0 + len - q0 < tile ? s0 + len - q0 : tile;
+            for (int64_t h = 0; h < nh; h++) {
+                vl__gemm_f32(c, false, true, rows, len, dh, a.scale, qkv + q0 * 3 * d + h * dh,
+                             3 * d, qkv + s0 * 3 * d + d + h * dh, 3 * d, 0.0f, scores, len);
+                vl__softmax_rows(scores, rows, len);
+                vl__gemm_f32(c, false, false, rows, dh, len, 1.0f, scores, len,
+                             qkv + s0 * 3 * d + 2 * d + h * dh, 3 * d, 0.0f, o + q0 * d + h * dh, d);
+            }
+        }
+    }
+    double loop = now_s() - t0;
+    printf("  attn  %-8s %3lld segments: fused %7.1f ms (%6.1f GFLOP/s)   per-head loop %7.1f ms "
+           "(%6.1f GFLOP/s)\n", windows ? "window" : "full", (long long)nseg, fused * 1e3,
+           flop / fused * 1e-9, loop * 1e3, flop / loop * 1e-9);
+    free(qkv);
+    free(o);
+    free(scores);
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 2;
     double secs = argc > 2 ? strtod(argv[2], NULL) : 1.0;
@@ -143,6 +192,10 @@ int main(int argc, char **argv) {
         long i = strtol(only + 5, NULL, 10);
         if (i >= 0 && i < (long)(sizeof vis_shapes / sizeof *vis_shapes))
             bench_gemm(&c, &vis_shapes[i], i == 4 ? 1102 : 4408, secs);
+    }
+    if (!strcmp(only, "all") || !strcmp(only, "attn")) {
+        bench_attention(&c, true);
+        bench_attention(&c, false);
     }
     if (!strcmp(only, "all") || !strcmp(only, "gemm")) {
         for (size_t i = 0; i < sizeof vis_shapes / sizeof *vis_shapes; i++)

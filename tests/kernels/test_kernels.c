@@ -413,6 +413,74 @@ static void test_gemm_nested(void) {
     vl__compute_free(&c);
 }
 
+/* ---- fused attention -------------------------------------------------------------------- */
+
+/* Vision-like (packed qkv rows, window segments, bidirectional) and LLM-like (GQA, causal
+ * against a longer key range, per-head cache layout) cases against the double reference. */
+static void test_attention(void) {
+    for (int nt = 1; nt <= 2; nt++) {
+        struct vl_compute c;
+        struct vl_error err = {0};
+        /* max_in 16: a small scratch, so long key ranges get short query tiles */
+        T_CHECK(vl__compute_init(&c, nt, 64, 16, &err) == VL_OK);
+        /* vision: d = 3 heads x 8, segments of 5, 1, 17, 64, 3 rows */
+        {
+            const int64_t nh = 3, dh = 8, d = nh * dh;
+            const int64_t cu[] = {0, 5, 6, 23, 87, 90};
+            const int64_t n = cu[5];
+            float *qkv = frand_buf(n * 3 * d, 2.0f);
+            float *o1 = calloc((size_t)(n * d), sizeof *o1), *o2 = calloc((size_t)(n * d), sizeof *o2);
+            float *sc = malloc(64 * sizeof *sc);
+            struct vl_attn a = {
+                .q = qkv, .k = qkv + d, .v = qkv + 2 * d, .out = o1,
+                .ldq = 3 * d, .ldk = 3 * d, .ldv = 3 * d, .ldo = d,
+                .q_head_stride = dh, .k_head_stride = dh, .v_head_stride = dh, .o_head_stride = dh,
+                .n_heads = nh, .n_kv_heads = nh, .head_dim = dh, .scale = 0.35f,
+                .q_cu = cu, .k_cu = cu, .n_seg = 5, .causal = false,
+            };
+            vl__attention(&c, &a);
+            a.out = o2;
+            vl__attention_ref(&a, sc);
+            T_CHECK_MSG(max_rel(o1, o2, n * d, 1.0) < 1e-5, "vision attention t%d: %.3g", nt,
+                        max_rel(o1, o2, n * d, 1.0));
+            free(qkv);
+            free(o1);
+            free(o2);
+            free(sc);
+        }
+        /* LLM: 4 query heads over 2 KV heads, hd 16, 7 new rows after 300 cached (causal), the
+         * cache as (kv_head, ctx, hd) with ctx 320; and a 1-row decode step */
+        for (int dec = 0; dec < 2; dec++) {
+            const int64_t nq = 4, nkv = 2, hd = 16, ctx = 320, start = 300, n = dec ? 1 : 7;
+            float *q = frand_buf(n * nq * hd, 1.0f);
+            float *kc = frand_buf(nkv * ctx * hd, 1.0f), *vc = frand_buf(nkv * ctx * hd, 1.0f);
+            float *o1 = calloc((size_t)(n * nq * hd), sizeof *o1);
+            float *o2 = calloc((size_t)(n * nq * hd), sizeof *o2);
+            float *sc = malloc((size_t)(start + n) * sizeof *sc);
+            const int64_t qcu[] = {0, n}, kcu[] = {0, start + n};
+            struct vl_attn a = {
+                .q = q, .k = kc, .v = vc, .out = o1,
+                .ldq = nq * hd, .ldk = hd, .ldv = hd, .ldo = nq * hd,
+                .q_head_stride = hd, .k_head_stride = ctx * hd, .v_head_stride = ctx * hd,
+                .o_head_stride = hd, .n_heads = nq, .n_kv_heads = nkv, .head_dim = hd,
+                .scale = 0.25f, .q_cu = qcu, .k_cu = kcu, .n_seg = 1, .causal = true,
+            };
+            vl__attention(&c, &a);
+            a.out = o2;
+            vl__attention_ref(&a, sc);
+            T_CHECK_MSG(max_rel(o1, o2, n * nq * hd, 1.0) < 1e-5, "llm attention t%d n %lld: %.3g",
+                        nt, (long long)n, max_rel(o1, o2, n * nq * hd, 1.0));
+            free(q);
+            free(kc);
+            free(vc);
+            free(o1);
+            free(o2);
+            free(sc);
+        }
+        vl__compute_free(&c);
+    }
+}
+
 /* ---- RMSNorm, SiLU, GELU, softmax -------------------------------------------------------- */
 
 static void test_rows_and_elementwise(void) {
@@ -531,6 +599,7 @@ int main(void) {
     test_linear();
     test_gemm();
     test_gemm_nested();
+    test_attention();
     test_rows_and_elementwise();
     return t_done();
 }
