@@ -185,30 +185,6 @@ void vl__linear_gemv(struct vl_compute *c, float *y, const float *x, int64_t n,
     }
 }
 
-#define BIAS_TILE 256
-
-struct bias_task {
-    float *y;                 /* (n, out) */
-    const struct vl_tensor *b; /* (out), any float dtype */
-    int64_t n, out;
-};
-
-static void bias_task_run(void *arg, int ith, int nth) {
-    const struct bias_task *t = arg;
-    int64_t i0, i1;
-    split(t->n, 1, ith, nth, &i0, &i1);
-    float tile[BIAS_TILE]; /* (BIAS_TILE) widened bias */
-    for (int64_t o0 = 0; o0 < t->out && i0 < i1; o0 += BIAS_TILE) {
-        int64_t len = t->out - o0 < BIAS_TILE ? t->out - o0 : BIAS_TILE;
-        vl__to_f32(tile, t->b, o0, len);
-        for (int64_t i = i0; i < i1; i++) {
-            float *yi = t->y + i * t->out + o0;
-            for (int64_t o = 0; o < len; o++)
-                yi[o] += tile[o];
-        }
-    }
-}
-
 void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
                 const struct vl_tensor *w, const struct vl_tensor *b) {
     VL_ASSERT(w->ndim == 2 && n >= 0);
@@ -219,11 +195,7 @@ void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
         vl__linear_gemv(c, y, x, n, w, b);
         return;
     }
-    vl__linear_gemm(c, y, x, n, w);
-    if (!b)
-        return;
-    struct bias_task t = {.y = y, .b = b, .n = n, .out = w->ne[0]};
-    vl__pool_run(c->pool, bias_task_run, &t);
+    vl__linear_gemm(c, y, x, n, w, b);
 }
 
 /* ---- RMSNorm ----------------------------------------------------------------------------- */

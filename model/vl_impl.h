@@ -305,7 +305,7 @@ void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
 void vl__linear_gemv(struct vl_compute *c, float *y, const float *x, int64_t n,
                      const struct vl_tensor *w, const struct vl_tensor *b);
 void vl__linear_gemm(struct vl_compute *c, float *y, const float *x, int64_t n,
-                     const struct vl_tensor *w); /* no bias: vl__linear adds it */
+                     const struct vl_tensor *w, const struct vl_tensor *b);
 /* n at or below which vl__linear streams the stored weights (GEMV); above, panel + sgemm. */
 #define VL_LINEAR_GEMV_MAX_N 4
 /* Target size of one worker's widened weight panel (f32), and the row multiple of panels. */

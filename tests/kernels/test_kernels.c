@@ -313,9 +313,11 @@ static void test_linear(void) {
     float *got = calloc((size_t)(n * 300), sizeof *got);
     float *want = calloc((size_t)(n * 300), sizeof *want);
     float *absd = calloc((size_t)(n * 300), sizeof *absd);
-    vl__linear_gemm(&c, got, x, n, &w);
-    vl__linear_ref(want, x, n, &w, NULL);
-    abs_linear(absd, x, n, &w, NULL);
+    struct vl_tensor bias = make_tensor(VL_DTYPE_BF16, 1, 300, 0, 1.0f);
+    vl__linear_gemm(&c, got, x, n, &w, &bias);
+    vl__linear_ref(want, x, n, &w, &bias);
+    abs_linear(absd, x, n, &w, &bias);
+    free((void *)bias.data);
     T_CHECK(worst_dot_err(got, want, absd, n * 300, 257) <= 1.0);
     free((void *)w.data);
     free(x);
