@@ -13,6 +13,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define VL_HAVE_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -295,11 +296,38 @@ static const struct vl_simd simd_avx2 = {
 };
 #endif /* VL_HAVE_X86 */
 
+#ifdef VL_HAVE_X86
+/* CPUID bits (Intel SDM vol. 2A, CPUID): leaf 1 ECX and leaf 7 EBX; XCR0 bits for SSE and AVX
+ * state. cpuid.h rather than __builtin_cpu_supports, which clang 14 lacks "f16c" for. */
+#define CPUID1_ECX_FMA (1u << 12)
+#define CPUID1_ECX_OSXSAVE (1u << 27)
+#define CPUID1_ECX_F16C (1u << 29)
+#define CPUID1_ECX_AVX (1u << 28)
+#define CPUID7_EBX_AVX2 (1u << 5)
+#define XCR0_SSE_AVX 0x6u
+
+static bool cpu_has_avx2_fma_f16c(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    const unsigned need1 = CPUID1_ECX_FMA | CPUID1_ECX_OSXSAVE | CPUID1_ECX_F16C | CPUID1_ECX_AVX;
+    if ((c & need1) != need1)
+        return false;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0)); /* OS saves the YMM state */
+    (void)xhi;
+    if ((xlo & XCR0_SSE_AVX) != XCR0_SSE_AVX)
+        return false;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b & CPUID7_EBX_AVX2) != 0;
+}
+#endif
+
 const struct vl_simd *vl__simd_avx2(void) {
 #ifdef VL_HAVE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (cpu_has_avx2_fma_f16c())
         return &simd_avx2;
 #endif
     return NULL;

@@ -46,9 +46,10 @@ static struct vl_tensor make_tensor(enum vl_dtype dt, int ndim, int64_t d0, int6
             float f = frand() * scale;
             if (dt == VL_DTYPE_BF16) {
                 h[i] = to_bf16(f);
-            } else {
-                _Float16 hf = (_Float16)f;
-                memcpy(&h[i], &hf, sizeof hf);
+            } else { /* a random normal F16 in (-1, 1): sign, exponent 1..14, mantissa */
+                uint16_t mant = (uint16_t)(to_bf16(f) & 0x3ff), sign = f < 0 ? 0x8000 : 0;
+                uint16_t ex = (uint16_t)(1 + (to_bf16(frand()) & 0xff) % 14);
+                h[i] = (uint16_t)(sign | ex << 10 | mant);
             }
         }
         t.data = h;
