@@ -52,7 +52,7 @@ const char *dp_format_name(enum dp_format f) {
 static enum dp_status unknown_format(const char *name, const uint8_t *buf, size_t n,
                                      struct dp_err *err) {
     if (n == 0)
-        return dp_err_set(err, DP_ERR_FORMAT, "%s: empty file: not a PDF, TIFF, PNG or JPEG",
+        return dp_err_set(err, DP_ERR_UNSUPPORTED, "%s: empty file: not a PDF, TIFF, PNG or JPEG",
                           name);
     char hex[3 * 8 + 1] = "";
     size_t k = n < 8 ? n : 8;
@@ -60,7 +60,7 @@ static enum dp_status unknown_format(const char *name, const uint8_t *buf, size_
         snprintf(hex + 3 * i, sizeof hex - 3 * i, "%02x ", buf[i]);
     if (k)
         hex[3 * k - 1] = '\0';
-    return dp_err_set(err, DP_ERR_FORMAT,
+    return dp_err_set(err, DP_ERR_UNSUPPORTED,
                       "%s: not a PDF, TIFF, PNG or JPEG file (starts with bytes %s)", name, hex);
 }
 

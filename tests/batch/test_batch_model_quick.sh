@@ -26,6 +26,7 @@ check "encrypted PDF failed" grep -q '^encrypted-40-bit-R3.pdf failed' "$T/m.txt
 check "not a document failed" grep -q '^notes.txt failed' "$T/m.txt"
 check "password failure is specific" grep -q '"code": "password required or wrong"' "$T/out/manifest.json"
 check "non-document failure is specific" grep -q 'not a PDF, TIFF, PNG or JPEG' "$T/out/manifest.json"
+check "non-document failure is 'unsupported'" grep -q '"code": "unsupported"' "$T/out/manifest.json"
 check "blank page counted" grep -q '"pages_blank": 1' "$T/out/manifest.json"
 check "errors name the file" grep -q 'encrypted-40-bit-R3.pdf' "$T/err"
 check "a JSON record per document on stdout" [ "$("$TOOL" jsonl "$T/out.jsonl")" -eq 5 ]
@@ -62,4 +63,6 @@ check "--pages beyond the document: that document fails (exit 1)" [ $? -eq 1 ]
 "$BIN" extract --from-raw "$T/out" --schema receipt >"$T/re.jsonl" 2>/dev/null
 check "--from-raw on the model's output exits 0" [ $? -eq 0 ]
 check "--from-raw re-extracts the 3 documents written" [ "$("$TOOL" jsonl "$T/re.jsonl")" -eq 3 ]
+check "--from-raw keeps the model id of the stamp" grep -Eq '"id": ?"model"' "$T/re.jsonl"
+check "--from-raw keeps the prompt of the stamp" grep -Eq '"prompt": ?"[^"]' "$T/re.jsonl"
 finish

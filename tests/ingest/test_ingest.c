@@ -151,6 +151,17 @@ static void test_sniff(void) {
             DP_OK);
     T_EQ_I64(f, DP_FORMAT_JPEG);
     T_EQ_STR(dp_format_name(DP_FORMAT_TIFF), "tiff");
+    /* a non-document (file or memory, empty or not) is DP_ERR_UNSUPPORTED, as dp_ingest.h says */
+    struct dp_err e2 = {0};
+    T_EQ_I64(dp_format_sniff_file(&f, SRC("samples/SOURCES.md"), &e2), DP_ERR_UNSUPPORTED);
+    T_CHECK(strstr(e2.msg, "SOURCES.md: not a PDF, TIFF, PNG or JPEG") != NULL);
+    struct dp_doc *d = NULL;
+    struct dp_err e3 = {0};
+    T_EQ_I64(dp_doc_open_mem(&d, zip, sizeof zip, "a.zip", NULL, &e3), DP_ERR_UNSUPPORTED);
+    T_CHECK(d == NULL && strstr(e3.msg, "a.zip") != NULL);
+    struct dp_err e4 = {0};
+    T_EQ_I64(dp_doc_open_mem(&d, zip, 0, "empty.bin", NULL, &e4), DP_ERR_UNSUPPORTED);
+    T_CHECK(strstr(e4.msg, "empty file") != NULL);
 }
 
 static void test_page_sel(void) {
@@ -193,7 +204,7 @@ static enum dp_status expected_code(const char *rel, const char *path) {
             return expected_failures[i].code;
     enum dp_format f = DP_FORMAT_UNKNOWN;
     struct dp_err e = {0};
-    return dp_format_sniff_file(&f, path, &e) == DP_OK ? DP_OK : DP_ERR_FORMAT;
+    return dp_format_sniff_file(&f, path, &e) == DP_OK ? DP_OK : DP_ERR_UNSUPPORTED;
 }
 
 static void sweep_file(const char *rel, const char *path, int *n_ok, int *n_fail) {
