@@ -236,13 +236,20 @@ static enum dp_status build_doc(struct run *r, struct dp_input *d, const struct 
         .seed = o->gen.seed,
         .threads = (int)o->gen.threads,
     };
-    if (r->raw) { /* re-extraction: the render and generation settings are not ours to claim */
-        s.prompt = NULL;
-        s.dpi = 0;
-        s.max_pixels = 0;
-        s.max_new_tokens = 0;
-        s.seed = 0;
-        s.threads = 0;
+    if (r->raw) {
+        /* Re-extraction: the answers were made by the model, prompt and settings recorded in
+         * their pages.json stamp (left empty when the bundle has none); the schema and the
+         * docproc version are this run's, which parse them. */
+        DP_ASSERT(d->src_index >= 0 && (size_t)d->src_index < r->raw->n_docs);
+        const struct ex_stamp *rs = &r->raw->docs[d->src_index].stamp;
+        s.model_id = rs->model_id ? rs->model_id : r->model_id;
+        s.model_hash = rs->model_hash;
+        s.prompt = rs->prompt;
+        s.dpi = rs->dpi;
+        s.max_pixels = rs->max_pixels;
+        s.max_new_tokens = rs->max_new_tokens;
+        s.seed = rs->seed;
+        s.threads = rs->threads;
     }
     st = ex_doc_set_stamp(doc, &s, err);
     if (st == DP_OK && d->sha256[0] && !r->raw) /* raw: the hash is of the answers, not a file */

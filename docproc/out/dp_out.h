@@ -98,6 +98,11 @@ struct dp_raw_doc {
     char *stem;
     char *source;      /* original input path, or NULL */
     char *schema_name; /* or NULL */
+    /* The stamp recorded with the answers (pages.json "stamp"): model id and hash, prompt,
+     * render and generation settings of the run that produced them. Fields absent from the
+     * file are NULL / 0. Strings are owned (stamp_strings), freed by dp_raw_set_free. */
+    struct ex_stamp stamp;
+    char *stamp_strings[8];
     struct dp_raw_page *pages; /* (n_pages) in page order */
     size_t n_pages;
 };

@@ -69,6 +69,8 @@ void dp_raw_set_free(struct dp_raw_set *s) {
         dp_free(d->stem);
         dp_free(d->source);
         dp_free(d->schema_name);
+        for (size_t k = 0; k < sizeof d->stamp_strings / sizeof *d->stamp_strings; k++)
+            dp_free(d->stamp_strings[k]);
     }
     dp_free(s->docs);
     dp_free(s);
@@ -135,6 +137,57 @@ static double geom_num(json_t *g, const char *k) {
     return d > 0 && d < 1e9 ? d : 0;
 }
 
+static json_int_t stamp_int(json_t *o, const char *k) {
+    json_t *v = json_object_get(o, k);
+    json_int_t i = json_is_integer(v) ? json_integer_value(v) : 0;
+    return i > 0 ? i : 0;
+}
+
+/* Copies a string member of o into the next owned slot; false only when out of memory. */
+static bool stamp_str(struct dp_raw_doc *d, size_t *slot, json_t *o, const char *k,
+                      const char **out) {
+    json_t *v = json_object_get(o, k);
+    if (!json_is_string(v))
+        return true;
+    DP_ASSERT(*slot < sizeof d->stamp_strings / sizeof *d->stamp_strings);
+    char *c = dp_strndup(json_string_value(v), json_string_length(v));
+    if (!c)
+        return false;
+    d->stamp_strings[(*slot)++] = c;
+    *out = c;
+    return true;
+}
+
+/* pages.json "stamp" (dp__out_stamp_json's layout) into d->stamp; a missing or odd stamp
+ * leaves fields empty (older bundles, hand-made inputs). */
+static enum dp_status read_stamp(struct dp_raw_doc *d, json_t *root, struct dp_err *err) {
+    json_t *s = json_object_get(root, "stamp");
+    if (!json_is_object(s))
+        return DP_OK;
+    json_t *model = json_object_get(s, "model"), *schema = json_object_get(s, "schema");
+    json_t *render = json_object_get(s, "render");
+    struct ex_stamp *t = &d->stamp;
+    size_t slot = 0;
+    bool ok = stamp_str(d, &slot, s, "docproc_version", &t->docproc_version) &&
+              stamp_str(d, &slot, model, "id", &t->model_id) &&
+              stamp_str(d, &slot, model, "sha256", &t->model_hash) &&
+              stamp_str(d, &slot, schema, "name", &t->schema_name) &&
+              stamp_str(d, &slot, schema, "version", &t->schema_version) &&
+              stamp_str(d, &slot, schema, "sha256", &t->schema_hash) &&
+              stamp_str(d, &slot, s, "prompt", &t->prompt) &&
+              stamp_str(d, &slot, s, "created", &t->created);
+    if (!ok)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    json_int_t dpi = stamp_int(render, "dpi"), threads = stamp_int(s, "threads");
+    t->dpi = dpi < INT32_MAX ? (int)dpi : 0;
+    t->max_pixels = (long)stamp_int(render, "max_pixels");
+    t->max_new_tokens = (long)stamp_int(s, "max_new_tokens");
+    json_t *seed = json_object_get(s, "seed"); /* written as int64: a u64 seed round-trips */
+    t->seed = json_is_integer(seed) ? (uint64_t)json_integer_value(seed) : 0;
+    t->threads = threads < INT32_MAX ? (int)threads : 0;
+    return DP_OK;
+}
+
 /* Reads the document whose pages.json is "<prefix>raw/pages.json" (prefix "" or "stem/"). */
 static enum dp_status read_doc(struct dp_raw_doc *d, read_fn rd, void *ctx, const char *prefix,
                                const char *where, struct dp_err *err) {
@@ -164,6 +217,8 @@ static enum dp_status read_doc(struct dp_raw_doc *d, read_fn rd, void *ctx, cons
     d->pages = dp_calloc(n ? n : 1, sizeof *d->pages);
     if (!d->pages || (json_is_string(src) && !d->source) || (json_is_string(sch) && !d->schema_name))
         st = dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    if (st == DP_OK)
+        st = read_stamp(d, root, err);
     for (size_t i = 0; st == DP_OK && i < n; i++) {
         json_t *p = json_array_get(pages, i);
         json_t *num = json_object_get(p, "number"), *file = json_object_get(p, "file");

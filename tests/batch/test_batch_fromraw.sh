@@ -112,6 +112,32 @@ check "--progress=json: a final event" grep -q '"event":"done"' "$T/p2"
 "$BIN" extract --from-raw "$RAW" --schema form -q >/dev/null 2>"$T/p3"
 check "-q: nothing on stderr" [ ! -s "$T/p3" ]
 
+# 4d. the stamp recorded with the answers (model id and hash, prompt, settings) is carried
+# through re-extraction; the schema is the one re-extracting
+mkdir -p "$T/stamped/scan/raw"
+printf '{"invoice_id": "A-17"}\n' >"$T/stamped/scan/raw/page-0001.txt"
+cat >"$T/stamped/scan/raw/pages.json" <<'JSON'
+{"format": "docproc-raw/1", "source": "scan.png", "schema": "invoice",
+ "stamp": {"docproc_version": "0.0.1", "model": {"id": "Qwen2.5-VL-7B-Instruct",
+  "sha256": "5e1f00000000000000000000000000000000000000000000000000000000abcd"},
+  "schema": {"name": "invoice", "version": "1", "sha256": "00ff"},
+  "prompt": "Extract the invoice fields.", "render": {"dpi": 200, "max_pixels": 1003520},
+  "max_new_tokens": 777, "seed": 42, "threads": 3, "created": null},
+ "pages": [{"number": 1, "file": "page-0001.txt", "model_truncated": false}]}
+JSON
+"$BIN" extract --from-raw "$T/stamped" --schema form -o "$T/stampout" >"$T/st.jsonl" 2>"$T/err6"
+check "stamped raw answers re-extract (exit 0)" [ $? -eq 0 ]
+J=$T/stampout/scan/scan.json
+[ -f "$J" ] || J=$(find "$T/stampout" -name '*.json' ! -name manifest.json ! -name pages.json | head -1)
+check "stamp keeps the model id" grep -q '"id": "Qwen2.5-VL-7B-Instruct"' "$J"
+check "stamp keeps the model hash" grep -q '"sha256": "5e1f0*abcd"' "$J"
+check "stamp keeps the prompt" grep -q '"prompt": "Extract the invoice fields."' "$J"
+check "stamp keeps the render and generation settings" \
+    sh -c "grep -q '\"dpi\": 200' '$J' && grep -q '\"max_new_tokens\": 777' '$J' && grep -q '\"seed\": 42' '$J'"
+check "stamp names the re-extracting schema" grep -q '"name": "form"' "$J"
+check "the re-written pages.json keeps the original stamp" \
+    grep -q '"id": "Qwen2.5-VL-7B-Instruct"' "$T/stampout/scan/raw/pages.json"
+
 # 5. exit codes
 env -u DOCPROC_MODEL "$BIN" extract --schema invoice "$SRC/samples/invoice2data/oyo.pdf" >/dev/null 2>"$T/e"
 check "no model: exit 3" [ $? -eq 3 ]
