@@ -109,7 +109,12 @@ static void gemv_chunk(const struct gemv_task *t, int64_t chunk) {
     const struct vl_simd *s = vl__simd();
     int64_t r0 = chunk * t->chunk_rows;
     int64_t r1 = r0 + t->chunk_rows > t->out ? t->out : r0 + t->chunk_rows;
-    for (int64_t i = 0; i < t->n; i++) {
+    int64_t i0 = 0;
+    if (t->w->dtype == VL_DTYPE_BF16) /* groups of 4 rows read each weight row once */
+        for (; i0 + VL_GEMV_X_ROWS <= t->n; i0 += VL_GEMV_X_ROWS)
+            s->gemv_bf16_x4(t->y + i0 * t->out, t->out, t->x + i0 * t->in, t->w->data, t->in, r0,
+                            r1);
+    for (int64_t i = i0; i < t->n; i++) {
         float *yi = t->y + i * t->out;
         const float *xi = t->x + i * t->in;
         switch (t->w->dtype) {
@@ -118,7 +123,10 @@ static void gemv_chunk(const struct gemv_task *t, int64_t chunk) {
         case VL_DTYPE_F32: s->gemv_f32(yi, xi, t->w->data, t->in, r0, r1); break;
         default: VL_ASSERT(!"linear: weight dtype is not F32, F16 or BF16");
         }
-        for (int64_t b0 = r0; t->b && b0 < r1; b0 += GEMV_BIAS_TILE) {
+    }
+    for (int64_t i = 0; i < t->n && t->b; i++) {
+        float *yi = t->y + i * t->out;
+        for (int64_t b0 = r0; b0 < r1; b0 += GEMV_BIAS_TILE) {
             float bias[GEMV_BIAS_TILE]; /* (len) widened bias */
             int64_t len = r1 - b0 < GEMV_BIAS_TILE ? r1 - b0 : GEMV_BIAS_TILE;
             vl__to_f32(bias, t->b, b0, len);

@@ -306,8 +306,11 @@ void vl__linear_gemv(struct vl_compute *c, float *y, const float *x, int64_t n,
                      const struct vl_tensor *w, const struct vl_tensor *b);
 void vl__linear_gemm(struct vl_compute *c, float *y, const float *x, int64_t n,
                      const struct vl_tensor *w, const struct vl_tensor *b);
-/* n at or below which vl__linear streams the stored weights (GEMV); above, panel + sgemm. */
-#define VL_LINEAR_GEMV_MAX_N 4
+/* n at or below which vl__linear streams the stored weights (GEMV, BF16 rows 4 at a time);
+ * above, panel + sgemm (widening and packing cost ~14 bytes of traffic per weight, worth it
+ * only when amortised over many rows). */
+#define VL_LINEAR_GEMV_MAX_N 32
+#define VL_GEMV_X_ROWS 4
 /* Target size of one worker's widened weight panel (f32), and the row multiple of panels. */
 #define VL_PANEL_TARGET_BYTES ((size_t)16 << 20)
 #define VL_PANEL_ROW_ALIGN 16
@@ -386,6 +389,9 @@ struct vl_simd {
     void (*gemv_bf16_prep)(float *xp, const float *x, int64_t in);
     void (*gemv_bf16)(float *y, const float *x, const uint16_t *w, int64_t in, int64_t r0,
                       int64_t r1);
+    /* VL_GEMV_X_ROWS prepared rows xp + j * in at once: y[j * ldy + r] for r in [r0, r1) */
+    void (*gemv_bf16_x4)(float *y, int64_t ldy, const float *xp, const uint16_t *w, int64_t in,
+                         int64_t r0, int64_t r1);
     void (*gemv_f16)(float *y, const float *x, const uint16_t *w, int64_t in, int64_t r0,
                      int64_t r1);
     void (*gemv_f32)(float *y, const float *x, const float *w, int64_t in, int64_t r0,

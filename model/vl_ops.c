@@ -165,6 +165,12 @@ GEMV_SCALAR(gemv_bf16_scalar, uint16_t, vl__bf16_to_f32)
 GEMV_SCALAR(gemv_f16_scalar, uint16_t, vl__f16_to_f32)
 GEMV_SCALAR(gemv_f32_scalar, float, LOAD_F32)
 
+static void gemv_bf16_x4_scalar(float *y, int64_t ldy, const float *xp, const uint16_t *w,
+                                int64_t in, int64_t r0, int64_t r1) {
+    for (int64_t j = 0; j < VL_GEMV_X_ROWS; j++)
+        gemv_bf16_scalar(y + j * ldy, xp + j * in, w, in, r0, r1);
+}
+
 /* ---- normalisation and activations ------------------------------------------------------ */
 
 static void rmsnorm_rows_scalar(float *y, const float *x, int64_t d, const float *w, float eps,
@@ -240,6 +246,7 @@ static const struct vl_simd simd_scalar = {
     .widen_f16 = widen_f16_scalar,
     .gemv_bf16_prep = gemv_bf16_prep_scalar,
     .gemv_bf16 = gemv_bf16_scalar,
+    .gemv_bf16_x4 = gemv_bf16_x4_scalar,
     .gemv_f16 = gemv_f16_scalar,
     .gemv_f32 = gemv_f32_scalar,
     .rmsnorm_rows = rmsnorm_rows_scalar,

@@ -123,6 +123,51 @@ AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const uint16_t *w, in
     }
 }
 
+/* Four input rows at once: y_j[r] = W[r, :] . x_j for j < 4, each weight row loaded and widened
+ * once for all four (small-n prefill reads the weights once instead of four times). xp holds
+ * the four prepared rows, xp + j * in. */
+AVX2 static void gemv_bf16_x4_avx2(float *y, int64_t ldy, const float *xp, const uint16_t *w,
+                                   int64_t in, int64_t r0, int64_t r1) {
+    const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
+    const int64_t kv = in - in % BF16_BLOCK;
+    const float *x0 = xp, *x1 = xp + in, *x2 = xp + 2 * in, *x3 = xp + 3 * in;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint16_t *row = w + r * in;
+        __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
+        __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
+        __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
+            if ((k & (2 * BF16_BLOCK - 1)) == 0)
+                _mm_prefetch((const char *)(row + k + GEMV_PREFETCH), _MM_HINT_T0);
+            __m256i v = _mm256_loadu_si256((const __m256i *)(row + k));
+            __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+            __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(v, hi_mask));
+            a0 = _mm256_fmadd_ps(we, _mm256_loadu_ps(x0 + k), a0);
+            b0 = _mm256_fmadd_ps(wo, _mm256_loadu_ps(x0 + k + 8), b0);
+            a1 = _mm256_fmadd_ps(we, _mm256_loadu_ps(x1 + k), a1);
+            b1 = _mm256_fmadd_ps(wo, _mm256_loadu_ps(x1 + k + 8), b1);
+            a2 = _mm256_fmadd_ps(we, _mm256_loadu_ps(x2 + k), a2);
+            b2 = _mm256_fmadd_ps(wo, _mm256_loadu_ps(x2 + k + 8), b2);
+            a3 = _mm256_fmadd_ps(we, _mm256_loadu_ps(x3 + k), a3);
+            b3 = _mm256_fmadd_ps(wo, _mm256_loadu_ps(x3 + k + 8), b3);
+        }
+        float s0 = hsum8(_mm256_add_ps(a0, b0)), s1 = hsum8(_mm256_add_ps(a1, b1));
+        float s2 = hsum8(_mm256_add_ps(a2, b2)), s3 = hsum8(_mm256_add_ps(a3, b3));
+        for (int64_t k = kv; k < in; k++) {
+            float wk = vl__bf16_to_f32(row[k]);
+            s0 += x0[k] * wk;
+            s1 += x1[k] * wk;
+            s2 += x2[k] * wk;
+            s3 += x3[k] * wk;
+        }
+        y[r] = s0;
+        y[ldy + r] = s1;
+        y[2 * ldy + r] = s2;
+        y[3 * ldy + r] = s3;
+    }
+}
+
 AVX2 static void gemv_f16_avx2(float *y, const float *x, const uint16_t *w, int64_t in,
                                int64_t r0, int64_t r1) {
     int64_t kv = in - in % BF16_BLOCK;
@@ -288,6 +333,7 @@ static const struct vl_simd simd_avx2 = {
     .widen_f16 = widen_f16_avx2,
     .gemv_bf16_prep = gemv_bf16_prep_avx2,
     .gemv_bf16 = gemv_bf16_avx2,
+    .gemv_bf16_x4 = gemv_bf16_x4_avx2,
     .gemv_f16 = gemv_f16_avx2,
     .gemv_f32 = gemv_f32_avx2,
     .rmsnorm_rows = rmsnorm_rows_avx2,

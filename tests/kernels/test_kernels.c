@@ -231,6 +231,21 @@ static void test_gemv_tables(void) {
                         tabs[ti]->gemv_bf16_prep(xp, x, in);
                         tabs[ti]->gemv_bf16(got, xp, w.data, in, 1, rows);
                         tabs[ti]->gemv_bf16(got, xp, w.data, in, 0, 1);
+                        /* four rows at once: the same x four times, outputs 4 x (rows + 2) */
+                        float *xp4 = malloc((size_t)(4 * in) * sizeof *xp4);
+                        float *y4 = calloc((size_t)(4 * (rows + 2)), sizeof *y4);
+                        for (int j = 0; j < 4; j++)
+                            memcpy(xp4 + j * in, xp, (size_t)in * sizeof *xp4);
+                        tabs[ti]->gemv_bf16_x4(y4, rows + 2, xp4, w.data, in, 0, rows);
+                        int same = 1;
+                        for (int j = 0; j < 4; j++)
+                            for (int64_t r = 0; r < rows; r++)
+                                same &= fabsf(y4[j * (rows + 2) + r] - got[r]) <=
+                                        1e-6f * (1.0f + fabsf(got[r])) * (float)in;
+                        T_CHECK_MSG(same, "gemv_bf16_x4 %s rows %lld in %lld", tabs[ti]->name,
+                                    (long long)rows, (long long)in);
+                        free(xp4);
+                        free(y4);
                         free(xp);
                         break;
                     }
@@ -259,7 +274,7 @@ static void test_gemv_tables(void) {
 /* ---- vl__linear (both paths, 1 and 2 threads) -------------------------------------------- */
 
 static void test_linear(void) {
-    static const int64_t n_list[] = {1, 2, 3, 4, 5, 17};
+    static const int64_t n_list[] = {1, 2, 3, 4, 5, 9, 17, 32, 33};
     static const int64_t out_list[] = {1, 3, 17, 70};
     static const int64_t in_list[] = {1, 3, 17, 33, 130};
     for (int nt = 1; nt <= 2; nt++) {
