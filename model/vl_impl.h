@@ -231,7 +231,8 @@ struct vl_model {
 enum vl_status vl__weights_bind(struct vl_model *m, struct vl_error *err);
 void vl__weights_free(struct vl_weights *w);
 
-/* ---- compute kernels (vl_pool.c, vl_ops.c, vl_ops_blas.c, vl_ops_x86.c) -------------------
+/* ---- compute kernels (vl_pool.c, vl_compute.c, vl_ops.c, vl_ops_blas.c, vl_ops_x86.c,
+ *      vl_attn.c; measured figures and design notes in docs/performance.md) -----------------
  * Threads: one vl_pool for everything. OpenBLAS is set to one thread and large GEMMs are split
  * into slices that the pool's workers run with the single-threaded cblas_sgemm (a second,
  * spinning OpenBLAS pool oversubscribes the cores; see vl_ops_blas.c, docs/performance.md).
@@ -296,8 +297,9 @@ size_t vl__compute_scratch_bytes(int n_threads, int64_t max_out, int64_t max_in)
 
 /* y[n, out] = x[n, in] . W^T (+ b). W is [out, in] in F32, F16 or BF16 (read from the mapping,
  * widened per panel), b is [out] (any float dtype) or NULL. y must not alias x.
- * Small n: a streaming SIMD GEMV over the stored dtype split by output rows on the pool;
- * large n: widen a panel of rows into c->scratch and cblas_sgemm it against all n rows. */
+ * n <= VL_LINEAR_GEMV_MAX_N: a streaming SIMD GEMV over the stored dtype split by output rows
+ * on the pool; larger n: each worker widens panels of its rows into its part of c->scratch and
+ * cblas_sgemm's them against all n rows (bias written into y first, beta 1). */
 void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
                 const struct vl_tensor *w, const struct vl_tensor *b);
 /* The two paths of vl__linear, callable directly (tests, benchmarks). The GEMM path needs
