@@ -69,7 +69,13 @@
 #define DP_ASK_MAX_FRAMES      768    /* frames of one --video (qwen-vl-utils FPS_MAX_FRAMES) */
 #define DP_ASK_DEFAULT_FPS     2.0    /* qwen-vl-utils default fps (spec §3.1) */
 #define DP_ASK_MAX_FPS         1000.0
-#define DP_ASK_MAX_THREADS     256
-#define DP_ASK_MAX_NEW_TOKENS  1000000
+
+/* Bounds of the options shared by several commands (docproc/cli/dp_cli_opts.c). */
+#define DP_MAX_THREADS         256             /* --threads: the model's pool holds at most 256 */
+#define DP_MAX_NEW_TOKENS      1000000         /* --max-new-tokens (the context bounds it first) */
+#define DP_MAX_TOP_K           1000000         /* --top-k (vocabularies are ~152k) */
+#define DP_MAX_TEMPERATURE     100.0           /* --temperature */
+#define DP_MAX_REP_PENALTY     100.0           /* --repetition-penalty */
+#define DP_MAX_BUDGET_PIXELS   ((int64_t)1 << 40) /* --min/--max-pixels, --max-decode-pixels */
 
 #endif

@@ -17,6 +17,7 @@
 #define DP_BATCH_H
 
 #include "../base/dp_status.h"
+#include "../cli/dp_cli_opts.h"
 #include "../ingest/dp_ingest.h"
 
 #include <signal.h>
@@ -30,16 +31,6 @@ enum dp_progress_mode {
     DP_PROGRESS_OFF,
     DP_PROGRESS_TTY,      /* --progress: the line even when not a TTY */
     DP_PROGRESS_JSON,     /* --progress=json: one JSON event per line on stderr */
-};
-
-struct dp_batch_gen {
-    long max_new_tokens;
-    double temperature; /* 0 = greedy */
-    long top_k;
-    double top_p;
-    double repetition_penalty;
-    uint64_t seed;
-    long threads;
 };
 
 /* Where the library's user-visible text goes (library code never prints, STYLE 2.6). */
@@ -65,7 +56,7 @@ struct dp_batch_opts {
     struct dp_ingest_opts ingest;
     const char *pages;         /* --pages LIST */
     const char *password_file; /* NAME=PASSWORD lines */
-    struct dp_batch_gen gen;
+    struct dp_cli_gen gen;     /* --max-new-tokens ... --threads (shared with ask) */
     double doc_timeout_s, page_timeout_s; /* 0 = none */
     bool keep_blank;            /* send blank pages to the model anyway */
     bool no_prefix_cache;       /* recompute the prompt prefix for every page (to measure it) */

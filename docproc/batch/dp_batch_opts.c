@@ -3,32 +3,21 @@
  * prints the live defaults. Usage errors come back as DP_ERR_USAGE with a one-line message.
  * Not thread-safe (getopt's globals); called once from main's thread. */
 #include "dp_batch.h"
+#include "../cli/dp_cli.h"
 #include "../base/dp_alloc.h"
 #include "../base/dp_buf.h"
 #include "../base/dp_limits.h"
 #include "../out/dp_out.h"
 #include "dp_manifest.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#define MAX_NEW_TOKENS_LIMIT 131072
-#define MAX_TOP_K 1000000
-#define MAX_THREADS 1024
-#define MAX_TEMPERATURE 100.0
-#define MAX_REP_PENALTY 100.0
 #define MAX_TIMEOUT_S (7.0 * 24 * 3600)
-#define MAX_PIXELS_LIMIT ((int64_t)1 << 40)
 
 enum {
-    OPT_FROM_RAW = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON, OPT_DPI, OPT_MIN_PIXELS, OPT_MAX_PIXELS,
-    OPT_PAGES, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_MAX_NEW, OPT_TEMP, OPT_TOP_K, OPT_TOP_P,
-    OPT_REP, OPT_SEED, OPT_THREADS, OPT_DOC_TIMEOUT, OPT_PAGE_TIMEOUT, OPT_KEEP_BLANK,
+    OPT_FROM_RAW = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON, OPT_PASSWORD_FILE, OPT_DOC_TIMEOUT, OPT_PAGE_TIMEOUT, OPT_KEEP_BLANK,
     OPT_PROGRESS, OPT_SHARD, OPT_RESUME, OPT_INPUT, OPT_MERGE, OPT_NO_PREFIX_CACHE,
 };
 
@@ -41,19 +30,9 @@ static const struct option long_opts[] = {
     {"force", no_argument, NULL, OPT_FORCE},
     {"json", no_argument, NULL, OPT_JSON},
     {"jobs", required_argument, NULL, 'j'},
-    {"dpi", required_argument, NULL, OPT_DPI},
-    {"min-pixels", required_argument, NULL, OPT_MIN_PIXELS},
-    {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
-    {"pages", required_argument, NULL, OPT_PAGES},
-    {"password", required_argument, NULL, OPT_PASSWORD},
+    DP_CLI_LONGOPTS_INGEST,
     {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
-    {"max-new-tokens", required_argument, NULL, OPT_MAX_NEW},
-    {"temperature", required_argument, NULL, OPT_TEMP},
-    {"top-k", required_argument, NULL, OPT_TOP_K},
-    {"top-p", required_argument, NULL, OPT_TOP_P},
-    {"repetition-penalty", required_argument, NULL, OPT_REP},
-    {"seed", required_argument, NULL, OPT_SEED},
-    {"threads", required_argument, NULL, OPT_THREADS},
+    DP_CLI_LONGOPTS_GEN,
     {"doc-timeout", required_argument, NULL, OPT_DOC_TIMEOUT},
     {"page-timeout", required_argument, NULL, OPT_PAGE_TIMEOUT},
     {"keep-blank", no_argument, NULL, OPT_KEEP_BLANK},
@@ -77,9 +56,7 @@ void dp_batch_opts_init(struct dp_batch_opts *o, enum dp_batch_cmd cmd) {
     memset(o, 0, sizeof *o);
     o->cmd = cmd;
     o->schema = cmd == DP_BATCH_CMD_TABLES ? "table" : NULL;
-    o->model_dir = getenv("DOCPROC_MODEL");
-    if (o->model_dir && !*o->model_dir)
-        o->model_dir = NULL;
+    o->model_dir = dp_cli_model_env();
     o->formats = cmd == DP_BATCH_CMD_EXTRACT ? DP_OUT_JSON : DP_OUT_JSON | DP_OUT_CSV;
     o->shard_k = o->shard_n = 1;
     o->jobs = 1;
@@ -92,37 +69,12 @@ void dp_batch_opts_init(struct dp_batch_opts *o, enum dp_batch_cmd cmd) {
     o->gen.top_p = DP_BATCH_DEFAULT_TOP_P;
     o->gen.repetition_penalty = DP_BATCH_DEFAULT_REP_PENALTY;
     o->gen.seed = DP_BATCH_DEFAULT_SEED;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    o->gen.threads = ncpu > 0 ? ncpu : 1;
+    o->gen.threads = dp_cli_default_threads();
 }
 
 void dp_batch_opts_free(struct dp_batch_opts *o) {
     DP_FREE(o->inputs);
     o->n_inputs = 0;
-}
-
-static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) {
-    if (!s || !*s)
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = (int64_t)v;
-    return true;
-}
-
-static bool parse_dbl(const char *s, double min, double max, double *out) {
-    if (!s || !*s)
-        return false;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v) || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
 }
 
 static enum dp_status parse_formats(struct dp_batch_opts *o, const char *list, struct dp_err *err) {
@@ -170,13 +122,20 @@ static enum dp_status add_input(struct dp_batch_opts *o, char *s, struct dp_err 
 enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **argv, bool *help_out,
                                    struct dp_err *err) {
     *help_out = false;
-    optind = 1;
+    optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
     int64_t i64;
     double d;
     while ((c = getopt_long(argc, argv, ":s:m:o:j:qvh", long_opts, NULL)) != -1) {
         const char *a = optarg;
+        enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o->ingest, &o->pages, c, a, err);
+        if (r == DP_CLI_OPT_NOT_MINE)
+            r = dp_cli_gen_opt(&o->gen, c, a, err);
+        if (r == DP_CLI_OPT_BAD)
+            return DP_ERR_USAGE;
+        if (r == DP_CLI_OPT_TAKEN)
+            continue;
         switch (c) {
         case 's': o->schema = a; break;
         case 'm': o->model_dir = a; break;
@@ -189,63 +148,14 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
         case OPT_FORCE: o->force = true; break;
         case OPT_JSON: o->json_stdout = true; break;
         case 'j':
-            if (!parse_i64(a, 1, DP_BATCH_MAX_JOBS, &i64))
+            if (!dp_cli_parse_i64(a, 1, DP_BATCH_MAX_JOBS, &i64))
                 BAD("--jobs: expected an integer in [1, %d], got '%s'", DP_BATCH_MAX_JOBS, a);
             o->jobs = (int)i64;
             break;
-        case OPT_DPI:
-            if (!parse_dbl(a, DP_MIN_DPI, DP_MAX_DPI, &d))
-                BAD("--dpi: expected a number in [%d, %d], got '%s'", DP_MIN_DPI, DP_MAX_DPI, a);
-            o->ingest.dpi = d;
-            break;
-        case OPT_MIN_PIXELS:
-        case OPT_MAX_PIXELS:
-            if (!parse_i64(a, 1, MAX_PIXELS_LIMIT, &i64))
-                BAD("--%s: expected a positive integer, got '%s'",
-                    c == OPT_MIN_PIXELS ? "min-pixels" : "max-pixels", a);
-            *(c == OPT_MIN_PIXELS ? &o->ingest.min_pixels : &o->ingest.max_pixels) = i64;
-            break;
-        case OPT_PAGES: o->pages = a; break;
-        case OPT_PASSWORD: o->ingest.password = a; break;
         case OPT_PASSWORD_FILE: o->password_file = a; break;
-        case OPT_MAX_NEW:
-            if (!parse_i64(a, 1, MAX_NEW_TOKENS_LIMIT, &i64))
-                BAD("--max-new-tokens: expected an integer in [1, %d], got '%s'",
-                    MAX_NEW_TOKENS_LIMIT, a);
-            o->gen.max_new_tokens = (long)i64;
-            break;
-        case OPT_TEMP:
-            if (!parse_dbl(a, 0, MAX_TEMPERATURE, &o->gen.temperature))
-                BAD("--temperature: expected a number in [0, %g], got '%s'", MAX_TEMPERATURE, a);
-            break;
-        case OPT_TOP_K:
-            if (!parse_i64(a, 0, MAX_TOP_K, &i64))
-                BAD("--top-k: expected an integer in [0, %d], got '%s'", MAX_TOP_K, a);
-            o->gen.top_k = (long)i64;
-            break;
-        case OPT_TOP_P:
-            if (!parse_dbl(a, 0, 1, &o->gen.top_p) || o->gen.top_p <= 0)
-                BAD("--top-p: expected a number in (0, 1], got '%s'", a);
-            break;
-        case OPT_REP:
-            if (!parse_dbl(a, 0, MAX_REP_PENALTY, &o->gen.repetition_penalty) ||
-                o->gen.repetition_penalty <= 0)
-                BAD("--repetition-penalty: expected a number in (0, %g], got '%s'",
-                    MAX_REP_PENALTY, a);
-            break;
-        case OPT_SEED:
-            if (!parse_i64(a, 0, INT64_MAX, &i64))
-                BAD("--seed: expected a non-negative integer, got '%s'", a);
-            o->gen.seed = (uint64_t)i64;
-            break;
-        case OPT_THREADS:
-            if (!parse_i64(a, 1, MAX_THREADS, &i64))
-                BAD("--threads: expected an integer in [1, %d], got '%s'", MAX_THREADS, a);
-            o->gen.threads = (long)i64;
-            break;
         case OPT_DOC_TIMEOUT:
         case OPT_PAGE_TIMEOUT:
-            if (!parse_dbl(a, 0, MAX_TIMEOUT_S, &d))
+            if (!dp_cli_parse_double(a, 0, MAX_TIMEOUT_S, &d))
                 BAD("--%s: expected seconds in [0, %g], got '%s'",
                     c == OPT_DOC_TIMEOUT ? "doc-timeout" : "page-timeout", MAX_TIMEOUT_S, a);
             *(c == OPT_DOC_TIMEOUT ? &o->doc_timeout_s : &o->page_timeout_s) = d;
@@ -353,37 +263,25 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
         break;
     }
     dp_buf_appendf(b, "\ninput:\n"
-                "  -s, --schema NAME|FILE     schema [%s]\n"
-                "      --dpi N                PDF render resolution [%g]\n"
-                "      --min-pixels N         smallest page image sent to the model [%lld]\n"
-                "      --max-pixels N         largest page image (pixel budget) [%lld]\n"
-                "      --pages LIST           pages to process, e.g. 1-3,7 [all]\n"
-                "      --password P           PDF password for every input\n"
-                "      --password-file F      lines NAME=PASSWORD (NAME: file name or '*')\n"
-                "      --from-raw PATH        re-extract the raw answers of a bundle or directory\n",
-            o->schema ? o->schema : "required", o->ingest.dpi, (long long)o->ingest.min_pixels,
-            (long long)o->ingest.max_pixels);
+                "  -s, --schema NAME|FILE     schema [%s]\n",
+            o->schema ? o->schema : "required");
+    dp_cli_ingest_help(b, DP_CLI_ING_ALL, &o->ingest);
+    dp_buf_puts(b, "      --password-file F      lines NAME=PASSWORD (NAME: file name or '*')\n"
+                "      --from-raw PATH        re-extract the raw answers of a bundle or directory\n");
     if (o->cmd == DP_BATCH_CMD_BATCH)
         dp_buf_appendf(b, "      --input DIR|@LIST      inputs (repeatable; directories are walked)\n"
                     "      --shard K/N            process only shard K of N (by name hash)\n"
                     "      --resume               skip documents already done with the same SHA-256\n"
                     "      --merge OUT            merge shard manifests given as arguments\n");
     dp_buf_appendf(b, "\nmodel:\n"
-                "  -m, --model DIR            Qwen2.5-VL checkpoint [$DOCPROC_MODEL: %s]\n"
-                "      --max-new-tokens N     answer length limit per page [%ld]\n"
-                "      --temperature T        0 = greedy [%g]\n"
-                "      --top-k K              [%ld]\n"
-                "      --top-p P              [%g]\n"
-                "      --repetition-penalty R [%g]\n"
-                "      --seed S               [%llu]\n"
-                "      --page-timeout S       stop a page's answer after S seconds (0 = none) [%g]\n"
+                "  -m, --model DIR            Qwen2.5-VL checkpoint [$DOCPROC_MODEL: %s]\n",
+            o->model_dir ? o->model_dir : "unset");
+    dp_cli_gen_help(b, DP_CLI_GEN_SAMPLING, &o->gen);
+    dp_buf_appendf(b, "      --page-timeout S       stop a page's answer after S seconds (0 = none) [%g]\n"
                 "      --doc-timeout S        fail a document after S seconds (0 = none) [%g]\n"
                 "      --keep-blank           send blank pages to the model too [%s]\n"
                 "      --no-prefix-cache      recompute the instruction's KV cache for every page\n",
-            o->model_dir ? o->model_dir : "unset", o->gen.max_new_tokens, o->gen.temperature,
-            o->gen.top_k, o->gen.top_p, o->gen.repetition_penalty,
-            (unsigned long long)o->gen.seed, o->page_timeout_s, o->doc_timeout_s,
-            o->keep_blank ? "yes" : "no");
+            o->page_timeout_s, o->doc_timeout_s, o->keep_blank ? "yes" : "no");
     dp_buf_appendf(b, "\noutput:\n"
                 "  -o, --output PATH          output directory%s [%s]\n"
                 "      --format LIST          json,xml,csv,zip (raw answers always kept) [%s]\n"
@@ -393,16 +291,16 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
             o->output ? o->output : o->cmd == DP_BATCH_CMD_EXTRACT ? "stdout only" : "required",
             fmts);
     dp_buf_appendf(b, "\nperformance:\n"
-                "  -j, --jobs N               --from-raw: documents re-extracted in parallel [%d]\n"
-                "      --threads N            inference threads [%ld]\n"
-                "\ndiagnostics:\n"
+                "  -j, --jobs N               --from-raw: documents re-extracted in parallel [%d]\n",
+            o->jobs);
+    dp_cli_gen_help(b, DP_CLI_GEN_THREADS, &o->gen);
+    dp_buf_puts(b, "\ndiagnostics:\n"
                 "      --progress[=tty|json|off]  progress on stderr [auto: on a TTY]\n"
                 "  -q, --quiet                errors only\n"
                 "  -v, --verbose              per-document timing summary (-vv: debug)\n"
                 "  -h, --help                 this help\n"
                 "\nexit: 0 all ok, 1 some documents failed (the rest written), 2 usage, 3 model or\n"
                 "schema load, 4 output not writable, 5 interrupted, 6 inputs unreadable\n"
-                "(--from-raw, @LIST, --merge), 70 internal (docs/cli.md, docs/batch.md).\n",
-            o->jobs, o->gen.threads);
+                "(--from-raw, @LIST, --merge), 70 internal (docs/cli.md, docs/batch.md).\n");
     return dp_buf_steal(b, NULL);
 }

@@ -6,6 +6,8 @@
  * Generation defaults come from the model's generation_config.json (published Qwen2.5-VL:
  * repetition penalty 1.05, effectively greedy); every flag overrides them. */
 #include "dp_cli.h"
+#include "dp_cli_opts.h"
+#include "../base/dp_buf.h"
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
@@ -30,13 +32,9 @@ struct ask_opts {
     int n_videos;
     double fps;
     const char *prompt, *raw, *system;
-    int64_t min_pixels, max_pixels; /* 0: the model's preprocessor_config.json */
-    int64_t max_new_tokens;
-    double temperature, top_p, repetition_penalty; /* < 0: from the model */
-    int64_t top_k;                                 /* < 0: from the model */
-    uint64_t seed;
+    struct dp_ingest_opts ing; /* min/max_pixels 0: the model's preprocessor_config.json */
+    struct dp_cli_gen gen;     /* negative sampling values: the model's generation_config.json */
     bool ignore_eos, print_ids, verbose, system_given;
-    int threads;
     const char *dump_dir;
 };
 
@@ -52,47 +50,52 @@ static bool should_abort(void *user) {
     return interrupted != 0;
 }
 
-static void print_help(void) {
-    printf("usage: docproc ask --model DIR [--image FILE]... [--video FRAMES --fps F]\n"
-           "                   (--prompt TEXT | --raw TEXT) [options]\n\n"
-           "Asks Qwen2.5-VL one question and streams the answer to stdout.\n\n"
-           "input:\n"
-           "  --model DIR              checkpoint directory (or $DOCPROC_MODEL)\n"
-           "  --image FILE             PNG/JPEG/TIFF/PDF (first page); repeatable, in order\n"
-           "  --video FRAMES           directory of frame images (sorted by name) or a\n"
-           "                           comma-separated list of files; repeatable\n"
-           "  --fps F                  frame rate of the --video frames [%.1f]\n"
-           "  --prompt TEXT            user text; the chat holds the images, then the videos,\n"
-           "                           then TEXT in one user turn\n"
-           "  --raw TEXT               a fully templated prompt whose\n"
-           "                           <|vision_start|><|image_pad|><|vision_end|> /\n"
-           "                           <|video_pad|> placeholders are filled in order\n"
-           "  --system TEXT            system prompt for --prompt [\"%s\"]\n"
-           "  --min-pixels N           smallest image size in pixels [model's preprocessor]\n"
-           "  --max-pixels N           largest image size in pixels [model's preprocessor]\n"
-           "generation (defaults: the model's generation_config.json; published Qwen2.5-VL:\n"
-           "repetition penalty %.2f, effectively greedy):\n"
-           "  --max-new-tokens N       [%d]\n"
-           "  --temperature T          0 = greedy\n"
-           "  --top-k K                0 = off\n"
-           "  --top-p P                1 = off\n"
-           "  --repetition-penalty R   1 = off\n"
-           "  --seed S                 sampling seed [0]\n"
-           "  --ignore-eos             never stop at EOS (EOS ids are excluded from the choice)\n"
-           "output:\n"
-           "  --print-ids              print the generated ids as a JSON array on the last line\n"
-           "  --dump DIR               write the hook tensors as DIR/<name>.safetensors\n"
-           "performance and diagnostics:\n"
-           "  --threads N              threads for OpenBLAS and the kernels [1]\n"
-           "  -v, --verbose            timings and sizes on stderr\n",
-           DP_ASK_DEFAULT_FPS, ASK_DEFAULT_SYSTEM, (double)VL_GEN_DEFAULT_REPETITION_PENALTY,
-           VL_GEN_DEFAULT_MAX_NEW_TOKENS);
+static void print_help(const struct ask_opts *o) {
+    struct dp_buf b;
+    dp_buf_init(&b, DP_MAX_TEXT_BYTES);
+    dp_buf_appendf(
+        &b,
+        "usage: docproc ask --model DIR [--image FILE]... [--video FRAMES --fps F]\n"
+        "                   (--prompt TEXT | --raw TEXT) [options]\n\n"
+        "Asks Qwen2.5-VL one question and streams the answer to stdout.\n\n"
+        "input:\n"
+        "      --model DIR            checkpoint directory [$DOCPROC_MODEL: %s]\n"
+        "      --image FILE           PNG/JPEG/TIFF/PDF (first page); repeatable, in order\n"
+        "      --video FRAMES         directory of frame images (sorted by name) or a\n"
+        "                             comma-separated list of files; repeatable\n"
+        "      --fps F                frame rate of the --video frames [%.1f]\n"
+        "      --prompt TEXT          user text; the chat holds the images, then the videos,\n"
+        "                             then TEXT in one user turn\n"
+        "      --raw TEXT             a fully templated prompt whose\n"
+        "                             <|vision_start|><|image_pad|><|vision_end|> /\n"
+        "                             <|video_pad|> placeholders are filled in order\n"
+        "      --system TEXT          system prompt for --prompt [\"%s\"]\n",
+        o->model_dir ? o->model_dir : "unset", o->fps, ASK_DEFAULT_SYSTEM);
+    dp_cli_ingest_help(&b, DP_CLI_ING_PIXELS, &o->ing);
+    dp_buf_appendf(&b,
+                   "\ngeneration ([model]: the model's generation_config.json; published "
+                   "Qwen2.5-VL:\nrepetition penalty %.2f, effectively greedy):\n",
+                   (double)VL_GEN_DEFAULT_REPETITION_PENALTY);
+    dp_cli_gen_help(&b, DP_CLI_GEN_SAMPLING, &o->gen);
+    dp_buf_puts(&b, "      --ignore-eos           never stop at EOS (EOS ids are excluded from "
+                    "the choice)\n"
+                    "\noutput:\n"
+                    "      --print-ids            print the generated ids as a JSON array on the "
+                    "last line\n"
+                    "      --dump DIR             write the hook tensors as "
+                    "DIR/<name>.safetensors\n"
+                    "\nperformance and diagnostics:\n");
+    dp_cli_gen_help(&b, DP_CLI_GEN_THREADS, &o->gen);
+    dp_buf_puts(&b, "  -v, --verbose              timings and sizes on stderr\n"
+                    "  -h, --help                 this text\n\n"
+                    "exit: 0 answered, 2 usage, 3 model failed to load, 4 --dump not writable,\n"
+                    "5 interrupted, 6 an input could not be read, 70 internal.\n");
+    dp_cli_print_buf(&b);
 }
 
 enum {
     OPT_MODEL = 256, OPT_IMAGE, OPT_VIDEO, OPT_FPS, OPT_PROMPT, OPT_RAW, OPT_SYSTEM,
-    OPT_MIN_PIXELS, OPT_MAX_PIXELS, OPT_MAX_NEW, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_REP,
-    OPT_SEED, OPT_IGNORE_EOS, OPT_PRINT_IDS, OPT_THREADS, OPT_DUMP, OPT_HELP,
+    OPT_IGNORE_EOS, OPT_PRINT_IDS, OPT_DUMP,
 };
 
 static int parse_opts(struct ask_opts *o, int argc, char **argv) {
@@ -104,35 +107,34 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         {"prompt", required_argument, NULL, OPT_PROMPT},
         {"raw", required_argument, NULL, OPT_RAW},
         {"system", required_argument, NULL, OPT_SYSTEM},
-        {"min-pixels", required_argument, NULL, OPT_MIN_PIXELS},
-        {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
-        {"max-new-tokens", required_argument, NULL, OPT_MAX_NEW},
-        {"temperature", required_argument, NULL, OPT_TEMP},
-        {"top-k", required_argument, NULL, OPT_TOP_K},
-        {"top-p", required_argument, NULL, OPT_TOP_P},
-        {"repetition-penalty", required_argument, NULL, OPT_REP},
-        {"seed", required_argument, NULL, OPT_SEED},
+        DP_CLI_LONGOPTS_PIXELS,
+        DP_CLI_LONGOPTS_GEN,
         {"ignore-eos", no_argument, NULL, OPT_IGNORE_EOS},
         {"print-ids", no_argument, NULL, OPT_PRINT_IDS},
-        {"threads", required_argument, NULL, OPT_THREADS},
         {"dump", required_argument, NULL, OPT_DUMP},
         {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, OPT_HELP},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->fps = DP_ASK_DEFAULT_FPS;
     o->system = ASK_DEFAULT_SYSTEM;
-    o->max_new_tokens = VL_GEN_DEFAULT_MAX_NEW_TOKENS;
-    o->temperature = o->top_p = o->repetition_penalty = -1.0;
-    o->top_k = -1;
-    o->threads = 1;
-    o->model_dir = getenv("DOCPROC_MODEL");
-    optind = 1;
+    dp_ingest_opts_init(&o->ing);
+    o->ing.min_pixels = o->ing.max_pixels = 0;
+    dp_cli_gen_init_model(&o->gen);
+    o->model_dir = dp_cli_model_env();
+    struct dp_err err = {0};
+    optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
-    int64_t v;
-    while ((c = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
+        enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o->ing, NULL, c, optarg, &err);
+        if (r == DP_CLI_OPT_NOT_MINE)
+            r = dp_cli_gen_opt(&o->gen, c, optarg, &err);
+        if (r == DP_CLI_OPT_BAD)
+            return dp_cli_usage_error(CMD, "%s", err.msg);
+        if (r == DP_CLI_OPT_TAKEN)
+            continue;
         switch (c) {
         case OPT_MODEL: o->model_dir = optarg; break;
         case OPT_IMAGE:
@@ -156,56 +158,12 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
             o->system = optarg;
             o->system_given = true;
             break;
-        case OPT_MIN_PIXELS:
-        case OPT_MAX_PIXELS:
-            if (!dp_cli_parse_i64(optarg, 1, INT64_MAX / 4, &v))
-                return dp_cli_usage_error(CMD, "--%s: expected a positive integer, got '%s'",
-                                          c == OPT_MIN_PIXELS ? "min-pixels" : "max-pixels",
-                                          optarg);
-            *(c == OPT_MIN_PIXELS ? &o->min_pixels : &o->max_pixels) = v;
-            break;
-        case OPT_MAX_NEW:
-            if (!dp_cli_parse_i64(optarg, 1, DP_ASK_MAX_NEW_TOKENS, &o->max_new_tokens))
-                return dp_cli_usage_error(CMD, "--max-new-tokens: expected 1..%d, got '%s'",
-                                          DP_ASK_MAX_NEW_TOKENS, optarg);
-            break;
-        case OPT_TEMP:
-            if (!dp_cli_parse_double(optarg, 0.0, 1e6, &o->temperature))
-                return dp_cli_usage_error(CMD, "--temperature: expected >= 0, got '%s'", optarg);
-            break;
-        case OPT_TOP_K:
-            if (!dp_cli_parse_i64(optarg, 0, INT32_MAX, &o->top_k))
-                return dp_cli_usage_error(CMD, "--top-k: expected >= 0, got '%s'", optarg);
-            break;
-        case OPT_TOP_P:
-            if (!dp_cli_parse_double(optarg, 1e-9, 1.0, &o->top_p))
-                return dp_cli_usage_error(CMD, "--top-p: expected a number in (0, 1], got '%s'",
-                                          optarg);
-            break;
-        case OPT_REP:
-            if (!dp_cli_parse_double(optarg, 1e-6, 1e6, &o->repetition_penalty))
-                return dp_cli_usage_error(CMD, "--repetition-penalty: expected > 0, got '%s'",
-                                          optarg);
-            break;
-        case OPT_SEED:
-            if (!dp_cli_parse_i64(optarg, 0, INT64_MAX, &v))
-                return dp_cli_usage_error(CMD, "--seed: expected an integer >= 0, got '%s'",
-                                          optarg);
-            o->seed = (uint64_t)v;
-            break;
         case OPT_IGNORE_EOS: o->ignore_eos = true; break;
         case OPT_PRINT_IDS: o->print_ids = true; break;
-        case OPT_THREADS:
-            if (!dp_cli_parse_i64(optarg, 1, DP_ASK_MAX_THREADS, &v))
-                return dp_cli_usage_error(CMD, "--threads: expected 1..%d, got '%s'",
-                                          DP_ASK_MAX_THREADS, optarg);
-            o->threads = (int)v;
-            break;
         case OPT_DUMP: o->dump_dir = optarg; break;
         case 'v': o->verbose = true; break;
-        case OPT_HELP: print_help(); return -1;
-        case ':': return dp_cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default: return dp_cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        case 'h': print_help(o); return -1;
+        default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
     }
     if (optind < argc)
@@ -216,9 +174,9 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         return dp_cli_usage_error(CMD, "give exactly one of --prompt and --raw");
     if (o->raw && o->system_given)
         return dp_cli_usage_error(CMD, "--system applies to --prompt (a --raw prompt is complete)");
-    if (o->min_pixels && o->max_pixels && o->min_pixels > o->max_pixels)
+    if (o->ing.min_pixels && o->ing.max_pixels && o->ing.min_pixels > o->ing.max_pixels)
         return dp_cli_usage_error(CMD, "--min-pixels %lld is above --max-pixels %lld",
-                                  (long long)o->min_pixels, (long long)o->max_pixels);
+                                  (long long)o->ing.min_pixels, (long long)o->ing.max_pixels);
     return DP_EXIT_OK;
 }
 
@@ -488,10 +446,10 @@ static enum dp_status prepare_inputs(struct ask_run *r, const struct ask_opts *o
     free(pp);
     if (vs != VL_OK)
         return dp_err_set(err, DP_ERR_MODEL, "%s", verr.msg);
-    if (o->min_pixels)
-        ip.min_pixels = o->min_pixels;
-    if (o->max_pixels)
-        ip.max_pixels = o->max_pixels;
+    if (o->ing.min_pixels)
+        ip.min_pixels = o->ing.min_pixels;
+    if (o->ing.max_pixels)
+        ip.max_pixels = o->ing.max_pixels;
     /* smart_resize never goes below one merge unit, so a smaller budget cannot be honoured */
     int64_t unit = ip.patch_size * ip.merge_size * ip.patch_size * ip.merge_size;
     if (ip.max_pixels < unit)
@@ -517,16 +475,16 @@ static enum dp_status prepare_inputs(struct ask_run *r, const struct ask_opts *o
 
 static struct vl_gen_params gen_params(const struct ask_opts *o, const struct vl_model *m) {
     struct vl_gen_params p = vl_gen_model_params(m);
-    p.max_new_tokens = o->max_new_tokens;
-    if (o->temperature >= 0)
-        p.temperature = (float)o->temperature;
-    if (o->top_k >= 0)
-        p.top_k = o->top_k;
-    if (o->top_p >= 0)
-        p.top_p = (float)o->top_p;
-    if (o->repetition_penalty >= 0)
-        p.repetition_penalty = (float)o->repetition_penalty;
-    p.seed = o->seed;
+    p.max_new_tokens = o->gen.max_new_tokens;
+    if (o->gen.temperature >= 0)
+        p.temperature = (float)o->gen.temperature;
+    if (o->gen.top_k >= 0)
+        p.top_k = o->gen.top_k;
+    if (o->gen.top_p >= 0)
+        p.top_p = (float)o->gen.top_p;
+    if (o->gen.repetition_penalty >= 0)
+        p.repetition_penalty = (float)o->gen.repetition_penalty;
+    p.seed = o->gen.seed;
     p.ignore_eos = o->ignore_eos;
     p.should_abort = should_abort;
     return p;
@@ -573,8 +531,8 @@ int dp_cmd_ask(int argc, char **argv) {
         return fail(&err);
     }
     struct vl_state_params sp = vl_state_default_params();
-    sp.n_threads = o.threads;
-    sp.n_ctx = r.n_ids + o.max_new_tokens < sum.max_positions ? r.n_ids + o.max_new_tokens
+    sp.n_threads = (int)o.gen.threads;
+    sp.n_ctx = r.n_ids + o.gen.max_new_tokens < sum.max_positions ? r.n_ids + o.gen.max_new_tokens
                                                                 : sum.max_positions;
     sp.max_vision_patches = 1;
     for (int i = 0; i < r.n_vis; i++)

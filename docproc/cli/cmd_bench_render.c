@@ -4,12 +4,12 @@
  * Output PNGs go to a temporary directory that is removed afterwards. Not a test (timing
  * depends on the machine); figures are recorded in docs/ingestion.md. Single-threaded. */
 #include "dp_cli.h"
+#include "dp_cli_opts.h"
 
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "../ingest/dp_ingest.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <spawn.h>
@@ -30,29 +30,12 @@
 
 extern char **environ;
 
-enum { OPT_DPI = 256, OPT_PAGES, OPT_RUNS, OPT_NO_PDFTOPPM };
+enum { OPT_PAGES = 256, OPT_RUNS, OPT_NO_PDFTOPPM };
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void remove_flat_dir(const char *dir) {
-    DIR *dh = opendir(dir);
-    if (dh) {
-        struct dirent *e;
-        char p[PATH_MAX_LEN];
-        while ((e = readdir(dh)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            int k = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (k > 0 && (size_t)k < sizeof p)
-                unlink(p);
-        }
-        closedir(dh);
-    }
-    rmdir(dir);
 }
 
 /* One docproc pass over pages 1..n: seconds, or < 0 on error (logged). */
@@ -108,7 +91,7 @@ int dp_cmd_bench_render(int argc, char **argv) {
     struct dp_ingest_opts o;
     dp_ingest_opts_init(&o);
     static const struct option longopts[] = {
-        {"dpi", required_argument, NULL, OPT_DPI},
+        DP_CLI_LONGOPT_DPI,
         {"pages", required_argument, NULL, OPT_PAGES},
         {"runs", required_argument, NULL, OPT_RUNS},
         {"no-pdftoppm", no_argument, NULL, OPT_NO_PDFTOPPM},
@@ -116,18 +99,18 @@ int dp_cmd_bench_render(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     long max_pages = 0, runs = DEFAULT_RUNS;
-    double dv = 0;
     bool with_pdftoppm = true;
+    struct dp_err err = {0};
     optind = 0;
+    opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+        enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o, NULL, c, optarg, &err);
+        if (r == DP_CLI_OPT_BAD)
+            return dp_cli_usage_error(CMD, "%s", err.msg);
+        if (r == DP_CLI_OPT_TAKEN)
+            continue;
         switch (c) {
-        case OPT_DPI:
-            if (!dp_cli_parse_double(optarg, DP_MIN_DPI, DP_MAX_DPI, &dv))
-                return dp_cli_usage_error(CMD, "--dpi: expected [%d, %d], got '%s'", DP_MIN_DPI,
-                                          DP_MAX_DPI, optarg);
-            o.dpi = dv;
-            break;
         case OPT_PAGES:
             if (!dp_cli_parse_long(optarg, 1, DP_MAX_PAGES, &max_pages))
                 return dp_cli_usage_error(CMD, "--pages: expected a page count, got '%s'", optarg);
@@ -147,13 +130,12 @@ int dp_cmd_bench_render(int argc, char **argv) {
                    DEFAULT_INPUT, o.dpi, (long long)o.min_pixels, (long long)o.max_pixels,
                    DEFAULT_RUNS);
             return DP_EXIT_OK;
-        default: return dp_cli_usage_error(CMD, "unknown option");
+        default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
     }
     if (argc - optind > 1)
         return dp_cli_usage_error(CMD, "expected at most one PDF");
     const char *input = optind < argc ? argv[optind] : DEFAULT_INPUT;
-    struct dp_err err = {0};
     struct dp_doc *doc = NULL;
     if (dp_doc_open(&doc, input, &o, &err) != DP_OK) {
         DP_LOG_ERROR("%s", err.msg);
@@ -179,7 +161,7 @@ int dp_cmd_bench_render(int argc, char **argv) {
     for (long r = 0; r < runs && rc == DP_EXIT_OK; r++) {
         double t = run_docproc(input, &o, n, dir, false, &px);
         double u = t < 0 ? -1 : run_docproc(input, &o, n, dir, true, &px);
-        remove_flat_dir(dir);
+        dp_cli_remove_flat_dir(dir);
         if (t < 0 || u < 0 || mkdir(dir, 0700) != 0) {
             rc = DP_EXIT_INPUT;
             break;
@@ -188,13 +170,13 @@ int dp_cmd_bench_render(int argc, char **argv) {
         best_ours = best_ours < 0 || u < best_ours ? u : best_ours;
         if (with_pdftoppm) {
             double p = run_pdftoppm(input, o.dpi, n, dir);
-            remove_flat_dir(dir);
+            dp_cli_remove_flat_dir(dir);
             mkdir(dir, 0700);
             if (p >= 0)
                 best_ppm = best_ppm < 0 || p < best_ppm ? p : best_ppm;
         }
     }
-    remove_flat_dir(dir);
+    dp_cli_remove_flat_dir(dir);
     if (rc != DP_EXIT_OK)
         return rc;
     printf("input      %s (%d pages, dpi %g, budget %lld..%lld px, best of %ld)\n", input, n,

@@ -36,19 +36,18 @@ int dp_cmd_detokenize(int argc, char **argv) {
                                              {"no-newline", no_argument, NULL, 'n'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    const char *model = getenv("DOCPROC_MODEL");
+    const char *model = dp_cli_model_env();
     bool skip = false, newline = true;
-    optind = 1;
+    optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+m:snh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:m:snh", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 's': skip = true; break;
         case 'n': newline = false; break;
         case 'h': print_help(); return DP_EXIT_OK;
-        default: return dp_cli_usage_error(CMD, "unknown option or missing value: '%s'",
-                                           argv[optind - 1]);
+        default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
     }
     if (!model)

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 
 #define CMD "model"
+#define CMD_INFO "model info"
+#define CMD_SYNTH "model synth"
 #define KIB 1024.0
 #define MIB (1024.0 * 1024.0)
 #define GIB (1024.0 * 1024.0 * 1024.0)
@@ -190,20 +192,19 @@ static int cmd_info(int argc, char **argv) {
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     bool json = false, scan = true;
-    optind = 1;
+    optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+jnh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:jnh", longopts, NULL)) != -1) {
         switch (c) {
         case 'j': json = true; break;
         case 'n': scan = false; break;
         case 'h': print_help(); return DP_EXIT_OK;
-        default: return dp_cli_usage_error(CMD, "unknown option or missing value: '%s'",
-                                           argv[optind - 1]);
+        default: return dp_cli_getopt_error(CMD_INFO, c, argc, argv);
         }
     }
     if (optind + 1 != argc)
-        return dp_cli_usage_error(CMD, "info needs exactly one checkpoint DIR");
+        return dp_cli_usage_error(CMD_INFO, "needs exactly one checkpoint DIR");
     const char *dir = argv[optind];
     vl_log_set(log_to_stderr, NULL, VL_LOG_WARN);
     struct vl_error err = {0};
@@ -249,17 +250,17 @@ static int cmd_synth(int argc, char **argv) {
     struct vl_synth_opts o = {.seed = 1};
     const char *from = NULL;
     char *tok_path = NULL, *tcfg_path = NULL;
-    optind = 1;
+    optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
     int64_t v;
-    while ((c = getopt_long(argc, argv, "+s:o:S:t:f:z:Fh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:s:o:S:t:f:z:Fh", longopts, NULL)) != -1) {
         switch (c) {
         case 's': o.shape = optarg; break;
         case 'o': o.dir = optarg; break;
         case 'S':
             if (!dp_cli_parse_i64(optarg, 0, INT64_MAX, &v))
-                return dp_cli_usage_error(CMD, "--seed: expected an integer >= 0, got '%s'",
+                return dp_cli_usage_error(CMD_SYNTH, "--seed: expected an integer >= 0, got '%s'",
                                           optarg);
             o.seed = (uint64_t)v;
             break;
@@ -267,22 +268,21 @@ static int cmd_synth(int argc, char **argv) {
         case 'f': from = optarg; break;
         case 'z':
             if (!dp_cli_parse_i64(optarg, 1, INT64_MAX, &v))
-                return dp_cli_usage_error(CMD, "--shard-size: expected bytes >= 1, got '%s'",
+                return dp_cli_usage_error(CMD_SYNTH, "--shard-size: expected bytes >= 1, got '%s'",
                                           optarg);
             o.shard_bytes = (size_t)v;
             break;
         case 'F': o.force = true; break;
         case 'h': print_help(); return DP_EXIT_OK;
-        default: return dp_cli_usage_error(CMD, "unknown option or missing value: '%s'",
-                                           argv[optind - 1]);
+        default: return dp_cli_getopt_error(CMD_SYNTH, c, argc, argv);
         }
     }
     if (!o.shape || !o.dir)
-        return dp_cli_usage_error(CMD, "synth needs --shape 3b|7b|tiny and -o DIR");
+        return dp_cli_usage_error(CMD_SYNTH, "needs --shape 3b|7b|tiny and -o DIR");
     if (optind != argc)
-        return dp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+        return dp_cli_usage_error(CMD_SYNTH, "unexpected argument '%s'", argv[optind]);
     if (from && o.tokenizer_path)
-        return dp_cli_usage_error(CMD, "give --tokenizer or --from, not both");
+        return dp_cli_usage_error(CMD_SYNTH, "give --tokenizer or --from, not both");
     if (from) {
         size_t n = strlen(from) + sizeof "/tokenizer_config.json";
         tok_path = malloc(n);

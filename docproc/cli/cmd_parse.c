@@ -59,7 +59,7 @@ static int parse_args(int argc, char **argv, struct parse_opts *o) {
         {"truncated", no_argument, NULL, OPT_TRUNC}, {"format", required_argument, NULL, OPT_FORMAT},
         {"csv-spans", required_argument, NULL, OPT_SPANS}, {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    optind = 1;
+    optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":s:vh", longs, NULL)) != -1) {
@@ -104,8 +104,7 @@ static int parse_args(int argc, char **argv, struct parse_opts *o) {
             break;
         case 'v': o->verbose = true; break;
         case 'h': usage(stdout); return -1;
-        case ':': return dp_cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
-        default: return dp_cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
     }
     if (!o->schema)

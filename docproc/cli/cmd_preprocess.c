@@ -5,8 +5,10 @@
  * input fails the command and nothing is written (the file is written atomically).
  * Single-threaded. */
 #include "dp_cli.h"
+#include "dp_cli_opts.h"
 
 #include "../base/dp_alloc.h"
+#include "../base/dp_buf.h"
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "../ingest/dp_ingest.h"
@@ -22,8 +24,7 @@
 #define PREPROC_JSON "preprocessor_config.json"
 #define GRID_COLS 3
 
-enum { OPT_DPI = 256, OPT_MIN_PX, OPT_MAX_PX, OPT_PAGES, OPT_PASSWORD, OPT_MAX_DECODE, OPT_MODEL,
-       OPT_FORCE };
+enum { OPT_MODEL = 256, OPT_FORCE };
 
 /* Growing outputs: pixel rows and grids of every image so far. */
 struct pp_acc {
@@ -34,23 +35,23 @@ struct pp_acc {
 };
 
 static void print_help(const struct vl_image_params *p, const struct dp_ingest_opts *o) {
-    printf("usage: docproc preprocess [OPTIONS] INPUT... -o OUT.safetensors\n\n"
-           "Writes pixel_values (F32 [N,%lld]) and image_grid_thw (I64 [n,3]) exactly as the\n"
-           "reference Qwen2.5-VL processor; every selected PDF page is one image.\n\n"
-           "  -o, --output FILE         output safetensors file (required)\n"
-           "      --model DIR           read DIR/" PREPROC_JSON " [published defaults]\n"
-           "      --min-pixels N        smart_resize lower pixel budget [%lld]\n"
-           "      --max-pixels N        smart_resize upper pixel budget [%lld]\n"
-           "      --dpi N               PDF render resolution before the budget [%g]\n"
-           "      --pages LIST          PDF/TIFF pages, e.g. 1-3,7 [all]\n"
-           "      --password P          PDF password [none]\n"
-           "      --max-decode-pixels N refuse larger bitmaps before allocating [%zu]\n"
-           "      --force               replace an existing output file\n"
-           "  -h, --help                this text\n\n"
-           "exit: 0 written, 2 usage, 3 bad preprocessor_config.json, 4 output not writable,\n"
-           "6 an input could not be read (nothing written).\n",
-           (long long)(VL_IMAGE_CHANNELS * p->temporal_patch_size * p->patch_size * p->patch_size),
-           (long long)p->min_pixels, (long long)p->max_pixels, o->dpi, o->max_decode_pixels);
+    struct dp_buf b;
+    dp_buf_init(&b, DP_MAX_TEXT_BYTES);
+    dp_buf_appendf(&b, "usage: docproc preprocess [OPTIONS] INPUT... -o OUT.safetensors\n\n"
+                       "Writes pixel_values (F32 [N,%lld]) and image_grid_thw (I64 [n,3]) exactly "
+                       "as the\nreference Qwen2.5-VL processor; every selected PDF page is one "
+                       "image.\n\n"
+                       "  -o, --output FILE          output safetensors file (required)\n"
+                       "      --model DIR            read DIR/" PREPROC_JSON " [published "
+                       "defaults]\n",
+                   (long long)(VL_IMAGE_CHANNELS * p->temporal_patch_size * p->patch_size *
+                               p->patch_size));
+    dp_cli_ingest_help(&b, DP_CLI_ING_ALL, o);
+    dp_buf_puts(&b, "      --force                replace an existing output file\n"
+                    "  -h, --help                 this text\n\n"
+                    "exit: 0 written, 2 usage, 3 bad preprocessor_config.json, 4 output not "
+                    "writable,\n6 an input could not be read (nothing written).\n");
+    dp_cli_print_buf(&b);
 }
 
 static enum dp_status acc_add(struct pp_acc *a, const struct vl_vision_input *in,
@@ -121,50 +122,30 @@ int dp_cmd_preprocess(int argc, char **argv) {
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"model", required_argument, NULL, OPT_MODEL},
-        {"dpi", required_argument, NULL, OPT_DPI},
-        {"min-pixels", required_argument, NULL, OPT_MIN_PX},
-        {"max-pixels", required_argument, NULL, OPT_MAX_PX},
-        {"pages", required_argument, NULL, OPT_PAGES},
-        {"password", required_argument, NULL, OPT_PASSWORD},
-        {"max-decode-pixels", required_argument, NULL, OPT_MAX_DECODE},
+        DP_CLI_LONGOPTS_INGEST,
         {"force", no_argument, NULL, OPT_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *out = NULL, *model = NULL, *pages = NULL;
-    int64_t min_px = 0, max_px = 0, v = 0;
-    double dv = 0;
     bool force = false, help = false;
+    struct dp_err err = {0};
+    o.min_pixels = o.max_pixels = 0; /* 0: the preprocessor's, known once --model is read */
     optind = 0; /* GNU: full re-initialisation */
+    opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:o:h", longopts, NULL)) != -1) {
+        enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o, &pages, c, optarg, &err);
+        if (r == DP_CLI_OPT_BAD)
+            return dp_cli_usage_error(CMD, "%s", err.msg);
+        if (r == DP_CLI_OPT_TAKEN)
+            continue;
         switch (c) {
         case 'o': out = optarg; break;
         case OPT_MODEL: model = optarg; break;
-        case OPT_DPI:
-            if (!dp_cli_parse_double(optarg, DP_MIN_DPI, DP_MAX_DPI, &dv))
-                return dp_cli_usage_error(CMD, "--dpi: expected a number in [%d, %d], got '%s'",
-                                          DP_MIN_DPI, DP_MAX_DPI, optarg);
-            o.dpi = dv;
-            break;
-        case OPT_MIN_PX:
-        case OPT_MAX_PX:
-            if (!dp_cli_parse_i64(optarg, 1, INT64_C(1) << 40, &v))
-                return dp_cli_usage_error(CMD, "%s: expected a positive integer, got '%s'",
-                                          c == OPT_MIN_PX ? "--min-pixels" : "--max-pixels",
-                                          optarg);
-            *(c == OPT_MIN_PX ? &min_px : &max_px) = v;
-            break;
-        case OPT_PAGES: pages = optarg; break;
-        case OPT_PASSWORD: o.password = optarg; break;
-        case OPT_MAX_DECODE:
-            if (!dp_cli_parse_i64(optarg, 1, INT64_C(1) << 40, &v))
-                return dp_cli_usage_error(CMD, "--max-decode-pixels: bad value '%s'", optarg);
-            o.max_decode_pixels = (size_t)v;
-            break;
         case OPT_FORCE: force = true; break;
         case 'h': help = true; break;
-        default: return dp_cli_usage_error(CMD, "unknown option");
+        default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
     }
     if (model) {
@@ -178,10 +159,10 @@ int dp_cmd_preprocess(int argc, char **argv) {
             return DP_EXIT_LOAD;
         }
     }
-    if (min_px)
-        prm.min_pixels = min_px;
-    if (max_px)
-        prm.max_pixels = max_px;
+    if (o.min_pixels)
+        prm.min_pixels = o.min_pixels;
+    if (o.max_pixels)
+        prm.max_pixels = o.max_pixels;
     o.min_pixels = prm.min_pixels;
     o.max_pixels = prm.max_pixels;
     o.factor = prm.patch_size * prm.merge_size;
@@ -201,7 +182,6 @@ int dp_cmd_preprocess(int argc, char **argv) {
         DP_LOG_ERROR("%s: exists (use --force to replace it)", out);
         return DP_EXIT_OUTPUT;
     }
-    struct dp_err err = {0};
     struct dp_page_sel sel;
     if (dp_page_sel_parse(&sel, pages, &err) != DP_OK)
         return dp_cli_usage_error(CMD, "%s", err.msg);

@@ -4,14 +4,15 @@
  * directory and renamed into place only when complete, so a failure leaves nothing behind;
  * one failed input does not stop the others (exit 1). Single-threaded. */
 #include "dp_cli.h"
+#include "dp_cli_opts.h"
 
 #include "../base/dp_alloc.h"
+#include "../base/dp_buf.h"
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "../ingest/dp_ingest.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -27,7 +28,7 @@
 #define PAGES_JSON "pages.json"
 #define JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(10))
 
-enum { OPT_DPI = 256, OPT_MIN_PX, OPT_MAX_PX, OPT_PAGES, OPT_PASSWORD, OPT_MAX_DECODE, OPT_FORCE };
+enum { OPT_FORCE = 256 };
 
 struct rz_opts {
     struct dp_ingest_opts ing;
@@ -38,40 +39,19 @@ struct rz_opts {
 };
 
 static void print_help(const struct rz_opts *o) {
-    printf("usage: docproc rasterize [OPTIONS] INPUT... -o DIR\n\n"
-           "Writes each page as the model will see it: DIR/<input-name>/page-0001.png ... and\n"
-           "DIR/<input-name>/pages.json. Inputs: PDF, TIFF, PNG, JPEG (sniffed by content).\n\n"
-           "  -o, --output DIR          output directory (required)\n"
-           "      --dpi N               PDF render resolution before the pixel budget [%g]\n"
-           "      --min-pixels N        smart_resize lower pixel budget [%lld]\n"
-           "      --max-pixels N        smart_resize upper pixel budget [%lld]\n"
-           "      --pages LIST          pages to write, e.g. 1-3,7 or 5- [all]\n"
-           "      --password P          PDF password [none]\n"
-           "      --max-decode-pixels N refuse larger bitmaps before allocating [%zu]\n"
-           "      --force               replace existing DIR/<input-name>\n"
-           "  -h, --help                this text\n\n"
-           "exit: 0 all inputs written, 1 some failed (the rest were written), 2 usage,\n"
-           "4 output directory not writable.\n",
-           o->ing.dpi, (long long)o->ing.min_pixels, (long long)o->ing.max_pixels,
-           o->ing.max_decode_pixels);
-}
-
-/* Removes the regular files of a flat directory we created, then the directory. */
-static void remove_flat_dir(const char *dir) {
-    DIR *dh = opendir(dir);
-    if (dh) {
-        struct dirent *e;
-        char p[PATH_MAX_LEN];
-        while ((e = readdir(dh)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            int k = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (k > 0 && (size_t)k < sizeof p)
-                unlink(p);
-        }
-        closedir(dh);
-    }
-    rmdir(dir);
+    struct dp_buf b;
+    dp_buf_init(&b, DP_MAX_TEXT_BYTES);
+    dp_buf_puts(&b, "usage: docproc rasterize [OPTIONS] INPUT... -o DIR\n\n"
+                    "Writes each page as the model will see it: DIR/<input-name>/page-0001.png ... "
+                    "and\nDIR/<input-name>/pages.json. Inputs: PDF, TIFF, PNG, JPEG (sniffed by "
+                    "content).\n\n"
+                    "  -o, --output DIR           output directory (required)\n");
+    dp_cli_ingest_help(&b, DP_CLI_ING_ALL, &o->ing);
+    dp_buf_puts(&b, "      --force                replace existing DIR/<input-name>\n"
+                    "  -h, --help                 this text\n\n"
+                    "exit: 0 all inputs written, 1 some failed (the rest were written), 2 usage,\n"
+                    "4 output directory not writable.\n");
+    dp_cli_print_buf(&b);
 }
 
 /* Output folder name: the input's base name without its last extension. */
@@ -186,7 +166,7 @@ static enum dp_status rasterize_one(const char *input, const struct rz_opts *o,
     st = write_pages(doc, o, tmp, input, &n, err);
     dp_doc_close(doc);
     if (st != DP_OK) {
-        remove_flat_dir(tmp);
+        dp_cli_remove_flat_dir(tmp);
         return st;
     }
     bool replaced = false;
@@ -194,20 +174,20 @@ static enum dp_status rasterize_one(const char *input, const struct rz_opts *o,
         snprintf(old, sizeof old, "%s/.%s.old-XXXXXX", o->out_dir, stem);
         if (!mkdtemp(old) || rename(final, old) != 0) {
             int e = errno;
-            remove_flat_dir(tmp);
+            dp_cli_remove_flat_dir(tmp);
             return dp_err_set_errno(err, DP_ERR_IO, e, "%s: cannot replace %s", input, final);
         }
         replaced = true;
     }
     if (rename(tmp, final) != 0) {
         int e = errno;
-        remove_flat_dir(tmp);
+        dp_cli_remove_flat_dir(tmp);
         if (replaced)
             rename(old, final);
         return dp_err_set_errno(err, DP_ERR_IO, e, "%s: cannot rename into %s", input, final);
     }
     if (replaced)
-        remove_flat_dir(old);
+        dp_cli_remove_flat_dir(old);
     printf("%s\t%s\t%d page(s)\n", input, final, n);
     return DP_OK;
 }
@@ -217,47 +197,26 @@ int dp_cmd_rasterize(int argc, char **argv) {
     dp_ingest_opts_init(&o.ing);
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
-        {"dpi", required_argument, NULL, OPT_DPI},
-        {"min-pixels", required_argument, NULL, OPT_MIN_PX},
-        {"max-pixels", required_argument, NULL, OPT_MAX_PX},
-        {"pages", required_argument, NULL, OPT_PAGES},
-        {"password", required_argument, NULL, OPT_PASSWORD},
-        {"max-decode-pixels", required_argument, NULL, OPT_MAX_DECODE},
+        DP_CLI_LONGOPTS_INGEST,
         {"force", no_argument, NULL, OPT_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    struct dp_err err = {0};
     optind = 0; /* GNU: full re-initialisation (commands may run more than once per process) */
+    opterr = 0;
     int c;
-    int64_t v = 0;
-    double dv = 0;
-    while ((c = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:o:h", longopts, NULL)) != -1) {
+        enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o.ing, &o.pages, c, optarg, &err);
+        if (r == DP_CLI_OPT_BAD)
+            return dp_cli_usage_error(CMD, "%s", err.msg);
+        if (r == DP_CLI_OPT_TAKEN)
+            continue;
         switch (c) {
         case 'o': o.out_dir = optarg; break;
-        case OPT_DPI:
-            if (!dp_cli_parse_double(optarg, DP_MIN_DPI, DP_MAX_DPI, &dv))
-                return dp_cli_usage_error(CMD, "--dpi: expected a number in [%d, %d], got '%s'",
-                                          DP_MIN_DPI, DP_MAX_DPI, optarg);
-            o.ing.dpi = dv;
-            break;
-        case OPT_MIN_PX:
-        case OPT_MAX_PX:
-            if (!dp_cli_parse_i64(optarg, 1, INT64_C(1) << 40, &v))
-                return dp_cli_usage_error(CMD, "%s: expected a positive integer, got '%s'",
-                                          c == OPT_MIN_PX ? "--min-pixels" : "--max-pixels",
-                                          optarg);
-            *(c == OPT_MIN_PX ? &o.ing.min_pixels : &o.ing.max_pixels) = v;
-            break;
-        case OPT_PAGES: o.pages = optarg; break;
-        case OPT_PASSWORD: o.ing.password = optarg; break;
-        case OPT_MAX_DECODE:
-            if (!dp_cli_parse_i64(optarg, 1, INT64_C(1) << 40, &v))
-                return dp_cli_usage_error(CMD, "--max-decode-pixels: bad value '%s'", optarg);
-            o.ing.max_decode_pixels = (size_t)v;
-            break;
         case OPT_FORCE: o.force = true; break;
         case 'h': print_help(&o); return DP_EXIT_OK;
-        default: return dp_cli_usage_error(CMD, "unknown option");
+        default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
     }
     if (!o.out_dir)
@@ -267,7 +226,6 @@ int dp_cmd_rasterize(int argc, char **argv) {
     if (o.ing.min_pixels > o.ing.max_pixels)
         return dp_cli_usage_error(CMD, "--min-pixels %lld > --max-pixels %lld",
                                   (long long)o.ing.min_pixels, (long long)o.ing.max_pixels);
-    struct dp_err err = {0};
     if (dp_page_sel_parse(&o.sel, o.pages, &err) != DP_OK)
         return dp_cli_usage_error(CMD, "%s", err.msg);
     if (dp_mkdirs(o.out_dir, &err) != DP_OK || access(o.out_dir, W_OK) != 0) {

@@ -131,20 +131,19 @@ int dp_cmd_tokenize(int argc, char **argv) {
         {"model", required_argument, NULL, 'm'}, {"file", required_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},        {"bench", no_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    const char *model = getenv("DOCPROC_MODEL"), *file = NULL;
+    const char *model = dp_cli_model_env(), *file = NULL;
     bool json = false, do_bench = false;
-    optind = 1;
+    optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+m:f:jbh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:m:f:jbh", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'f': file = optarg; break;
         case 'j': json = true; break;
         case 'b': do_bench = true; break;
         case 'h': print_help(); return DP_EXIT_OK;
-        default: return dp_cli_usage_error(CMD, "unknown option or missing value: '%s'",
-                                           argv[optind - 1]);
+        default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
     }
     if (!model)

@@ -1,11 +1,19 @@
-/* Exit-code mapping, usage errors and strict option parsing (dp_cli.h). Thread-safe. */
+/* Exit-code mapping, usage errors, strict option parsing and small helpers every command uses
+ * (dp_cli.h). Thread-safe except dp_cli_getopt_error, which reads getopt's optind. */
 #include "dp_cli.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PATH_MAX_LEN 4096
+#define CHAR_MAX_OPT 128 /* getopt option characters are ASCII; long-only options are above */
 
 int dp_cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -15,6 +23,37 @@ int dp_cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "\ntry 'docproc %s --help'\n", cmd);
     va_end(ap);
     return DP_EXIT_USAGE;
+}
+
+int dp_cli_getopt_error(const char *cmd, int c, int argc, char **argv) {
+    const char *opt = optind > 0 && optind - 1 < argc ? argv[optind - 1] : "?";
+    if (c == ':')
+        return dp_cli_usage_error(cmd, "option '%s' needs a value", opt);
+    if (optopt > 0 && optopt < CHAR_MAX_OPT)
+        return dp_cli_usage_error(cmd, "unknown option '-%c'", optopt);
+    return dp_cli_usage_error(cmd, "unknown option '%s'", opt);
+}
+
+const char *dp_cli_model_env(void) {
+    const char *m = getenv("DOCPROC_MODEL");
+    return m && *m ? m : NULL;
+}
+
+void dp_cli_remove_flat_dir(const char *dir) {
+    DIR *dh = opendir(dir);
+    if (dh) {
+        struct dirent *e;
+        char p[PATH_MAX_LEN];
+        while ((e = readdir(dh)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            int k = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (k > 0 && (size_t)k < sizeof p)
+                unlink(p);
+        }
+        closedir(dh);
+    }
+    rmdir(dir);
 }
 
 int dp_cli_exit_for(enum dp_status st) {

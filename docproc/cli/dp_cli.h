@@ -30,6 +30,13 @@ typedef int (*dp_cmd_fn)(int argc, char **argv);
 
 /* Prints "docproc CMD: message" and "try 'docproc CMD --help'" to stderr; returns DP_EXIT_USAGE. */
 int dp_cli_usage_error(const char *cmd, const char *fmt, ...) DP_PRINTF(2, 3);
+/* The default case of a getopt_long loop run with opterr = 0 and ':' first in the optstring:
+ * "option 'X' needs a value" for ':', else "unknown option 'X'"; returns DP_EXIT_USAGE. */
+int dp_cli_getopt_error(const char *cmd, int c, int argc, char **argv);
+/* $DOCPROC_MODEL, or NULL when unset or empty (the default of every --model). */
+const char *dp_cli_model_env(void);
+/* Removes the regular files of a flat directory this process created, then the directory. */
+void dp_cli_remove_flat_dir(const char *dir);
 /* Maps a library status to the exit code of a single-input command. */
 int dp_cli_exit_for(enum dp_status st);
 

@@ -57,8 +57,15 @@ static void print_help(FILE *fp) {
 }
 
 int dp_cmd_version(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: docproc version   (or docproc --version)\n\n"
+               "Prints the version of docproc.\n");
+        return DP_EXIT_OK;
+    }
+    if (argc > 1 && argv[1][0] == '-')
+        return dp_cli_usage_error("version", "unknown option '%s'", argv[1]);
+    if (argc > 1)
+        return dp_cli_usage_error("version", "unexpected argument '%s'", argv[1]);
     printf("docproc %s\n", DP_VERSION);
     return DP_EXIT_OK;
 }
