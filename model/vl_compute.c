@@ -195,7 +195,7 @@ void vl__linear_gemv(struct vl_compute *c, float *y, const float *x, int64_t n,
 
 void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
                 const struct vl_tensor *w, const struct vl_tensor *b) {
-    VL_ASSERT(w->ndim == 2 && n >= 0);
+    VL_ASSERT(c && c->scratch && w->ndim == 2 && n >= 0);
     VL_ASSERT(!b || (b->ndim == 1 && b->ne[0] == w->ne[0]));
     if (n == 0)
         return;
