@@ -429,23 +429,8 @@ static int fail(const struct dp_err *err) {
 static enum dp_status prepare_inputs(struct ask_run *r, const struct ask_opts *o,
                                      struct dp_err *err) {
     struct vl_image_params ip;
-    struct vl_error verr = {0};
-    vl_image_params_default(&ip);
-    size_t dl = strlen(o->model_dir);
-    char *pp = malloc(dl + sizeof "/preprocessor_config.json");
-    if (!pp)
-        return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
-    memcpy(pp, o->model_dir, dl);
-    memcpy(pp + dl, "/preprocessor_config.json", sizeof "/preprocessor_config.json");
-    FILE *fp = fopen(pp, "rb");
-    enum vl_status vs = VL_OK;
-    if (fp) {
-        fclose(fp);
-        vs = vl_image_params_load(&ip, pp, &verr);
-    }
-    free(pp);
-    if (vs != VL_OK)
-        return dp_err_set(err, DP_ERR_MODEL, "%s", verr.msg);
+    if (dp_cli_image_params_load(&ip, o->model_dir, true, err) != DP_OK)
+        return err->code;
     if (o->ing.min_pixels)
         ip.min_pixels = o->ing.min_pixels;
     if (o->ing.max_pixels)

@@ -104,7 +104,7 @@ int dp_cmd_bench_render(int argc, char **argv) {
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o, NULL, c, optarg, &err);
         if (r == DP_CLI_OPT_BAD)
             return dp_cli_usage_error(CMD, "%s", err.msg);

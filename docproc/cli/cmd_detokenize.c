@@ -15,9 +15,6 @@
 #define DETOK_MAX_IDS ((size_t)1 << 24)
 #define ID_SEPARATORS " ,[]\t\n"
 
-/* cmd_tokenize.c: loads DIR/tokenizer.json, printing the error; returns an enum dp_exit. */
-int dp_cli_load_tokenizer(const char *cmd, const char *dir, struct vl_tokenizer **out);
-
 static void print_help(void) {
     printf("usage: docproc detokenize --model DIR [--skip-special] [-n] ID...\n\n"
            "Decodes token ids to text with the model's tokenizer.json.\n\n"
@@ -41,7 +38,7 @@ int dp_cmd_detokenize(int argc, char **argv) {
     optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+:m:snh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:snh", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 's': skip = true; break;

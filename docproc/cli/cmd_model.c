@@ -195,7 +195,7 @@ static int cmd_info(int argc, char **argv) {
     optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+:jnh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":jnh", longopts, NULL)) != -1) {
         switch (c) {
         case 'j': json = true; break;
         case 'n': scan = false; break;
@@ -254,7 +254,7 @@ static int cmd_synth(int argc, char **argv) {
     opterr = 0;
     int c;
     int64_t v;
-    while ((c = getopt_long(argc, argv, "+:s:o:S:t:f:z:Fh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:o:S:t:f:z:Fh", longopts, NULL)) != -1) {
         switch (c) {
         case 's': o.shape = optarg; break;
         case 'o': o.dir = optarg; break;

@@ -20,7 +20,6 @@
 #include <sys/stat.h>
 
 #define CMD "preprocess"
-#define PATH_MAX_LEN 4096
 #define PREPROC_JSON "preprocessor_config.json"
 #define GRID_COLS 3
 
@@ -116,7 +115,6 @@ static enum dp_status preprocess_one(struct pp_acc *a, const char *input,
 
 int dp_cmd_preprocess(int argc, char **argv) {
     struct vl_image_params prm;
-    vl_image_params_default(&prm);
     struct dp_ingest_opts o;
     dp_ingest_opts_init(&o);
     static const struct option longopts[] = {
@@ -134,7 +132,7 @@ int dp_cmd_preprocess(int argc, char **argv) {
     optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+:o:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
         enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o, &pages, c, optarg, &err);
         if (r == DP_CLI_OPT_BAD)
             return dp_cli_usage_error(CMD, "%s", err.msg);
@@ -148,16 +146,9 @@ int dp_cmd_preprocess(int argc, char **argv) {
         default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
     }
-    if (model) {
-        char path[PATH_MAX_LEN];
-        struct vl_error verr = {0};
-        int k = snprintf(path, sizeof path, "%s/%s", model, PREPROC_JSON);
-        if (k < 0 || (size_t)k >= sizeof path)
-            return dp_cli_usage_error(CMD, "--model: path too long");
-        if (vl_image_params_load(&prm, path, &verr) != VL_OK) {
-            DP_LOG_ERROR("%s", verr.msg);
-            return DP_EXIT_LOAD;
-        }
+    if (dp_cli_image_params_load(&prm, model, false, &err) != DP_OK) {
+        DP_LOG_ERROR("%s", err.msg);
+        return err.code == DP_ERR_USAGE ? DP_EXIT_USAGE : DP_EXIT_LOAD;
     }
     if (o.min_pixels)
         prm.min_pixels = o.min_pixels;

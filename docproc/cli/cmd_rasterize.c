@@ -206,7 +206,7 @@ int dp_cmd_rasterize(int argc, char **argv) {
     optind = 0; /* GNU: full re-initialisation (commands may run more than once per process) */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+:o:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
         enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o.ing, &o.pages, c, optarg, &err);
         if (r == DP_CLI_OPT_BAD)
             return dp_cli_usage_error(CMD, "%s", err.msg);

@@ -30,7 +30,8 @@ static void print_help(void) {
            "  --bench         print encode speed (MB/s, tokens/s) instead of the ids\n"
            "  --help          this text\n\n"
            "Several TEXT arguments are joined with single spaces. Text must be UTF-8 (max %zu "
-           "bytes).\n",
+           "bytes).\nOptions come before TEXT: everything from the first TEXT on is text, even "
+           "if it\nstarts with '-'.\n",
            DP_MAX_TEXT_BYTES);
 }
 

@@ -37,6 +37,11 @@ int dp_cli_getopt_error(const char *cmd, int c, int argc, char **argv);
 const char *dp_cli_model_env(void);
 /* Removes the regular files of a flat directory this process created, then the directory. */
 void dp_cli_remove_flat_dir(const char *dir);
+struct vl_tokenizer;
+/* The tokenizer of a checkpoint DIR (DIR/tokenizer.json) or of a tokenizer.json file given as
+ * DIR, without mapping any weights (cmd_tokenize.c). Prints the error as "docproc CMD: ..." and
+ * returns an enum dp_exit (DP_EXIT_LOAD when it cannot be loaded). */
+int dp_cli_load_tokenizer(const char *cmd, const char *dir, struct vl_tokenizer **out);
 /* Maps a library status to the exit code of a single-input command. */
 int dp_cli_exit_for(enum dp_status st);
 

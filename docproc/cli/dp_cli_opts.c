@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define DFLT_LEN 64
+#define DP_CLI_PATH_MAX 4096
 #define HELP_OPT_WIDTH 22 /* "--repetition-penalty R", the longest shared option */
 
 long dp_cli_default_threads(void) {
@@ -26,6 +27,25 @@ void dp_cli_gen_init_model(struct dp_cli_gen *g) {
     g->top_k = -1;
     g->seed = 0;
     g->threads = dp_cli_default_threads();
+}
+
+#define PREPROC_JSON "preprocessor_config.json"
+
+enum dp_status dp_cli_image_params_load(struct vl_image_params *out, const char *model_dir,
+                                        bool optional, struct dp_err *err) {
+    vl_image_params_default(out);
+    if (!model_dir)
+        return DP_OK;
+    char path[DP_CLI_PATH_MAX];
+    int k = snprintf(path, sizeof path, "%s/" PREPROC_JSON, model_dir);
+    if (k < 0 || (size_t)k >= sizeof path)
+        return dp_err_set(err, DP_ERR_USAGE, "%s: model directory path too long", model_dir);
+    if (optional && access(path, F_OK) != 0)
+        return DP_OK;
+    struct vl_error verr = {0};
+    if (vl_image_params_load(out, path, &verr) != VL_OK)
+        return dp_err_set(err, DP_ERR_MODEL, "%s", verr.msg);
+    return DP_OK;
 }
 
 #define BAD(...) (dp_err_set(err, DP_ERR_USAGE, __VA_ARGS__), DP_CLI_OPT_BAD)

@@ -111,6 +111,13 @@ enum {
 };
 void dp_cli_ingest_help(struct dp_buf *b, unsigned mask, const struct dp_ingest_opts *ing);
 void dp_cli_gen_help(struct dp_buf *b, unsigned mask, const struct dp_cli_gen *g);
+struct vl_image_params;
+/* The processor settings of a checkpoint: the published defaults overlaid with
+ * MODEL_DIR/preprocessor_config.json (model_dir NULL: defaults only). With optional, a missing
+ * file keeps the defaults; an unreadable or invalid one is DP_ERR_MODEL naming the file. */
+enum dp_status dp_cli_image_params_load(struct vl_image_params *out, const char *model_dir,
+                                        bool optional, struct dp_err *err);
+
 /* Writes b's text to stdout (help output) and frees b. */
 void dp_cli_print_buf(struct dp_buf *b);
 /* One help line in the shared layout: "      --name ARG             text [default]". */

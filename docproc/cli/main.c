@@ -1,7 +1,10 @@
 /* docproc: the command-line entry point. Dispatches to one subcommand per file (cmd_*.c);
  * the only place in the tree that may call exit(). */
 #include "dp_cli.h"
+#include "dp_cli_opts.h"
 #include "../base/dp_log.h"
+
+#include <cblas.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -59,14 +62,16 @@ static void print_help(FILE *fp) {
 int dp_cmd_version(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: docproc version   (or docproc --version)\n\n"
-               "Prints the version of docproc.\n");
+               "Prints the version of docproc, how it was built, the OpenBLAS configuration and\n"
+               "the default --threads.\n");
         return DP_EXIT_OK;
     }
     if (argc > 1 && argv[1][0] == '-')
         return dp_cli_usage_error("version", "unknown option '%s'", argv[1]);
     if (argc > 1)
         return dp_cli_usage_error("version", "unexpected argument '%s'", argv[1]);
-    printf("docproc %s\n", DP_VERSION);
+    printf("docproc %s\nbuild: %s\nopenblas: %s\nthreads: %ld by default (online CPUs)\n",
+           DP_VERSION, DP_BUILD_INFO, openblas_get_config(), dp_cli_default_threads());
     return DP_EXIT_OK;
 }
 

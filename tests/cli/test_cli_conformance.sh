@@ -5,7 +5,7 @@
 # nothing on stdout; bad numbers (--dpi abc, --threads 0, --max-new-tokens -1, ...) exit 2 for
 # every command that takes them; --threads defaults to the online CPUs wherever it exists;
 # `docproc --version` prints the version. Commands are discovered from the help texts, so a new
-# command is covered without editing this file. Env: DP_BIN. Ends with "N passed, N failed".
+# command is covered without editing this file. Env: DP_BIN, DP_SOURCE_DIR. Ends with "N passed, N failed".
 set -u
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -53,6 +53,12 @@ ok "unknown command exits 2" $r
 run
 r=0; [ "$rc" = 2 ] && [ ! -s "$T/out" ] || r=1
 ok "no command exits 2" $r
+
+# Options may follow the inputs (the documented form is `rasterize INPUT... -o DIR`).
+run rasterize "$DP_SOURCE_DIR/samples/invoice2data/oyo.pdf" -o "$T/r" --max-pixels 100000
+r=0; [ "$rc" = 0 ] && [ -f "$T/r/oyo/page-0001.png" ] || r=1
+[ $r = 0 ] || show
+ok "rasterize INPUT -o DIR (options after the input)" $r
 
 # ---- commands and subcommands -------------------------------------------------------------
 cmds=$(sed -n '/^commands:/,/^$/p' "$T/top-help" | awk 'NF >= 2 { print $1 }')
