@@ -4,6 +4,7 @@
  * with its byte span. Thread-safe: no shared state. */
 #include "ex_impl.h"
 #include "dp_alloc.h"
+#include "dp_limits.h"
 
 #include <glib.h>
 #include <string.h>
@@ -57,9 +58,11 @@ static bool is_separator(const char *s, struct line ln) {
     return dash && memchr(s + o, '|', l) != NULL;
 }
 
-/* Splits one pipe row into cells (escaped \| kept in the text). */
+/* Splits one pipe row into cells (escaped \| kept in the text). A table stops taking cells at
+ * EX_TABLE_MAX_CELLS (*capped set; the rest of the row is dropped), so a hostile row of
+ * millions of pipes costs no more memory than the largest grid ex__table_build accepts. */
 static enum dp_status split_row(const char *s, struct line ln, int row, bool header,
-                                struct ex__tcell **cells, size_t *n, size_t *cap) {
+                                struct ex__tcell **cells, size_t *n, size_t *cap, bool *capped) {
     size_t o = ln.off, l = ln.len;
     trim(s, &o, &l);
     size_t e = o + l;
@@ -71,6 +74,10 @@ static enum dp_status split_row(const char *s, struct line ln, int row, bool hea
     for (size_t i = o; i <= e; i++) {
         if (i < e && !(s[i] == '|' && !(i > o && s[i - 1] == '\\')))
             continue;
+        if (*n >= EX_TABLE_MAX_CELLS) {
+            *capped = true;
+            break;
+        }
         if (!ex__grow((void **)cells, cap, *n, sizeof **cells))
             return DP_ERR_NOMEM;
         size_t co = start, cl = i - start;
@@ -193,17 +200,22 @@ enum dp_status ex__markdown_parse(struct ex__pagebuild *pb, size_t off, size_t l
             struct ex__tcell *cells = NULL;
             size_t n = 0, cap = 0;
             int rows = 0;
+            bool capped = false;
             size_t t0 = ln.off, t1 = ln.off + ln.len;
-            st = split_row(s, ln, rows++, true, &cells, &n, &cap);
+            st = split_row(s, ln, rows++, true, &cells, &n, &cap, &capped);
             pos = p2;
             size_t p3 = pos;
             struct line body;
             while (st == DP_OK && next_line(s, end, &p3, &body) && is_pipe_row(s, body)) {
                 if (!is_separator(s, body))
-                    st = split_row(s, body, rows++, false, &cells, &n, &cap);
+                    st = split_row(s, body, rows++, false, &cells, &n, &cap, &capped);
                 t1 = body.off + body.len;
                 pos = p3;
             }
+            if (capped)
+                ex__warn(&pb->ws, EX_WARN_LIMIT, t0, t1 - t0, NULL,
+                         "markdown table of more than %d cells: the rest dropped",
+                         EX_TABLE_MAX_CELLS);
             if (st == DP_OK)
                 st = add_table(pb, cells, n, rows, t0, t1 - t0);
             else

@@ -495,6 +495,13 @@ enum vl_status vl_tokenizer_load(struct vl_tokenizer **out, const char *path,
         return st;
     st = vl_tokenizer_load_mem(out, text, len, err);
     free(text);
+    /* Messages from memory say "tokenizer.json: ..."; name the real file instead. */
+    static const char generic[] = "tokenizer.json: ";
+    if (st != VL_OK && err && !strncmp(err->msg, generic, sizeof generic - 1)) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s: %s", path, err->msg + sizeof generic - 1);
+        memcpy(err->msg, msg, sizeof msg);
+    }
     return st;
 }
 

@@ -28,6 +28,9 @@ struct dp_answers {
     int n, cap;
 };
 void dp__answers_free(struct dp_answers *a);
+/* Copies n bytes (NULs included: a model answer may hold byte 0) plus a terminating NUL;
+ * NULL when out of memory. Not dp_strndup, which stops at the first NUL. */
+char *dp__answer_dup(const char *s, size_t n);
 /* Appends a page; takes ownership of text (also on failure). */
 enum dp_status dp__answers_add(struct dp_answers *a, const struct dp_page_answer *p,
                                struct dp_err *err);

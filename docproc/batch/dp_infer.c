@@ -409,7 +409,7 @@ static enum dp_status answer_page(struct dp_infer *inf, const char *doc, struct 
     if (vl_tokenizer_decode(vl_model_tokenizer(inf->model), res.ids, (size_t)keep, true, &text,
                             &len, &ve) != VL_OK)
         return from_vl(&ve, DP_ERR_MODEL, err, "decode");
-    a->text = dp_strndup(text, len); /* into our allocator */
+    a->text = dp__answer_dup(text, len); /* into our allocator, byte-exact (NULs kept) */
     free(text);                      /* libvl's allocator */
     if (!a->text)
         return dp_err_set(err, DP_ERR_NOMEM, "page %d: out of memory", it->page_no);

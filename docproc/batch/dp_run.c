@@ -55,6 +55,17 @@ const char *dp_batch_no_model_help(void) {
            "saved answers without a model with --from-raw BUNDLE_OR_DIR";
 }
 
+char *dp__answer_dup(const char *s, size_t n) {
+    size_t sz = 0;
+    char *d = dp_size_add(&sz, n, 1) ? dp_malloc(sz) : NULL;
+    if (!d)
+        return NULL;
+    if (n)
+        memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
 void dp__answers_free(struct dp_answers *a) {
     for (int i = 0; i < a->n; i++)
         dp_free(a->pages[i].text);
@@ -103,6 +114,10 @@ static enum dp_status docs_from_raw(struct run *r, struct dp_err *err) {
         struct dp_input *d = &r->docs.items[r->docs.n - 1];
         d->kind = "raw";
         d->src_index = (long)i;
+        if (rd->err.code != DP_OK) { /* broken pages.json or answers: this document fails */
+            dp_input_fail(d, rd->err.code, rd->err.msg);
+            continue;
+        }
         /* The input of a re-extraction is the set of answers: hash them in page order. */
         struct dp_buf b;
         dp_buf_init(&b, DP_MAX_TEXT_BYTES);
@@ -203,7 +218,7 @@ static enum dp_status raw_answers(struct run *r, int index, struct dp_answers *o
     for (size_t p = 0; p < rd->n_pages; p++) {
         struct dp_page_answer a = {0};
         a.number = rd->pages[p].number;
-        a.text = dp_strndup(rd->pages[p].text, rd->pages[p].len);
+        a.text = dp__answer_dup(rd->pages[p].text, rd->pages[p].len);
         if (!a.text)
             return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", d->rel);
         a.len = rd->pages[p].len;

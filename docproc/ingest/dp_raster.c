@@ -9,12 +9,14 @@
 #include "dp_ingest_impl.h"
 
 #include "../base/dp_alloc.h"
+#include "../base/dp_log.h"
 
 #include <setjmp.h>
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 #include <string.h>
 
 #include <jpeglib.h>
+#include <jerror.h> /* JWRN_JPEG_EOF */
 #include <libexif/exif-data.h>
 #include <png.h>
 
@@ -148,6 +150,9 @@ struct jpeg_ctx {
     char msg[JMSG_LENGTH_MAX];
     struct jpeg_decompress_struct cinfo;
     bool created;
+    bool eof;        /* libjpeg hit the end of the data early (and padded the image with gray) */
+    int n_warnings;
+    char warning[JMSG_LENGTH_MAX]; /* the first other warning (corrupt data), for the log */
     uint8_t *buf;    /* (h, w, 3) output, or (h, w, 4) for CMYK */
 };
 
@@ -158,9 +163,19 @@ static void jpeg_on_error(j_common_ptr cinfo) {
     longjmp(c->jb, 1);
 }
 
+/* Level -1 is a warning; others are trace messages (ignored). A premature end of data is an
+ * error after decoding (libjpeg would silently pad the page with gray; PIL refuses truncated
+ * files too); other corrupt-data warnings are tolerated and logged once per page. */
 static void jpeg_on_message(j_common_ptr cinfo, int level) {
-    (void)cinfo;
-    (void)level; /* warnings (e.g. premature end of data) are tolerated, as by PIL */
+    if (level >= 0)
+        return;
+    struct jpeg_ctx *c = (struct jpeg_ctx *)(void *)cinfo->err;
+    if (cinfo->err->msg_code == JWRN_JPEG_EOF) {
+        c->eof = true;
+        return;
+    }
+    if (c->n_warnings++ == 0)
+        cinfo->err->format_message(cinfo, c->warning);
 }
 
 static int exif_orientation(j_decompress_ptr cinfo) {
@@ -247,6 +262,14 @@ static enum dp_status jpeg_render(struct dp_doc *d, int index, struct dp_page *o
     else if (ci->density_unit == JPEG_DENSITY_DPCM)
         out->dpi = ci->X_density * CM_PER_INCH;
     jpeg_finish_decompress(ci);
+    if (c->eof) {
+        st = dp_err_set(err, DP_ERR_FORMAT,
+                        "JPEG damaged beyond repair: data ends early (truncated file)");
+        goto done;
+    }
+    if (c->n_warnings)
+        DP_LOG_WARN("%s: page 1: JPEG data damaged (%d warning(s), first: %s); decoded anyway",
+                    d->name, c->n_warnings, c->warning);
     out->rgb = c->buf;
     c->buf = NULL;
     out->width = (int)w;

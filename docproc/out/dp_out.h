@@ -95,6 +95,8 @@ struct dp_raw_page {
 };
 
 struct dp_raw_doc {
+    struct dp_err err; /* DP_OK, or why this document's answers could not be read (then
+                        * n_pages is 0): one broken document does not fail the set */
     char *stem;
     char *source;      /* original input path, or NULL */
     char *schema_name; /* or NULL */
@@ -112,7 +114,9 @@ struct dp_raw_set {
     size_t n_docs;
 };
 
-/* Reads every <stem>/raw/ of a bundle zip or output directory. */
+/* Reads every <stem>/raw/ of a bundle zip or output directory. Fails as a whole only when the
+ * bundle or directory cannot be opened, holds no raw answers, or memory runs out; a document
+ * whose pages.json or answers are broken is kept with its error in docs[i].err. */
 enum dp_status dp_raw_read(struct dp_raw_set **out, const char *bundle_or_dir, struct dp_err *err);
 void dp_raw_set_free(struct dp_raw_set *s);
 

@@ -273,7 +273,16 @@ static enum dp_status read_one(struct dp_raw_set *s, size_t *cap, const char *st
     d->stem = dp_strdup(stem);
     if (!d->stem)
         return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
-    return read_doc(d, rd, ctx, prefix, where, err);
+    enum dp_status st = read_doc(d, rd, ctx, prefix, where, &d->err);
+    if (st == DP_ERR_NOMEM)
+        return dp_err_set(err, DP_ERR_NOMEM, "%s", d->err.msg);
+    if (st != DP_OK) { /* this document fails alone: keep no partial pages */
+        for (size_t k = 0; k < d->n_pages; k++)
+            dp_free(d->pages[k].text);
+        DP_FREE(d->pages);
+        d->n_pages = 0;
+    }
+    return DP_OK;
 }
 
 static enum dp_status read_zip(struct dp_raw_set *s, const char *path, struct dp_err *err) {

@@ -138,6 +138,32 @@ check "stamp names the re-extracting schema" grep -q '"name": "form"' "$J"
 check "the re-written pages.json keeps the original stamp" \
     grep -q '"id": "Qwen2.5-VL-7B-Instruct"' "$T/stampout/scan/raw/pages.json"
 
+# 4e. hostile raw answers (hostile-input sweep): a NUL byte inside an answer is kept byte-exact
+# (it overflowed the parser's buffer once), and a broken pages.json fails that document only
+H=$T/hostile
+for s in good nul broken traversal; do mkdir -p "$H/$s/raw"; done
+printf '{"invoice_id": "A-1"}\n' >"$H/good/raw/page-0001.txt"
+printf '{"invoice_id": "A\000B", "total": "1\0002"}\000\000<table><tr><td>\000</td></tr></table>' \
+    >"$H/nul/raw/page-0001.txt"
+for s in good nul; do
+    printf '{"format": "docproc-raw/1", "pages": [{"number": 1, "file": "page-0001.txt"}]}\n' \
+        >"$H/$s/raw/pages.json"
+done
+printf '\377\000[[[' >"$H/broken/raw/pages.json"
+printf '{"format": "docproc-raw/1", "pages": [{"number": 1, "file": "../../good/raw/page-0001.txt"}]}\n' \
+    >"$H/traversal/raw/pages.json"
+"$BIN" extract --from-raw "$H" --schema invoice -o "$T/hout" >"$T/h.jsonl" 2>"$T/herr"
+check "hostile raw set: some documents failed (exit 1)" [ $? -eq 1 ]
+check "hostile raw set: the good documents are written" \
+    sh -c "[ -d '$T/hout/good' ] && [ -d '$T/hout/nul' ]"
+check "hostile raw set: a record per document" [ "$("$TOOL" jsonl "$T/h.jsonl")" -eq 4 ]
+check "broken pages.json: error names the document" grep -q 'broken.*not a docproc pages.json' "$T/herr"
+check "path traversal in pages.json refused" grep -q 'traversal.*bad page entry' "$T/herr"
+check "no output for the failed documents" \
+    sh -c "[ ! -e '$T/hout/broken' ] && [ ! -e '$T/hout/traversal' ]"
+check "NUL bytes in the answer kept byte-exact in the raw copy" \
+    cmp -s "$H/nul/raw/page-0001.txt" "$T/hout/nul/raw/page-0001.txt"
+
 # 5. exit codes
 env -u DOCPROC_MODEL "$BIN" extract --schema invoice "$SRC/samples/invoice2data/oyo.pdf" >/dev/null 2>"$T/e"
 check "no model: exit 3" [ $? -eq 3 ]

@@ -510,7 +510,30 @@ static void test_exif_orientation(void) {
     T_EQ_I64(pg.width, 56); /* smart_resize(64, 32): min branch -> (84, 56) */
     T_EQ_I64(pg.height, 84);
     dp_page_free(&pg);
+    /* hostile-input sweep: a JPEG cut short is an error naming the page (libjpeg would pad it
+     * with gray and only warn), at every cut point past the header */
+    for (unsigned long cut = len / 4; cut < len - 2; cut += len / 4) {
+        struct dp_err et = {0};
+        T_CHECK_MSG(open_mem_render(mem, cut, NULL, &pg, &et) == DP_ERR_FORMAT, "cut %lu: %s", cut,
+                    et.msg);
+        T_CHECK_MSG(strstr(et.msg, "page 1") && strstr(et.msg, "JPEG"), "cut %lu: %s", cut, et.msg);
+    }
     free(mem);
+}
+
+/* Degenerate raster headers from the hostile-input sweep: clear errors, no allocation. */
+static void test_degenerate_headers(void) {
+    static uint8_t tb[256];
+    struct dp_page pg;
+    struct dp_err e1 = {0}, e2 = {0}, e3 = {0};
+    size_t n = make_tiff(tb, 0, 4); /* 0 width */
+    T_EQ_I64(open_mem_render(tb, n, NULL, &pg, &e1), DP_ERR_FORMAT);
+    T_CHECK_MSG(strstr(e1.msg, "synthetic") != NULL, "%s", e1.msg);
+    n = make_png(tb, 0, 10); /* 0 width: libpng refuses the IHDR */
+    T_EQ_I64(open_mem_render(tb, n, NULL, &pg, &e2), DP_ERR_FORMAT);
+    n = make_png(tb, 100000, 100000); /* claims 10^10 pixels, has none */
+    T_EQ_I64(open_mem_render(tb, n, NULL, &pg, &e3), DP_ERR_LIMIT);
+    T_CHECK(strstr(e3.msg, "100000x100000") != NULL);
 }
 
 /* Fail the Nth dp_ allocation for N = 1.. until a run needs no failure: every run must end
@@ -593,6 +616,7 @@ int main(void) {
     test_pdf_geometry();
     test_pixel_caps();
     test_exif_orientation();
+    test_degenerate_headers();
     test_alloc_failures();
     test_threads();
     return t_done();

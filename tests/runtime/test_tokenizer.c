@@ -247,6 +247,12 @@ int main(void) {
     test_stream();
     test_nfc_chunks();
     test_threads(t_path(path, sizeof path, "DP_FIXTURES", "qwen25vl-tiny/tokenizer_goldens.json"));
+    /* a broken tokenizer file is named in the error (hostile-input sweep), not "tokenizer.json" */
+    struct vl_tokenizer *bad = NULL;
+    struct vl_error be = {0};
+    const char *cfg = t_path(path, sizeof path, "DP_FIXTURES", "qwen25vl-tiny/model/config.json");
+    T_CHECK(vl_tokenizer_load(&bad, cfg, &be) != VL_OK && bad == NULL);
+    T_CHECK_MSG(!strncmp(be.msg, cfg, strlen(cfg)), "%s", be.msg);
     vl_tokenizer_free(tok);
     return t_done();
 }
