@@ -83,7 +83,7 @@ enum vl_status vl_chat_render(char **out, const struct vl_chat_msg *msgs, int n,
     enum vl_status st = render(&g, &published, msgs, n, add_generation_prompt, add_vision_id, err);
     if (st != VL_OK)
         return st;
-    *out = strdup(g); /* documented as free()-able */
+    *out = vl__strdup(g); /* documented as free()-able */
     g_free(g);
     return *out ? VL_OK : vl__err(err, VL_ERR_NOMEM, "out of memory");
 }
@@ -143,7 +143,7 @@ static enum vl_status model_markers(const struct vl_model *m, struct markers *mk
         if (!b || !vl_tokenizer_is_special(t, ids[i]))
             return vl__err(err, VL_ERR_MODEL, "tokenizer has no special token for id %d",
                            (int)ids[i]);
-        own[i] = strndup(b, len);
+        own[i] = vl__strndup(b, len);
         if (!own[i])
             return vl__err(err, VL_ERR_NOMEM, "out of memory");
         *dst[i] = own[i];
@@ -193,7 +193,7 @@ enum vl_status vl_chat_build(const struct vl_model *m, const char *system, const
     size_t n = 0, na = 0, nb = 0;
     if (st == VL_OK) {
         size_t len = strlen(prompt), cap = len + 1; /* at most one id per byte */
-        ids = malloc(cap * sizeof *ids);
+        ids = vl__malloc(cap * sizeof *ids);
         st = ids ? vl_tokenizer_encode(m->tok, prompt, len, ids, cap, &n, err)
                  : vl__err(err, VL_ERR_NOMEM, "out of memory");
     }
@@ -204,8 +204,8 @@ enum vl_status vl_chat_build(const struct vl_model *m, const char *system, const
     for (int i = 0; i < n_vid; i++)
         cap += (size_t)vid_counts[i];
     if (st == VL_OK) {
-        a = malloc((cap ? cap : 1) * sizeof *a);
-        b = malloc((cap ? cap : 1) * sizeof *b);
+        a = vl__malloc((cap ? cap : 1) * sizeof *a);
+        b = vl__malloc((cap ? cap : 1) * sizeof *b);
         if (!a || !b)
             st = vl__err(err, VL_ERR_NOMEM, "out of memory for %zu tokens", cap);
     }
@@ -214,12 +214,12 @@ enum vl_status vl_chat_build(const struct vl_model *m, const char *system, const
     if (st == VL_OK)
         st = vl_chat_expand(b, cap, &nb, a, na, m->cfg.video_token_id, vid_counts, n_vid, err);
     g_free(prompt);
-    free(ids);
-    free(a);
+    vl__free(ids);
+    vl__free(a);
     for (int i = 0; i < 4; i++)
-        free(own[i]);
+        vl__free(own[i]);
     if (st != VL_OK) {
-        free(b);
+        vl__free(b);
         return st;
     }
     *out_ids = b;

@@ -1,10 +1,14 @@
-/* libvl status text, first-error-wins errors and the log callback.
+/* libvl status text, first-error-wins errors, the log callback and the one allocation wrapper
+ * (vl__malloc and friends, with the fail-the-Nth test hook).
  * The log callback is process-wide, set once at start-up (like ggml_log_set); not changed
- * while inference runs. */
+ * while inference runs. The allocation wrapper is thread-safe (atomic counters). */
 #include "vl_impl.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define VL_LOG_LINE_MAX 1024
 
@@ -55,3 +59,67 @@ void vl__log(enum vl_log_level level, const char *fmt, ...) {
     va_end(ap);
     log_fn(level, line, log_user);
 }
+
+/* ---- allocation ------------------------------------------------------------------------- */
+
+static atomic_int_fast64_t alloc_count;   /* allocations since the last vl__alloc_fail_after */
+static atomic_int_fast64_t alloc_fail_at; /* 0 = never fail; else fail from this count on */
+
+/* True when this allocation is to fail (test hook); counts it otherwise. */
+static bool alloc_fails(void) {
+    int_fast64_t at = atomic_load_explicit(&alloc_fail_at, memory_order_relaxed);
+    int_fast64_t k = atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed) + 1;
+    return at > 0 && k >= at;
+}
+
+int64_t vl__alloc_fail_after(int64_t n) {
+    int64_t before = (int64_t)atomic_exchange(&alloc_count, 0);
+    atomic_store(&alloc_fail_at, n > 0 ? n : 0);
+    return before;
+}
+
+void *vl__malloc(size_t n) {
+    if (alloc_fails())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *vl__calloc(size_t count, size_t size) {
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    if (alloc_fails())
+        return NULL;
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+void *vl__realloc(void *p, size_t n) {
+    if (alloc_fails())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void *vl__aligned_alloc(size_t align, size_t n) {
+    size_t rounded = n ? n : align;
+    if (rounded % align) {
+        if (rounded > SIZE_MAX - align)
+            return NULL;
+        rounded += align - rounded % align;
+    }
+    if (alloc_fails())
+        return NULL;
+    return aligned_alloc(align, rounded);
+}
+
+char *vl__strndup(const char *s, size_t n) {
+    size_t len = strnlen(s, n);
+    char *d = vl__malloc(len + 1);
+    if (!d)
+        return NULL;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+char *vl__strdup(const char *s) { return vl__strndup(s, SIZE_MAX); }
+
+void vl__free(void *p) { free(p); }

@@ -185,7 +185,7 @@ enum vl_status vl__read_file(const char *path, size_t max, char **out, size_t *o
                              max);
                 break;
             }
-            char *nb = realloc(buf, ncap + 1);
+            char *nb = vl__realloc(buf, ncap + 1);
             if (!nb) {
                 st = vl__err(err, VL_ERR_NOMEM, "%s: out of memory", path);
                 break;
@@ -203,10 +203,10 @@ enum vl_status vl__read_file(const char *path, size_t max, char **out, size_t *o
     }
     fclose(fp);
     if (st != VL_OK) {
-        free(buf);
+        vl__free(buf);
         return st;
     }
-    if (!buf && !(buf = malloc(1)))
+    if (!buf && !(buf = vl__malloc(1)))
         return vl__err(err, VL_ERR_NOMEM, "%s: out of memory", path);
     buf[len] = '\0';
     *out = buf;
@@ -612,7 +612,7 @@ enum vl_status vl__gen_parse(struct vl_gen_config *g, const char *text, size_t l
 
 static char *join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
+    char *p = vl__malloc(a + b + 2);
     if (p) {
         memcpy(p, dir, a);
         p[a] = '/';
@@ -632,7 +632,7 @@ static enum vl_status read_opt(const char *dir, const char *name, bool required,
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
     FILE *probe = fopen(path, "rb");
     if (!probe && errno == ENOENT && !required) {
-        free(path);
+        vl__free(path);
         return VL_OK;
     }
     if (probe)
@@ -641,7 +641,7 @@ static enum vl_status read_opt(const char *dir, const char *name, bool required,
     if (st == VL_OK && path_out)
         *path_out = path;
     else
-        free(path);
+        vl__free(path);
     return st;
 }
 
@@ -652,23 +652,23 @@ enum vl_status vl__config_load_dir(struct vl_config *c, const char *dir, struct 
     if (st != VL_OK)
         return st;
     st = vl__config_parse(c, text, len, path, err);
-    free(text);
-    free(path);
+    vl__free(text);
+    vl__free(path);
     if (st != VL_OK)
         return st;
     path = NULL;
     st = read_opt(dir, "preprocessor_config.json", false, &text, &len, &path, err);
     if (st == VL_OK && text)
         st = vl__preproc_parse(&c->preproc, &c->vision, text, len, path, err);
-    free(text);
-    free(path);
+    vl__free(text);
+    vl__free(path);
     if (st != VL_OK)
         return st;
     path = NULL;
     st = read_opt(dir, "generation_config.json", false, &text, &len, &path, err);
     if (st == VL_OK && text)
         st = vl__gen_parse(&c->gen, text, len, path, err);
-    free(text);
-    free(path);
+    vl__free(text);
+    vl__free(path);
     return st;
 }

@@ -42,12 +42,12 @@ struct vl_dump {
 
 enum vl_status vl_dump_new(struct vl_dump **out, const char *dir, struct vl_error *err) {
     *out = NULL;
-    struct vl_dump *d = calloc(1, sizeof *d);
+    struct vl_dump *d = vl__calloc(1, sizeof *d);
     size_t len = strlen(dir);
     if (d)
-        d->dir = malloc(len + 1);
+        d->dir = vl__malloc(len + 1);
     if (!d || !d->dir) {
-        free(d);
+        vl__free(d);
         return vl__err(err, VL_ERR_NOMEM, "dump: out of memory");
     }
     memcpy(d->dir, dir, len + 1);
@@ -59,12 +59,12 @@ void vl_dump_free(struct vl_dump *d) {
     if (!d)
         return;
     for (int i = 0; i < d->n; i++) {
-        free(d->t[i].name);
-        free(d->t[i].data);
+        vl__free(d->t[i].name);
+        vl__free(d->t[i].data);
     }
-    free(d->t);
-    free(d->dir);
-    free(d);
+    vl__free(d->t);
+    vl__free(d->dir);
+    vl__free(d);
 }
 
 static bool numel_of(size_t *out, int ndim, const int64_t *shape) {
@@ -98,7 +98,7 @@ static void append_rows(struct vl_dump *d, struct dump_tensor *t, const float *d
     size_t total;
     float *p = NULL;
     if (!__builtin_add_overflow(t->numel, numel, &total) && total <= SIZE_MAX / sizeof(float))
-        p = realloc(t->data, total * sizeof(float));
+        p = vl__realloc(t->data, total * sizeof(float));
     if (!p) {
         vl__err(&d->err, VL_ERR_NOMEM, "dump: out of memory for '%s'", t->name);
         return;
@@ -126,7 +126,7 @@ void vl_dump_hook(const char *name, const float *data, int ndim, const int64_t *
     }
     if (d->n == d->cap) {
         int cap = d->cap ? 2 * d->cap : 16;
-        struct dump_tensor *nt = realloc(d->t, (size_t)cap * sizeof *nt);
+        struct dump_tensor *nt = vl__realloc(d->t, (size_t)cap * sizeof *nt);
         if (!nt) {
             vl__err(&d->err, VL_ERR_NOMEM, "dump: out of memory");
             return;
@@ -137,11 +137,11 @@ void vl_dump_hook(const char *name, const float *data, int ndim, const int64_t *
     t = &d->t[d->n];
     memset(t, 0, sizeof *t);
     size_t len = strlen(name);
-    t->name = malloc(len + 1);
-    t->data = malloc(numel ? numel * sizeof(float) : 1);
+    t->name = vl__malloc(len + 1);
+    t->data = vl__malloc(numel ? numel * sizeof(float) : 1);
     if (!t->name || !t->data) {
-        free(t->name);
-        free(t->data);
+        vl__free(t->name);
+        vl__free(t->data);
         vl__err(&d->err, VL_ERR_NOMEM, "dump: out of memory for '%s'", name);
         return;
     }
@@ -177,7 +177,7 @@ static enum vl_status write_one(const struct vl_dump *d, const struct dump_tenso
     memcpy(e.shape, t->shape, (size_t)t->ndim * sizeof e.shape[0]);
     int64_t *ints = NULL;
     if (is_integer_name(t->name)) {
-        ints = malloc(t->numel ? t->numel * sizeof *ints : 1);
+        ints = vl__malloc(t->numel ? t->numel * sizeof *ints : 1);
         if (!ints)
             return vl__err(err, VL_ERR_NOMEM, "dump: out of memory");
         for (size_t i = 0; i < t->numel; i++)
@@ -187,7 +187,7 @@ static enum vl_status write_one(const struct vl_dump *d, const struct dump_tenso
         e.nbytes = t->numel * sizeof *ints;
     }
     enum vl_status st = vl_st_write(path, &e, 1, err);
-    free(ints);
+    vl__free(ints);
     return st;
 }
 

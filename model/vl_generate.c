@@ -255,7 +255,7 @@ enum vl_status vl_prompt_synthetic(int32_t **out_ids, int64_t *out_n, const stru
         n += 2 + vl__vision_tokens(cfg, &vision[k]);
     if (n < 1 || (size_t)n > SIZE_MAX / sizeof(int32_t))
         return vl__err(err, VL_ERR_INVALID, "synthetic prompt of %lld tokens", (long long)n);
-    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    int32_t *ids = vl__malloc((size_t)n * sizeof *ids);
     if (!ids)
         return vl__err(err, VL_ERR_NOMEM, "synthetic prompt: out of memory");
     int64_t at = 0;
@@ -331,7 +331,7 @@ enum vl_status vl_prompt_expand(int32_t **out_ids, int64_t *out_n, const struct 
             total = at;
             if ((size_t)total > SIZE_MAX / sizeof(int32_t))
                 return vl__err(err, VL_ERR_LIMIT, "expanded prompt too long");
-            *out_ids = malloc((size_t)(total ? total : 1) * sizeof(int32_t));
+            *out_ids = vl__malloc((size_t)(total ? total : 1) * sizeof(int32_t));
             if (!*out_ids)
                 return vl__err(err, VL_ERR_NOMEM, "expanded prompt: out of memory");
         }

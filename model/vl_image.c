@@ -175,8 +175,8 @@ static double bicubic_filter(double x) {
 void vl__resample_coeffs_free(struct vl_resample_coeffs *c) {
     if (!c)
         return;
-    free(c->bounds);
-    free(c->kk);
+    vl__free(c->bounds);
+    vl__free(c->kk);
     memset(c, 0, sizeof *c);
 }
 
@@ -191,11 +191,11 @@ enum vl_status vl__resample_coeffs(struct vl_resample_coeffs *out, int64_t in_si
     if (ksize > VL_IMAGE_MAX_SIDE * 2 + 1 || out_size > VL_IMAGE_MAX_SIDE)
         return vl__err(err, VL_ERR_LIMIT, "bicubic resize %lld -> %lld: too large",
                        (long long)in_size, (long long)out_size);
-    double *pre = malloc((size_t)ksize * sizeof *pre); /* (ksize) double weights of one output */
-    out->bounds = malloc((size_t)out_size * 2 * sizeof *out->bounds); /* (out, 2) xmin, count */
-    out->kk = malloc((size_t)out_size * (size_t)ksize * sizeof *out->kk); /* (out, ksize) */
+    double *pre = vl__malloc((size_t)ksize * sizeof *pre); /* (ksize) double weights of one output */
+    out->bounds = vl__malloc((size_t)out_size * 2 * sizeof *out->bounds); /* (out, 2) xmin, count */
+    out->kk = vl__malloc((size_t)out_size * (size_t)ksize * sizeof *out->kk); /* (out, ksize) */
     if (!pre || !out->bounds || !out->kk) {
-        free(pre);
+        vl__free(pre);
         vl__resample_coeffs_free(out);
         return vl__err(err, VL_ERR_NOMEM, "bicubic resize: out of memory for coefficients");
     }
@@ -227,7 +227,7 @@ enum vl_status vl__resample_coeffs(struct vl_resample_coeffs *out, int64_t in_si
         out->bounds[xx * 2 + 0] = xmin;
         out->bounds[xx * 2 + 1] = xmax;
     }
-    free(pre);
+    vl__free(pre);
     return VL_OK;
 }
 
@@ -309,7 +309,7 @@ enum vl_status vl_image_resize_bicubic(uint8_t *dst, int64_t dst_w, int64_t dst_
     /* Horizontal pass only over the source rows the vertical pass reads (as PIL). */
     int64_t first = cv.bounds[0];
     int64_t last = cv.bounds[(dst_h - 1) * 2] + cv.bounds[(dst_h - 1) * 2 + 1];
-    tmp = malloc((size_t)(last - first) * (size_t)dst_w * VL_IMAGE_CHANNELS);
+    tmp = vl__malloc((size_t)(last - first) * (size_t)dst_w * VL_IMAGE_CHANNELS);
     if (!tmp) {
         st = vl__err(err, VL_ERR_NOMEM, "bicubic resize: out of memory (%lldx%lld)",
                      (long long)dst_w, (long long)(last - first));
@@ -318,7 +318,7 @@ enum vl_status vl_image_resize_bicubic(uint8_t *dst, int64_t dst_w, int64_t dst_
     resample_horizontal(tmp, src, src_w, first, last - first, dst_w, &ch);
     resample_vertical(dst, tmp, dst_w, dst_h, &cv, first);
 done:
-    free(tmp);
+    vl__free(tmp);
     vl__resample_coeffs_free(&ch);
     vl__resample_coeffs_free(&cv);
     return st;
@@ -329,7 +329,7 @@ done:
 void vl_vision_input_free(struct vl_vision_input *in) {
     if (!in)
         return;
-    free(in->pixel_values);
+    vl__free(in->pixel_values);
     memset(in, 0, sizeof *in);
 }
 
@@ -378,7 +378,7 @@ enum vl_status vl__image_patchify(struct vl_vision_input *out, const uint8_t *co
         (size_t)n_patches > SIZE_MAX / sizeof(float) / (size_t)patch_dim)
         return vl__err(err, VL_ERR_LIMIT, "patchify: %lld patches is too many",
                        (long long)n_patches);
-    float *pv = malloc((size_t)n_patches * (size_t)patch_dim * sizeof *pv); /* (N, patch_dim) */
+    float *pv = vl__malloc((size_t)n_patches * (size_t)patch_dim * sizeof *pv); /* (N, patch_dim) */
     if (!pv)
         return vl__err(err, VL_ERR_NOMEM, "patchify: out of memory for %lld x %lld floats",
                        (long long)n_patches, (long long)patch_dim);
@@ -421,13 +421,13 @@ enum vl_status vl__image_resize_alloc(uint8_t **out, const uint8_t *rgb, int64_t
     *out = NULL;
     if (tw == w && th == h)
         return VL_OK;
-    uint8_t *buf = malloc((size_t)tw * (size_t)th * VL_IMAGE_CHANNELS); /* (th, tw, 3) */
+    uint8_t *buf = vl__malloc((size_t)tw * (size_t)th * VL_IMAGE_CHANNELS); /* (th, tw, 3) */
     if (!buf)
         return vl__err(err, VL_ERR_NOMEM, "resize to %lldx%lld: out of memory", (long long)tw,
                        (long long)th);
     enum vl_status st = vl_image_resize_bicubic(buf, tw, th, rgb, w, h, err);
     if (st != VL_OK) {
-        free(buf);
+        vl__free(buf);
         return st;
     }
     *out = buf;
@@ -453,7 +453,7 @@ enum vl_status vl_image_preprocess(struct vl_vision_input *out, const uint8_t *r
     /* Temporal duplication (spec §2.6): a still image is TP copies of the same frame. */
     const uint8_t *frames_stack[VL_IMAGE_MAX_TEMPORAL];
     if (p->temporal_patch_size > VL_IMAGE_MAX_TEMPORAL) {
-        free(resized);
+        vl__free(resized);
         return vl__err(err, VL_ERR_UNSUPPORTED, "temporal_patch_size %lld > %d",
                        (long long)p->temporal_patch_size, VL_IMAGE_MAX_TEMPORAL);
     }
@@ -461,6 +461,6 @@ enum vl_status vl_image_preprocess(struct vl_vision_input *out, const uint8_t *r
         frames_stack[t] = img;
     st = vl__image_patchify(out, frames_stack, p->temporal_patch_size, tw, th, p,
                             p->fused_normalize, err);
-    free(resized);
+    vl__free(resized);
     return st;
 }

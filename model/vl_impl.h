@@ -463,4 +463,22 @@ enum vl_status vl__err(struct vl_error *err, enum vl_status code, const char *fm
     __attribute__((format(printf, 3, 4)));
 void vl__log(enum vl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- the one allocation wrapper of libvl (vl_common.c) ----------------------------------- */
+
+/* Every heap allocation of libvl goes through these (the kernels' vl_pool.c / vl_ops*.c /
+ * vl_compute.c excepted, see docs/testing.md). They are plain malloc/calloc/realloc/free
+ * underneath, so memory libvl hands to callers is still released with free(), as vl.h
+ * documents. NULL on overflow or failure; callers turn that into VL_ERR_NOMEM. Thread-safe. */
+void *vl__malloc(size_t n);
+void *vl__calloc(size_t count, size_t size); /* count * size checked */
+void *vl__realloc(void *p, size_t n);
+void *vl__aligned_alloc(size_t align, size_t n); /* n rounded up to a multiple of align */
+char *vl__strdup(const char *s);
+char *vl__strndup(const char *s, size_t n);
+void vl__free(void *p);
+/* Test hook (OOM torture, like dp_alloc_fail_after): n > 0 makes the n-th allocation from now
+ * on fail, and every later one too until the hook is reset with 0. Returns the number of
+ * allocations made since the previous call (counting stops at the first failure). */
+int64_t vl__alloc_fail_after(int64_t n);
+
 #endif

@@ -19,19 +19,23 @@
 #define INDEX_FILE "model.safetensors.index.json"
 #define TOKENIZER_FILE "tokenizer.json"
 
-static bool exists(const char *dir, const char *name) {
+/* *out = whether dir/name exists; VL_ERR_NOMEM when the path cannot be built (an allocation
+ * failure must not read as "file absent": that silently dropped the tokenizer once). */
+static enum vl_status exists(bool *out, const char *dir, const char *name, struct vl_error *err) {
     char *p = vl__path_join(dir, name);
-    bool ok = p && access(p, F_OK) == 0;
-    free(p);
-    return ok;
+    if (!p)
+        return vl__err(err, VL_ERR_NOMEM, "out of memory");
+    *out = access(p, F_OK) == 0;
+    vl__free(p);
+    return VL_OK;
 }
 
 static enum vl_status add_file(struct vl_model *m, const char *dir, const char *name,
                                struct vl_error *err) {
     char *path = vl__path_join(dir, name);
-    struct vl_st_file **files = realloc(m->files, (size_t)(m->n_files + 1) * sizeof *files);
+    struct vl_st_file **files = vl__realloc(m->files, (size_t)(m->n_files + 1) * sizeof *files);
     if (!path || !files) {
-        free(path);
+        vl__free(path);
         if (files)
             m->files = files;
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
@@ -39,7 +43,7 @@ static enum vl_status add_file(struct vl_model *m, const char *dir, const char *
     m->files = files;
     struct vl_st_file *f;
     enum vl_status st = vl_st_open(&f, path, err);
-    free(path);
+    vl__free(path);
     if (st != VL_OK)
         return st;
     m->files[m->n_files++] = f;
@@ -62,7 +66,7 @@ static enum vl_status load_sharded(struct vl_model *m, const char *dir, struct v
     if (st == VL_OK) {
         json_error_t jerr;
         root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-        free(text);
+        vl__free(text);
         if (!root)
             st = vl__err(err, VL_ERR_MODEL, "%s: invalid JSON: %s (line %d)", path, jerr.text,
                          jerr.line);
@@ -122,7 +126,7 @@ static enum vl_status load_sharded(struct vl_model *m, const char *dir, struct v
     }
     g_hash_table_destroy(shard_idx);
     json_decref(root);
-    free(path);
+    vl__free(path);
     return st;
 }
 
@@ -131,28 +135,33 @@ void vl_model_free(struct vl_model *m) {
         return;
     for (int i = 0; i < m->n_files; i++)
         vl_st_close(m->files[i]);
-    free(m->files);
+    vl__free(m->files);
     for (int i = 0; i < m->n_owned; i++)
-        free(m->owned[i]);
-    free(m->owned);
+        vl__free(m->owned[i]);
+    vl__free(m->owned);
     vl__weights_free(&m->w);
     vl_tokenizer_free(m->tok);
-    free(m->dir);
-    free(m);
+    vl__free(m->dir);
+    vl__free(m);
 }
 
 enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_error *err) {
     *out = NULL;
-    struct vl_model *m = calloc(1, sizeof *m);
-    if (!m || !(m->dir = strdup(dir))) {
-        free(m);
+    struct vl_model *m = vl__calloc(1, sizeof *m);
+    if (!m || !(m->dir = vl__strdup(dir))) {
+        vl__free(m);
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
     }
     enum vl_status st = vl__config_load_dir(&m->cfg, dir, err);
+    bool sharded = false, single = false, has_tok = false;
+    if (st == VL_OK)
+        st = exists(&sharded, dir, INDEX_FILE, err);
+    if (st == VL_OK && !sharded)
+        st = exists(&single, dir, SINGLE_FILE, err);
     if (st == VL_OK) {
-        if (exists(dir, INDEX_FILE))
+        if (sharded)
             st = load_sharded(m, dir, err);
-        else if (exists(dir, SINGLE_FILE))
+        else if (single)
             st = add_file(m, dir, SINGLE_FILE, err);
         else
             st = vl__err(err, VL_ERR_MODEL, "%s: neither %s nor %s found", dir, SINGLE_FILE,
@@ -160,10 +169,12 @@ enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_e
     }
     if (st == VL_OK)
         st = vl__weights_bind(m, err);
-    if (st == VL_OK && exists(dir, TOKENIZER_FILE)) {
+    if (st == VL_OK)
+        st = exists(&has_tok, dir, TOKENIZER_FILE, err);
+    if (st == VL_OK && has_tok) {
         char *tp = vl__path_join(dir, TOKENIZER_FILE);
         st = tp ? vl_tokenizer_load(&m->tok, tp, err) : vl__err(err, VL_ERR_NOMEM, "out of memory");
-        free(tp);
+        vl__free(tp);
     } else if (st == VL_OK) {
         vl__log(VL_LOG_WARN, "%s: no %s; text cannot be tokenized", dir, TOKENIZER_FILE);
     }

@@ -140,7 +140,7 @@ static enum vl_status parse_entry(struct vl_st_file *f, int i, const char *name,
 static enum vl_status check_overlaps(const struct vl_st_file *f, struct vl_error *err) {
     if (f->n == 0)
         return VL_OK;
-    struct span *s = calloc((size_t)f->n, sizeof *s);
+    struct span *s = vl__calloc((size_t)f->n, sizeof *s);
     if (!s)
         return vl__err(err, VL_ERR_NOMEM, "%s: out of memory", f->path);
     int m = 0;
@@ -161,7 +161,7 @@ static enum vl_status check_overlaps(const struct vl_st_file *f, struct vl_error
             break;
         }
     }
-    free(s);
+    vl__free(s);
     return st;
 }
 
@@ -206,8 +206,8 @@ static enum vl_status parse_header(struct vl_st_file *f, struct vl_error *err) {
         st = vl__err(err, VL_ERR_LIMIT, "%s: %zu tensors, max %d", f->path, n, VL_ST_MAX_TENSORS);
         goto done;
     }
-    f->entries = calloc(n ? n : 1, sizeof *f->entries);
-    f->names = calloc(n ? n : 1, sizeof *f->names);
+    f->entries = vl__calloc(n ? n : 1, sizeof *f->entries);
+    f->names = vl__calloc(n ? n : 1, sizeof *f->names);
     f->index = g_hash_table_new(g_str_hash, g_str_equal);
     if (!f->entries || !f->names) {
         st = vl__err(err, VL_ERR_NOMEM, "%s: out of memory for %zu tensors", f->path, n);
@@ -223,7 +223,7 @@ static enum vl_status parse_header(struct vl_st_file *f, struct vl_error *err) {
             st = vl__err(err, VL_ERR_FORMAT, "%s: a tensor has an empty name", f->path);
             goto done;
         }
-        f->names[i] = strdup(key);
+        f->names[i] = vl__strdup(key);
         if (!f->names[i]) {
             st = vl__err(err, VL_ERR_NOMEM, "%s: out of memory", f->path);
             goto done;
@@ -249,13 +249,13 @@ void vl_st_close(struct vl_st_file *f) {
     if (f->index)
         g_hash_table_destroy(f->index);
     for (int i = 0; i < f->n; i++)
-        free(f->names[i]);
-    free(f->names);
-    free(f->entries);
+        vl__free(f->names[i]);
+    vl__free(f->names);
+    vl__free(f->entries);
     if (f->map)
         munmap(f->map, f->map_size);
-    free(f->path);
-    free(f);
+    vl__free(f->path);
+    vl__free(f);
 }
 
 static enum vl_status finish_open(struct vl_st_file *f, struct vl_st_file **out,
@@ -271,9 +271,9 @@ static enum vl_status finish_open(struct vl_st_file *f, struct vl_st_file **out,
 
 enum vl_status vl_st_open(struct vl_st_file **out, const char *path, struct vl_error *err) {
     *out = NULL;
-    struct vl_st_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = strdup(path))) {
-        free(f);
+    struct vl_st_file *f = vl__calloc(1, sizeof *f);
+    if (!f || !(f->path = vl__strdup(path))) {
+        vl__free(f);
         return vl__err(err, VL_ERR_NOMEM, "%s: out of memory", path);
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -309,9 +309,9 @@ enum vl_status vl_st_open(struct vl_st_file **out, const char *path, struct vl_e
 enum vl_status vl_st_open_mem(struct vl_st_file **out, const void *data, size_t size,
                               struct vl_error *err) {
     *out = NULL;
-    struct vl_st_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = strdup("<memory>"))) {
-        free(f);
+    struct vl_st_file *f = vl__calloc(1, sizeof *f);
+    if (!f || !(f->path = vl__strdup("<memory>"))) {
+        vl__free(f);
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
     }
     f->base = data;
@@ -342,8 +342,8 @@ const char *vl_st_path(const struct vl_st_file *f) { return f ? f->path : NULL; 
 enum vl_status vl__atomic_open(struct vl_atomic_file *af, const char *path, struct vl_error *err) {
     memset(af, 0, sizeof *af);
     size_t n = strlen(path);
-    af->path = strdup(path);
-    af->tmp = malloc(n + sizeof ".tmp.XXXXXX");
+    af->path = vl__strdup(path);
+    af->tmp = vl__malloc(n + sizeof ".tmp.XXXXXX");
     if (!af->path || !af->tmp) {
         vl__atomic_abort(af);
         return vl__err(err, VL_ERR_NOMEM, "%s: out of memory", path);
@@ -353,7 +353,7 @@ enum vl_status vl__atomic_open(struct vl_atomic_file *af, const char *path, stru
     int fd = mkstemp(af->tmp);
     if (fd < 0) {
         int e = errno;
-        free(af->tmp);
+        vl__free(af->tmp);
         af->tmp = NULL;
         vl__atomic_abort(af);
         return vl__err(err, VL_ERR_IO, "%s: cannot create a temporary file: %s", path,
@@ -379,7 +379,7 @@ enum vl_status vl__atomic_commit(struct vl_atomic_file *af, struct vl_error *err
     if (st == VL_OK && rename(af->tmp, af->path) != 0)
         st = vl__err(err, VL_ERR_IO, "%s: rename failed: %s", af->path, strerror(errno));
     if (st == VL_OK) {
-        free(af->tmp);
+        vl__free(af->tmp);
         af->tmp = NULL;
     }
     vl__atomic_abort(af);
@@ -391,8 +391,8 @@ void vl__atomic_abort(struct vl_atomic_file *af) {
         fclose(af->fp);
     if (af->tmp)
         unlink(af->tmp);
-    free(af->tmp);
-    free(af->path);
+    vl__free(af->tmp);
+    vl__free(af->path);
     memset(af, 0, sizeof *af);
 }
 
@@ -446,16 +446,16 @@ enum vl_status vl__st_header(char **out, size_t *out_len, size_t *out_data_bytes
         return vl__err(err, VL_ERR_NOMEM, "out of memory serialising a safetensors header");
     size_t len = strlen(js);
     size_t padded = align_up(ST_LEN_BYTES + len, ST_WRITE_ALIGN) - ST_LEN_BYTES;
-    char *buf = malloc(ST_LEN_BYTES + padded);
+    char *buf = vl__malloc(ST_LEN_BYTES + padded);
     if (!buf) {
-        free(js);
+        vl__free(js);
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < ST_LEN_BYTES; i++)
         buf[i] = (char)(((uint64_t)padded >> (8 * i)) & 0xff);
     memcpy(buf + ST_LEN_BYTES, js, len);
     memset(buf + ST_LEN_BYTES + len, ' ', padded - len);
-    free(js);
+    vl__free(js);
     *out = buf;
     *out_len = ST_LEN_BYTES + padded;
     *out_data_bytes = off;
@@ -489,7 +489,7 @@ enum vl_status vl_st_write(const char *path, const struct vl_st_entry *entries, 
             st = vl__write_all(af.fp, entries[i].data, entries[i].nbytes, path, err);
         off = a + entries[i].nbytes;
     }
-    free(hdr);
+    vl__free(hdr);
     if (st == VL_OK)
         return vl__atomic_commit(&af, err);
     vl__atomic_abort(&af);

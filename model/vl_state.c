@@ -104,13 +104,13 @@ enum vl_status vl_state_new(struct vl_state **out, const struct vl_model *model,
     const struct vl_config *cfg = &model->cfg;
     const struct vl_text_config *tc = &cfg->text;
     const struct vl_vision_config *vc = &cfg->vision;
-    struct vl_state *s = calloc(1, sizeof *s);
+    struct vl_state *s = vl__calloc(1, sizeof *s);
     if (!s)
         return vl__err(err, VL_ERR_NOMEM, "state: out of memory");
     s->m = model;
     enum vl_status st = resolve_params(&s->params, cfg, params, err);
     if (st != VL_OK) {
-        free(s);
+        vl__free(s);
         return st;
     }
     const size_t H = (size_t)tc->hidden_size, hd = (size_t)tc->head_dim;
@@ -168,7 +168,7 @@ enum vl_status vl_state_new(struct vl_state **out, const struct vl_model *model,
                      (long long)ctx);
         goto fail;
     }
-    s->arena = aligned_alloc(ARENA_ALIGN, total ? total : ARENA_ALIGN);
+    s->arena = vl__aligned_alloc(ARENA_ALIGN, total ? total : ARENA_ALIGN);
     if (!s->arena) {
         st = vl__err(err, VL_ERR_NOMEM, "state: cannot allocate %zu MiB (n_ctx %lld)",
                      total >> 20, (long long)ctx);
@@ -210,8 +210,8 @@ void vl_state_free(struct vl_state *s) {
     if (!s)
         return;
     vl__compute_free(&s->comp);
-    free(s->arena);
-    free(s);
+    vl__free(s->arena);
+    vl__free(s);
 }
 
 void vl_state_reset(struct vl_state *s) {

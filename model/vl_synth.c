@@ -158,13 +158,13 @@ static int collect(const char *name, int ndim, const int64_t *shape, enum vl_wei
     struct tlist *l = user;
     if (l->n == l->cap) {
         int nc = l->cap ? l->cap * 2 : 256;
-        void *a = realloc(l->e, (size_t)nc * sizeof *l->e);
+        void *a = vl__realloc(l->e, (size_t)nc * sizeof *l->e);
         if (a)
             l->e = a;
-        void *b = realloc(l->init, (size_t)nc * sizeof *l->init);
+        void *b = vl__realloc(l->init, (size_t)nc * sizeof *l->init);
         if (b)
             l->init = b;
-        void *c = realloc(l->names, (size_t)nc * sizeof *l->names);
+        void *c = vl__realloc(l->names, (size_t)nc * sizeof *l->names);
         if (c)
             l->names = c;
         if (!a || !b || !c)
@@ -173,7 +173,7 @@ static int collect(const char *name, int ndim, const int64_t *shape, enum vl_wei
     }
     struct vl_st_entry *e = &l->e[l->n];
     memset(e, 0, sizeof *e);
-    l->names[l->n] = strdup(name);
+    l->names[l->n] = vl__strdup(name);
     if (!l->names[l->n])
         return -1;
     e->name = l->names[l->n];
@@ -215,7 +215,7 @@ static enum vl_status write_shard(const char *path, const struct tlist *l, int f
                               l->init[i]);
         off += l->e[i].nbytes;
     }
-    free(hdr);
+    vl__free(hdr);
     if (st == VL_OK)
         return vl__atomic_commit(&af, err);
     vl__atomic_abort(&af);
@@ -237,8 +237,8 @@ static enum vl_status write_json(const char *dir, const char *name, json_t *j,
         st = st == VL_OK ? vl__write_all(af.fp, "\n", 1, path, err) : st;
         st = st == VL_OK ? vl__atomic_commit(&af, err) : (vl__atomic_abort(&af), st);
     }
-    free(text);
-    free(path);
+    vl__free(text);
+    vl__free(path);
     return st;
 }
 
@@ -256,8 +256,8 @@ static enum vl_status copy_file(const char *src, const char *dir, const char *na
         st = vl__write_all(af.fp, text, len, path, err);
         st = st == VL_OK ? vl__atomic_commit(&af, err) : (vl__atomic_abort(&af), st);
     }
-    free(path);
-    free(text);
+    vl__free(path);
+    vl__free(text);
     return st;
 }
 
@@ -287,11 +287,11 @@ static enum vl_status write_weights(const struct vl_synth_opts *o, const struct 
                                     struct vl_synth_result *res, struct vl_error *err) {
     size_t shard_max = o->shard_bytes ? o->shard_bytes : VL_SYNTH_SHARD_BYTES;
     /* shard boundaries: a new shard when the next tensor would overflow a non-empty one */
-    int *start = calloc((size_t)l->n + 1, sizeof *start);
-    uint16_t *buf = malloc(SYNTH_CHUNK * sizeof *buf);
+    int *start = vl__calloc((size_t)l->n + 1, sizeof *start);
+    uint16_t *buf = vl__malloc(SYNTH_CHUNK * sizeof *buf);
     if (!start || !buf) {
-        free(start);
-        free(buf);
+        vl__free(start);
+        vl__free(buf);
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
     }
     int n_shards = 0;
@@ -322,7 +322,7 @@ static enum vl_status write_weights(const struct vl_synth_opts *o, const struct 
         }
         vl__log(VL_LOG_INFO, "writing %s (%d tensors)", path, start[s + 1] - start[s]);
         st = write_shard(path, l, start[s], start[s + 1], o->seed, buf, err);
-        free(path);
+        vl__free(path);
         for (int i = start[s]; i < start[s + 1] && st == VL_OK; i++)
             json_object_set_new(wm, l->e[i].name, json_string(name));
     }
@@ -336,8 +336,8 @@ static enum vl_status write_weights(const struct vl_synth_opts *o, const struct 
     json_decref(wm);
     res->n_shards = n_shards;
     res->n_tensors = l->n;
-    free(start);
-    free(buf);
+    vl__free(start);
+    vl__free(buf);
     return st;
 }
 
@@ -356,7 +356,7 @@ enum vl_status vl_synth_write(const struct vl_synth_opts *o, struct vl_synth_res
         return vl__err(err, VL_ERR_IO, "%s: not a directory", o->dir);
     char *probe = vl__path_join(o->dir, "config.json");
     bool exists = probe && stat(probe, &sb) == 0;
-    free(probe);
+    vl__free(probe);
     if (exists && !o->force)
         return vl__err(err, VL_ERR_IO, "%s already holds a checkpoint (config.json); use --force",
                        o->dir);
@@ -365,7 +365,7 @@ enum vl_status vl_synth_write(const struct vl_synth_opts *o, struct vl_synth_res
     struct vl_config cfg;
     enum vl_status st = text ? vl__config_parse(&cfg, text, strlen(text), "config.json", err)
                              : vl__err(err, VL_ERR_NOMEM, "out of memory");
-    free(text);
+    vl__free(text);
     struct tlist l = {0};
     if (st == VL_OK && vl__weights_foreach(&cfg, !cfg.text.tie_word_embeddings, collect, &l))
         st = vl__err(err, VL_ERR_NOMEM, "out of memory listing tensors");
@@ -386,9 +386,9 @@ enum vl_status vl_synth_write(const struct vl_synth_opts *o, struct vl_synth_res
     json_decref(gj);
     json_decref(pj);
     for (int i = 0; i < l.n; i++)
-        free(l.names[i]);
-    free(l.names);
-    free(l.e);
-    free(l.init);
+        vl__free(l.names[i]);
+    vl__free(l.names);
+    vl__free(l.e);
+    vl__free(l.init);
     return st;
 }

@@ -129,7 +129,7 @@ static enum vl_status check_normalizer(struct vl_tokenizer *t, json_t *nz, struc
 static char *adapt_regex(const char *re) {
     size_t n = strlen(re);
     /* each \s or \S grows by at most the bracket pair plus ONIG_NEL */
-    char *out = malloc(n * (sizeof ONIG_NEL + 4) + 1);
+    char *out = vl__malloc(n * (sizeof ONIG_NEL + 4) + 1);
     if (!out)
         return NULL;
     size_t o = 0;
@@ -176,7 +176,7 @@ static enum vl_status compile_regex(struct vl_tokenizer *t, const char *pat, str
     PCRE2_SIZE eo;
     t->re = pcre2_compile((PCRE2_SPTR)adapted, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec,
                           &eo, NULL);
-    free(adapted);
+    vl__free(adapted);
     if (!t->re) {
         PCRE2_UCHAR msg[128];
         pcre2_get_error_message(ec, msg, sizeof msg);
@@ -242,7 +242,7 @@ static enum vl_status set_token(struct vl_tokenizer *t, int32_t id, const uint8_
     (void)id;
     while (*blob_len + len > *blob_cap) {
         size_t ncap = *blob_cap ? *blob_cap * 2 : 1 << 20;
-        uint8_t *nb = realloc(t->tok_blob, ncap);
+        uint8_t *nb = vl__realloc(t->tok_blob, ncap);
         if (!nb)
             return vl__err(err, VL_ERR_NOMEM, "tokenizer: out of memory");
         t->tok_blob = nb;
@@ -280,13 +280,13 @@ static enum vl_status load_vocab_and_added(struct vl_tokenizer *t, struct tok_bu
     t->n_ids = (int32_t)(max_id + 1);
     t->n_vocab = (int32_t)json_object_size(vocab);
     size_t n = (size_t)t->n_ids;
-    t->tok_off = calloc(n + 1, sizeof *t->tok_off);
-    t->has_tok = calloc(n ? n : 1, sizeof *t->has_tok);
-    t->is_special = calloc(n ? n : 1, sizeof *t->is_special);
-    t->is_added = calloc(n ? n : 1, sizeof *t->is_added);
-    t->added = calloc(json_array_size(added) + 1, sizeof *t->added);
-    const char **src = calloc(n ? n : 1, sizeof *src); /* id -> (string, is_added) */
-    bool *src_added = calloc(n ? n : 1, sizeof *src_added);
+    t->tok_off = vl__calloc(n + 1, sizeof *t->tok_off);
+    t->has_tok = vl__calloc(n ? n : 1, sizeof *t->has_tok);
+    t->is_special = vl__calloc(n ? n : 1, sizeof *t->is_special);
+    t->is_added = vl__calloc(n ? n : 1, sizeof *t->is_added);
+    t->added = vl__calloc(json_array_size(added) + 1, sizeof *t->added);
+    const char **src = vl__calloc(n ? n : 1, sizeof *src); /* id -> (string, is_added) */
+    bool *src_added = vl__calloc(n ? n : 1, sizeof *src_added);
     enum vl_status st = VL_OK;
     if (!t->tok_off || !t->has_tok || !t->is_special || !t->is_added || !t->added || !src ||
         !src_added) {
@@ -314,7 +314,7 @@ static enum vl_status load_vocab_and_added(struct vl_tokenizer *t, struct tok_bu
         struct vl_tok_added *a = &t->added[t->n_added];
         const char *c = jstr(val, "content");
         a->len = strlen(c);
-        a->content = strdup(c);
+        a->content = vl__strdup(c);
         if (!a->content) {
             st = vl__err(err, VL_ERR_NOMEM, "tokenizer: out of memory");
             goto done;
@@ -340,7 +340,7 @@ static enum vl_status load_vocab_and_added(struct vl_tokenizer *t, struct tok_bu
             continue;
         size_t len = strlen(src[id]), dn;
         if (len > tmp_cap) {
-            uint8_t *nt = realloc(tmp, len);
+            uint8_t *nt = vl__realloc(tmp, len);
             if (!nt) {
                 st = vl__err(err, VL_ERR_NOMEM, "tokenizer: out of memory");
                 break;
@@ -358,7 +358,7 @@ static enum vl_status load_vocab_and_added(struct vl_tokenizer *t, struct tok_bu
             st = vl__err(err, VL_ERR_LIMIT, "tokenizer.json: vocabulary text over 4 GB");
     }
     t->tok_off[n] = (uint32_t)blob_len;
-    free(tmp);
+    vl__free(tmp);
     /* single-byte symbols: every byte must have one (no unknown tokens can occur) */
     for (int byte = 0; byte < 256 && st == VL_OK; byte++) {
         char s[UTF8_MAX_SEQ + 1] = {0};
@@ -375,8 +375,8 @@ static enum vl_status load_vocab_and_added(struct vl_tokenizer *t, struct tok_bu
             t->byte_id[byte] = GPOINTER_TO_INT(v) - 1;
     }
 done:
-    free(src);
-    free(src_added);
+    vl__free(src);
+    vl__free(src_added);
     return st;
 }
 
@@ -385,7 +385,7 @@ static enum vl_status load_merges(struct vl_tokenizer *t, struct tok_build *b, j
     size_t n = json_array_size(merges), cap = 16;
     while (cap < 2 * n + 16)
         cap *= 2;
-    t->merges = malloc(cap * sizeof *t->merges);
+    t->merges = vl__malloc(cap * sizeof *t->merges);
     if (!t->merges)
         return vl__err(err, VL_ERR_NOMEM, "tokenizer: out of memory for %zu merges", n);
     memset(t->merges, 0xff, cap * sizeof *t->merges); /* key = VL_TOK_EMPTY_KEY */
@@ -402,7 +402,7 @@ static enum vl_status load_merges(struct vl_tokenizer *t, struct tok_build *b, j
         } else if (json_is_string(m)) {
             const char *s = json_string_value(m);
             const char *sp = strchr(s, ' ');
-            if (sp && !strchr(sp + 1, ' ') && (owned = strdup(s))) {
+            if (sp && !strchr(sp + 1, ' ') && (owned = vl__strdup(s))) {
                 owned[sp - s] = '\0';
                 a = owned;
                 bb = owned + (sp - s) + 1;
@@ -423,7 +423,7 @@ static enum vl_status load_merges(struct vl_tokenizer *t, struct tok_build *b, j
                 merge_put(t, GPOINTER_TO_INT(ia) - 1, GPOINTER_TO_INT(ib) - 1, (uint32_t)r,
                           GPOINTER_TO_INT(ic) - 1);
         }
-        free(owned);
+        vl__free(owned);
     }
     g_string_free(cat, TRUE);
     return st;
@@ -432,9 +432,9 @@ static enum vl_status load_merges(struct vl_tokenizer *t, struct tok_build *b, j
 static enum vl_status init_cache(struct vl_tok_cache *c, struct vl_error *err) {
     pthread_mutex_init(&c->mu, NULL);
     c->mu_init = true;
-    c->slots = calloc(VL_TOK_CACHE_SLOTS, sizeof *c->slots);
-    c->keys = malloc(VL_TOK_CACHE_KEY_BYTES);
-    c->ids = malloc(VL_TOK_CACHE_IDS * sizeof *c->ids);
+    c->slots = vl__calloc(VL_TOK_CACHE_SLOTS, sizeof *c->slots);
+    c->keys = vl__malloc(VL_TOK_CACHE_KEY_BYTES);
+    c->ids = vl__malloc(VL_TOK_CACHE_IDS * sizeof *c->ids);
     if (!c->slots || !c->keys || !c->ids)
         return vl__err(err, VL_ERR_NOMEM, "tokenizer: out of memory for the cache");
     return VL_OK;
@@ -448,7 +448,7 @@ enum vl_status vl_tokenizer_load_mem(struct vl_tokenizer **out, const char *json
     if (!root)
         return vl__err(err, VL_ERR_FORMAT, "tokenizer.json: invalid JSON: %s (line %d)", jerr.text,
                        jerr.line);
-    struct vl_tokenizer *t = calloc(1, sizeof *t);
+    struct vl_tokenizer *t = vl__calloc(1, sizeof *t);
     struct tok_build b = {0};
     b.vocab = g_hash_table_new(g_str_hash, g_str_equal);
     byte_tables(b.cp_to_byte);
@@ -494,7 +494,7 @@ enum vl_status vl_tokenizer_load(struct vl_tokenizer **out, const char *path,
     if (st != VL_OK)
         return st;
     st = vl_tokenizer_load_mem(out, text, len, err);
-    free(text);
+    vl__free(text);
     /* Messages from memory say "tokenizer.json: ..."; name the real file instead. */
     static const char generic[] = "tokenizer.json: ";
     if (st != VL_OK && err && !strncmp(err->msg, generic, sizeof generic - 1)) {
@@ -510,18 +510,18 @@ void vl_tokenizer_free(struct vl_tokenizer *t) {
         return;
     if (t->cache.mu_init)
         pthread_mutex_destroy(&t->cache.mu);
-    free(t->cache.slots);
-    free(t->cache.keys);
-    free(t->cache.ids);
+    vl__free(t->cache.slots);
+    vl__free(t->cache.keys);
+    vl__free(t->cache.ids);
     pcre2_code_free(t->re);
     for (int i = 0; i < t->n_added; i++)
-        free(t->added[i].content);
-    free(t->added);
-    free(t->merges);
-    free(t->tok_off);
-    free(t->tok_blob);
-    free(t->has_tok);
-    free(t->is_special);
-    free(t->is_added);
-    free(t);
+        vl__free(t->added[i].content);
+    vl__free(t->added);
+    vl__free(t->merges);
+    vl__free(t->tok_off);
+    vl__free(t->tok_blob);
+    vl__free(t->has_tok);
+    vl__free(t->is_special);
+    vl__free(t->is_added);
+    vl__free(t);
 }

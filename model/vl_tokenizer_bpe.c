@@ -53,7 +53,7 @@ static bool reserve(void **p, size_t *cap, size_t need, size_t elem) {
     size_t n = *cap ? *cap : 64;
     while (n < need)
         n *= 2;
-    void *q = realloc(*p, n * elem);
+    void *q = vl__realloc(*p, n * elem);
     if (!q)
         return false;
     *p = q;
@@ -381,9 +381,9 @@ enum vl_status vl_tokenizer_encode(const struct vl_tokenizer *t, const char *tex
         return vl__err(err, VL_ERR_NOMEM, "tokenizer: out of memory");
     enum vl_status st = added_pass(&e, text, len, 1, normalize);
     pcre2_match_data_free(e.md);
-    free(e.sym);
-    free(e.heap);
-    free(e.word);
+    vl__free(e.sym);
+    vl__free(e.heap);
+    vl__free(e.word);
     *n_out = e.n;
     if (st == VL_OK && e.n > cap)
         st = vl__err(err, VL_ERR_LIMIT, "tokenizer: text needs %zu tokens, capacity %zu", e.n,

@@ -131,10 +131,10 @@ enum vl_status vl_tokenizer_decode(const struct vl_tokenizer *t, const int32_t *
             return vl__err(err, VL_ERR_LIMIT, "tokenizer: decoded text too long");
     }
     size_t out_cap;
-    uint8_t *raw = malloc(total ? total : 1);
+    uint8_t *raw = vl__malloc(total ? total : 1);
     if (!raw || !vl__size_mul(&out_cap, total, REPLACEMENT_LEN) ||
-        !(*out = malloc(out_cap + 1))) {
-        free(raw);
+        !(*out = vl__malloc(out_cap + 1))) {
+        vl__free(raw);
         return vl__err(err, VL_ERR_NOMEM, "tokenizer: out of memory decoding %zu ids", n);
     }
     size_t o = 0;
@@ -149,7 +149,7 @@ enum vl_status vl_tokenizer_decode(const struct vl_tokenizer *t, const int32_t *
     size_t used;
     size_t len = vl__utf8_lossy(raw, total, true, *out, &used);
     (*out)[len] = '\0';
-    free(raw);
+    vl__free(raw);
     if (out_len)
         *out_len = len;
     return VL_OK;
@@ -181,7 +181,7 @@ enum vl_status vl_tok_stream_push(const struct vl_tokenizer *t, struct vl_tok_st
     uint8_t stackbuf[256];
     uint8_t *buf = k + VL_TOK_STREAM_PENDING_MAX <= sizeof stackbuf
                        ? stackbuf
-                       : malloc(k + VL_TOK_STREAM_PENDING_MAX);
+                       : vl__malloc(k + VL_TOK_STREAM_PENDING_MAX);
     if (!buf)
         return vl__err(err, VL_ERR_NOMEM, "tokenizer: out of memory");
     memcpy(buf, s->pending, (size_t)s->n_pending);
@@ -191,7 +191,7 @@ enum vl_status vl_tok_stream_push(const struct vl_tokenizer *t, struct vl_tok_st
     s->n_pending = (int)(n - used); /* < 4: an incomplete but valid prefix */
     memcpy(s->pending, buf + used, (size_t)s->n_pending);
     if (buf != stackbuf)
-        free(buf);
+        vl__free(buf);
     return VL_OK;
 }
 

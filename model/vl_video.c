@@ -74,8 +74,8 @@ enum vl_status vl_video_preprocess(struct vl_vision_input *out, const uint8_t *c
         return st;
     int64_t TP = p->temporal_patch_size;
     int64_t padded = (n_frames + TP - 1) / TP * TP;
-    const uint8_t **fr = calloc((size_t)padded, sizeof *fr);   /* (padded) frame pointers */
-    uint8_t **owned = calloc((size_t)n_frames, sizeof *owned); /* (n_frames) resized copies */
+    const uint8_t **fr = vl__calloc((size_t)padded, sizeof *fr);   /* (padded) frame pointers */
+    uint8_t **owned = vl__calloc((size_t)n_frames, sizeof *owned); /* (n_frames) resized copies */
     if (!fr || !owned) {
         st = vl__err(err, VL_ERR_NOMEM, "video: out of memory for %lld frames",
                      (long long)padded);
@@ -97,8 +97,8 @@ enum vl_status vl_video_preprocess(struct vl_vision_input *out, const uint8_t *c
 done:
     if (owned)
         for (int64_t t = 0; t < n_frames; t++)
-            free(owned[t]);
-    free(owned);
-    free(fr);
+            vl__free(owned[t]);
+    vl__free(owned);
+    vl__free(fr);
     return st;
 }

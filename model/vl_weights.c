@@ -218,10 +218,10 @@ static enum vl_status bind_one(struct vl_model *m, struct vl_tensor *dst, const 
     (void)name;
     if ((uintptr_t)dst->data % vl__dtype_size(dst->dtype)) {
         /* packed file: give the kernels an aligned copy (rare; small cost) */
-        void *copy = malloc(e->nbytes ? e->nbytes : 1);
-        void **owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+        void *copy = vl__malloc(e->nbytes ? e->nbytes : 1);
+        void **owned = vl__realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
         if (!copy || !owned) {
-            free(copy);
+            vl__free(copy);
             if (owned)
                 m->owned = owned;
             return vl__err(err, VL_ERR_NOMEM, "tensor '%s': out of memory", e->name);
@@ -235,13 +235,13 @@ static enum vl_status bind_one(struct vl_model *m, struct vl_tensor *dst, const 
     return VL_OK;
 }
 
-static void free_found(gpointer p) { free(p); }
+static void free_found(gpointer p) { vl__free(p); }
 
 enum vl_status vl__weights_bind(struct vl_model *m, struct vl_error *err) {
     const struct vl_config *c = &m->cfg;
     struct vl_weights *w = &m->w;
-    w->vblocks = calloc((size_t)c->vision.depth, sizeof *w->vblocks);
-    w->layers = calloc((size_t)c->text.num_hidden_layers, sizeof *w->layers);
+    w->vblocks = vl__calloc((size_t)c->vision.depth, sizeof *w->vblocks);
+    w->layers = vl__calloc((size_t)c->text.num_hidden_layers, sizeof *w->layers);
     GHashTable *all = g_hash_table_new_full(g_str_hash, g_str_equal, free, free_found);
     if (!w->vblocks || !w->layers)
         return vl__err(err, VL_ERR_NOMEM, "out of memory for %lld layers",
@@ -259,11 +259,11 @@ enum vl_status vl__weights_bind(struct vl_model *m, struct vl_error *err) {
                              fd->file, vl_st_path(m->files[fi]));
                 break;
             }
-            char *key = strdup(cn);
-            fd = calloc(1, sizeof *fd);
+            char *key = vl__strdup(cn);
+            fd = vl__calloc(1, sizeof *fd);
             if (!key || !fd) {
-                free(key);
-                free(fd);
+                vl__free(key);
+                vl__free(fd);
                 st = vl__err(err, VL_ERR_NOMEM, "out of memory");
                 break;
             }
@@ -321,7 +321,7 @@ enum vl_status vl__weights_bind(struct vl_model *m, struct vl_error *err) {
 }
 
 void vl__weights_free(struct vl_weights *w) {
-    free(w->vblocks);
-    free(w->layers);
+    vl__free(w->vblocks);
+    vl__free(w->layers);
     memset(w, 0, sizeof *w);
 }
