@@ -9,6 +9,7 @@
 #include "../base/dp_buf.h"
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
+#include "../base/dp_log.h"
 #include "../ingest/dp_ingest.h"
 
 #include <dirent.h>
@@ -235,8 +236,13 @@ static enum dp_status add_one(struct dp_inputs *l, const char *arg, int depth, s
             dp_input_fail(&l->items[l->n - 1], DP_ERR_IO, strerror(errno));
         return st;
     }
-    if (S_ISDIR(sb.st_mode))
-        return walk(l, arg, "", depth, err);
+    if (S_ISDIR(sb.st_mode)) {
+        int before = l->n;
+        enum dp_status st = walk(l, arg, "", depth, err);
+        if (st == DP_OK && l->n == before) /* say so rather than silently doing nothing */
+            DP_LOG_WARN("%s: directory holds no PDF, TIFF, PNG or JPEG document", arg);
+        return st;
+    }
     const char *base = dp_path_basename(arg);
     enum dp_status st = dp_inputs_add(l, arg, *base ? base : arg, err);
     if (st == DP_OK) {

@@ -229,6 +229,11 @@ static enum dp_status read_doc(struct dp_raw_doc *d, read_fn rd, void *ctx, cons
         }
         struct dp_raw_page *rp = &d->pages[i];
         rp->number = (int)json_integer_value(num);
+        if (i > 0 && rp->number <= d->pages[i - 1].number) { /* written in page order, once each */
+            st = dp_err_set(err, DP_ERR_FORMAT, "%s: %s: page %d listed after page %d", where,
+                            name, rp->number, d->pages[i - 1].number);
+            break;
+        }
         rp->truncated = json_is_true(json_object_get(p, "model_truncated"));
         json_t *g = json_object_get(p, "geometry");
         rp->geom.model_w = geom_int(g, "model_w");

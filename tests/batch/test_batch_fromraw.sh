@@ -152,11 +152,16 @@ done
 printf '\377\000[[[' >"$H/broken/raw/pages.json"
 printf '{"format": "docproc-raw/1", "pages": [{"number": 1, "file": "../../good/raw/page-0001.txt"}]}\n' \
     >"$H/traversal/raw/pages.json"
+mkdir -p "$H/dup/raw"
+printf '{}' >"$H/dup/raw/page-0001.txt"
+printf '{"format": "docproc-raw/1", "pages": [{"number": 1, "file": "page-0001.txt"}, {"number": 1, "file": "page-0001.txt"}]}\n' \
+    >"$H/dup/raw/pages.json"
 "$BIN" extract --from-raw "$H" --schema invoice -o "$T/hout" >"$T/h.jsonl" 2>"$T/herr"
 check "hostile raw set: some documents failed (exit 1)" [ $? -eq 1 ]
 check "hostile raw set: the good documents are written" \
     sh -c "[ -d '$T/hout/good' ] && [ -d '$T/hout/nul' ]"
-check "hostile raw set: a record per document" [ "$("$TOOL" jsonl "$T/h.jsonl")" -eq 4 ]
+check "hostile raw set: a record per document" [ "$("$TOOL" jsonl "$T/h.jsonl")" -eq 5 ]
+check "a page listed twice in pages.json is refused" grep -q 'dup.*page 1 listed after page 1' "$T/herr"
 check "broken pages.json: error names the document" grep -q 'broken.*not a docproc pages.json' "$T/herr"
 check "path traversal in pages.json refused" grep -q 'traversal.*bad page entry' "$T/herr"
 check "no output for the failed documents" \

@@ -59,6 +59,11 @@ check "--password unlocks the PDF" [ $? -eq 0 ]
 "$BIN" extract $M --max-new-tokens 4 --pages 3 "$T/in/oyo.png" >"$T/pg.jsonl" 2>/dev/null
 check "--pages beyond the document: that document fails (exit 1)" [ $? -eq 1 ]
 
+# an input directory without documents is said so, not silently skipped
+mkdir -p "$T/emptydir"
+"$BIN" extract --model "$MODEL" --schema receipt "$T/emptydir" >/dev/null 2>"$T/ed"
+check "empty input directory is warned about" grep -q 'emptydir: directory holds no PDF' "$T/ed"
+
 # re-extraction of the model's own bundle without the model
 "$BIN" extract --from-raw "$T/out" --schema receipt >"$T/re.jsonl" 2>/dev/null
 check "--from-raw on the model's output exits 0" [ $? -eq 0 ]
