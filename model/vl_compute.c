@@ -52,13 +52,13 @@ enum vl_status vl__compute_init(struct vl_compute *c, int n_threads, int64_t max
         return vl__err(err, VL_ERR_INVALID, "threads: got %d, need at least 1", n_threads);
     size_t bytes = vl__compute_scratch_bytes(n_threads, max_out, max_in);
     size_t alloc = (bytes + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
-    c->scratch = aligned_alloc(SCRATCH_ALIGN, alloc);
+    c->scratch = vl__aligned_alloc(SCRATCH_ALIGN, alloc);
     if (!c->scratch)
         return vl__err(err, VL_ERR_NOMEM, "compute scratch: cannot allocate %zu bytes", alloc);
     c->scratch_bytes = bytes;
     c->pool = vl__pool_new(n_threads);
     if (!c->pool) {
-        free(c->scratch);
+        vl__free(c->scratch);
         memset(c, 0, sizeof *c);
         return vl__err(err, VL_ERR_NOMEM, "thread pool: cannot start %d threads", n_threads);
     }
@@ -74,7 +74,7 @@ void vl__compute_free(struct vl_compute *c) {
     if (!c)
         return;
     vl__pool_free(c->pool);
-    free(c->scratch);
+    vl__free(c->scratch);
     memset(c, 0, sizeof *c);
 }
 

@@ -98,7 +98,7 @@ static void *worker_main(void *p_) {
 struct vl_pool *vl__pool_new(int n_threads) {
     if (n_threads < 1 || n_threads > POOL_MAX_THREADS)
         return NULL;
-    struct vl_pool *p = calloc(1, sizeof *p);
+    struct vl_pool *p = vl__calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->n = n_threads;
@@ -108,16 +108,16 @@ struct vl_pool *vl__pool_new(int n_threads) {
     atomic_init(&p->chunk, 0);
     atomic_init(&p->n_sleeping, 0);
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
-        free(p);
+        vl__free(p);
         return NULL;
     }
     if (pthread_cond_init(&p->wake, NULL) != 0) {
         pthread_mutex_destroy(&p->mu);
-        free(p);
+        vl__free(p);
         return NULL;
     }
     if (n_threads > 1) {
-        p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
+        p->threads = vl__calloc((size_t)n_threads - 1, sizeof *p->threads);
         if (!p->threads) {
             vl__pool_free(p);
             return NULL;
@@ -144,8 +144,8 @@ void vl__pool_free(struct vl_pool *p) {
         pthread_join(p->threads[i], NULL);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->mu);
-    free(p->threads);
-    free(p);
+    vl__free(p->threads);
+    vl__free(p);
 }
 
 int vl__pool_size(const struct vl_pool *p) {

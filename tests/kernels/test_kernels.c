@@ -199,6 +199,24 @@ static void test_pool(void) {
         vl__pool_free(p->pool);
         free(p);
     }
+    /* allocation failures in vl__compute_init (pool, thread array, scratch): a clean
+     * VL_ERR_NOMEM with the context zeroed, then success once allocation works again */
+    int clean = 1, ok_at = 0;
+    for (int64_t k = 1; k <= 8 && !ok_at; k++) {
+        struct vl_compute c;
+        struct vl_error err = {0};
+        vl__alloc_fail_after(k);
+        enum vl_status st = vl__compute_init(&c, 2, 64, 64, &err);
+        vl__alloc_fail_after(0);
+        if (st == VL_OK) {
+            ok_at = (int)k;
+            vl__compute_free(&c);
+        } else {
+            clean &= st == VL_ERR_NOMEM && err.msg[0] && !c.pool && !c.scratch;
+        }
+    }
+    T_CHECK(clean);
+    T_CHECK(ok_at > 1);
     T_EQ_I64(vl__pool_size(NULL), 1);
     T_CHECK(vl__pool_new(0) == NULL);
     vl__pool_free(NULL);
