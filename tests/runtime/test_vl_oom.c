@@ -16,7 +16,7 @@
  * 151k-entry JSON (~0.4 s there). vl_model_load tries every point before its tokenizer load
  * (cheap: config, safetensors headers, weight binding); the tokenizer's own points are
  * covered by the tokenizer step. */
-#define OOM_MAX_RUNS 24
+#define OOM_MAX_RUNS 16
 #define OOM_TAIL_RUNS 4 /* vl_model_load points inside its tokenizer load */
 #define GEN_TOKENS   4
 #define PROMPT_CAP   64
