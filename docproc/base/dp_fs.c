@@ -98,14 +98,16 @@ enum dp_status dp_file_read(const char *path, size_t max, char **out, size_t *ou
     dp_buf_init(&b, max);
     char chunk[65536];
     size_t n;
+    errno = 0;
     while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
         if (dp_buf_append(&b, chunk, n) != DP_OK)
             break;
-    int failed = ferror(fp);
+    int failed = ferror(fp), read_errno = errno;
     fclose(fp);
     if (failed) {
         dp_buf_free(&b);
-        return dp_err_set(err, DP_ERR_IO, "%s: read error", path);
+        return dp_err_set_errno(err, DP_ERR_IO, read_errno ? read_errno : EIO, "%s: cannot read",
+                                path);
     }
     if (b.status == DP_ERR_LIMIT) {
         dp_buf_free(&b);

@@ -68,8 +68,9 @@ int dp_cli_load_tokenizer(const char *cmd, const char *dir, struct vl_tokenizer 
     return DP_EXIT_OK;
 }
 
-static int encode_all(const struct vl_tokenizer *tok, const char *text, size_t len,
-                      int32_t **ids, size_t *n) {
+/* source names the text's origin in messages ("FILE" or "the arguments"). */
+static int encode_all(const struct vl_tokenizer *tok, const char *source, const char *text,
+                      size_t len, int32_t **ids, size_t *n) {
     size_t cap = len + 16;
     for (int attempt = 0; attempt < 2; attempt++) {
         *ids = dp_reallocarray(NULL, cap, sizeof **ids);
@@ -83,7 +84,7 @@ static int encode_all(const struct vl_tokenizer *tok, const char *text, size_t l
             return DP_EXIT_OK;
         DP_FREE(*ids);
         if (st != VL_ERR_LIMIT) {
-            fprintf(stderr, "docproc %s: %s\n", CMD, err.msg);
+            fprintf(stderr, "docproc %s: %s: %s\n", CMD, source, err.msg);
             return st == VL_ERR_INVALID ? DP_EXIT_INPUT : DP_EXIT_INTERNAL;
         }
         cap = *n; /* NFC may lengthen text: retry with the exact count */
@@ -92,11 +93,12 @@ static int encode_all(const struct vl_tokenizer *tok, const char *text, size_t l
     return DP_EXIT_INTERNAL;
 }
 
-static int bench(const struct vl_tokenizer *tok, const char *text, size_t len) {
+static int bench(const struct vl_tokenizer *tok, const char *source, const char *text,
+                 size_t len) {
     int32_t *ids = NULL;
     size_t n = 0;
     double t0 = now_s(), c0 = cpu_s();
-    int rc = encode_all(tok, text, len, &ids, &n); /* cold: empty word cache */
+    int rc = encode_all(tok, source, text, len, &ids, &n); /* cold: empty word cache */
     double cold = now_s() - t0, cold_cpu = cpu_s() - c0;
     int passes = 0;
     double t1 = now_s(), c1 = cpu_s(), warm = 0;
@@ -178,14 +180,15 @@ int dp_cmd_tokenize(int argc, char **argv) {
         }
         text[len] = '\0';
     }
+    const char *source = file ? (strcmp(file, "-") ? file : "stdin") : "the arguments";
     struct vl_tokenizer *tok = NULL;
     int rc = dp_cli_load_tokenizer(CMD, model, &tok);
     int32_t *ids = NULL;
     size_t n = 0;
     if (rc == DP_EXIT_OK && do_bench)
-        rc = bench(tok, text, len);
+        rc = bench(tok, source, text, len);
     else if (rc == DP_EXIT_OK)
-        rc = encode_all(tok, text, len, &ids, &n);
+        rc = encode_all(tok, source, text, len, &ids, &n);
     if (rc == DP_EXIT_OK && !do_bench) {
         fputs(json ? "[" : "", stdout);
         for (size_t i = 0; i < n; i++)
