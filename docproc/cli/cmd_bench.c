@@ -6,6 +6,8 @@
  * configuration. Figures and the machine they came from are recorded in docs/performance.md.
  * Single control thread; the model uses --threads threads. */
 #include "dp_cli.h"
+#include "dp_cli_opts.h"
+#include "dp_limits.h"
 #include "vl.h"
 
 #include <getopt.h>
@@ -24,7 +26,6 @@
 #define BENCH_DEFAULT_PROMPT_TOKENS 64
 #define BENCH_DEFAULT_GEN_TOKENS 32
 #define BENCH_MAX_TOKENS 1000000
-#define BENCH_MAX_THREADS 256
 #define BENCH_KIB 1024.0
 #define BENCH_MIB (1024.0 * 1024.0)
 #define BENCH_CPU_NAME_MAX 256
@@ -44,11 +45,6 @@ struct bench_opts {
     bool verbose, warmup;
 };
 
-static int default_threads(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > BENCH_MAX_THREADS ? BENCH_MAX_THREADS : (int)n;
-}
-
 static void print_help(void) {
     printf("usage: docproc bench --model DIR [options]\n\n"
            "Times Qwen2.5-VL inference on a synthetic page: vision encode, prefill and decode.\n"
@@ -64,11 +60,11 @@ static void print_help(void) {
            "  -v, --verbose          libvl log lines on stderr\n"
            "  -h, --help             this text\n",
            BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
-           BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, default_threads());
+           BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, (int)dp_cli_default_threads());
 }
 
 enum {
-    OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH, OPT_THREADS,
+    OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH,
     OPT_NO_WARMUP
 };
 
@@ -80,19 +76,19 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
         {"prompt-tokens", required_argument, NULL, OPT_PROMPT},
         {"gen-tokens", required_argument, NULL, OPT_GEN},
         {"batch", required_argument, NULL, OPT_BATCH},
-        {"threads", required_argument, NULL, OPT_THREADS},
+        DP_CLI_LONGOPT_THREADS,
         {"no-warmup", no_argument, NULL, OPT_NO_WARMUP},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
-    o->model_dir = getenv("DOCPROC_MODEL");
+    o->model_dir = dp_cli_model_env();
     o->width = BENCH_DEFAULT_W;
     o->height = BENCH_DEFAULT_H;
     o->prompt_tokens = BENCH_DEFAULT_PROMPT_TOKENS;
     o->gen_tokens = BENCH_DEFAULT_GEN_TOKENS;
-    o->threads = default_threads();
+    o->threads = (int)dp_cli_default_threads();
     o->warmup = true;
     optind = 1;
     opterr = 0;
@@ -122,19 +118,16 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
                 return dp_cli_usage_error(CMD, "--batch: expected 1..%d, got '%s'",
                                           BENCH_MAX_TOKENS, optarg);
             break;
-        case OPT_THREADS:
-            if (!dp_cli_parse_long(optarg, 1, BENCH_MAX_THREADS, &v))
+        case DP_CLI_OPT_THREADS:
+            if (!dp_cli_parse_long(optarg, 1, DP_MAX_THREADS, &v))
                 return dp_cli_usage_error(CMD, "--threads: expected 1..%d, got '%s'",
-                                          BENCH_MAX_THREADS, optarg);
+                                          DP_MAX_THREADS, optarg);
             o->threads = (int)v;
             break;
         case OPT_NO_WARMUP: o->warmup = false; break;
         case 'v': o->verbose = true; break;
         case 'h': print_help(); return -1;
-        case ':':
-            return dp_cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return dp_cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
     }
     if (optind != argc)
@@ -316,7 +309,7 @@ static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
     json_object_set_new(c, "prompt_text_tokens", json_integer(o->prompt_tokens));
     json_object_set_new(c, "gen_tokens", json_integer(o->gen_tokens));
     json_object_set_new(c, "cpu", json_string(cpu));
-    json_object_set_new(c, "cpus_online", json_integer(default_threads()));
+    json_object_set_new(c, "cpus_online", json_integer((int)dp_cli_default_threads()));
     return c;
 }
 
