@@ -1,8 +1,8 @@
 /* The Qwen2 decoder of Qwen2.5-VL (spec §7): token embeddings, pre-norm layers with GQA (q/k/v
  * biases, no o bias), MRoPE on q and k, causal attention against the KV cache with f32 softmax,
  * SwiGLU MLP, final RMSNorm and the (tied or separate) lm_head for the last row.
- * Operates on one struct vl_state's buffers; no allocation. Not thread-safe per state: every
- * kernel (linear layers, fused prefill attention) runs on the state's pool. */
+ * Operates on one struct vl_state's buffers; no allocation. Not thread-safe per state: GEMMs run
+ * on OpenBLAS's threads and the softmax on the state's pool, one after the other. */
 #include "vl_llm_impl.h"
 
 #include <math.h>
@@ -15,12 +15,26 @@ void vl__llm_embed(struct vl_state *s, float *x, const int32_t *ids, int64_t n) 
         vl__to_f32(x + i * H, e, (int64_t)ids[i] * H, H);
 }
 
+/* Softmax of the causal rows of one head's score matrix, split over the pool by rows. */
+struct softmax_task {
+    float *scores;  /* (n, ld) */
+    int64_t n, ld;
+    int64_t start;  /* row i may see keys [0, start + i] */
+};
+
+static void softmax_causal(void *arg, int ith, int nth) {
+    const struct softmax_task *t = arg;
+    for (int64_t i = ith; i < t->n; i += nth) {
+        float *row = t->scores + i * t->ld;
+        int64_t len = t->start + i + 1;
+        vl__softmax_rows(row, 1, len);
+        if (len < t->ld)
+            memset(row + len, 0, (size_t)(t->ld - len) * sizeof *row);
+    }
+}
+
 /* Decode step (n = 1): the query heads sharing KV head j are contiguous rows (group, hd) of q,
- * so each KV head needs one GEMM pair instead of one per query head. Kept instead of
- * vl__attention for n = 1: the fused kernel gives every query head its own unit of 1-row
- * sgemm calls (no GQA batching), measured 3.6-7x slower per layer on the 3B shapes (16 heads /
- * 2 KV heads x 128, 200-1200 keys: 39 vs 238 us at 1 thread, 228 vs 824 us at 2 threads for
- * 1200 keys; docs/model-llm.md). */
+ * so each KV head needs one GEMM pair instead of one per query head. */
 static void attention_decode(struct vl_state *s, int64_t l, int64_t start) {
     const struct vl_text_config *tc = &s->m->cfg.text;
     const int64_t hd = tc->head_dim, nq = tc->num_attention_heads;
@@ -41,11 +55,7 @@ static void attention_decode(struct vl_state *s, int64_t l, int64_t start) {
 }
 
 /* Causal GQA attention of n new rows (q already rotated) against cache positions
- * [0, start + n) of layer l; result (n, nQ * hd) in s->att. Prefill runs the fused kernel
- * vl__attention: (head, <= VL_ATTN_TILE_ROWS query rows) units on the pool, each skipping the
- * keys its rows cannot see (the masked half of the causal square is never computed). Its score
- * tiles live in s->scores (sized for one row of n_ctx keys per worker, vl_state.c), through a
- * copy of the compute context pointing there, so the weight-panel scratch size does not matter. */
+ * [0, start + n) of layer l; result (n, nQ * hd) in s->att. */
 static void attention(struct vl_state *s, int64_t l, int64_t start, int64_t n) {
     if (n == 1) {
         attention_decode(s, l, start);
@@ -53,22 +63,22 @@ static void attention(struct vl_state *s, int64_t l, int64_t start, int64_t n) {
     }
     const struct vl_text_config *tc = &s->m->cfg.text;
     const int64_t hd = tc->head_dim, nq = tc->num_attention_heads;
-    const int64_t nkv = tc->num_key_value_heads, ctx = s->params.n_ctx;
-    const int64_t q_cu[2] = {0, n}, k_cu[2] = {0, start + n};
-    struct vl_compute ac = s->comp;
-    ac.scratch = s->scores;
-    ac.scratch_bytes = s->scores_floats * sizeof(float);
-    const struct vl_attn a = {
-        .q = s->q, .k = s->k_cache + l * nkv * ctx * hd, .v = s->v_cache + l * nkv * ctx * hd,
-        .out = s->att,
-        .ldq = nq * hd, .ldk = hd, .ldv = hd, .ldo = nq * hd,
-        .q_head_stride = hd, .k_head_stride = ctx * hd, .v_head_stride = ctx * hd,
-        .o_head_stride = hd,
-        .n_heads = nq, .n_kv_heads = nkv, .head_dim = hd,
-        .scale = (float)(1.0 / sqrt((double)hd)),
-        .q_cu = q_cu, .k_cu = k_cu, .n_seg = 1, .causal = true,
-    };
-    vl__attention(&ac, &a);
+    const int64_t nkv = tc->num_key_value_heads, group = nq / nkv;
+    const int64_t ctx = s->params.n_ctx, n_keys = start + n;
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    for (int64_t h = 0; h < nq; h++) {
+        const int64_t j = h / group;
+        const float *kc = s->k_cache + ((l * nkv + j) * ctx) * hd; /* (ctx, hd) */
+        const float *vcache = s->v_cache + ((l * nkv + j) * ctx) * hd;
+        /* scores (n, n_keys) = q_h (n, hd) . K_j^T * scale */
+        vl__gemm_f32(&s->comp, false, true, n, n_keys, hd, scale, s->q + h * hd, nq * hd, kc, hd,
+                     0.0f, s->scores, n_keys);
+        struct softmax_task t = {.scores = s->scores, .n = n, .ld = n_keys, .start = start};
+        vl__pool_run(s->comp.pool, softmax_causal, &t);
+        /* att_h (n, hd) = P (n, n_keys) . V_j (n_keys, hd) */
+        vl__gemm_f32(&s->comp, false, false, n, hd, n_keys, 1.0f, s->scores, n_keys, vcache, hd,
+                     0.0f, s->att + h * hd, nq * hd);
+    }
 }
 
 /* Copies the rotated keys and the values of n rows into the cache of layer l at start. */

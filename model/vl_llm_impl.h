@@ -84,10 +84,7 @@ struct vl_state {
     float *k, *v;                  /* (n_batch, nKV * hd) */
     float *att;                    /* (n_batch, nQ * hd) */
     float *gate, *up;              /* (n_batch, I) */
-    float *scores;                 /* (max(n_batch, nQ/nKV, n_threads), n_ctx) attention scores:
-                                    * decode (nQ/nKV, n_keys); prefill vl__attention's per-worker
-                                    * score tiles (at least one n_ctx row per worker) */
-    size_t scores_floats;
+    float *scores;                 /* (max(n_batch, nQ/nKV), n_ctx) attention scores */
     float *rope_cos, *rope_sin;    /* (n_batch, hd) */
     float *inv_freq;               /* (hd / 2) */
     float *logits;                 /* (V) last position */

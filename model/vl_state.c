@@ -4,8 +4,7 @@
  * vl_state_new (ggml's measure-then-allocate). A state is used by one thread at a time.
  *
  * Sizing (f32): KV cache 2 * layers * n_kv_heads * n_ctx * head_dim; chunk buffers n_batch rows
- * of H, nQ*hd, 2 nKV*hd, I (x2); attention scores max(n_batch, nQ/nKV, n_threads) * n_ctx (the
- * fused prefill kernel's per-worker tiles, one KV group in decode); vision scratch from the
+ * of H, nQ*hd, 2 nKV*hd, I (x2); one head's scores n_batch * n_ctx; vision scratch from the
  * vision tower for max_vision_patches; vision embeddings n_ctx * H; logits and sampler V each. */
 #include "vl_llm_impl.h"
 
@@ -144,12 +143,8 @@ enum vl_status vl_state_new(struct vl_state **out, const struct vl_model *model,
     plan_add(&pl, &s->att, mul3(nb, nq, hd, &ovf), sizeof(float));
     plan_add(&pl, &s->gate, mul3(nb, I, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->up, mul3(nb, I, 1, &ovf), sizeof(float));
-    /* prefill: vl__attention's score tiles, >= one n_ctx row per worker (n_batch rows in all,
-     * i.e. up to VL_ATTN_TILE_ROWS per worker); decode: one KV group's (group, n_keys) */
-    size_t score_rows = nb > nq / nkv ? nb : nq / nkv;
-    score_rows = score_rows > (size_t)s->params.n_threads ? score_rows : (size_t)s->params.n_threads;
-    s->scores_floats = mul3(score_rows, ctx, 1, &ovf);
-    plan_add(&pl, &s->scores, s->scores_floats, sizeof(float));
+    /* one head's scores in prefill, one KV group's in decode */
+    plan_add(&pl, &s->scores, mul3(nb > nq / nkv ? nb : nq / nkv, ctx, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->rope_cos, mul3(nb, hd, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->rope_sin, mul3(nb, hd, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->inv_freq, hd / 2, sizeof(float));

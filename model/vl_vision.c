@@ -3,8 +3,8 @@
  * the inverse permutation back to placeholder-token order.
  * All activations live in the caller's scratch (vl__vision_scratch_floats); nothing is allocated
  * here. Not re-entrant per struct vl_compute (its pool and scratch are used); distinct computes
- * and scratch buffers may run concurrently on one read-only model. Linear layers, element-wise
- * work and the fused attention (vl__attention, score tiles in this scratch) run on the pool. */
+ * and scratch buffers may run concurrently on one read-only model. GEMMs run on the calling
+ * thread (OpenBLAS threads them); element-wise work and softmax run on the compute's pool. */
 #include "vl_impl.h"
 
 #include <math.h>
@@ -15,9 +15,7 @@
 #define VIS_ALIGN_FLOATS 16            /* every scratch region starts on a 64-byte boundary */
 #define VIS_ROW_CHUNK 1024             /* rows per MLP / merger step: bounds (rows, Iv) buffers */
 #define VIS_SCORE_FLOATS (1LL << 22)   /* attention score tile budget, all heads (16 MiB) */
-/* Score rows of the longest segment the scores region holds at least: one per worker of the
- * largest pool vl__pool_new accepts (vl_pool.c), so any compute's pool fits the layout. */
-#define VIS_ATTN_MAX_WORKERS 256
+#define VIS_SOFTMAX_PAR_MIN (1LL << 14) /* smaller score tiles: softmax on the calling thread */
 #define VIS_HOOK_NAME_MAX 64
 #define VIS_QKV 3                      /* q, k, v packed in one row of the qkv projection */
 #define VIS_I64_FLOATS ((int64_t)(sizeof(int64_t) / sizeof(float)))
@@ -43,9 +41,7 @@ struct vis_layout {
     size_t hs;                   /* (n, d) hidden states, window order */
     size_t tmp;                  /* (n, d) patch embed / norm output / attention output */
     size_t big;                  /* qkv (n, 3d) | proj out (n, d) | MLP chunk | merger chunk */
-    size_t scores;               /* score tiles: vl__attention's (per worker: rows x L) or
-                                  * attention_1t's (heads, rows, L) */
-    int64_t n_scores;            /* floats of the scores region */
+    size_t scores;               /* (nh, nq, L) attention tile */
     size_t total;
 };
 
@@ -122,15 +118,10 @@ static bool vis_layout_init(struct vis_layout *L, const struct vis_dims *dm) {
     if (__builtin_mul_overflow(dm->units, dm->hout, &t))
         return false;
     big = i64_max(big, t);
-    /* score tiles: the budget (never more than all heads' n x n scores; attention_1t's tiles
-     * fit it), but at least one score row of the longest segment (<= n keys) per worker of
-     * any pool, which vl__attention needs */
-    scores = VIS_SCORE_FLOATS;
+    /* score tile (tile_for): heads * rows * len <= max(budget, n), and <= nh * n * n */
+    scores = i64_max(VIS_SCORE_FLOATS, dm->n);
     if (!__builtin_mul_overflow(dm->nh, dm->n, &t) && !__builtin_mul_overflow(t, dm->n, &t))
         scores = i64_min(scores, t);
-    if (__builtin_mul_overflow(dm->n, VIS_ATTN_MAX_WORKERS, &t))
-        return false;
-    scores = i64_max(scores, t);
     size_t cur = 0;
     int64_t n_i64 = (dm->units + 1) * VIS_I64_FLOATS;
     return lay_add(&L->widx, &cur, dm->units * VIS_I64_FLOATS) &&
@@ -138,7 +129,7 @@ static bool vis_layout_init(struct vis_layout *L, const struct vis_dims *dm) {
            lay_add(&L->cos, &cur, ndh) && lay_add(&L->sin, &cur, ndh) &&
            lay_add(&L->hs, &cur, nd) && lay_add(&L->tmp, &cur, nd) &&
            lay_add(&L->big, &cur, big) && lay_add(&L->scores, &cur, scores) &&
-           (L->n_scores = scores, L->total = cur, true);
+           (L->total = cur, true);
 }
 
 size_t vl__vision_scratch_floats(const struct vl_config *cfg, int64_t n_patches) {
@@ -207,15 +198,26 @@ static void rope_fn(void *arg, int ith, int nth) {
     }
 }
 
+struct softmax_task {
+    float *x;
+    int64_t rows, len;
+};
+
+static void softmax_fn(void *arg, int ith, int nth) {
+    const struct softmax_task *t = arg;
+    int64_t r0, r1;
+    split(t->rows, ith, nth, &r0, &r1);
+    if (r1 > r0)
+        vl__softmax_rows(t->x + r0 * t->len, r1 - r0, t->len);
+}
+
 /* ---- attention --------------------------------------------------------------------------- */
 
-/* The same attention on one thread: per-head GEMM / softmax / GEMM in score tiles (tile_for)
- * of up to VIS_SCORE_FLOATS. Kept for a one-worker pool because there its large tiles (951
- * query rows of a 4,408-patch full segment, against vl__attention's VL_ATTN_TILE_ROWS = 128)
- * measured 15 % faster on full attention (1.96 vs 2.30 s per 3B full block, windows equal,
- * docs/model-vision.md); with two or more workers the fused kernel wins.
+/* Bidirectional attention inside each segment [cu[s], cu[s+1]) for every head:
+ * o[q, h] = softmax(q_h k_h^T / sqrt(dh)) v_h, in score tiles (tile_for) so the score memory is
+ * bounded (VIS_SCORE_FLOATS) even for full attention over thousands of patches.
  * qkv: (n, 3d) after RoPE; o: (n, d); scores: (heads, rows, len) per tile. */
-static void attention_1t(struct vl_compute *c, const struct vis_dims *dm, const float *qkv,
+static void attention(struct vl_compute *c, const struct vis_dims *dm, const float *qkv,
                       float *o, float *scores, const int64_t *cu, int64_t nseg) {
     const int64_t ld = VIS_QKV * dm->d;
     const float scale = (float)(1.0 / sqrt((double)dm->dh));
@@ -232,7 +234,11 @@ static void attention_1t(struct vl_compute *c, const struct vis_dims *dm, const 
                     vl__gemm_f32(c, false, true, rows, len, dm->dh, scale,
                                  qkv + q0 * ld + h * dm->dh, ld, k + h * dm->dh, ld, 0.0f,
                                  scores + (h - h0) * per_head, len);
-                vl__softmax_rows(scores, tl.heads * rows, len);
+                struct softmax_task st = {scores, tl.heads * rows, len};
+                if (tl.heads * per_head >= VIS_SOFTMAX_PAR_MIN)
+                    vl__pool_run(c->pool, softmax_fn, &st);
+                else
+                    softmax_fn(&st, 0, 1);
                 for (int64_t h = h0; h < h0 + tl.heads; h++)
                     vl__gemm_f32(c, false, false, rows, dm->dh, len, 1.0f,
                                  scores + (h - h0) * per_head, len, v + h * dm->dh, ld, 0.0f,
@@ -242,44 +248,10 @@ static void attention_1t(struct vl_compute *c, const struct vis_dims *dm, const 
     }
 }
 
-/* Bidirectional attention inside each segment [cu[s], cu[s+1]) for every head:
- * o[q, h] = softmax(q_h k_h^T / sqrt(dh)) v_h, by the fused kernel vl__attention: its
- * (segment, head, <= VL_ATTN_TILE_ROWS query rows) units keep every worker busy on the small
- * windows and bound the score memory for full attention over thousands of patches. Its score
- * tiles live in this tower's scratch region (a copy of the compute context pointing there), so
- * the size of the compute's own weight-panel scratch does not matter.
- * With >= 2 workers measured faster than the per-head loop (attention_1t) for both the
- * 64-patch windows and full attention (docs/model-vision.md); one worker runs attention_1t.
- * qkv: (n, 3d) after RoPE; o: (n, d); scores: n_scores floats. */
-static void attention(struct vl_compute *c, const struct vis_dims *dm, const float *qkv,
-                      float *o, float *scores, int64_t n_scores, const int64_t *cu, int64_t nseg) {
-    if (vl__pool_size(vl__pool_in_task() ? NULL : c->pool) == 1) {
-        attention_1t(c, dm, qkv, o, scores, cu, nseg);
-        return;
-    }
-    const int64_t ld = VIS_QKV * dm->d;
-    struct vl_compute ac = *c;
-    ac.scratch = scores;
-    ac.scratch_bytes = (size_t)n_scores * sizeof(float);
-    /* the layout holds one row of n keys per worker of the largest pool */
-    VL_ASSERT(vl__pool_size(c->pool) <= VIS_ATTN_MAX_WORKERS);
-    const struct vl_attn a = {
-        .q = qkv, .k = qkv + dm->d, .v = qkv + 2 * dm->d, .out = o,
-        .ldq = ld, .ldk = ld, .ldv = ld, .ldo = dm->d,
-        .q_head_stride = dm->dh, .k_head_stride = dm->dh, .v_head_stride = dm->dh,
-        .o_head_stride = dm->dh,
-        .n_heads = dm->nh, .n_kv_heads = dm->nh, .head_dim = dm->dh,
-        .scale = (float)(1.0 / sqrt((double)dm->dh)),
-        .q_cu = cu, .k_cu = cu, .n_seg = nseg, .causal = false,
-    };
-    vl__attention(&ac, &a);
-}
-
 /* ---- blocks and merger ------------------------------------------------------------------- */
 
 struct vis_bufs {
     float *cos, *sin, *hs, *tmp, *big, *scores;
-    int64_t n_scores; /* floats at scores */
     int64_t *widx, *cu_win, *cu_seq;
 };
 
@@ -292,7 +264,7 @@ static void block_forward(struct vl_compute *c, const struct vis_dims *dm,
     vl__linear(c, b->big, b->tmp, dm->n, &w->qkv_w, &w->qkv_b); /* (n, 3d) */
     struct rope_task rt = {b->big, b->cos, b->sin, dm};
     vl__pool_run(c->pool, rope_fn, &rt);
-    attention(c, dm, b->big, b->tmp, b->scores, b->n_scores, cu, nseg); /* tmp: (n, d) */
+    attention(c, dm, b->big, b->tmp, b->scores, cu, nseg);        /* tmp: (n, d) */
     vl__linear(c, b->big, b->tmp, dm->n, &w->proj_w, &w->proj_b); /* big: (n, d) */
     residual_add(c, b->hs, b->big, dm->n * dm->d);
     /* MLP half, in row chunks: hs += down(silu(gate(x)) * up(x)), x = norm2(hs) */
@@ -410,7 +382,6 @@ enum vl_status vl__vision_encode(struct vl_compute *c, const struct vl_model *m,
     struct vis_bufs b = {
         .cos = scratch + L.cos, .sin = scratch + L.sin, .hs = scratch + L.hs,
         .tmp = scratch + L.tmp, .big = scratch + L.big, .scores = scratch + L.scores,
-        .n_scores = L.n_scores,
         .widx = (int64_t *)(void *)(scratch + L.widx),
         .cu_win = (int64_t *)(void *)(scratch + L.cu_win),
         .cu_seq = (int64_t *)(void *)(scratch + L.cu_seq),
