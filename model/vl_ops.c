@@ -173,16 +173,21 @@ static void gemv_bf16_x4_scalar(float *y, int64_t ldy, const float *xp, const ui
 
 /* ---- normalisation and activations ------------------------------------------------------ */
 
+/* 1 / sqrt(mean(x^2) + eps) of one row of d values, the mean accumulated in double. */
+static float rms_inv(const float *xi, int64_t d, float eps) {
+    double ss = 0.0;
+    for (int64_t k = 0; k < d; k++)
+        ss += (double)xi[k] * (double)xi[k];
+    float var = (float)(ss / (double)d);
+    return 1.0f / sqrtf(var + eps);
+}
+
 static void rmsnorm_rows_scalar(float *y, const float *x, int64_t d, const float *w, float eps,
                                 int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
         const float *xi = x + i * d;
         float *yi = y + i * d;
-        double ss = 0.0;
-        for (int64_t k = 0; k < d; k++)
-            ss += (double)xi[k] * (double)xi[k];
-        float var = (float)(ss / (double)d);
-        float r = 1.0f / sqrtf(var + eps);
+        float r = rms_inv(xi, d, eps);
         for (int64_t k = 0; k < d; k++)
             yi[k] = (xi[k] * r) * w[k];
     }
@@ -194,11 +199,7 @@ void vl__rmsnorm_ref(float *y, const float *x, int64_t n, int64_t d, const struc
     for (int64_t i = 0; i < n; i++) {
         const float *xi = x + i * d;
         float *yi = y + i * d;
-        double ss = 0.0;
-        for (int64_t k = 0; k < d; k++)
-            ss += (double)xi[k] * (double)xi[k];
-        float var = (float)(ss / (double)d);
-        float r = 1.0f / sqrtf(var + eps);
+        float r = rms_inv(xi, d, eps);
         for (int64_t k = 0; k < d; k++)
             yi[k] = (xi[k] * r) * tensor_at(w, k);
     }
