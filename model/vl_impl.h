@@ -380,9 +380,10 @@ void vl__gemv_rows_ref(float *y, const float *x, const struct vl_tensor *w, int6
                        int64_t r1);
 
 /* SIMD dispatch (vl_ops_x86.c): kernels picked once from the CPU's features; the generic
- * versions are the scalar code above. VL_SIMD=off in the environment forces scalar. */
+ * versions are the scalar code above. VL_SIMD=off in the environment forces scalar, VL_SIMD=avx2
+ * caps the choice at AVX2. */
 struct vl_simd {
-    const char *name; /* "avx2", "scalar" */
+    const char *name; /* "avx512", "avx2", "scalar" */
     /* dst[0..n) = widen(src[0..n)) for one dtype */
     void (*widen_bf16)(float *dst, const uint16_t *src, int64_t n);
     void (*widen_f16)(float *dst, const uint16_t *src, int64_t n);
@@ -407,6 +408,10 @@ struct vl_simd {
 const struct vl_simd *vl__simd(void);         /* the dispatched table (never NULL) */
 const struct vl_simd *vl__simd_scalar(void);  /* the scalar table */
 const struct vl_simd *vl__simd_avx2(void);    /* NULL if the CPU lacks AVX2+FMA+F16C */
+const struct vl_simd *vl__simd_avx512(void);  /* NULL without AVX512F/BW/VL (vl_ops_avx512.c) */
+#define VL_SIMD_MAX_TABLES 3
+/* Every table this CPU can run, scalar first (for tests and benchmarks); returns the count. */
+int vl__simd_tables(const struct vl_simd *out[VL_SIMD_MAX_TABLES]);
 
 /* ---- vision encoder (vl_vision.c, vl_vision_window.c) ------------------------------------
  * One image or one video per call; the caller loops over items and concatenates the outputs

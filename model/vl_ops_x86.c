@@ -384,13 +384,28 @@ const struct vl_simd *vl__simd_avx2(void) {
 static const struct vl_simd *simd_active;
 static pthread_once_t simd_once = PTHREAD_ONCE_INIT;
 
+/* VL_SIMD=off forces the scalar table, VL_SIMD=avx2 caps the choice at AVX2 (to compare the
+ * tables on one machine); otherwise the widest table the CPU has. */
 static void simd_pick(void) {
     const char *env = getenv("VL_SIMD");
     const struct vl_simd *s = NULL;
-    if (!env || strcmp(env, "off") != 0)
+    bool off = env && strcmp(env, "off") == 0, cap_avx2 = env && strcmp(env, "avx2") == 0;
+    if (!off && !cap_avx2)
+        s = vl__simd_avx512();
+    if (!off && !s)
         s = vl__simd_avx2();
     simd_active = s ? s : vl__simd_scalar();
     vl__log(VL_LOG_DEBUG, "compute kernels: %s", simd_active->name);
+}
+
+int vl__simd_tables(const struct vl_simd *out[VL_SIMD_MAX_TABLES]) {
+    const struct vl_simd *all[VL_SIMD_MAX_TABLES] = {vl__simd_scalar(), vl__simd_avx2(),
+                                                     vl__simd_avx512()};
+    int n = 0;
+    for (int i = 0; i < VL_SIMD_MAX_TABLES; i++)
+        if (all[i])
+            out[n++] = all[i];
+    return n;
 }
 
 const struct vl_simd *vl__simd(void) {

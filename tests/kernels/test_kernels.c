@@ -105,7 +105,8 @@ static const enum vl_dtype float_types[] = {VL_DTYPE_F32, VL_DTYPE_F16, VL_DTYPE
 
 static void test_conversions(void) {
     int bad_bf16 = 0, bad_f16 = 0, bad_simd = 0;
-    const struct vl_simd *tabs[2] = {vl__simd_scalar(), vl__simd_avx2()};
+    const struct vl_simd *tabs[VL_SIMD_MAX_TABLES];
+    const int n_tabs = vl__simd_tables(tabs);
     static uint16_t all[65536];
     static float wide[65536];
     for (uint32_t h = 0; h < 65536; h++)
@@ -127,7 +128,7 @@ static void test_conversions(void) {
     }
     T_EQ_I64(bad_bf16, 0);
     T_EQ_I64(bad_f16, 0);
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < n_tabs; ti++) {
         if (!tabs[ti])
             continue;
         for (int bf = 0; bf < 2; bf++) {
@@ -226,10 +227,12 @@ static void test_pool(void) {
 
 static void test_gemv_tables(void) {
     static const int64_t rows_list[] = {1, 3, 4, 5, 17, 67};
-    static const int64_t in_list[] = {1, 3, 15, 16, 17, 33, 2053};
-    const struct vl_simd *tabs[2] = {vl__simd_scalar(), vl__simd_avx2()};
+    /* 16/32-wide blocks, their 2x unrolls, and tails of each */
+    static const int64_t in_list[] = {1, 3, 15, 16, 17, 33, 80, 100, 2053};
+    const struct vl_simd *tabs[VL_SIMD_MAX_TABLES];
+    const int n_tabs = vl__simd_tables(tabs);
     double worst = 0.0;
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < n_tabs; ti++) {
         if (!tabs[ti])
             continue;
         for (size_t a = 0; a < sizeof rows_list / sizeof *rows_list; a++)
@@ -522,7 +525,8 @@ static void test_attention(void) {
 static void test_rows_and_elementwise(void) {
     static const int64_t n_list[] = {1, 3, 17};
     static const int64_t d_list[] = {1, 3, 17, 1280, 2053};
-    const struct vl_simd *tabs[2] = {vl__simd_scalar(), vl__simd_avx2()};
+    const struct vl_simd *tabs[VL_SIMD_MAX_TABLES];
+    const int n_tabs = vl__simd_tables(tabs);
     for (int nt = 1; nt <= 2; nt++) {
         struct vl_compute c;
         struct vl_error err = {0};
@@ -580,7 +584,7 @@ static void test_rows_and_elementwise(void) {
     T_NEAR(gl[1], 0.8413447460685429, 1e-6);
     T_NEAR(gl[2], -0.0040496977, 1e-7);
     /* softmax: both tables, odd widths, masked entries and a fully masked row */
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < n_tabs; ti++) {
         if (!tabs[ti])
             continue;
         static const int64_t w_list[] = {1, 3, 8, 17, 64, 4409};
@@ -628,7 +632,12 @@ static void log_to_stderr(enum vl_log_level level, const char *msg, void *user) 
 
 int main(void) {
     vl_log_set(log_to_stderr, NULL, VL_LOG_WARN);
-    printf("kernels: %s\n", vl__simd()->name);
+    const struct vl_simd *tabs[VL_SIMD_MAX_TABLES];
+    int n_tabs = vl__simd_tables(tabs);
+    printf("kernels: dispatched %s; tables tested:", vl__simd()->name);
+    for (int i = 0; i < n_tabs; i++)
+        printf(" %s", tabs[i]->name);
+    printf("\n");
     test_conversions();
     test_pool();
     test_gemv_tables();
