@@ -344,13 +344,19 @@ typedef void (*vl_hook_fn)(const char *name, const float *data, int ndim, const 
 
 /* Defaults of vl_state_default_params. */
 #define VL_STATE_DEFAULT_CTX   8192 /* tokens in the KV cache (prompt + generated) */
-#define VL_STATE_DEFAULT_BATCH 512  /* prefill chunk: bounds the activation memory */
+#define VL_STATE_DEFAULT_BATCH 2048 /* prefill chunk: bounds the activation memory */
+/* Prefill attention goes in blocks of this many query rows; a block computes scores only for the
+ * keys its last row can see (the masked part of the causal square is mostly skipped) and the
+ * scores buffer holds one block, whatever n_batch is. */
+#define VL_STATE_DEFAULT_ATTN_BLOCK 256
 
 struct vl_state_params {
     int n_threads;              /* threads for our pool and OpenBLAS [1] */
     int64_t n_ctx;              /* max tokens of a request incl. generated ones
                                  * [VL_STATE_DEFAULT_CTX, capped by max_position_embeddings] */
     int64_t n_batch;            /* prefill chunk rows [VL_STATE_DEFAULT_BATCH] */
+    int64_t attn_block;         /* prefill attention query rows per block
+                                 * [VL_STATE_DEFAULT_ATTN_BLOCK, capped by n_batch] */
     int64_t max_vision_patches; /* largest single image/video, in 14-px patches
                                  * [0 = n_ctx * merge^2, i.e. as many as the context can take] */
 };

@@ -34,28 +34,44 @@ static void softmax_causal(void *arg, int ith, int nth) {
 }
 
 /* Decode step (n = 1): the query heads sharing KV head j are contiguous rows (group, hd) of q,
- * so each KV head needs one GEMM pair instead of one per query head. */
-static void attention_decode(struct vl_state *s, int64_t l, int64_t start) {
+ * so each KV head needs one GEMM pair instead of one per query head. The KV heads are claimed
+ * by the pool's workers (each GEMM pair is too small to split further); worker ith keeps its
+ * scores in rows [ith * group, (ith + 1) * group) of s->scores. */
+struct decode_task {
+    struct vl_state *s;
+    int64_t l, start;
+};
+
+static void attention_decode_heads(void *arg, int ith, int nth) {
+    const struct decode_task *t = arg;
+    struct vl_state *s = t->s;
     const struct vl_text_config *tc = &s->m->cfg.text;
     const int64_t hd = tc->head_dim, nq = tc->num_attention_heads;
     const int64_t nkv = tc->num_key_value_heads, group = nq / nkv;
-    const int64_t ctx = s->params.n_ctx, n_keys = start + 1;
+    const int64_t ctx = s->params.n_ctx, n_keys = t->start + 1;
     const float scale = (float)(1.0 / sqrt((double)hd));
-    for (int64_t j = 0; j < nkv; j++) {
-        const float *kc = s->k_cache + ((l * nkv + j) * ctx) * hd; /* (ctx, hd) */
-        const float *vcache = s->v_cache + ((l * nkv + j) * ctx) * hd;
+    float *scores = s->scores + (int64_t)ith * group * n_keys;
+    for (int64_t j = ith; j < nkv; j += nth) {
+        const float *kc = s->k_cache + ((t->l * nkv + j) * ctx) * hd; /* (ctx, hd) */
+        const float *vcache = s->v_cache + ((t->l * nkv + j) * ctx) * hd;
         /* scores (group, n_keys) = Q_g (group, hd) . K_j^T * scale */
-        vl__gemm_f32(&s->comp, false, true, group, n_keys, hd, scale, s->q + j * group * hd, hd,
-                     kc, hd, 0.0f, s->scores, n_keys);
-        vl__softmax_rows(s->scores, group, n_keys);
+        vl__gemm_f32(NULL, false, true, group, n_keys, hd, scale, s->q + j * group * hd, hd, kc,
+                     hd, 0.0f, scores, n_keys);
+        vl__softmax_rows(scores, group, n_keys);
         /* att_g (group, hd) = P (group, n_keys) . V_j (n_keys, hd) */
-        vl__gemm_f32(&s->comp, false, false, group, hd, n_keys, 1.0f, s->scores, n_keys, vcache,
-                     hd, 0.0f, s->att + j * group * hd, hd);
+        vl__gemm_f32(NULL, false, false, group, hd, n_keys, 1.0f, scores, n_keys, vcache, hd,
+                     0.0f, s->att + j * group * hd, hd);
     }
 }
 
+static void attention_decode(struct vl_state *s, int64_t l, int64_t start) {
+    struct decode_task t = {.s = s, .l = l, .start = start};
+    vl__pool_run(s->comp.pool, attention_decode_heads, &t);
+}
+
 /* Causal GQA attention of n new rows (q already rotated) against cache positions
- * [0, start + n) of layer l; result (n, nQ * hd) in s->att. */
+ * [0, start + n) of layer l; result (n, nQ * hd) in s->att. Rows go in blocks of
+ * attn_block: block [r0, r1) needs keys [0, start + r1) only. */
 static void attention(struct vl_state *s, int64_t l, int64_t start, int64_t n) {
     if (n == 1) {
         attention_decode(s, l, start);
@@ -64,20 +80,26 @@ static void attention(struct vl_state *s, int64_t l, int64_t start, int64_t n) {
     const struct vl_text_config *tc = &s->m->cfg.text;
     const int64_t hd = tc->head_dim, nq = tc->num_attention_heads;
     const int64_t nkv = tc->num_key_value_heads, group = nq / nkv;
-    const int64_t ctx = s->params.n_ctx, n_keys = start + n;
+    const int64_t ctx = s->params.n_ctx, ldq = nq * hd;
+    const int64_t blk = s->params.attn_block;
     const float scale = (float)(1.0 / sqrt((double)hd));
-    for (int64_t h = 0; h < nq; h++) {
-        const int64_t j = h / group;
-        const float *kc = s->k_cache + ((l * nkv + j) * ctx) * hd; /* (ctx, hd) */
-        const float *vcache = s->v_cache + ((l * nkv + j) * ctx) * hd;
-        /* scores (n, n_keys) = q_h (n, hd) . K_j^T * scale */
-        vl__gemm_f32(&s->comp, false, true, n, n_keys, hd, scale, s->q + h * hd, nq * hd, kc, hd,
-                     0.0f, s->scores, n_keys);
-        struct softmax_task t = {.scores = s->scores, .n = n, .ld = n_keys, .start = start};
-        vl__pool_run(s->comp.pool, softmax_causal, &t);
-        /* att_h (n, hd) = P (n, n_keys) . V_j (n_keys, hd) */
-        vl__gemm_f32(&s->comp, false, false, n, hd, n_keys, 1.0f, s->scores, n_keys, vcache, hd,
-                     0.0f, s->att + h * hd, nq * hd);
+    for (int64_t r0 = 0; r0 < n; r0 += blk) {
+        const int64_t rows = n - r0 < blk ? n - r0 : blk;
+        const int64_t n_keys = start + r0 + rows;
+        for (int64_t h = 0; h < nq; h++) {
+            const int64_t j = h / group;
+            const float *kc = s->k_cache + ((l * nkv + j) * ctx) * hd; /* (ctx, hd) */
+            const float *vcache = s->v_cache + ((l * nkv + j) * ctx) * hd;
+            /* scores (rows, n_keys) = q_h (rows, hd) . K_j^T * scale */
+            vl__gemm_f32(&s->comp, false, true, rows, n_keys, hd, scale, s->q + r0 * ldq + h * hd,
+                         ldq, kc, hd, 0.0f, s->scores, n_keys);
+            struct softmax_task t = {
+                .scores = s->scores, .n = rows, .ld = n_keys, .start = start + r0};
+            vl__pool_run(s->comp.pool, softmax_causal, &t);
+            /* att_h (rows, hd) = P (rows, n_keys) . V_j (n_keys, hd) */
+            vl__gemm_f32(&s->comp, false, false, rows, hd, n_keys, 1.0f, s->scores, n_keys,
+                         vcache, hd, 0.0f, s->att + r0 * ldq + h * hd, ldq);
+        }
     }
 }
 

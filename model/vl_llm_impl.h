@@ -84,7 +84,7 @@ struct vl_state {
     float *k, *v;                  /* (n_batch, nKV * hd) */
     float *att;                    /* (n_batch, nQ * hd) */
     float *gate, *up;              /* (n_batch, I) */
-    float *scores;                 /* (max(n_batch, nQ/nKV), n_ctx) attention scores */
+    float *scores;                 /* (max(attn_block, nQ/nKV * n_threads), n_ctx) */
     float *rope_cos, *rope_sin;    /* (n_batch, hd) */
     float *inv_freq;               /* (hd / 2) */
     float *logits;                 /* (V) last position */

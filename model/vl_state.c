@@ -4,7 +4,7 @@
  * vl_state_new (ggml's measure-then-allocate). A state is used by one thread at a time.
  *
  * Sizing (f32): KV cache 2 * layers * n_kv_heads * n_ctx * head_dim; chunk buffers n_batch rows
- * of H, nQ*hd, 2 nKV*hd, I (x2); one head's scores n_batch * n_ctx; vision scratch from the
+ * of H, nQ*hd, 2 nKV*hd, I (x2); one head's scores attn_block * n_ctx; vision scratch from the
  * vision tower for max_vision_patches; vision embeddings n_ctx * H; logits and sampler V each. */
 #include "vl_llm_impl.h"
 
@@ -18,6 +18,7 @@ struct vl_state_params vl_state_default_params(void) {
         .n_threads = 1,
         .n_ctx = VL_STATE_DEFAULT_CTX,
         .n_batch = VL_STATE_DEFAULT_BATCH,
+        .attn_block = VL_STATE_DEFAULT_ATTN_BLOCK,
         .max_vision_patches = 0,
     };
     return p;
@@ -92,6 +93,10 @@ static enum vl_status resolve_params(struct vl_state_params *out, const struct v
         out->n_batch = VL_STATE_DEFAULT_BATCH;
     if (out->n_batch > out->n_ctx)
         out->n_batch = out->n_ctx;
+    if (out->attn_block <= 0)
+        out->attn_block = VL_STATE_DEFAULT_ATTN_BLOCK;
+    if (out->attn_block > out->n_batch)
+        out->attn_block = out->n_batch;
     int64_t m2 = cfg->vision.spatial_merge_size * cfg->vision.spatial_merge_size;
     if (out->max_vision_patches <= 0)
         out->max_vision_patches = out->n_ctx * m2;
@@ -143,8 +148,11 @@ enum vl_status vl_state_new(struct vl_state **out, const struct vl_model *model,
     plan_add(&pl, &s->att, mul3(nb, nq, hd, &ovf), sizeof(float));
     plan_add(&pl, &s->gate, mul3(nb, I, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->up, mul3(nb, I, 1, &ovf), sizeof(float));
-    /* one head's scores in prefill, one KV group's in decode */
-    plan_add(&pl, &s->scores, mul3(nb > nq / nkv ? nb : nq / nkv, ctx, 1, &ovf), sizeof(float));
+    /* one head's scores for a block of prefill rows; in decode one KV group's per thread */
+    size_t score_rows = (size_t)s->params.attn_block;
+    size_t decode_rows = nq / nkv * (size_t)s->params.n_threads;
+    score_rows = score_rows > decode_rows ? score_rows : decode_rows;
+    plan_add(&pl, &s->scores, mul3(score_rows, ctx, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->rope_cos, mul3(nb, hd, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->rope_sin, mul3(nb, hd, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->inv_freq, hd / 2, sizeof(float));

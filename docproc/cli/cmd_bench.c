@@ -41,6 +41,7 @@ struct bench_opts {
     long width, height; /* 0: no image (text-only prompt) */
     int64_t prompt_tokens, gen_tokens;
     int64_t batch; /* prefill chunk rows; 0: the state's default */
+    int64_t attn_block; /* prefill attention rows per block; 0: the state's default */
     int threads;
     bool verbose, warmup;
 };
@@ -55,16 +56,17 @@ static void print_help(void) {
            "  --prompt-tokens N      text tokens after the image in the prompt [%d]\n"
            "  --gen-tokens N         tokens to generate (greedy, EOS ignored) [%d]\n"
            "  --batch N              prefill chunk rows [%d, the library default]\n"
+           "  --attn-block N         prefill attention query rows per block [%d]\n"
            "  --threads N            threads for OpenBLAS and the kernels [online CPUs: %d]\n"
            "  --no-warmup            time the first request too (incl. mapping the weights)\n"
            "  -v, --verbose          libvl log lines on stderr\n"
            "  -h, --help             this text\n",
            BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
-           BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, (int)dp_cli_default_threads());
+           BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, VL_STATE_DEFAULT_ATTN_BLOCK, (int)dp_cli_default_threads());
 }
 
 enum {
-    OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH,
+    OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH, OPT_ATTN_BLOCK,
     OPT_NO_WARMUP
 };
 
@@ -76,6 +78,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
         {"prompt-tokens", required_argument, NULL, OPT_PROMPT},
         {"gen-tokens", required_argument, NULL, OPT_GEN},
         {"batch", required_argument, NULL, OPT_BATCH},
+        {"attn-block", required_argument, NULL, OPT_ATTN_BLOCK},
         DP_CLI_LONGOPT_THREADS,
         {"no-warmup", no_argument, NULL, OPT_NO_WARMUP},
         {"verbose", no_argument, NULL, 'v'},
@@ -116,6 +119,11 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
         case OPT_BATCH:
             if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_TOKENS, &o->batch))
                 return dp_cli_usage_error(CMD, "--batch: expected 1..%d, got '%s'",
+                                          BENCH_MAX_TOKENS, optarg);
+            break;
+        case OPT_ATTN_BLOCK:
+            if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_TOKENS, &o->attn_block))
+                return dp_cli_usage_error(CMD, "--attn-block: expected 1..%d, got '%s'",
                                           BENCH_MAX_TOKENS, optarg);
             break;
         case DP_CLI_OPT_THREADS:
@@ -299,6 +307,7 @@ static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
     json_object_set_new(c, "weights_bytes", json_integer((json_int_t)sm.bytes_tensors));
     json_object_set_new(c, "threads", json_integer(o->threads));
     json_object_set_new(c, "n_batch", json_integer(sp->n_batch));
+    json_object_set_new(c, "attn_block", json_integer(sp->attn_block));
     json_object_set_new(c, "image_size", o->width ? json_sprintf("%ldx%ld", o->width, o->height)
                                                   : json_null());
     json_object_set_new(c, "grid_thw",
@@ -354,6 +363,8 @@ int dp_cmd_bench(int argc, char **argv) {
         sp.max_vision_patches = BENCH_WARMUP_PATCHES;
     if (o.batch > 0)
         sp.n_batch = o.batch;
+    if (o.attn_block > 0)
+        sp.attn_block = o.attn_block;
     if (vl_state_new(&st, m, &sp, &err) != VL_OK) {
         rc = fail("state", &err);
         goto out;

@@ -13,6 +13,7 @@
 #define TOPK 5
 #define TOP_ROWS 32 /* prompt rows whose logits are computed at once for the top-5 check */
 #define GEN_TOKENS 24
+#define GOLDEN_ATTN_BLOCK 48 /* prefill attention rows per block (the cases have S 30..244) */
 /* Relative L2 bound for f32 activations vs the f32 reference (spec §10.3 measured <= 1.1e-6). */
 #define REL_TOL 1e-5
 /* Two logits closer than this are a tie at f32 round-off of logits of magnitude ~10 (spec §10.3:
@@ -218,6 +219,7 @@ static void run_case(const struct vl_model *m, struct vl_compute *comp, const ch
     struct vl_state_params sp = vl_state_default_params();
     sp.n_threads = threads;
     sp.n_ctx = c.n_ids + GEN_TOKENS;
+    sp.attn_block = GOLDEN_ATTN_BLOCK; /* several causal blocks per prompt, a partial last one */
     struct vl_state *s = NULL;
     struct vl_error err = {0};
     T_CHECK_MSG(vl_state_new(&s, m, &sp, &err) == VL_OK, "%s: state: %s", id, err.msg);
