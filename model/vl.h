@@ -342,6 +342,16 @@ void vl_video_frame_indices(int64_t *out, int64_t n, int64_t total_frames);
 typedef void (*vl_hook_fn)(const char *name, const float *data, int ndim, const int64_t *shape,
                            void *user);
 
+/* The OpenBLAS kernel family in use (its corename, e.g. "Haswell"), and, when OpenBLAS picked a
+ * narrower family than this CPU runs (Debian 12's OpenBLAS 0.3.21 falls back to "Prescott" SSE3
+ * kernels on CPUs newer than it knows, such as Sapphire Rapids: GEMMs ~4x slower), the
+ * OPENBLAS_CORETYPE value that selects the widest ("SkylakeX" or "Haswell"); else NULL.
+ * OpenBLAS reads OPENBLAS_CORETYPE when it is loaded: a program sets it and re-executes itself. */
+const char *vl_blas_core(void);
+const char *vl_blas_core_upgrade(void);
+/* The compute kernels in use: "avx512", "avx2" or "scalar" (VL_SIMD=off|avx2 caps it). */
+const char *vl_simd_name(void);
+
 /* Defaults of vl_state_default_params. */
 #define VL_STATE_DEFAULT_CTX   8192 /* tokens in the KV cache (prompt + generated) */
 #define VL_STATE_DEFAULT_BATCH 2048 /* prefill chunk: bounds the activation memory */

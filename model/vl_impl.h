@@ -409,6 +409,13 @@ const struct vl_simd *vl__simd(void);         /* the dispatched table (never NUL
 const struct vl_simd *vl__simd_scalar(void);  /* the scalar table */
 const struct vl_simd *vl__simd_avx2(void);    /* NULL if the CPU lacks AVX2+FMA+F16C */
 const struct vl_simd *vl__simd_avx512(void);  /* NULL without AVX512F/BW/VL (vl_ops_avx512.c) */
+/* What the CPU and OS can run, for the OpenBLAS kernel check: AVX512 = F, CD, BW, DQ and VL
+ * (OpenBLAS's SkylakeX kernels), AVX2 = AVX2 + FMA + F16C. */
+enum vl_cpu_level { VL_CPU_BASELINE, VL_CPU_AVX2, VL_CPU_AVX512 };
+enum vl_cpu_level vl__cpu_level(void);
+/* The OPENBLAS_CORETYPE to use on a CPU of level cpu when OpenBLAS runs family core (NULL:
+ * unknown), or NULL if core is already as wide as the CPU allows. Pure (tested by name). */
+const char *vl__blas_core_pick(enum vl_cpu_level cpu, const char *core);
 #define VL_SIMD_MAX_TABLES 3
 /* Every table this CPU can run, scalar first (for tests and benchmarks); returns the count. */
 int vl__simd_tables(const struct vl_simd *out[VL_SIMD_MAX_TABLES]);

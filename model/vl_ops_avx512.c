@@ -151,12 +151,15 @@ AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, c
 /* CPUID leaf 7 EBX (Intel SDM vol. 2A) and the XCR0 state the OS must save: SSE, AVX, opmask,
  * the upper halves of ZMM0-15 and ZMM16-31. */
 #define CPUID7_EBX_AVX512F (1u << 16)
+#define CPUID7_EBX_AVX512DQ (1u << 17)
+#define CPUID7_EBX_AVX512CD (1u << 28)
 #define CPUID7_EBX_AVX512BW (1u << 30)
 #define CPUID7_EBX_AVX512VL (1u << 31)
 #define CPUID1_ECX_OSXSAVE (1u << 27)
 #define XCR0_AVX512_STATE 0xe6u
 
-static bool cpu_has_avx512(void) {
+/* AVX512F/BW/VL (our kernels), or with also_dq_cd the SkylakeX set (F, CD, BW, DQ, VL). */
+static bool cpu_has_avx512(bool also_dq_cd) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & CPUID1_ECX_OSXSAVE))
         return false;
@@ -166,7 +169,9 @@ static bool cpu_has_avx512(void) {
     if ((xlo & XCR0_AVX512_STATE) != XCR0_AVX512_STATE || __get_cpuid_max(0, NULL) < 7)
         return false;
     __cpuid_count(7, 0, a, b, c, d);
-    const unsigned need = CPUID7_EBX_AVX512F | CPUID7_EBX_AVX512BW | CPUID7_EBX_AVX512VL;
+    unsigned need = CPUID7_EBX_AVX512F | CPUID7_EBX_AVX512BW | CPUID7_EBX_AVX512VL;
+    if (also_dq_cd)
+        need |= CPUID7_EBX_AVX512DQ | CPUID7_EBX_AVX512CD;
     return (b & need) == need;
 }
 
@@ -176,7 +181,7 @@ static pthread_once_t avx512_once = PTHREAD_ONCE_INIT;
 
 static void avx512_init(void) {
     const struct vl_simd *base = vl__simd_avx2(); /* AVX-512 CPUs have AVX2; checked anyway */
-    if (!base || !cpu_has_avx512())
+    if (!base || !cpu_has_avx512(false))
         return;
     simd_avx512 = *base;
     simd_avx512.name = "avx512";
@@ -196,4 +201,12 @@ const struct vl_simd *vl__simd_avx512(void) {
         return &simd_avx512;
 #endif
     return NULL;
+}
+
+enum vl_cpu_level vl__cpu_level(void) {
+#ifdef VL_HAVE_X86
+    if (vl__simd_avx2() && cpu_has_avx512(true))
+        return VL_CPU_AVX512;
+#endif
+    return vl__simd_avx2() ? VL_CPU_AVX2 : VL_CPU_BASELINE;
 }

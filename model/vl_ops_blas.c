@@ -21,6 +21,7 @@
 #include <cblas.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 
 /* GEMMs below this many multiply-adds run on the calling thread (a dispatch costs more). */
 #define GEMM_PAR_MIN_MACS ((int64_t)1 << 21)
@@ -186,4 +187,38 @@ void vl__linear_gemm(struct vl_compute *c, float *y, const float *x, int64_t n,
         .scratch = c->scratch, .part_floats = part,
     };
     vl__pool_run(pool, linear_task_run, &t);
+}
+
+/* ---- OpenBLAS kernel family ---------------------------------------------------------------- */
+
+/* OpenBLAS's DYNAMIC_ARCH picks its kernels from the CPU model when it is loaded, and a release
+ * that does not know a newer model falls back to its oldest x86-64 family: Debian 12's 0.3.21
+ * runs "Prescott" (SSE3) kernels on Sapphire Rapids: GEMMs ~4x slower (docs/performance.md).
+ * The families below are OpenBLAS's OPENBLAS_CORETYPE names, by the widest SIMD their GEMM uses. */
+static const char *const blas_avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+static const char *const blas_avx2_cores[] = {"Haswell", "Zen", "Excavator"};
+
+static bool name_in(const char *name, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcasecmp(name, list[i]))
+            return true;
+    return false;
+}
+
+const char *vl__blas_core_pick(enum vl_cpu_level cpu, const char *core) {
+    int have = !core                                     ? VL_CPU_BASELINE
+             : name_in(core, blas_avx512_cores, 3)       ? VL_CPU_AVX512
+             : name_in(core, blas_avx2_cores, 3)         ? VL_CPU_AVX2
+                                                         : VL_CPU_BASELINE;
+    if ((int)cpu <= have)
+        return NULL;
+    return cpu == VL_CPU_AVX512 ? blas_avx512_cores[0] : blas_avx2_cores[0];
+}
+
+const char *vl_blas_core(void) {
+    return openblas_get_corename();
+}
+
+const char *vl_blas_core_upgrade(void) {
+    return vl__blas_core_pick(vl__cpu_level(), openblas_get_corename());
 }

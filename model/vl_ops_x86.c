@@ -408,6 +408,10 @@ int vl__simd_tables(const struct vl_simd *out[VL_SIMD_MAX_TABLES]) {
     return n;
 }
 
+const char *vl_simd_name(void) {
+    return vl__simd()->name;
+}
+
 const struct vl_simd *vl__simd(void) {
     pthread_once(&simd_once, simd_pick);
     return simd_active;

@@ -318,6 +318,8 @@ static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
     json_object_set_new(c, "prompt_text_tokens", json_integer(o->prompt_tokens));
     json_object_set_new(c, "gen_tokens", json_integer(o->gen_tokens));
     json_object_set_new(c, "cpu", json_string(cpu));
+    json_object_set_new(c, "blas_core", json_string(vl_blas_core()));
+    json_object_set_new(c, "simd", json_string(vl_simd_name()));
     json_object_set_new(c, "cpus_online", json_integer((int)dp_cli_default_threads()));
     return c;
 }

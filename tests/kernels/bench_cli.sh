@@ -15,7 +15,7 @@ bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
     >"$out" 2>"$err"
 [ $? -eq 0 ] && ok || { bad "bench exit status"; cat "$err"; }
 for key in vision_encode_s prefill_tokens_per_s decode_tokens_per_s peak_rss_mib load_s \
-    generate_cpu_s n_vision_tokens config threads n_batch grid_thw cpu; do
+    generate_cpu_s n_vision_tokens config threads n_batch attn_block grid_thw cpu blas_core simd; do
     grep -q "\"$key\"" "$out" && ok || bad "key $key missing"
 done
 # 56x84 -> grid (1, 4, 6) -> 6 merged tokens; 3 generated tokens = 1 prefill + 2 decode steps
@@ -34,6 +34,23 @@ grep -q '"n_batch": 2,' "$out" && ok || bad "--batch not applied"
 [ $? -eq 0 ] && grep -q '"warmup_s"' "$out" && ok || { bad "tiny image with warm-up"; cat "$err"; }
 "$bin" bench --model "$model" --image-size 28x28 --gen-tokens 1 --no-warmup >"$out" 2>"$err"
 [ $? -eq 0 ] && grep -q '"warmup_s": 0' "$out" && ok || { bad "--no-warmup"; cat "$err"; }
+
+"$bin" bench --model "$model" --no-image --prompt-tokens 40 --gen-tokens 2 --batch 30 \
+    --attn-block 7 >"$out" 2>"$err"
+[ $? -eq 0 ] && grep -q '"attn_block": 7,' "$out" && ok || { bad "--attn-block"; cat "$err"; }
+
+# OpenBLAS kernel family: OPENBLAS_CORETYPE is honoured; a narrower family than the CPU runs
+# gets a warning naming the wider one (docproc re-executes itself with it when unset).
+native=$("$bin" version | sed -n 's/.*(kernels \(.*\))$/\1/p')
+[ -n "$native" ] && ok || bad "version names no OpenBLAS kernels"
+OPENBLAS_CORETYPE=Prescott "$bin" version >"$out" 2>"$err"
+grep -q '(kernels Prescott)' "$out" && ok || bad "OPENBLAS_CORETYPE=Prescott not honoured"
+case $native in
+Haswell | Zen | Excavator | SkylakeX | Cooperlake | SapphireRapids)
+    grep -q "OPENBLAS_CORETYPE=Prescott runs narrower GEMM kernels than this CPU can" "$err" &&
+        ok || { bad "no warning for narrower kernels than $native"; cat "$err"; } ;;
+*) ! grep -q warning "$err" && ok || bad "warning on a CPU without AVX2 ($native)" ;;
+esac
 
 "$bin" bench --help >"$out" 2>&1
 [ $? -eq 0 ] && grep -q -- "--image-size" "$out" && ok || bad "--help"

@@ -625,6 +625,31 @@ static void test_rows_and_elementwise(void) {
     T_NEAR(gl[0] + gl[1] + gl[2], 1.0, 1e-6);
 }
 
+/* ---- OpenBLAS kernel family check -------------------------------------------------------- */
+
+static void test_blas_core_pick(void) {
+    T_CHECK(vl__blas_core_pick(VL_CPU_AVX512, "Prescott") &&
+            !strcmp(vl__blas_core_pick(VL_CPU_AVX512, "Prescott"), "SkylakeX"));
+    T_CHECK(!strcmp(vl__blas_core_pick(VL_CPU_AVX512, "Haswell"), "SkylakeX"));
+    T_CHECK(!strcmp(vl__blas_core_pick(VL_CPU_AVX512, NULL), "SkylakeX"));
+    T_CHECK(vl__blas_core_pick(VL_CPU_AVX512, "SkylakeX") == NULL);
+    T_CHECK(vl__blas_core_pick(VL_CPU_AVX512, "sapphirerapids") == NULL);
+    T_CHECK(vl__blas_core_pick(VL_CPU_AVX512, "Cooperlake") == NULL);
+    T_CHECK(!strcmp(vl__blas_core_pick(VL_CPU_AVX2, "Prescott"), "Haswell"));
+    T_CHECK(!strcmp(vl__blas_core_pick(VL_CPU_AVX2, "Sandybridge"), "Haswell"));
+    T_CHECK(vl__blas_core_pick(VL_CPU_AVX2, "Zen") == NULL);
+    T_CHECK(vl__blas_core_pick(VL_CPU_AVX2, "SkylakeX") == NULL);
+    T_CHECK(vl__blas_core_pick(VL_CPU_BASELINE, "Prescott") == NULL);
+    T_CHECK(vl__blas_core_pick(VL_CPU_BASELINE, NULL) == NULL);
+    /* this machine: the level agrees with the SIMD tables, and docproc's re-exec target (if any)
+     * is a family of that level */
+    enum vl_cpu_level lv = vl__cpu_level();
+    T_CHECK((lv >= VL_CPU_AVX2) == (vl__simd_avx2() != NULL));
+    T_CHECK(lv < VL_CPU_AVX512 || vl__simd_avx512() != NULL);
+    printf("openblas kernels: %s (upgrade: %s)\n", vl_blas_core(),
+           vl_blas_core_upgrade() ? vl_blas_core_upgrade() : "none");
+}
+
 static void log_to_stderr(enum vl_log_level level, const char *msg, void *user) {
     (void)user;
     fprintf(stderr, "libvl[%d]: %s\n", (int)level, msg);
@@ -639,6 +664,7 @@ int main(void) {
         printf(" %s", tabs[i]->name);
     printf("\n");
     test_conversions();
+    test_blas_core_pick();
     test_pool();
     test_gemv_tables();
     test_linear();
