@@ -367,6 +367,10 @@ void vl__attention_ref(const struct vl_attn *a, float *scores);
 /* Widens n values of a tensor's dtype (F32, F16 or BF16) starting at element offset to f32. */
 void vl__to_f32(float *dst, const struct vl_tensor *t, int64_t offset, int64_t n);
 float vl__bf16_to_f32(uint16_t h);
+/* The end of a 4-row BF16 GEMV (gemv_bf16_x4) for weight row r: adds the scalar tail [kv, in)
+ * to the SIMD sums s[j] and stores y[j * ldy + r]. xp holds the four prepared rows. */
+void vl__gemv_bf16_x4_tail(float *y, int64_t ldy, int64_t r, const float s[4], const float *xp,
+                           const uint16_t *row, int64_t in, int64_t kv);
 float vl__f16_to_f32(uint16_t h); /* exact, incl. subnormals, inf and NaN */
 
 /* Slice kernels, (ith, nth) split rows or elements; scalar references of the SIMD ones. */

@@ -258,3 +258,13 @@ static const struct vl_simd simd_scalar = {
 const struct vl_simd *vl__simd_scalar(void) {
     return &simd_scalar;
 }
+
+void vl__gemv_bf16_x4_tail(float *y, int64_t ldy, int64_t r, const float s[4], const float *xp,
+                           const uint16_t *row, int64_t in, int64_t kv) {
+    for (int j = 0; j < VL_GEMV_X_ROWS; j++) {
+        float acc = s[j];
+        for (int64_t k = kv; k < in; k++)
+            acc += xp[j * in + k] * vl__bf16_to_f32(row[k]);
+        y[j * ldy + r] = acc;
+    }
+}

@@ -128,21 +128,11 @@ AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, c
             a3 = _mm512_fmadd_ps(we, _mm512_loadu_ps(x3 + k), a3);
             b3 = _mm512_fmadd_ps(wo, _mm512_loadu_ps(x3 + k + F32_LANES), b3);
         }
-        float s0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
-        float s1 = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));
-        float s2 = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));
-        float s3 = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));
-        for (int64_t k = kv; k < in; k++) {
-            float wk = vl__bf16_to_f32(row[k]);
-            s0 += x0[k] * wk;
-            s1 += x1[k] * wk;
-            s2 += x2[k] * wk;
-            s3 += x3[k] * wk;
-        }
-        y[r] = s0;
-        y[ldy + r] = s1;
-        y[2 * ldy + r] = s2;
-        y[3 * ldy + r] = s3;
+        const float sums[VL_GEMV_X_ROWS] = {_mm512_reduce_add_ps(_mm512_add_ps(a0, b0)),
+                                            _mm512_reduce_add_ps(_mm512_add_ps(a1, b1)),
+                                            _mm512_reduce_add_ps(_mm512_add_ps(a2, b2)),
+                                            _mm512_reduce_add_ps(_mm512_add_ps(a3, b3))};
+        vl__gemv_bf16_x4_tail(y, ldy, r, sums, xp, row, in, kv);
     }
 }
 

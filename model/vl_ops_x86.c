@@ -152,19 +152,10 @@ AVX2 static void gemv_bf16_x4_avx2(float *y, int64_t ldy, const float *xp, const
             a3 = _mm256_fmadd_ps(we, _mm256_loadu_ps(x3 + k), a3);
             b3 = _mm256_fmadd_ps(wo, _mm256_loadu_ps(x3 + k + 8), b3);
         }
-        float s0 = hsum8(_mm256_add_ps(a0, b0)), s1 = hsum8(_mm256_add_ps(a1, b1));
-        float s2 = hsum8(_mm256_add_ps(a2, b2)), s3 = hsum8(_mm256_add_ps(a3, b3));
-        for (int64_t k = kv; k < in; k++) {
-            float wk = vl__bf16_to_f32(row[k]);
-            s0 += x0[k] * wk;
-            s1 += x1[k] * wk;
-            s2 += x2[k] * wk;
-            s3 += x3[k] * wk;
-        }
-        y[r] = s0;
-        y[ldy + r] = s1;
-        y[2 * ldy + r] = s2;
-        y[3 * ldy + r] = s3;
+        const float sums[VL_GEMV_X_ROWS] = {
+            hsum8(_mm256_add_ps(a0, b0)), hsum8(_mm256_add_ps(a1, b1)),
+            hsum8(_mm256_add_ps(a2, b2)), hsum8(_mm256_add_ps(a3, b3))};
+        vl__gemv_bf16_x4_tail(y, ldy, r, sums, xp, row, in, kv);
     }
 }
 

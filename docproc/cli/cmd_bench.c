@@ -62,7 +62,8 @@ static void print_help(void) {
            "  -v, --verbose          libvl log lines on stderr\n"
            "  -h, --help             this text\n",
            BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
-           BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, VL_STATE_DEFAULT_ATTN_BLOCK, (int)dp_cli_default_threads());
+           BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, VL_STATE_DEFAULT_ATTN_BLOCK,
+           (int)dp_cli_default_threads());
 }
 
 enum {
