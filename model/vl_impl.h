@@ -379,6 +379,11 @@ void vl__rmsnorm_ref(float *y, const float *x, int64_t n, int64_t d, const struc
 void vl__silu_mul_ref(float *gate, const float *up, int64_t n);
 void vl__gelu_ref(float *x, int64_t n);
 void vl__softmax_rows_ref(float *x, int64_t n, int64_t d);
+/* s (m, n) = scale * q (m, d) . k (n, d)^T; o (m, d) = p (m, n) . v (n, d); all contiguous. The
+ * decode step's attention per KV head (m = query heads of the group, n = cached keys). */
+void vl__attn_qk_ref(float *s, const float *q, int64_t m, const float *k, int64_t n, int64_t d,
+                     float scale);
+void vl__attn_pv_ref(float *o, const float *p, int64_t m, const float *v, int64_t n, int64_t d);
 /* y[out] = W[out, in] . x[in] over rows [r0, r1), BF16/F16/F32 weights, f32 accumulation. */
 void vl__gemv_rows_ref(float *y, const float *x, const struct vl_tensor *w, int64_t r0,
                        int64_t r1);
@@ -408,6 +413,10 @@ struct vl_simd {
                          int64_t r0, int64_t r1);
     void (*silu_mul)(float *gate, const float *up, int64_t n);
     void (*softmax_rows)(float *x, int64_t n, int64_t d);
+    /* decode attention of one KV head against its cache (vl__attn_qk_ref / _pv_ref) */
+    void (*attn_qk)(float *s, const float *q, int64_t m, const float *k, int64_t n, int64_t d,
+                    float scale);
+    void (*attn_pv)(float *o, const float *p, int64_t m, const float *v, int64_t n, int64_t d);
 };
 const struct vl_simd *vl__simd(void);         /* the dispatched table (never NULL) */
 const struct vl_simd *vl__simd_scalar(void);  /* the scalar table */

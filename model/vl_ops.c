@@ -239,6 +239,29 @@ void vl__softmax_rows_ref(float *x, int64_t n, int64_t d) {
     }
 }
 
+/* Decode attention of one KV head (row-major, contiguous): s (m, n) = scale * q (m, d) . k^T
+ * with k (n, d); o (m, d) = p (m, n) . v with v (n, d). f32 sums in index order. */
+void vl__attn_qk_ref(float *s, const float *q, int64_t m, const float *k, int64_t n, int64_t d,
+                     float scale) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t t = 0; t < n; t++) {
+            float acc = 0.0f;
+            for (int64_t j = 0; j < d; j++)
+                acc += q[i * d + j] * k[t * d + j];
+            s[i * n + t] = acc * scale;
+        }
+}
+
+void vl__attn_pv_ref(float *o, const float *p, int64_t m, const float *v, int64_t n, int64_t d) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < d; j++) {
+            float acc = 0.0f;
+            for (int64_t t = 0; t < n; t++)
+                acc += p[i * n + t] * v[t * d + j];
+            o[i * d + j] = acc;
+        }
+}
+
 /* ---- the scalar dispatch table ---------------------------------------------------------- */
 
 static const struct vl_simd simd_scalar = {
@@ -253,6 +276,8 @@ static const struct vl_simd simd_scalar = {
     .rmsnorm_rows = rmsnorm_rows_scalar,
     .silu_mul = vl__silu_mul_ref,
     .softmax_rows = vl__softmax_rows_ref,
+    .attn_qk = vl__attn_qk_ref,
+    .attn_pv = vl__attn_pv_ref,
 };
 
 const struct vl_simd *vl__simd_scalar(void) {

@@ -318,6 +318,111 @@ AVX2 static void softmax_rows_avx2(float *x, int64_t n, int64_t d) {
     }
 }
 
+/* ---- decode attention of one KV head ----------------------------------------------------- */
+
+#define QK_ROWS 4 /* query rows per pass over a key: 4 accumulators, the key loaded once */
+
+/* s[i, t] = scale * q_i . k_t: each key row (d floats) is read once per QK_ROWS query rows,
+ * which stay in L1 (a 3B group is 8 x 128 floats). */
+AVX2 static void attn_qk_avx2(float *s, const float *q, int64_t m, const float *k, int64_t n,
+                              int64_t d, float scale) {
+    const int64_t dv = d - d % F32_LANES;
+    for (int64_t t = 0; t < n; t++) {
+        const float *kt = k + t * d;
+        int64_t i = 0;
+        for (; i + QK_ROWS <= m; i += QK_ROWS) {
+            const float *q0 = q + i * d, *q1 = q0 + d, *q2 = q1 + d, *q3 = q2 + d;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+            for (int64_t j = 0; j < dv; j += F32_LANES) {
+                __m256 kv = _mm256_loadu_ps(kt + j);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + j), kv, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + j), kv, a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q2 + j), kv, a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q3 + j), kv, a3);
+            }
+            float r0 = hsum8(a0), r1 = hsum8(a1), r2 = hsum8(a2), r3 = hsum8(a3);
+            for (int64_t j = dv; j < d; j++) {
+                r0 += q0[j] * kt[j];
+                r1 += q1[j] * kt[j];
+                r2 += q2[j] * kt[j];
+                r3 += q3[j] * kt[j];
+            }
+            s[i * n + t] = r0 * scale;
+            s[(i + 1) * n + t] = r1 * scale;
+            s[(i + 2) * n + t] = r2 * scale;
+            s[(i + 3) * n + t] = r3 * scale;
+        }
+        for (; i < m; i++) {
+            const float *qi = q + i * d;
+            __m256 a = _mm256_setzero_ps();
+            for (int64_t j = 0; j < dv; j += F32_LANES)
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(qi + j), _mm256_loadu_ps(kt + j), a);
+            float r = hsum8(a);
+            for (int64_t j = dv; j < d; j++)
+                r += qi[j] * kt[j];
+            s[i * n + t] = r * scale;
+        }
+    }
+}
+
+#define PV_ROWS 4  /* output rows per register block */
+#define PV_COLS 16 /* output columns per register block: 2 registers per row */
+#define PV_KEYS 32 /* keys per chunk: 32 x head_dim floats stay in L1 for every block */
+
+/* o[r0 .. r0 + rows) x [j, j + PV_COLS) += sum over keys [t0, t1) of p[r, t] v[t, j ..]; rows
+ * is a constant 1..PV_ROWS after inlining, so the accumulators live in registers. */
+AVX2 static inline __attribute__((always_inline)) void
+pv_block(float *o, const float *p, int rows, const float *v, int64_t n, int64_t d, int64_t j,
+         int64_t t0, int64_t t1) {
+    __m256 a[PV_ROWS], b[PV_ROWS];
+    for (int r = 0; r < rows; r++) {
+        a[r] = _mm256_loadu_ps(o + r * d + j);
+        b[r] = _mm256_loadu_ps(o + r * d + j + F32_LANES);
+    }
+    for (int64_t t = t0; t < t1; t++) {
+        __m256 va = _mm256_loadu_ps(v + t * d + j);
+        __m256 vb = _mm256_loadu_ps(v + t * d + j + F32_LANES);
+        for (int r = 0; r < rows; r++) {
+            __m256 w = _mm256_broadcast_ss(p + r * n + t);
+            a[r] = _mm256_fmadd_ps(w, va, a[r]);
+            b[r] = _mm256_fmadd_ps(w, vb, b[r]);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        _mm256_storeu_ps(o + r * d + j, a[r]);
+        _mm256_storeu_ps(o + r * d + j + F32_LANES, b[r]);
+    }
+}
+
+/* o[i, j] = sum_t p[i, t] v[t, j]: keys in chunks of PV_KEYS (each v row read from memory once,
+ * then from L1 by every block), blocks of up to PV_ROWS rows x PV_COLS columns in registers;
+ * columns past the last full block (head_dim % 16, not in any Qwen2.5-VL size) in scalar. */
+AVX2 static void attn_pv_avx2(float *o, const float *p, int64_t m, const float *v, int64_t n,
+                              int64_t d) {
+    const int64_t dv = d - d % PV_COLS;
+    memset(o, 0, (size_t)(m * d) * sizeof *o);
+    for (int64_t t0 = 0; t0 < n; t0 += PV_KEYS) {
+        const int64_t t1 = n - t0 < PV_KEYS ? n : t0 + PV_KEYS;
+        for (int64_t i = 0; i < m; i += PV_ROWS) {
+            const int64_t rows = m - i < PV_ROWS ? m - i : PV_ROWS;
+            float *oi = o + i * d;
+            const float *pi = p + i * n;
+            for (int64_t j = 0; j < dv; j += PV_COLS)
+                switch (rows) {
+                case 1: pv_block(oi, pi, 1, v, n, d, j, t0, t1); break;
+                case 2: pv_block(oi, pi, 2, v, n, d, j, t0, t1); break;
+                case 3: pv_block(oi, pi, 3, v, n, d, j, t0, t1); break;
+                default: pv_block(oi, pi, PV_ROWS, v, n, d, j, t0, t1); break;
+                }
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = dv; j < d; j++)
+                    for (int64_t t = t0; t < t1; t++)
+                        oi[r * d + j] += pi[r * n + t] * v[t * d + j];
+        }
+    }
+}
+
 static const struct vl_simd simd_avx2 = {
     .name = "avx2",
     .widen_bf16 = widen_bf16_avx2,
@@ -330,6 +435,8 @@ static const struct vl_simd simd_avx2 = {
     .rmsnorm_rows = rmsnorm_rows_avx2,
     .silu_mul = silu_mul_avx2,
     .softmax_rows = softmax_rows_avx2,
+    .attn_qk = attn_qk_avx2,
+    .attn_pv = attn_pv_avx2,
 };
 #endif /* VL_HAVE_X86 */
 

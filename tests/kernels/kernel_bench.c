@@ -3,7 +3,7 @@
  * GFLOP/s; the large-n Linear (panel widening + sgemm) at vision/prefill row counts in
  * GFLOP/s next to a plain f32 cblas_sgemm of the same shape (OpenBLAS's ceiling).
  * Times are the best repetition within SECONDS_PER_CASE (the dev machine is shared).
- * Usage: kernel_bench [THREADS] [SECONDS_PER_CASE] [all|gemv|gemm] */
+ * Usage: kernel_bench [THREADS] [SECONDS_PER_CASE] [all|gemv|gemm|gemm:I|attn|attn-decode] */
 #include "vl_impl.h"
 
 #include <stdio.h>
@@ -164,6 +164,58 @@ static void bench_attention(struct vl_compute *c, bool windows) {
     free(scores);
 }
 
+/* One decode step's attention over a page-length cache on the 3B shapes (36 layers x 2 KV heads,
+ * 8 query heads each, head_dim 128), one thread: the attn_qk/attn_pv kernels against the
+ * sgemm pair they replaced. */
+#define DEC_LAYERS_X_HEADS 72
+#define DEC_GROUP 8
+#define DEC_HD 128
+#define DEC_KEYS 1168
+
+static void bench_attn_decode(double secs) {
+    const int64_t g = DEC_GROUP, d = DEC_HD, n = DEC_KEYS, lh = DEC_LAYERS_X_HEADS;
+    float *kc = fill_random((size_t)(lh * n * d) * sizeof(float));
+    float *vc = fill_random((size_t)(lh * n * d) * sizeof(float));
+    float *q = fill_random((size_t)(g * d) * sizeof(float));
+    float *s = malloc((size_t)(g * n) * sizeof(float)), *o = malloc((size_t)(g * d) * sizeof *o);
+    for (int64_t i = 0; i < lh * n * d; i++) { /* finite values: random bits may be NaN */
+        kc[i] = (float)(i % 97) * 1e-2f;
+        vc[i] = (float)(i % 89) * 1e-2f;
+    }
+    for (int64_t i = 0; i < g * d; i++)
+        q[i] = (float)(i % 13) * 1e-2f;
+    double best[4] = {1e30, 1e30, 1e30, 1e30};
+    for (int mode = 0; mode < 4; mode++)
+        for (double t_end = now_s() + secs; now_s() < t_end;) {
+            double t0 = now_s();
+            for (int64_t h = 0; h < lh; h++) {
+                const float *k = kc + h * n * d, *v = vc + h * n * d;
+                if (mode == 0) {
+                    vl__simd()->attn_qk(s, q, g, k, n, d, 0.1f);
+                    vl__simd()->attn_pv(o, s, g, v, n, d);
+                } else if (mode == 2) {
+                    vl__simd()->attn_qk(s, q, g, k, n, d, 0.1f);
+                } else if (mode == 3) {
+                    vl__simd()->attn_pv(o, s, g, v, n, d);
+                } else {
+                    vl__gemm_f32(NULL, false, true, g, n, d, 0.1f, q, d, k, d, 0.0f, s, n);
+                    vl__gemm_f32(NULL, false, false, g, d, n, 1.0f, s, n, v, d, 0.0f, o, d);
+                }
+            }
+            double t = now_s() - t0;
+            best[mode] = t < best[mode] ? t : best[mode];
+        }
+    printf("  attn decode step (%lld x %lld keys, group %lld): kernels %.2f ms, sgemm pair %.2f ms "
+           "(1 thread)\n", (long long)lh, (long long)n, (long long)g, best[0] * 1e3,
+           best[1] * 1e3);
+    printf("  qk %.2f ms  pv %.2f ms\n", best[2] * 1e3, best[3] * 1e3);
+    free(kc);
+    free(vc);
+    free(q);
+    free(s);
+    free(o);
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 2;
     double secs = argc > 2 ? strtod(argv[2], NULL) : 1.0;
@@ -193,6 +245,8 @@ int main(int argc, char **argv) {
         if (i >= 0 && i < (long)(sizeof vis_shapes / sizeof *vis_shapes))
             bench_gemm(&c, &vis_shapes[i], i == 4 ? 1102 : 4408, secs);
     }
+    if (!strcmp(only, "all") || !strcmp(only, "attn-decode"))
+        bench_attn_decode(secs);
     if (!strcmp(only, "all") || !strcmp(only, "attn")) {
         bench_attention(&c, true);
         bench_attention(&c, false);

@@ -625,6 +625,71 @@ static void test_rows_and_elementwise(void) {
     T_NEAR(gl[0] + gl[1] + gl[2], 1.0, 1e-6);
 }
 
+/* ---- decode attention kernels (table level) ---------------------------------------------- */
+
+/* s = scale q k^T and o = p v of every table against double sums: error within the f32
+ * summation bound, odd shapes for the 4-row / 16-column blocks and their tails. */
+static void test_attn_decode_tables(void) {
+    static const int64_t m_list[] = {1, 3, 4, 5, 8, 9};
+    static const int64_t n_list[] = {1, 7, 300};
+    static const int64_t d_list[] = {1, 7, 8, 17, 64, 130};
+    const struct vl_simd *tabs[VL_SIMD_MAX_TABLES];
+    const int n_tabs = vl__simd_tables(tabs);
+    double worst = 0.0;
+    for (int ti = 0; ti < n_tabs; ti++)
+        for (size_t a = 0; a < 6; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t c = 0; c < 6; c++) {
+                    int64_t m = m_list[a], n = n_list[b], d = d_list[c];
+                    float *q = frand_buf(m * d, 2.0f), *k = frand_buf(n * d, 2.0f);
+                    float *p = frand_buf(m * n, 1.0f), *v = frand_buf(n * d, 3.0f);
+                    float *s = malloc((size_t)(m * n + 1) * sizeof *s);
+                    float *o = malloc((size_t)(m * d + 1) * sizeof *o);
+                    float *want = malloc((size_t)(m * (n > d ? n : d)) * sizeof *want);
+                    float *absd = malloc((size_t)(m * (n > d ? n : d)) * sizeof *absd);
+                    const float scale = 0.25f;
+                    s[m * n] = o[m * d] = 7.0f;
+                    tabs[ti]->attn_qk(s, q, m, k, n, d, scale);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t t = 0; t < n; t++) {
+                            double acc = 0.0, aa = 0.0;
+                            for (int64_t j = 0; j < d; j++) {
+                                acc += (double)q[i * d + j] * k[t * d + j];
+                                aa += fabs((double)q[i * d + j] * k[t * d + j]);
+                            }
+                            want[i * n + t] = (float)(acc * scale);
+                            absd[i * n + t] = (float)(aa * scale);
+                        }
+                    double e1 = worst_dot_err(s, want, absd, m * n, d);
+                    tabs[ti]->attn_pv(o, p, m, v, n, d);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < d; j++) {
+                            double acc = 0.0, aa = 0.0;
+                            for (int64_t t = 0; t < n; t++) {
+                                acc += (double)p[i * n + t] * v[t * d + j];
+                                aa += fabs((double)p[i * n + t] * v[t * d + j]);
+                            }
+                            want[i * d + j] = (float)acc;
+                            absd[i * d + j] = (float)aa;
+                        }
+                    double e2 = worst_dot_err(o, want, absd, m * d, n);
+                    T_CHECK_MSG(e1 <= 1.0 && e2 <= 1.0 && s[m * n] == 7.0f && o[m * d] == 7.0f,
+                                "attn %s m %lld n %lld d %lld: qk %.3g pv %.3g", tabs[ti]->name,
+                                (long long)m, (long long)n, (long long)d, e1, e2);
+                    worst = e1 > worst ? e1 : worst;
+                    worst = e2 > worst ? e2 : worst;
+                    free(q);
+                    free(k);
+                    free(p);
+                    free(v);
+                    free(s);
+                    free(o);
+                    free(want);
+                    free(absd);
+                }
+    printf("decode attention: worst error %.3g of the f32 summation bound\n", worst);
+}
+
 /* ---- OpenBLAS kernel family check -------------------------------------------------------- */
 
 static void test_blas_core_pick(void) {
@@ -667,6 +732,7 @@ int main(void) {
     test_blas_core_pick();
     test_pool();
     test_gemv_tables();
+    test_attn_decode_tables();
     test_linear();
     test_gemm();
     test_gemm_nested();
