@@ -627,6 +627,29 @@ static void test_rows_and_elementwise(void) {
 
 /* ---- decode attention kernels (table level) ---------------------------------------------- */
 
+/* A matrix with element (r, c) at data[r * rs + c * cs]. */
+struct strided {
+    const float *data;
+    int64_t rs, cs;
+};
+
+/* want (m, n) = scale * a (m, l) . b (l, n) summed in double, absd the sums of |terms|. */
+static void matmul_double(float *want, float *absd, const struct strided *a,
+                          const struct strided *b, int64_t m, int64_t n, int64_t l, double scale) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = 0.0, aa = 0.0;
+            for (int64_t t = 0; t < l; t++) {
+                double term = (double)a->data[i * a->rs + t * a->cs] *
+                              (double)b->data[t * b->rs + j * b->cs];
+                acc += term;
+                aa += fabs(term);
+            }
+            want[i * n + j] = (float)(acc * scale);
+            absd[i * n + j] = (float)(aa * scale);
+        }
+}
+
 /* s = scale q k^T and o = p v of every table against double sums: error within the f32
  * summation bound, odd shapes for the 4-row / 16-column blocks and their tails. */
 static void test_attn_decode_tables(void) {
@@ -650,28 +673,11 @@ static void test_attn_decode_tables(void) {
                     const float scale = 0.25f;
                     s[m * n] = o[m * d] = 7.0f;
                     tabs[ti]->attn_qk(s, q, m, k, n, d, scale);
-                    for (int64_t i = 0; i < m; i++)
-                        for (int64_t t = 0; t < n; t++) {
-                            double acc = 0.0, aa = 0.0;
-                            for (int64_t j = 0; j < d; j++) {
-                                acc += (double)q[i * d + j] * k[t * d + j];
-                                aa += fabs((double)q[i * d + j] * k[t * d + j]);
-                            }
-                            want[i * n + t] = (float)(acc * scale);
-                            absd[i * n + t] = (float)(aa * scale);
-                        }
+                    struct strided qd = {q, d, 1}, kt = {k, 1, d}, pd = {p, n, 1}, vd = {v, d, 1};
+                    matmul_double(want, absd, &qd, &kt, m, n, d, scale);
                     double e1 = worst_dot_err(s, want, absd, m * n, d);
                     tabs[ti]->attn_pv(o, p, m, v, n, d);
-                    for (int64_t i = 0; i < m; i++)
-                        for (int64_t j = 0; j < d; j++) {
-                            double acc = 0.0, aa = 0.0;
-                            for (int64_t t = 0; t < n; t++) {
-                                acc += (double)p[i * n + t] * v[t * d + j];
-                                aa += fabs((double)p[i * n + t] * v[t * d + j]);
-                            }
-                            want[i * d + j] = (float)acc;
-                            absd[i * d + j] = (float)aa;
-                        }
+                    matmul_double(want, absd, &pd, &vd, m, d, n, 1.0);
                     double e2 = worst_dot_err(o, want, absd, m * d, n);
                     T_CHECK_MSG(e1 <= 1.0 && e2 <= 1.0 && s[m * n] == 7.0f && o[m * d] == 7.0f,
                                 "attn %s m %lld n %lld d %lld: qk %.3g pv %.3g", tabs[ti]->name,
