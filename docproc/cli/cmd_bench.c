@@ -35,6 +35,7 @@
 #define BENCH_WARMUP_PATCHES 16 /* (56 / 14)^2 patches of the warm-up page */
 #define BENCH_WARMUP_GEN 2   /* one prefill + one decode step */
 #define BENCH_WARMUP_MIN_CTX 16 /* the warm-up prompt: vision start/end, 4 pads, 1 text, 2 gen */
+#define BENCH_MAX_REPEAT 100
 
 struct bench_opts {
     const char *model_dir;
@@ -42,6 +43,7 @@ struct bench_opts {
     int64_t prompt_tokens, gen_tokens;
     int64_t batch; /* prefill chunk rows; 0: the state's default */
     int64_t attn_block; /* prefill attention rows per block; 0: the state's default */
+    int64_t repeat;     /* timed requests; the figures are the medians */
     int threads;
     bool verbose, warmup;
 };
@@ -57,6 +59,7 @@ static void print_help(void) {
            "  --gen-tokens N         tokens to generate (greedy, EOS ignored) [%d]\n"
            "  --batch N              prefill chunk rows [%d, the library default]\n"
            "  --attn-block N         prefill attention query rows per block [%d]\n"
+           "  --repeat N             time N requests and report the median of each stage [1]\n"
            "  --threads N            threads for OpenBLAS and the kernels [online CPUs: %d]\n"
            "  --no-warmup            time the first request too (incl. mapping the weights)\n"
            "  -v, --verbose          libvl log lines on stderr\n"
@@ -68,7 +71,7 @@ static void print_help(void) {
 
 enum {
     OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH, OPT_ATTN_BLOCK,
-    OPT_NO_WARMUP
+    OPT_REPEAT, OPT_NO_WARMUP
 };
 
 static int parse_opts(struct bench_opts *o, int argc, char **argv) {
@@ -80,6 +83,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
         {"gen-tokens", required_argument, NULL, OPT_GEN},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"attn-block", required_argument, NULL, OPT_ATTN_BLOCK},
+        {"repeat", required_argument, NULL, OPT_REPEAT},
         DP_CLI_LONGOPT_THREADS,
         {"no-warmup", no_argument, NULL, OPT_NO_WARMUP},
         {"verbose", no_argument, NULL, 'v'},
@@ -94,6 +98,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
     o->gen_tokens = BENCH_DEFAULT_GEN_TOKENS;
     o->threads = (int)dp_cli_default_threads();
     o->warmup = true;
+    o->repeat = 1;
     optind = 1;
     opterr = 0;
     int c;
@@ -121,6 +126,11 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
             if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_TOKENS, &o->batch))
                 return dp_cli_usage_error(CMD, "--batch: expected 1..%d, got '%s'",
                                           BENCH_MAX_TOKENS, optarg);
+            break;
+        case OPT_REPEAT:
+            if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_REPEAT, &o->repeat))
+                return dp_cli_usage_error(CMD, "--repeat: expected 1..%d, got '%s'",
+                                          BENCH_MAX_REPEAT, optarg);
             break;
         case OPT_ATTN_BLOCK:
             if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_TOKENS, &o->attn_block))
@@ -291,6 +301,19 @@ static int warm_up(struct vl_state *st, const struct vl_model *m, const struct b
     return rc;
 }
 
+/* The median of v[0..n), 1 <= n <= BENCH_MAX_REPEAT (v is left as is). */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int64_t n) {
+    double s[BENCH_MAX_REPEAT];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
 static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
                            const struct vl_state_params *sp, const struct vl_vision_input *vis) {
     struct vl_model_summary sm;
@@ -387,36 +410,54 @@ int dp_cmd_bench(int argc, char **argv) {
     struct vl_request rq = {
         .ids = ids, .n_ids = n_ids, .vision = have_image ? &vis : NULL, .n_vision = have_image};
     struct vl_result res;
-    double t1 = now_s(), c1 = cpu_time_s();
-    if (vl_generate(st, &rq, &gp, &res, &err) != VL_OK) {
-        rc = fail("generate", &err);
-        goto out;
+    double vis_s[BENCH_MAX_REPEAT], pre_s[BENCH_MAX_REPEAT], dec_s[BENCH_MAX_REPEAT];
+    double total_s = 0.0, total_cpu_s = 0.0;
+    for (int64_t r = 0; r < o.repeat; r++) {
+        vl_state_reset(st); /* every request pays its full prefill */
+        double t1 = now_s(), c1 = cpu_time_s();
+        if (vl_generate(st, &rq, &gp, &res, &err) != VL_OK) {
+            rc = fail("generate", &err);
+            goto out;
+        }
+        total_s += now_s() - t1;
+        total_cpu_s += cpu_time_s() - c1;
+        vis_s[r] = res.t.vision_s;
+        pre_s[r] = res.t.prefill_s;
+        dec_s[r] = res.t.decode_s;
     }
-    double total_s = now_s() - t1, total_cpu_s = cpu_time_s() - c1;
 
     const struct vl_timings *t = &res.t;
+    const double vision_s = median(vis_s, o.repeat), prefill_s = median(pre_s, o.repeat);
+    const double decode_s = median(dec_s, o.repeat);
     int64_t n_prefilled = t->n_prompt - t->n_reused;
     json_t *j = json_object();
-    json_object_set_new(j, "vision_encode_s", json_real(t->vision_s));
+    json_object_set_new(j, "vision_encode_s", json_real(vision_s));
     json_object_set_new(j, "n_vision_tokens", json_integer(t->n_vision_tokens));
-    json_object_set_new(j, "prefill_s", json_real(t->prefill_s));
+    json_object_set_new(j, "prefill_s", json_real(prefill_s));
     json_object_set_new(j, "prefill_tokens", json_integer(n_prefilled));
     json_object_set_new(j, "prefill_tokens_per_s",
-                        json_real(t->prefill_s > 0 ? (double)n_prefilled / t->prefill_s : 0.0));
-    json_object_set_new(j, "decode_s", json_real(t->decode_s));
+                        json_real(prefill_s > 0 ? (double)n_prefilled / prefill_s : 0.0));
+    json_object_set_new(j, "decode_s", json_real(decode_s));
     json_object_set_new(j, "decode_tokens", json_integer(t->n_decoded));
     json_object_set_new(j, "decode_tokens_per_s",
-                        json_real(t->decode_s > 0 ? (double)t->n_decoded / t->decode_s : 0.0));
+                        json_real(decode_s > 0 ? (double)t->n_decoded / decode_s : 0.0));
     json_object_set_new(j, "generated_tokens", json_integer(res.n));
-    json_object_set_new(j, "generate_total_s", json_real(total_s));
+    json_object_set_new(j, "repeat", json_integer(o.repeat));
+    json_t *runs = json_array();
+    for (int64_t r = 0; r < o.repeat; r++)
+        json_array_append_new(runs, json_pack("{s:f, s:f, s:f}", "vision_encode_s", vis_s[r],
+                                              "prefill_s", pre_s[r], "decode_s", dec_s[r]));
+    json_object_set_new(j, "runs", runs);
+    json_object_set_new(j, "generate_total_s", json_real(total_s / (double)o.repeat));
     /* CPU seconds over threads x wall: below ~0.9 the cores were shared with other processes */
-    json_object_set_new(j, "generate_cpu_s", json_real(total_cpu_s));
+    json_object_set_new(j, "generate_cpu_s", json_real(total_cpu_s / (double)o.repeat));
     json_object_set_new(j, "cpu_share", json_real(total_s > 0 ? total_cpu_s /
                                                   ((double)o.threads * total_s) : 0.0));
     json_object_set_new(j, "load_s", json_real(load_s));
     json_object_set_new(j, "warmup_s", json_real(warmup_s));
     json_object_set_new(j, "peak_rss_mib", json_real(peak_rss_mib()));
-    json_object_set_new(j, "config", config_json(&o, m, vl_state_params_get(st), have_image ? &vis : NULL));
+    json_object_set_new(j, "config",
+                        config_json(&o, m, vl_state_params_get(st), have_image ? &vis : NULL));
     if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0)
         rc = DP_EXIT_OUTPUT;
     fputc('\n', stdout);

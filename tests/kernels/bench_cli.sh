@@ -39,6 +39,19 @@ grep -q '"n_batch": 2,' "$out" && ok || bad "--batch not applied"
     --attn-block 7 >"$out" 2>"$err"
 [ $? -eq 0 ] && grep -q '"attn_block": 7,' "$out" && ok || { bad "--attn-block"; cat "$err"; }
 
+# --repeat: one entry per timed request, the figures their medians (3 runs: the middle one)
+"$bin" bench --model "$model" --no-image --prompt-tokens 6 --gen-tokens 3 --repeat 3 \
+    >"$out" 2>"$err"
+[ $? -eq 0 ] && grep -q '"repeat": 3,' "$out" && ok || { bad "--repeat"; cat "$err"; }
+[ "$(grep -c '"prefill_s"' "$out")" -eq 4 ] && ok || bad "--repeat: runs array"
+median=$(awk -F': ' '/^      "prefill_s"/ {gsub(",", "", $2); print $2}' "$out" | sort -g |
+    sed -n 2p)
+top=$(awk -F': ' '/^  "prefill_s"/ {gsub(",", "", $2); print $2}' "$out")
+[ -n "$median" ] && [ "$median" = "$top" ] && ok ||
+    bad "--repeat: prefill_s $top is not the median $median"
+"$bin" bench --model "$model" --repeat 0 >"$out" 2>"$err"
+[ $? -eq 2 ] && ok || bad "--repeat 0 accepted"
+
 # OpenBLAS kernel family: OPENBLAS_CORETYPE is honoured; a narrower family than the CPU runs
 # gets a warning naming the wider one (docproc re-executes itself with it when unset).
 native=$("$bin" version | sed -n 's/.*(kernels \(.*\))$/\1/p')
