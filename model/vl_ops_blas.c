@@ -206,10 +206,12 @@ static bool name_in(const char *name, const char *const *list, size_t n) {
 }
 
 const char *vl__blas_core_pick(enum vl_cpu_level cpu, const char *core) {
-    int have = !core                                     ? VL_CPU_BASELINE
-             : name_in(core, blas_avx512_cores, 3)       ? VL_CPU_AVX512
-             : name_in(core, blas_avx2_cores, 3)         ? VL_CPU_AVX2
-                                                         : VL_CPU_BASELINE;
+    const size_t n512 = sizeof blas_avx512_cores / sizeof *blas_avx512_cores;
+    const size_t n2 = sizeof blas_avx2_cores / sizeof *blas_avx2_cores;
+    int have = !core                                  ? VL_CPU_BASELINE
+             : name_in(core, blas_avx512_cores, n512) ? VL_CPU_AVX512
+             : name_in(core, blas_avx2_cores, n2)     ? VL_CPU_AVX2
+                                                      : VL_CPU_BASELINE;
     if ((int)cpu <= have)
         return NULL;
     return cpu == VL_CPU_AVX512 ? blas_avx512_cores[0] : blas_avx2_cores[0];
