@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct dp_cmd {
@@ -92,6 +93,11 @@ static void blas_core_check(char **argv) {
     if (!want)
         return;
     const char *set = getenv(DP_BLAS_CORE_ENV);
+    if (set && !strcasecmp(set, want)) { /* ours, from the exec below: OpenBLAS ignored it */
+        fprintf(stderr, "docproc: warning: OpenBLAS ignores %s=%s (not a DYNAMIC_ARCH build?) "
+                        "and runs its %s kernels\n", DP_BLAS_CORE_ENV, set, vl_blas_core());
+        return;
+    }
     if (set) {
         fprintf(stderr, "docproc: warning: %s=%s runs narrower GEMM kernels than this CPU can "
                         "(%s)\n", DP_BLAS_CORE_ENV, set, want);
