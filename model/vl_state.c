@@ -150,7 +150,7 @@ enum vl_status vl_state_new(struct vl_state **out, const struct vl_model *model,
     plan_add(&pl, &s->up, mul3(nb, I, 1, &ovf), sizeof(float));
     /* one head's scores for a block of prefill rows; in decode one KV group's per thread */
     size_t score_rows = (size_t)s->params.attn_block;
-    size_t decode_rows = nq / nkv * (size_t)s->params.n_threads;
+    size_t decode_rows = mul3(nq / nkv, (size_t)s->params.n_threads, 1, &ovf);
     score_rows = score_rows > decode_rows ? score_rows : decode_rows;
     plan_add(&pl, &s->scores, mul3(score_rows, ctx, 1, &ovf), sizeof(float));
     plan_add(&pl, &s->rope_cos, mul3(nb, hd, 1, &ovf), sizeof(float));
