@@ -89,7 +89,9 @@ AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w
         __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
         int64_t k = 0;
         for (; k + 2 * BF16_BLOCK <= kv; k += 2 * BF16_BLOCK) {
+            /* 128 bytes per step: both lines */
             _mm_prefetch((const char *)(row + k + GEMV_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + k + BF16_BLOCK + GEMV_PREFETCH), _MM_HINT_T0);
             bf16_block_fma(row + k, xp + k, &a0, &a1);
             bf16_block_fma(row + k + BF16_BLOCK, xp + k + BF16_BLOCK, &a2, &a3);
         }
