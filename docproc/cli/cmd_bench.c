@@ -74,22 +74,37 @@ enum {
     OPT_REPEAT, OPT_NO_WARMUP
 };
 
+static const struct option bench_longopts[] = {
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"image-size", required_argument, NULL, OPT_SIZE},
+    {"no-image", no_argument, NULL, OPT_NO_IMAGE},
+    {"prompt-tokens", required_argument, NULL, OPT_PROMPT},
+    {"gen-tokens", required_argument, NULL, OPT_GEN},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"attn-block", required_argument, NULL, OPT_ATTN_BLOCK},
+    {"repeat", required_argument, NULL, OPT_REPEAT},
+    DP_CLI_LONGOPT_THREADS,
+    {"no-warmup", no_argument, NULL, OPT_NO_WARMUP},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* A whole-number option (optarg) in [lo, hi] into *dst; false after printing the usage error,
+ * which names the option by its long name. */
+static bool count_opt(int opt, int64_t lo, int64_t hi, int64_t *dst) {
+    if (dp_cli_parse_i64(optarg, lo, hi, dst))
+        return true;
+    const char *name = "?";
+    for (const struct option *lop = bench_longopts; lop->name; lop++)
+        if (lop->val == opt)
+            name = lop->name;
+    dp_cli_usage_error(CMD, "--%s: expected %lld..%lld, got '%s'", name, (long long)lo,
+                       (long long)hi, optarg);
+    return false;
+}
+
 static int parse_opts(struct bench_opts *o, int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"model", required_argument, NULL, OPT_MODEL},
-        {"image-size", required_argument, NULL, OPT_SIZE},
-        {"no-image", no_argument, NULL, OPT_NO_IMAGE},
-        {"prompt-tokens", required_argument, NULL, OPT_PROMPT},
-        {"gen-tokens", required_argument, NULL, OPT_GEN},
-        {"batch", required_argument, NULL, OPT_BATCH},
-        {"attn-block", required_argument, NULL, OPT_ATTN_BLOCK},
-        {"repeat", required_argument, NULL, OPT_REPEAT},
-        DP_CLI_LONGOPT_THREADS,
-        {"no-warmup", no_argument, NULL, OPT_NO_WARMUP},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     memset(o, 0, sizeof *o);
     o->model_dir = dp_cli_model_env();
     o->width = BENCH_DEFAULT_W;
@@ -103,7 +118,8 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
     opterr = 0;
     int c;
     long v;
-    while ((c = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":vh", bench_longopts, NULL)) != -1) {
+        bool ok = true;
         switch (c) {
         case OPT_MODEL: o->model_dir = optarg; break;
         case OPT_SIZE:
@@ -112,31 +128,11 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
                                                "got '%s'", BENCH_MAX_SIDE, optarg);
             break;
         case OPT_NO_IMAGE: o->width = o->height = 0; break;
-        case OPT_PROMPT:
-            if (!dp_cli_parse_i64(optarg, 0, BENCH_MAX_TOKENS, &o->prompt_tokens))
-                return dp_cli_usage_error(CMD, "--prompt-tokens: expected 0..%d, got '%s'",
-                                          BENCH_MAX_TOKENS, optarg);
-            break;
-        case OPT_GEN:
-            if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_TOKENS, &o->gen_tokens))
-                return dp_cli_usage_error(CMD, "--gen-tokens: expected 1..%d, got '%s'",
-                                          BENCH_MAX_TOKENS, optarg);
-            break;
-        case OPT_BATCH:
-            if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_TOKENS, &o->batch))
-                return dp_cli_usage_error(CMD, "--batch: expected 1..%d, got '%s'",
-                                          BENCH_MAX_TOKENS, optarg);
-            break;
-        case OPT_REPEAT:
-            if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_REPEAT, &o->repeat))
-                return dp_cli_usage_error(CMD, "--repeat: expected 1..%d, got '%s'",
-                                          BENCH_MAX_REPEAT, optarg);
-            break;
-        case OPT_ATTN_BLOCK:
-            if (!dp_cli_parse_i64(optarg, 1, BENCH_MAX_TOKENS, &o->attn_block))
-                return dp_cli_usage_error(CMD, "--attn-block: expected 1..%d, got '%s'",
-                                          BENCH_MAX_TOKENS, optarg);
-            break;
+        case OPT_PROMPT: ok = count_opt(c, 0, BENCH_MAX_TOKENS, &o->prompt_tokens); break;
+        case OPT_GEN: ok = count_opt(c, 1, BENCH_MAX_TOKENS, &o->gen_tokens); break;
+        case OPT_BATCH: ok = count_opt(c, 1, BENCH_MAX_TOKENS, &o->batch); break;
+        case OPT_REPEAT: ok = count_opt(c, 1, BENCH_MAX_REPEAT, &o->repeat); break;
+        case OPT_ATTN_BLOCK: ok = count_opt(c, 1, BENCH_MAX_TOKENS, &o->attn_block); break;
         case DP_CLI_OPT_THREADS:
             if (!dp_cli_parse_long(optarg, 1, DP_MAX_THREADS, &v))
                 return dp_cli_usage_error(CMD, "--threads: expected 1..%d, got '%s'",
@@ -148,6 +144,8 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
         case 'h': print_help(); return -1;
         default: return dp_cli_getopt_error(CMD, c, argc, argv);
         }
+        if (!ok)
+            return DP_EXIT_USAGE;
     }
     if (optind != argc)
         return dp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
