@@ -82,18 +82,6 @@ static struct vl_pool *pool_of(const struct vl_compute *c) {
     return c ? c->pool : NULL;
 }
 
-/* [*r0, *r1) = slice ith of nth of [0, n), boundaries at multiples of align. */
-static void split(int64_t n, int64_t align, int ith, int nth, int64_t *r0, int64_t *r1) {
-    int64_t units = (n + align - 1) / align;
-    int64_t per = (units + nth - 1) / nth;
-    *r0 = per * ith * align;
-    *r1 = per * (ith + 1) * align;
-    if (*r0 > n)
-        *r0 = n;
-    if (*r1 > n)
-        *r1 = n;
-}
-
 /* ---- Linear ------------------------------------------------------------------------------ */
 
 struct gemv_task {
@@ -219,7 +207,7 @@ struct rmsnorm_task {
 static void rmsnorm_task_run(void *arg, int ith, int nth) {
     const struct rmsnorm_task *t = arg;
     int64_t r0, r1;
-    split(t->n, 1, ith, nth, &r0, &r1);
+    vl__pool_split(t->n, 1, ith, nth, &r0, &r1);
     if (r0 < r1)
         vl__simd()->rmsnorm_rows(t->y, t->x, t->d, t->w, t->eps, r0, r1);
 }
@@ -248,7 +236,7 @@ struct elem_task {
 static void silu_task_run(void *arg, int ith, int nth) {
     const struct elem_task *t = arg;
     int64_t i0, i1;
-    split(t->n, ELEM_ALIGN, ith, nth, &i0, &i1);
+    vl__pool_split(t->n, ELEM_ALIGN, ith, nth, &i0, &i1);
     if (i0 < i1)
         vl__simd()->silu_mul(t->a + i0, t->b + i0, i1 - i0);
 }
@@ -261,7 +249,7 @@ void vl__silu_mul(struct vl_compute *c, float *gate, const float *up, int64_t n)
 static void gelu_task_run(void *arg, int ith, int nth) {
     const struct elem_task *t = arg;
     int64_t i0, i1;
-    split(t->n, ELEM_ALIGN, ith, nth, &i0, &i1);
+    vl__pool_split(t->n, ELEM_ALIGN, ith, nth, &i0, &i1);
     if (i0 < i1)
         vl__gelu_ref(t->a + i0, i1 - i0);
 }

@@ -274,6 +274,9 @@ void vl__pool_run(struct vl_pool *p, void (*fn)(void *arg, int ith, int nth), vo
  * reset by every top-level vl__pool_run. Only for tasks run with nth > 1 (with nth == 1 the
  * task iterates its chunks itself: a nested run would share the outer run's counter). */
 int64_t vl__pool_next_chunk(struct vl_pool *p);
+/* [*r0, *r1) = slice ith of nth of [0, n), cut at multiples of align (the last may be short,
+ * trailing slices empty): the static split every pool task uses for independent rows/elements. */
+void vl__pool_split(int64_t n, int64_t align, int ith, int nth, int64_t *r0, int64_t *r1);
 /* True while the calling thread runs a pool task (kernels then stay single-threaded). */
 int vl__pool_in_task(void);
 

@@ -167,8 +167,7 @@ static bool cpu_has_avx512(bool also_dq_cd) {
     return (b & need) == need;
 }
 
-static struct vl_simd simd_avx512;
-static bool simd_avx512_ok;
+static struct vl_simd simd_avx512; /* .name set once the CPU has passed the check */
 static pthread_once_t avx512_once = PTHREAD_ONCE_INIT;
 
 static void avx512_init(void) {
@@ -182,14 +181,13 @@ static void avx512_init(void) {
     simd_avx512.gemv_bf16_prep = gemv_bf16_prep_avx512;
     simd_avx512.gemv_bf16 = gemv_bf16_avx512;
     simd_avx512.gemv_bf16_x4 = gemv_bf16_x4_avx512;
-    simd_avx512_ok = true;
 }
 #endif /* VL_HAVE_X86 */
 
 const struct vl_simd *vl__simd_avx512(void) {
 #ifdef VL_HAVE_X86
     pthread_once(&avx512_once, avx512_init);
-    if (simd_avx512_ok)
+    if (simd_avx512.name)
         return &simd_avx512;
 #endif
     return NULL;

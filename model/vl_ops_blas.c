@@ -45,16 +45,6 @@ static void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
                 alpha, a, to_blasint(lda), b, to_blasint(ldb), beta, cm, to_blasint(ldc));
 }
 
-/* [*r0, *r1) = slice ith of nth of [0, n), boundaries at multiples of align. */
-static void split(int64_t n, int64_t align, int ith, int nth, int64_t *r0, int64_t *r1) {
-    int64_t units = (n + align - 1) / align;
-    int64_t per = (units + nth - 1) / nth;
-    *r0 = per * ith * align;
-    *r1 = per * (ith + 1) * align;
-    *r0 = *r0 > n ? n : *r0;
-    *r1 = *r1 > n ? n : *r1;
-}
-
 /* ---- vl__gemm_f32 ------------------------------------------------------------------------ */
 
 struct gemm_task {
@@ -70,12 +60,12 @@ static void gemm_task_run(void *arg, int ith, int nth) {
     const struct gemm_task *t = arg;
     int64_t s0, s1;
     if (t->split_rows) { /* rows of C = rows of op(A) */
-        split(t->m, GEMM_SPLIT_ALIGN, ith, nth, &s0, &s1);
+        vl__pool_split(t->m, GEMM_SPLIT_ALIGN, ith, nth, &s0, &s1);
         const float *a = t->trans_a ? t->a + s0 : t->a + s0 * t->lda;
         sgemm(t->trans_a, t->trans_b, s1 - s0, t->n, t->k, t->alpha, a, t->lda, t->b, t->ldb,
               t->beta, t->c + s0 * t->ldc, t->ldc);
     } else { /* columns of C = columns of op(B) */
-        split(t->n, GEMM_SPLIT_ALIGN, ith, nth, &s0, &s1);
+        vl__pool_split(t->n, GEMM_SPLIT_ALIGN, ith, nth, &s0, &s1);
         const float *b = t->trans_b ? t->b + s0 * t->ldb : t->b + s0;
         sgemm(t->trans_a, t->trans_b, t->m, s1 - s0, t->k, t->alpha, t->a, t->lda, b, t->ldb,
               t->beta, t->c + s0, t->ldc);
@@ -125,7 +115,7 @@ struct bias_task {
 static void bias_task_run(void *arg, int ith, int nth) {
     const struct bias_task *t = arg;
     int64_t i0, i1;
-    split(t->n, 1, ith, nth, &i0, &i1);
+    vl__pool_split(t->n, 1, ith, nth, &i0, &i1);
     if (i0 < i1)
         bias_fill(t->y + i0 * t->out, t->out, i1 - i0, t->b, 0, t->out);
 }
@@ -150,7 +140,7 @@ static void linear_task_run(void *arg, int ith, int nth) {
         prows -= prows % GEMM_SPLIT_ALIGN;
     VL_ASSERT(prows >= 1);
     int64_t c0, c1;
-    split(t->out, GEMM_SPLIT_ALIGN, ith, nth, &c0, &c1);
+    vl__pool_split(t->out, GEMM_SPLIT_ALIGN, ith, nth, &c0, &c1);
     for (int64_t o0 = c0; o0 < c1; o0 += prows) {
         int64_t rows = c1 - o0 < prows ? c1 - o0 : prows;
         widen(panel, (const uint16_t *)t->w->data + o0 * t->in, rows * t->in);

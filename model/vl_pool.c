@@ -188,3 +188,14 @@ int64_t vl__pool_next_chunk(struct vl_pool *p) {
     VL_ASSERT(p);
     return (int64_t)atomic_fetch_add_explicit(&p->chunk, 1, memory_order_relaxed);
 }
+
+void vl__pool_split(int64_t n, int64_t align, int ith, int nth, int64_t *r0, int64_t *r1) {
+    int64_t units = (n + align - 1) / align;
+    int64_t per = (units + nth - 1) / nth;
+    *r0 = per * ith * align;
+    *r1 = per * (ith + 1) * align;
+    if (*r0 > n)
+        *r0 = n;
+    if (*r1 > n)
+        *r1 = n;
+}

@@ -143,11 +143,6 @@ size_t vl__vision_scratch_floats(const struct vl_config *cfg, int64_t n_patches)
 
 /* ---- pool tasks -------------------------------------------------------------------------- */
 
-static void split(int64_t n, int ith, int nth, int64_t *r0, int64_t *r1) {
-    *r0 = n * ith / nth;
-    *r1 = n * (ith + 1) / nth;
-}
-
 struct add_task {
     float *x;
     const float *y;
@@ -157,7 +152,7 @@ struct add_task {
 static void add_fn(void *arg, int ith, int nth) {
     const struct add_task *t = arg;
     int64_t i0, i1;
-    split(t->n, ith, nth, &i0, &i1);
+    vl__pool_split(t->n, 1, ith, nth, &i0, &i1);
     for (int64_t i = i0; i < i1; i++)
         t->x[i] += t->y[i];
 }
@@ -181,7 +176,7 @@ static void rope_fn(void *arg, int ith, int nth) {
     const struct vis_dims *dm = t->dm;
     const int64_t half = dm->dh / 2;
     int64_t r0, r1;
-    split(dm->n, ith, nth, &r0, &r1);
+    vl__pool_split(dm->n, 1, ith, nth, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
         const float *cr = t->cos + r * dm->dh, *sr = t->sin + r * dm->dh;
         for (int64_t part = 0; part < 2; part++) { /* 0: q, 1: k */
@@ -206,7 +201,7 @@ struct softmax_task {
 static void softmax_fn(void *arg, int ith, int nth) {
     const struct softmax_task *t = arg;
     int64_t r0, r1;
-    split(t->rows, ith, nth, &r0, &r1);
+    vl__pool_split(t->rows, 1, ith, nth, &r0, &r1);
     if (r1 > r0)
         vl__softmax_rows(t->x + r0 * t->len, r1 - r0, t->len);
 }
