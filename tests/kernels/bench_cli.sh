@@ -49,8 +49,13 @@ median=$(awk -F': ' '/^      "prefill_s"/ {gsub(",", "", $2); print $2}' "$out" 
 top=$(awk -F': ' '/^  "prefill_s"/ {gsub(",", "", $2); print $2}' "$out")
 [ -n "$median" ] && [ "$median" = "$top" ] && ok ||
     bad "--repeat: prefill_s $top is not the median $median"
-"$bin" bench --model "$model" --repeat 0 >"$out" 2>"$err"
-[ $? -eq 2 ] && ok || bad "--repeat 0 accepted"
+for args in "--repeat 0" "--repeat 101" "--repeat x" "--attn-block 0" "--attn-block 9x" \
+    "--batch -1" "--gen-tokens 99999999999999999999"; do
+    # shellcheck disable=SC2086
+    "$bin" bench --model "$model" $args >"$out" 2>"$err"
+    [ $? -eq 2 ] && grep -q -- "${args%% *}: expected" "$err" && ! [ -s "$out" ] && ok ||
+        bad "bad value accepted or unclear: $args"
+done
 
 # OpenBLAS kernel family: OPENBLAS_CORETYPE is honoured; a narrower family than the CPU runs
 # gets a warning naming the wider one (docproc re-executes itself with it when unset).
@@ -64,6 +69,12 @@ Haswell | Zen | Excavator | SkylakeX | Cooperlake | SapphireRapids)
         ok || { bad "no warning for narrower kernels than $native"; cat "$err"; } ;;
 *) ! grep -q warning "$err" && ok || bad "warning on a CPU without AVX2 ($native)" ;;
 esac
+
+# a hostile or meaningless OPENBLAS_CORETYPE: OpenBLAS falls back to its own choice, docproc runs
+for v in "" "%s%n%s" "../../etc/passwd" "SkylakeX;rm -rf /"; do
+    OPENBLAS_CORETYPE=$v "$bin" version >"$out" 2>"$err"
+    [ $? -eq 0 ] && grep -q '(kernels ' "$out" && ok || bad "OPENBLAS_CORETYPE='$v' broke version"
+done
 
 "$bin" bench --help >"$out" 2>&1
 [ $? -eq 0 ] && grep -q -- "--image-size" "$out" && ok || bad "--help"
