@@ -351,6 +351,8 @@ const char *vl_blas_core(void);
 const char *vl_blas_core_upgrade(void);
 /* The compute kernels in use: "avx512", "avx2" or "scalar" (VL_SIMD=off|avx2 caps it). */
 const char *vl_simd_name(void);
+/* The GEMVs' software prefetch distance in bytes (VL_GEMV_PREFETCH overrides the default). */
+int vl_gemv_prefetch_bytes(void);
 
 /* Defaults of vl_state_default_params. */
 #define VL_STATE_DEFAULT_CTX   8192 /* tokens in the KV cache (prompt + generated) */

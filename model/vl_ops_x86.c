@@ -23,8 +23,6 @@
 #define GEMV_ROWS 4   /* output rows per pass: 4 weight streams, 8 accumulators */
 #define BF16_BLOCK 16 /* bf16 per 256-bit load */
 #define F32_LANES 8
-/* GEMV software prefetch distance in elements (bytes = 2x), issued once per 64-byte line */
-#define GEMV_PREFETCH 512
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
@@ -91,13 +89,14 @@ AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const uint16_t *w, in
                                 int64_t r0, int64_t r1) {
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
     const int64_t kv = in - in % BF16_BLOCK;
+    const int64_t pf = vl__gemv_prefetch; /* read once: the loop keeps it in a register */
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *row = w + r * in;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
         int64_t k = 0;
         for (; k + 2 * BF16_BLOCK <= kv; k += 2 * BF16_BLOCK) {
-            _mm_prefetch((const char *)(row + k + GEMV_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + k + pf), _MM_HINT_T0);
             __m256i v0 = _mm256_loadu_si256((const __m256i *)(row + k));
             __m256i v1 = _mm256_loadu_si256((const __m256i *)(row + k + BF16_BLOCK));
             a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
@@ -130,6 +129,7 @@ AVX2 static void gemv_bf16_x4_avx2(float *y, int64_t ldy, const float *xp, const
                                    int64_t in, int64_t r0, int64_t r1) {
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
     const int64_t kv = in - in % BF16_BLOCK;
+    const int64_t pf = vl__gemv_prefetch; /* read once: the loop keeps it in a register */
     const float *x0 = xp, *x1 = xp + in, *x2 = xp + 2 * in, *x3 = xp + 3 * in;
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *row = w + r * in;
@@ -139,7 +139,7 @@ AVX2 static void gemv_bf16_x4_avx2(float *y, int64_t ldy, const float *xp, const
         __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
         for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
             if ((k & (2 * BF16_BLOCK - 1)) == 0)
-                _mm_prefetch((const char *)(row + k + GEMV_PREFETCH), _MM_HINT_T0);
+                _mm_prefetch((const char *)(row + k + pf), _MM_HINT_T0);
             __m256i v = _mm256_loadu_si256((const __m256i *)(row + k));
             __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
             __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(v, hi_mask));
@@ -479,6 +479,8 @@ const struct vl_simd *vl__simd_avx2(void) {
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
+int64_t vl__gemv_prefetch = VL_GEMV_PREFETCH_DEFAULT_BYTES / 2;
+
 static const struct vl_simd *simd_active;
 static pthread_once_t simd_once = PTHREAD_ONCE_INIT;
 
@@ -493,7 +495,18 @@ static void simd_pick(void) {
     if (!off && !s)
         s = vl__simd_avx2();
     simd_active = s ? s : vl__simd_scalar();
-    vl__log(VL_LOG_DEBUG, "compute kernels: %s", simd_active->name);
+    const char *pf = getenv("VL_GEMV_PREFETCH");
+    if (pf && *pf) {
+        char *end;
+        long long bytes = strtoll(pf, &end, 10);
+        if (*end || bytes < 0 || bytes > VL_GEMV_PREFETCH_MAX_BYTES)
+            vl__log(VL_LOG_WARN, "VL_GEMV_PREFETCH=%s: not 0..%d bytes, keeping %d", pf,
+                    VL_GEMV_PREFETCH_MAX_BYTES, VL_GEMV_PREFETCH_DEFAULT_BYTES);
+        else
+            vl__gemv_prefetch = (int64_t)bytes / 2;
+    }
+    vl__log(VL_LOG_DEBUG, "compute kernels: %s, GEMV prefetch %lld bytes", simd_active->name,
+            (long long)vl__gemv_prefetch * 2);
 }
 
 int vl__simd_tables(const struct vl_simd *out[VL_SIMD_MAX_TABLES]) {
@@ -508,6 +521,11 @@ int vl__simd_tables(const struct vl_simd *out[VL_SIMD_MAX_TABLES]) {
 
 const char *vl_simd_name(void) {
     return vl__simd()->name;
+}
+
+int vl_gemv_prefetch_bytes(void) {
+    (void)vl__simd(); /* VL_GEMV_PREFETCH is read with the table */
+    return (int)(vl__gemv_prefetch * 2);
 }
 
 const struct vl_simd *vl__simd(void) {
