@@ -90,6 +90,33 @@ Haswell | Zen | Excavator | SkylakeX | Cooperlake | SapphireRapids)
 *) ! grep -q warning "$err" && ok || bad "warning on a CPU without AVX2 ($native)" ;;
 esac
 
+# the re-exec itself, with an OpenBLAS that reports narrower kernels (tests/kernels/
+# blas_core_shim.c, preloaded): docproc restarts with OPENBLAS_CORETYPE set to the widest family
+# and then runs it, silently; an OpenBLAS that ignores the variable gets one warning, no loop.
+shim=${DP_BLAS_SHIM:?DP_BLAS_SHIM not set}
+preload() { # MODE CMD...: run with the shim; ASan must accept a library loaded before its own
+    mode=$1
+    shift
+    DP_SHIM_MODE=$mode LD_PRELOAD=$shim \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
+}
+case $native in
+Haswell | Zen | Excavator | SkylakeX | Cooperlake | SapphireRapids)
+    preload stale "$bin" version >"$out" 2>"$err"
+    [ $? -eq 0 ] && grep -Eq '\(kernels (Haswell|SkylakeX)\)' "$out" && ! [ -s "$err" ] && ok ||
+        { bad "no re-exec with the widest kernels"; cat "$out" "$err"; }
+    preload stale "$bin" bench --model "$model" --no-image --prompt-tokens 2 --gen-tokens 2 \
+        >"$out" 2>"$err"
+    [ $? -eq 0 ] && grep -Eq '"blas_core": "(Haswell|SkylakeX)"' "$out" && ok ||
+        { bad "bench after the re-exec"; cat "$err"; }
+    preload deaf "$bin" version >"$out" 2>"$err"
+    [ $? -eq 0 ] && grep -q '(kernels Prescott)' "$out" &&
+        [ "$(grep -c 'OpenBLAS ignores OPENBLAS_CORETYPE=' "$err")" -eq 1 ] && ok ||
+        { bad "an OpenBLAS deaf to OPENBLAS_CORETYPE"; cat "$out" "$err"; }
+    ;;
+*) ;; # no wider family to restart with
+esac
+
 # a hostile or meaningless OPENBLAS_CORETYPE: OpenBLAS falls back to its own choice, docproc runs
 for v in "" "%s%n%s" "../../etc/passwd" "SkylakeX;rm -rf /"; do
     OPENBLAS_CORETYPE=$v "$bin" version >"$out" 2>"$err"
