@@ -163,16 +163,19 @@ static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, d
     const struct shape *order[DEC_MATS] = {&sh[0], &sh[1], &sh[1], &sh[0], &sh[2], &sh[2], &sh[3]};
     const int64_t n_mats = DEC_N_LAYERS * DEC_MATS + 1;
     struct vl_tensor *w = calloc((size_t)n_mats, sizeof *w);
-    float *x = calloc(11008, sizeof *x), *y = calloc(151936, sizeof *y);
     size_t total = 0;
+    int64_t max_in = 0, max_out = 0;
     for (int64_t i = 0; i < n_mats; i++) {
         const struct shape *m = i + 1 == n_mats ? &sh[4] : order[i % DEC_MATS];
         size_t bytes = (size_t)m->out * (size_t)m->in * 2;
         w[i] = (struct vl_tensor){.dtype = VL_DTYPE_BF16, .ndim = 2, .ne = {m->out, m->in},
                                   .name = m->name, .data = fill_random(bytes)};
         total += bytes;
+        max_in = m->in > max_in ? m->in : max_in;
+        max_out = m->out > max_out ? m->out : max_out;
     }
-    for (int64_t i = 0; i < 11008; i++)
+    float *x = calloc((size_t)max_in, sizeof *x), *y = calloc((size_t)max_out, sizeof *y);
+    for (int64_t i = 0; i < max_in; i++)
         x[i] = (float)(i % 7) * 0.1f;
     static struct reps r;
     r.n = 0;
