@@ -82,6 +82,10 @@ static void mem_unmap(thandle_t h, void *base, toff_t size) {
 }
 
 #ifdef DP_HAVE_TIFF_OPEN_OPTIONS
+/* libtiff hands us its printf format: let the compiler check it as one */
+static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
     (void)tif;
     struct tiff_impl *im = user;
