@@ -103,9 +103,9 @@ static void bench_gemv(struct vl_compute *c, const struct shape *sh, double secs
     } while (now_s() - t0 < secs);
     double per = reps_best(&r), med = reps_median(&r);
     printf("  gemv  %-28s %6lld x %-6lld  %8.3f ms  %6.1f GB/s  %6.1f GFLOP/s  (median %6.1f "
-           "GB/s)\n", sh->name, (long long)sh->out, (long long)sh->in, per * 1e3,
-           (double)wbytes / per * 1e-9, 2.0 * (double)sh->out * (double)sh->in / per * 1e-9,
-           (double)wbytes / med * 1e-9);
+           "GB/s)\n",
+           sh->name, (long long)sh->out, (long long)sh->in, per * 1e3, (double)wbytes / per * 1e-9,
+           2.0 * (double)sh->out * (double)sh->in / per * 1e-9, (double)wbytes / med * 1e-9);
     free(all);
     free(x);
     free(y);
@@ -113,20 +113,23 @@ static void bench_gemv(struct vl_compute *c, const struct shape *sh, double secs
 
 /* A plain streaming read of n bytes split over the pool: 64-bit sums, which the compiler
  * vectorises; the machine's read bandwidth as the pool's threads see it. */
+#define READ_SUMS        64 /* per-thread sums kept (so the reads are not optimised away) */
+#define READ_ALIGN_WORDS 8  /* slices start on 64-byte lines */
+
 struct read_task {
     const uint64_t *p;
     int64_t n; /* words */
-    uint64_t sum[64];
+    uint64_t sum[READ_SUMS];
 };
 
 static void read_task_run(void *arg, int ith, int nth) {
     struct read_task *t = arg;
     int64_t i0, i1;
-    vl__pool_split(t->n, 64, ith, nth, &i0, &i1);
+    vl__pool_split(t->n, READ_ALIGN_WORDS, ith, nth, &i0, &i1);
     uint64_t s = 0;
     for (int64_t i = i0; i < i1; i++)
         s += t->p[i];
-    t->sum[ith % 64] = s;
+    t->sum[ith % READ_SUMS] = s;
 }
 
 static double read_gbps(struct vl_compute *c, const void *p, size_t bytes, struct reps *r,
@@ -156,7 +159,7 @@ static void bench_read(struct vl_compute *c, double secs) {
 /* One decode step's GEMVs over the whole Qwen2.5-VL-3B LLM weight set, every matrix in its own
  * buffer, in forward order; then a plain read of the same buffers. */
 #define DEC_N_LAYERS 36
-#define DEC_MATS 7
+#define DEC_MATS     7
 
 static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, double secs) {
     /* sh: q/o, k/v, gate/up, down, lm_head (gemv_shapes) */
@@ -168,8 +171,11 @@ static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, d
     for (int64_t i = 0; i < n_mats; i++) {
         const struct shape *m = i + 1 == n_mats ? &sh[4] : order[i % DEC_MATS];
         size_t bytes = (size_t)m->out * (size_t)m->in * 2;
-        w[i] = (struct vl_tensor){.dtype = VL_DTYPE_BF16, .ndim = 2, .ne = {m->out, m->in},
-                                  .name = m->name, .data = fill_random(bytes)};
+        w[i] = (struct vl_tensor){.dtype = VL_DTYPE_BF16,
+                                  .ndim = 2,
+                                  .ne = {m->out, m->in},
+                                  .name = m->name,
+                                  .data = fill_random(bytes)};
         total += bytes;
         max_in = m->in > max_in ? m->in : max_in;
         max_out = m->out > max_out ? m->out : max_out;
@@ -194,9 +200,9 @@ static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, d
     }
     printf("  decode weights %.2f GB (3B LLM + lm_head), %zu steps: GEMVs best %.1f ms = %.2f "
            "tok/s (%.1f GB/s), median %.2f tok/s (%.1f GB/s); plain read of the same buffers "
-           "%.1f GB/s\n", (double)total * 1e-9, r.n, best * 1e3, 1.0 / best,
-           (double)total / best * 1e-9, 1.0 / med, (double)total / med * 1e-9,
-           (double)total * 1e-9 / rd);
+           "%.1f GB/s\n",
+           (double)total * 1e-9, r.n, best * 1e3, 1.0 / best, (double)total / best * 1e-9,
+           1.0 / med, (double)total / med * 1e-9, (double)total * 1e-9 / rd);
     for (int64_t i = 0; i < n_mats; i++)
         free((void *)w[i].data);
     free(w);
