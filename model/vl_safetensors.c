@@ -26,6 +26,7 @@
 #define ST_WRITE_ALIGN 8              /* data offsets written by vl_st_write are 8-aligned */
 #define ST_METADATA_KEY "__metadata__"
 #define ST_FILE_MODE 0644             /* written files: rw-r--r-- */
+#define ST_TMP_SUFFIX ".tmp.XXXXXX"   /* mkstemp template appended to the target path */
 
 struct vl_st_file {
     char *path;                 /* for messages; "<memory>" for vl_st_open_mem */
@@ -341,15 +342,16 @@ const char *vl_st_path(const struct vl_st_file *f) { return f ? f->path : NULL; 
 
 enum vl_status vl__atomic_open(struct vl_atomic_file *af, const char *path, struct vl_error *err) {
     memset(af, 0, sizeof *af);
-    size_t n = strlen(path);
+    size_t n = strlen(path), tmp_bytes;
     af->path = vl__strdup(path);
-    af->tmp = vl__malloc(n + sizeof ".tmp.XXXXXX");
+    if (!__builtin_add_overflow(n, sizeof ST_TMP_SUFFIX, &tmp_bytes))
+        af->tmp = vl__malloc(tmp_bytes);
     if (!af->path || !af->tmp) {
         vl__atomic_abort(af);
         return vl__err(err, VL_ERR_NOMEM, "%s: out of memory", path);
     }
     memcpy(af->tmp, path, n);
-    memcpy(af->tmp + n, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+    memcpy(af->tmp + n, ST_TMP_SUFFIX, sizeof ST_TMP_SUFFIX);
     int fd = mkstemp(af->tmp);
     if (fd < 0) {
         int e = errno;
@@ -359,7 +361,12 @@ enum vl_status vl__atomic_open(struct vl_atomic_file *af, const char *path, stru
         return vl__err(err, VL_ERR_IO, "%s: cannot create a temporary file: %s", path,
                        strerror(e));
     }
-    fchmod(fd, ST_FILE_MODE); /* mkstemp creates 0600 */
+    if (fchmod(fd, ST_FILE_MODE) != 0) { /* mkstemp creates 0600 */
+        int e = errno;
+        close(fd);
+        vl__atomic_abort(af);
+        return vl__err(err, VL_ERR_IO, "%s: cannot set the file mode: %s", path, strerror(e));
+    }
     af->fp = fdopen(fd, "wb");
     if (!af->fp) {
         close(fd);
