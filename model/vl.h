@@ -351,7 +351,10 @@ const char *vl_blas_core(void);
 const char *vl_blas_core_upgrade(void);
 /* The compute kernels in use: "avx512", "avx2" or "scalar" (VL_SIMD=off|avx2 caps it). */
 const char *vl_simd_name(void);
-/* The GEMVs' software prefetch distance in bytes (VL_GEMV_PREFETCH overrides the default). */
+/* The GEMVs' software prefetch distance in bytes: VL_GEMV_PREFETCH=BYTES in the environment
+ * (0..VL_GEMV_PREFETCH_MAX_BYTES) overrides the default; it changes speed only. */
+#define VL_GEMV_PREFETCH_DEFAULT_BYTES 1024
+#define VL_GEMV_PREFETCH_MAX_BYTES     16384
 int vl_gemv_prefetch_bytes(void);
 
 /* Defaults of vl_state_default_params. */

@@ -424,11 +424,9 @@ struct vl_simd {
 const struct vl_simd *vl__simd(void);         /* the dispatched table (never NULL) */
 /* The SIMD GEMVs' software prefetch distance in weight elements (bytes / 2): how far ahead of
  * the row being read they request lines, so a stream keeps enough misses in flight across 4 KB
- * page boundaries (where hardware prefetchers stop). VL_GEMV_PREFETCH_DEFAULT_BYTES unless
+ * page boundaries (where hardware prefetchers stop). VL_GEMV_PREFETCH_DEFAULT_BYTES (vl.h) unless
  * VL_GEMV_PREFETCH=BYTES (0..VL_GEMV_PREFETCH_MAX_BYTES, a tuning knob for new machines) is set
  * when vl__simd() first runs. */
-#define VL_GEMV_PREFETCH_DEFAULT_BYTES 1024
-#define VL_GEMV_PREFETCH_MAX_BYTES 16384
 extern int64_t vl__gemv_prefetch;
 const struct vl_simd *vl__simd_scalar(void);  /* the scalar table */
 const struct vl_simd *vl__simd_avx2(void);    /* NULL if the CPU lacks AVX2+FMA+F16C */

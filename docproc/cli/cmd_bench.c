@@ -63,10 +63,16 @@ static void print_help(void) {
            "  --threads N            threads for OpenBLAS and the kernels [online CPUs: %d]\n"
            "  --no-warmup            time the first request too (incl. mapping the weights)\n"
            "  -v, --verbose          libvl log lines on stderr\n"
-           "  -h, --help             this text\n",
+           "  -h, --help             this text\n"
+           "\n"
+           "environment (speed only, never results; reported under \"config\"):\n"
+           "  VL_SIMD=off|avx2       cap our kernel table [the widest the CPU has]\n"
+           "  VL_GEMV_PREFETCH=BYTES decode GEMV prefetch distance, 0..%d [%d]\n"
+           "  OPENBLAS_CORETYPE=NAME OpenBLAS kernel family [docproc picks the widest]\n",
            BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
            BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, VL_STATE_DEFAULT_ATTN_BLOCK,
-           (int)dp_cli_default_threads());
+           (int)dp_cli_default_threads(), VL_GEMV_PREFETCH_MAX_BYTES,
+           VL_GEMV_PREFETCH_DEFAULT_BYTES);
 }
 
 enum {
