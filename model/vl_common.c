@@ -49,6 +49,10 @@ void vl_log_set(vl_log_fn fn, void *user, enum vl_log_level max_level) {
     log_max = max_level;
 }
 
+bool vl__log_enabled(enum vl_log_level level) {
+    return log_fn && level <= log_max;
+}
+
 void vl__log(enum vl_log_level level, const char *fmt, ...) {
     if (!log_fn || level > log_max)
         return;

@@ -496,6 +496,8 @@ enum vl_status vl__vision_encode(struct vl_compute *c, const struct vl_model *m,
 enum vl_status vl__err(struct vl_error *err, enum vl_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void vl__log(enum vl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* True when a message of this level reaches the application's log function. */
+bool vl__log_enabled(enum vl_log_level level);
 
 /* ---- the one allocation wrapper of libvl (vl_common.c) ----------------------------------- */
 

@@ -6,13 +6,18 @@
 #include "vl_impl.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- asserts ---------------------------------------------------------------------------- */
 
 _Noreturn void vl__assert_fail(const char *file, int line, const char *expr) {
-    vl__log(VL_LOG_ERROR, "%s:%d: assertion failed: %s", file, line, expr);
+    if (vl__log_enabled(VL_LOG_ERROR))
+        vl__log(VL_LOG_ERROR, "%s:%d: assertion failed: %s", file, line, expr);
+    else /* no log sink: the abort must not be silent */
+        fprintf(stderr, "libvl: %s:%d: assertion failed: %s\n", file, line, /* check_style: allow */
+                expr);
     abort(); /* check_style: allow (assert) */
 }
 
