@@ -13,17 +13,21 @@
 #define SCRATCH_ALIGN 64
 /* Below this many elements an elementwise op runs on the caller (dispatch costs more). */
 #define PAR_MIN_ELEMS 16384
-/* GEMV work units: each worker takes about GEMV_CHUNKS_PER_THREAD dynamically scheduled chunks
- * of contiguous rows (long streams for the prefetchers, yet balanced when a core is busy), at
- * least GEMV_CHUNK_MIN_ROWS rows, a multiple of GEMV_ROW_ALIGN (the kernel's rows per pass); for
- * n > 1 a chunk's weights also fit GEMV_CHUNK_CACHE_BYTES so rows 2..n re-read them from L2. */
-#define GEMV_CHUNKS_PER_THREAD 8
-#define GEMV_CHUNK_MIN_ROWS 16
-#define GEMV_ROW_ALIGN 4
-#define GEMV_CHUNK_CACHE_BYTES ((size_t)256 << 10)
-#define GEMV_BIAS_TILE 256
 /* Elementwise ranges are cut at multiples of this (whole SIMD vectors, one cache line). */
 #define ELEM_ALIGN 16
+/* GEMV scheduling: workers claim ranges of output rows guided (vl__pool_claim): each claim about
+ * 1/GEMV_GUIDED_DIV of a worker's share of what is left (long streams for the prefetchers
+ * first), down to GEMV_TAIL_BYTES of weights, so both workers reach the join together (with
+ * fixed chunks of 1/8 per worker a 3B decode step idled ~5 % of one core at the joins). Claims
+ * are whole units of GEMV_UNIT_ROWS rows: whole SIMD vectors of y, so the SiLU fused into
+ * vl__linear_swiglu splits vectors from the scalar tail as one pass over the row would, and the
+ * result never depends on how the rows were claimed. For n > 1 a claim's weights also fit
+ * GEMV_CHUNK_CACHE_BYTES so x rows 2..n re-read them from L2. */
+#define GEMV_GUIDED_DIV 4
+#define GEMV_TAIL_BYTES ((size_t)64 << 10)
+#define GEMV_UNIT_ROWS ELEM_ALIGN
+#define GEMV_CHUNK_CACHE_BYTES ((size_t)256 << 10)
+#define GEMV_BIAS_TILE 256
 
 /* ---- context ----------------------------------------------------------------------------- */
 
@@ -86,99 +90,162 @@ static struct vl_pool *pool_of(const struct vl_compute *c) {
 
 struct gemv_task {
     struct vl_pool *pool;
-    float *y;            /* (n, out) */
-    const float *x;      /* (n, in); for BF16 weights, prepared by gemv_bf16_prep */
-    int64_t n, out, in;
-    const struct vl_tensor *w, *b;
-    int64_t chunk_rows, n_chunks;
+    const float *x; /* (n, in); for BF16 weights, prepared by gemv_bf16_prep */
+    int64_t n, in;
+    int64_t y_off; /* x row 0 is row y_off of every output (a batch of the caller's rows) */
+    const struct vl_linear_out *outs;
+    int n_outs;
+    bool swiglu;   /* outs = {gate, up}: then gate = silu(gate) * up per claimed range */
+    int64_t rows;  /* the virtual row space: the outputs' rows in order (swiglu: gate's) */
+    int64_t units; /* groups of GEMV_UNIT_ROWS rows of it */
+    int64_t min_units, max_units;
 };
 
-static void gemv_chunk(const struct gemv_task *t, int64_t chunk) {
+/* y rows [r0, r1) of one output for the task's n x rows. */
+static void gemv_rows(const struct gemv_task *t, const struct vl_linear_out *o, int64_t r0,
+                      int64_t r1) {
     const struct vl_simd *s = vl__simd();
-    int64_t r0 = chunk * t->chunk_rows;
-    int64_t r1 = r0 + t->chunk_rows > t->out ? t->out : r0 + t->chunk_rows;
+    const struct vl_tensor *w = o->w;
+    const int64_t out = w->ne[0], in = t->in;
+    float *y = o->y + t->y_off * out;
     int64_t i0 = 0;
-    if (t->w->dtype == VL_DTYPE_BF16) /* groups of 4 rows read each weight row once */
+    if (w->dtype == VL_DTYPE_BF16) /* groups of 4 rows read each weight row once */
         for (; i0 + VL_GEMV_X_ROWS <= t->n; i0 += VL_GEMV_X_ROWS)
-            s->gemv_bf16_x4(t->y + i0 * t->out, t->out, t->x + i0 * t->in, t->w->data, t->in, r0,
-                            r1);
+            s->gemv_bf16_x4(y + i0 * out, out, t->x + i0 * in, w->data, in, r0, r1);
     for (int64_t i = i0; i < t->n; i++) {
-        float *yi = t->y + i * t->out;
-        const float *xi = t->x + i * t->in;
-        switch (t->w->dtype) {
-        case VL_DTYPE_BF16: s->gemv_bf16(yi, xi, t->w->data, t->in, r0, r1); break;
-        case VL_DTYPE_F16: s->gemv_f16(yi, xi, t->w->data, t->in, r0, r1); break;
-        case VL_DTYPE_F32: s->gemv_f32(yi, xi, t->w->data, t->in, r0, r1); break;
+        float *yi = y + i * out;
+        const float *xi = t->x + i * in;
+        switch (w->dtype) {
+        case VL_DTYPE_BF16: s->gemv_bf16(yi, xi, w->data, in, r0, r1); break;
+        case VL_DTYPE_F16: s->gemv_f16(yi, xi, w->data, in, r0, r1); break;
+        case VL_DTYPE_F32: s->gemv_f32(yi, xi, w->data, in, r0, r1); break;
         default: VL_ASSERT(!"linear: weight dtype is not F32, F16 or BF16");
         }
     }
-    for (int64_t i = 0; i < t->n && t->b; i++) {
-        float *yi = t->y + i * t->out;
+    for (int64_t i = 0; i < t->n && o->b; i++) {
+        float *yi = y + i * out;
         for (int64_t b0 = r0; b0 < r1; b0 += GEMV_BIAS_TILE) {
             float bias[GEMV_BIAS_TILE]; /* (len) widened bias */
             int64_t len = r1 - b0 < GEMV_BIAS_TILE ? r1 - b0 : GEMV_BIAS_TILE;
-            vl__to_f32(bias, t->b, b0, len);
+            vl__to_f32(bias, o->b, b0, len);
             for (int64_t r = 0; r < len; r++)
                 yi[b0 + r] += bias[r];
         }
     }
 }
 
-static void gemv_task_run(void *arg, int ith, int nth) {
-    const struct gemv_task *t = arg;
-    if (nth == 1 || !t->pool) {
-        for (int64_t ch = 0; ch < t->n_chunks; ch++)
-            gemv_chunk(t, ch);
+/* Virtual rows [v0, v1): the outputs' rows one after the other (swiglu: gate and up rows r
+ * together, then their SiLU product). */
+static void gemv_range(const struct gemv_task *t, int64_t v0, int64_t v1) {
+    if (t->swiglu) {
+        const int64_t out = t->outs[0].w->ne[0];
+        gemv_rows(t, &t->outs[0], v0, v1);
+        gemv_rows(t, &t->outs[1], v0, v1);
+        for (int64_t i = 0; i < t->n; i++) {
+            int64_t off = (t->y_off + i) * out + v0;
+            vl__simd()->silu_mul(t->outs[0].y + off, t->outs[1].y + off, v1 - v0);
+        }
         return;
     }
-    (void)ith;
-    for (;;) {
-        int64_t ch = vl__pool_next_chunk(t->pool);
-        if (ch >= t->n_chunks)
-            break;
-        gemv_chunk(t, ch);
+    int64_t base = 0;
+    for (int k = 0; k < t->n_outs && base < v1; k++) {
+        int64_t rows = t->outs[k].w->ne[0];
+        int64_t a = v0 > base ? v0 - base : 0, b = v1 - base < rows ? v1 - base : rows;
+        if (a < b)
+            gemv_rows(t, &t->outs[k], a, b);
+        base += rows;
     }
 }
 
-void vl__linear_gemv(struct vl_compute *c, float *y, const float *x, int64_t n,
-                     const struct vl_tensor *w, const struct vl_tensor *b) {
-    struct vl_pool *pool = pool_of(c);
-    int64_t out = w->ne[0], in = w->ne[1];
-    int64_t rows = out / ((int64_t)vl__pool_size(pool) * GEMV_CHUNKS_PER_THREAD);
-    if (n > 1) {
-        int64_t fit = (int64_t)(GEMV_CHUNK_CACHE_BYTES / ((size_t)in * vl__dtype_size(w->dtype)));
-        rows = rows < fit ? rows : fit;
+static void gemv_units(const struct gemv_task *t, int64_t u0, int64_t u1) {
+    int64_t v1 = u1 * GEMV_UNIT_ROWS;
+    gemv_range(t, u0 * GEMV_UNIT_ROWS, v1 < t->rows ? v1 : t->rows);
+}
+
+static void gemv_task_run(void *arg, int ith, int nth) {
+    const struct gemv_task *t = arg;
+    int64_t u0, u1;
+    (void)ith;
+    if (nth == 1 || !t->pool) { /* alone: claims of the largest size, in order */
+        for (u0 = 0; u0 < t->units; u0 = u1) {
+            u1 = t->units - u0 < t->max_units ? t->units : u0 + t->max_units;
+            gemv_units(t, u0, u1);
+        }
+        return;
     }
-    rows = rows < GEMV_CHUNK_MIN_ROWS ? GEMV_CHUNK_MIN_ROWS : rows - rows % GEMV_ROW_ALIGN;
+    while (vl__pool_claim(t->pool, t->units, GEMV_GUIDED_DIV, t->min_units, t->max_units, &u0, &u1))
+        gemv_units(t, u0, u1);
+}
+
+void vl__linear_gemv_multi(struct vl_compute *c, const float *x, int64_t n,
+                           const struct vl_linear_out *outs, int n_outs, bool swiglu) {
+    VL_ASSERT(c && n_outs >= 1 && n_outs <= VL_LINEAR_MAX_OUTS && (!swiglu || n_outs == 2));
+    const int64_t in = outs[0].w->ne[1];
+    for (int k = 1; k < n_outs; k++)
+        if (outs[k].w->dtype != outs[0].w->dtype) { /* one x layout per pass: one by one */
+            for (int j = 0; j < n_outs; j++)
+                vl__linear_gemv_multi(c, x, n, &outs[j], 1, false);
+            if (swiglu)
+                vl__silu_mul(c, outs[0].y, outs[1].y, n * outs[0].w->ne[0]);
+            return;
+        }
+    int64_t rows = 0;
+    size_t row_bytes = 0; /* weight bytes per virtual row */
+    const bool bf16 = outs[0].w->dtype == VL_DTYPE_BF16;
+    for (int k = 0; k < n_outs; k++) {
+        const struct vl_tensor *w = outs[k].w;
+        VL_ASSERT(w->ndim == 2 && w->ne[1] == in);
+        VL_ASSERT(!outs[k].b || (outs[k].b->ndim == 1 && outs[k].b->ne[0] == w->ne[0]));
+        VL_ASSERT(!swiglu || w->ne[0] == outs[0].w->ne[0]);
+        rows += swiglu && k ? 0 : w->ne[0];
+        row_bytes = (size_t)in * vl__dtype_size(w->dtype) * (swiglu ? 2 : 1);
+    }
+    if (rows == 0 || n == 0)
+        return;
+    struct gemv_task t = {
+        .pool = pool_of(c),
+        .n_outs = n_outs,
+        .outs = outs,
+        .in = in,
+        .swiglu = swiglu,
+        .rows = rows,
+        .units = (rows + GEMV_UNIT_ROWS - 1) / GEMV_UNIT_ROWS,
+    };
+    const int64_t unit_bytes = (int64_t)row_bytes * GEMV_UNIT_ROWS;
+    t.min_units = (int64_t)GEMV_TAIL_BYTES / unit_bytes;
+    t.min_units = t.min_units < 1 ? 1 : t.min_units;
+    t.max_units = t.units;
+    if (n > 1) {
+        int64_t fit = (int64_t)GEMV_CHUNK_CACHE_BYTES / unit_bytes;
+        t.max_units = fit < 1 ? 1 : fit;
+    }
+    t.min_units = t.min_units < t.max_units ? t.min_units : t.max_units;
     /* BF16: x rows go to the scratch in the kernel's lane order, as many per pass as fit */
     int64_t batch = n;
-    if (w->dtype == VL_DTYPE_BF16) {
-        VL_ASSERT(c && c->scratch_bytes >= (size_t)in * sizeof(float));
+    if (bf16) {
+        VL_ASSERT(c->scratch_bytes >= (size_t)in * sizeof(float));
         int64_t fit = (int64_t)(c->scratch_bytes / ((size_t)in * sizeof(float)));
         batch = batch < fit ? batch : fit;
     }
     for (int64_t i0 = 0; i0 < n; i0 += batch) {
         int64_t nb = n - i0 < batch ? n - i0 : batch;
         const float *xb = x + i0 * in;
-        if (w->dtype == VL_DTYPE_BF16) {
+        if (bf16) {
             for (int64_t i = 0; i < nb; i++)
                 vl__simd()->gemv_bf16_prep(c->scratch + i * in, xb + i * in, in);
             xb = c->scratch;
         }
-        struct gemv_task t = {
-            .pool = pool,
-            .y = y + i0 * out,
-            .x = xb,
-            .n = nb,
-            .out = out,
-            .in = in,
-            .w = w,
-            .b = b,
-            .chunk_rows = rows,
-            .n_chunks = (out + rows - 1) / rows,
-        };
+        t.x = xb;
+        t.n = nb;
+        t.y_off = i0;
         vl__pool_run(t.pool, gemv_task_run, &t);
     }
+}
+
+void vl__linear_gemv(struct vl_compute *c, float *y, const float *x, int64_t n,
+                     const struct vl_tensor *w, const struct vl_tensor *b) {
+    struct vl_linear_out o = {.y = y, .w = w, .b = b};
+    vl__linear_gemv_multi(c, x, n, &o, 1, false);
 }
 
 void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
@@ -192,6 +259,29 @@ void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
         return;
     }
     vl__linear_gemm(c, y, x, n, w, b);
+}
+
+void vl__linear_multi(struct vl_compute *c, const float *x, int64_t n,
+                      const struct vl_linear_out *outs, int n_outs) {
+    if (n <= VL_LINEAR_GEMV_MAX_N) {
+        vl__linear_gemv_multi(c, x, n, outs, n_outs, false);
+        return;
+    }
+    for (int k = 0; k < n_outs; k++)
+        vl__linear(c, outs[k].y, x, n, outs[k].w, outs[k].b);
+}
+
+void vl__linear_swiglu(struct vl_compute *c, float *gate, float *up, const float *x, int64_t n,
+                       const struct vl_tensor *w_gate, const struct vl_tensor *w_up) {
+    VL_ASSERT(w_gate->ne[0] == w_up->ne[0]);
+    if (n <= VL_LINEAR_GEMV_MAX_N) {
+        struct vl_linear_out o[2] = {{.y = gate, .w = w_gate}, {.y = up, .w = w_up}};
+        vl__linear_gemv_multi(c, x, n, o, 2, true);
+        return;
+    }
+    vl__linear(c, gate, x, n, w_gate, NULL);
+    vl__linear(c, up, x, n, w_up, NULL);
+    vl__silu_mul(c, gate, up, n * w_gate->ne[0]);
 }
 
 /* ---- RMSNorm ----------------------------------------------------------------------------- */

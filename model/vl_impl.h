@@ -274,6 +274,12 @@ void vl__pool_run(struct vl_pool *p, void (*fn)(void *arg, int ith, int nth), vo
  * reset by every top-level vl__pool_run. Only for tasks run with nth > 1 (with nth == 1 the
  * task iterates its chunks itself: a nested run would share the outer run's counter). */
 int64_t vl__pool_next_chunk(struct vl_pool *p);
+/* Guided self-scheduling inside a run (nth > 1, as vl__pool_next_chunk, whose counter it
+ * shares): claims the next [*r0, *r1) of [0, total), about remaining / (div * nth) units clamped
+ * to [min, max] (the last claim takes what is left), so the first claims are long streams and
+ * the last ones short, and the workers reach the join together. False when nothing is left. */
+bool vl__pool_claim(struct vl_pool *p, int64_t total, int64_t div, int64_t min, int64_t max,
+                    int64_t *r0, int64_t *r1);
 /* [*r0, *r1) = slice ith of nth of [0, n), cut at multiples of align (the last may be short,
  * trailing slices empty): the static split every pool task uses for independent rows/elements. */
 void vl__pool_split(int64_t n, int64_t align, int ith, int nth, int64_t *r0, int64_t *r1);
@@ -311,6 +317,25 @@ void vl__linear_gemv(struct vl_compute *c, float *y, const float *x, int64_t n,
                      const struct vl_tensor *w, const struct vl_tensor *b);
 void vl__linear_gemm(struct vl_compute *c, float *y, const float *x, int64_t n,
                      const struct vl_tensor *w, const struct vl_tensor *b);
+/* One output of a fused Linear: y[n, out] = x . W^T (+ b). */
+struct vl_linear_out {
+    float *y;
+    const struct vl_tensor *w, *b;
+};
+#define VL_LINEAR_MAX_OUTS 4
+/* y_k = x . W_k^T (+ b_k) for n_outs <= VL_LINEAR_MAX_OUTS weights of one input width (q, k, v):
+ * for n <= VL_LINEAR_GEMV_MAX_N one GEMV pass over all their rows (x prepared once, one join
+ * instead of n_outs), else one vl__linear each. Results equal n_outs vl__linear calls. */
+void vl__linear_multi(struct vl_compute *c, const float *x, int64_t n,
+                      const struct vl_linear_out *outs, int n_outs);
+/* SwiGLU's first half: gate = silu(x . Wg^T) * (x . Wu^T), up is scratch of the same shape
+ * (n, out). Small n: one GEMV pass, gate and up rows claimed together and multiplied while in
+ * cache. Results equal vl__linear, vl__linear, vl__silu_mul. */
+void vl__linear_swiglu(struct vl_compute *c, float *gate, float *up, const float *x, int64_t n,
+                       const struct vl_tensor *w_gate, const struct vl_tensor *w_up);
+/* The GEMV path of both (swiglu: outs = {gate, up}, n_outs 2). */
+void vl__linear_gemv_multi(struct vl_compute *c, const float *x, int64_t n,
+                           const struct vl_linear_out *outs, int n_outs, bool swiglu);
 /* n at or below which vl__linear streams the stored weights (GEMV, BF16 rows 4 at a time);
  * above, panel + sgemm (widening and packing cost ~14 bytes of traffic per weight, worth it
  * only when amortised over many rows). */

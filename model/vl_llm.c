@@ -135,7 +135,7 @@ enum vl_status vl__llm_forward(struct vl_state *s, int64_t start, int64_t n, con
     const struct vl_config *cfg = &s->m->cfg;
     const struct vl_text_config *tc = &cfg->text;
     const struct vl_weights *w = &s->m->w;
-    const int64_t H = tc->hidden_size, hd = tc->head_dim, I = tc->intermediate_size;
+    const int64_t H = tc->hidden_size, hd = tc->head_dim;
     const int64_t nq = tc->num_attention_heads, nkv = tc->num_key_value_heads;
     const float eps = (float)tc->rms_norm_eps;
     if (n <= 0 || n > s->params.n_batch || start < 0 || start + n > s->params.n_ctx)
@@ -153,9 +153,10 @@ enum vl_status vl__llm_forward(struct vl_state *s, int64_t start, int64_t n, con
     for (int64_t l = 0; l < tc->num_hidden_layers; l++) {
         const struct vl_llm_layer *ly = &w->layers[l];
         vl__rmsnorm(&s->comp, s->xn, s->x, n, H, &ly->attn_norm, eps);
-        vl__linear(&s->comp, s->q, s->xn, n, &ly->q_w, &ly->q_b);
-        vl__linear(&s->comp, s->k, s->xn, n, &ly->k_w, &ly->k_b);
-        vl__linear(&s->comp, s->v, s->xn, n, &ly->v_w, &ly->v_b);
+        const struct vl_linear_out qkv[3] = {{.y = s->q, .w = &ly->q_w, .b = &ly->q_b},
+                                             {.y = s->k, .w = &ly->k_w, .b = &ly->k_b},
+                                             {.y = s->v, .w = &ly->v_w, .b = &ly->v_b}};
+        vl__linear_multi(&s->comp, s->xn, n, qkv, 3);
         vl__mrope_apply(s->q, n, nq, hd, s->rope_cos, s->rope_sin);
         vl__mrope_apply(s->k, n, nkv, hd, s->rope_cos, s->rope_sin);
         cache_store(s, l, start, n);
@@ -163,9 +164,7 @@ enum vl_status vl__llm_forward(struct vl_state *s, int64_t start, int64_t n, con
         vl__linear(&s->comp, s->xn, s->att, n, &ly->o_w, NULL);
         add_inplace(s->x, s->xn, n * H);
         vl__rmsnorm(&s->comp, s->xn, s->x, n, H, &ly->mlp_norm, eps);
-        vl__linear(&s->comp, s->gate, s->xn, n, &ly->gate_w, NULL);
-        vl__linear(&s->comp, s->up, s->xn, n, &ly->up_w, NULL);
-        vl__silu_mul(&s->comp, s->gate, s->up, n * I);
+        vl__linear_swiglu(&s->comp, s->gate, s->up, s->xn, n, &ly->gate_w, &ly->up_w);
         vl__linear(&s->comp, s->xn, s->gate, n, &ly->down_w, NULL);
         add_inplace(s->x, s->xn, n * H);
         if (hooks) {

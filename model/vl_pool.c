@@ -30,7 +30,7 @@ struct vl_pool {
     _Atomic uint64_t state;      /* generation << 32 | next unclaimed slice */
     atomic_int n_done;           /* slices of the current generation finished */
     atomic_bool stop;
-    atomic_llong chunk;          /* vl__pool_next_chunk counter, reset per run */
+    atomic_llong chunk;          /* vl__pool_next_chunk / vl__pool_claim counter, reset per run */
     atomic_int n_sleeping;
     pthread_mutex_t mu;
     pthread_cond_t wake;
@@ -187,6 +187,26 @@ void vl__pool_run(struct vl_pool *p, void (*fn)(void *arg, int ith, int nth), vo
 int64_t vl__pool_next_chunk(struct vl_pool *p) {
     VL_ASSERT(p);
     return (int64_t)atomic_fetch_add_explicit(&p->chunk, 1, memory_order_relaxed);
+}
+
+bool vl__pool_claim(struct vl_pool *p, int64_t total, int64_t div, int64_t min, int64_t max,
+                    int64_t *r0, int64_t *r1) {
+    VL_ASSERT(p && total >= 0 && div >= 1 && min >= 1 && max >= min);
+    long long cur = atomic_load_explicit(&p->chunk, memory_order_relaxed);
+    for (;;) {
+        if (cur >= total)
+            return false;
+        int64_t rem = total - cur;
+        int64_t len = (rem + div * p->n - 1) / (div * p->n);
+        len = len < min ? min : len > max ? max : len;
+        int64_t end = len < rem ? cur + len : total;
+        if (atomic_compare_exchange_weak_explicit(&p->chunk, &cur, end, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *r0 = cur;
+            *r1 = end;
+            return true;
+        }
+    }
 }
 
 void vl__pool_split(int64_t n, int64_t align, int ith, int nth, int64_t *r0, int64_t *r1) {

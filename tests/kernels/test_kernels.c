@@ -223,6 +223,58 @@ static void test_pool(void) {
     vl__pool_free(NULL);
 }
 
+/* vl__pool_claim: every unit claimed once, each claim within [min, max] but the last (which
+ * takes the rest), and claims shrinking (guided), at 1 to 3 workers. */
+struct claim_probe {
+    struct vl_pool *pool;
+    int64_t total, div, min, max;
+    atomic_int seen[5000];
+    atomic_int bad; /* claims outside the rules */
+};
+
+static void claim_run(void *arg, int ith, int nth) {
+    struct claim_probe *p = arg;
+    int64_t r0, r1, prev = INT64_MAX;
+    (void)ith;
+    (void)nth;
+    while (vl__pool_claim(p->pool, p->total, p->div, p->min, p->max, &r0, &r1)) {
+        int64_t len = r1 - r0;
+        if (len < 1 || len > p->max || (len < p->min && r1 != p->total) || len > prev)
+            atomic_fetch_add(&p->bad, 1);
+        prev = len;
+        for (int64_t i = r0; i < r1; i++)
+            atomic_fetch_add(&p->seen[i], 1);
+    }
+}
+
+static void test_pool_claim(void) {
+    static const int64_t totals[] = {0, 1, 7, 64, 1000, 4999};
+    static const int64_t rules[][3] = {{1, 1, INT64_MAX}, {4, 3, 1000}, {2, 16, 16}, {4, 1, 5}};
+    for (int nt = 1; nt <= 3; nt++) {
+        struct claim_probe *p = calloc(1, sizeof *p);
+        p->pool = vl__pool_new(nt);
+        T_CHECK(p->pool != NULL);
+        int bad = 0;
+        for (size_t a = 0; a < sizeof totals / sizeof *totals; a++)
+            for (size_t r = 0; r < sizeof rules / sizeof *rules; r++)
+                for (int rep = 0; rep < 20; rep++) {
+                    p->total = totals[a];
+                    p->div = rules[r][0];
+                    p->min = rules[r][1];
+                    p->max = rules[r][2];
+                    for (int i = 0; i < 5000; i++)
+                        atomic_store(&p->seen[i], 0);
+                    vl__pool_run(p->pool, claim_run, p);
+                    for (int64_t i = 0; i < 5000; i++)
+                        bad += atomic_load(&p->seen[i]) != (i < p->total);
+                }
+        T_EQ_I64(bad, 0);
+        T_EQ_I64(atomic_load(&p->bad), 0);
+        vl__pool_free(p->pool);
+        free(p);
+    }
+}
+
 /* ---- GEMV kernels (table level) ---------------------------------------------------------- */
 
 static void test_gemv_tables(void) {
@@ -368,6 +420,119 @@ static void test_linear(void) {
 }
 
 /* ---- GEMM -------------------------------------------------------------------------------- */
+
+/* vl__linear_multi and vl__linear_swiglu (the decode step's fused GEMVs) give exactly what the
+ * separate calls give (swiglu: up exactly, gate as the SiLU reference to f32 round-off, and
+ * identical from run to run): q/k/v-like outputs of different row counts (not multiples of the claim
+ * unit), with and without biases, one dtype and mixed (which runs them one by one), every n on
+ * both sides of VL_LINEAR_GEMV_MAX_N, 1 and 2 threads; repeated runs are identical. */
+static void test_linear_fused(void) {
+    static const int64_t n_list[] = {1, 2, 4, 5, 32, 33};
+    static const int64_t rows[3] = {37, 5, 130};
+    static const int64_t in_list[] = {3, 130};
+    for (int nt = 1; nt <= 2; nt++) {
+        struct vl_compute c;
+        struct vl_error err = {0};
+        T_CHECK(vl__compute_init(&c, nt, 16, 130, &err) == VL_OK);
+        for (size_t a = 0; a < sizeof n_list / sizeof *n_list; a++)
+            for (size_t k = 0; k < sizeof in_list / sizeof *in_list; k++)
+                for (int d = 0; d < N_FLOAT_TYPES + 1; d++) { /* the last: mixed dtypes */
+                    const int64_t n = n_list[a], in = in_list[k];
+                    struct vl_tensor w[3], b[3];
+                    struct vl_linear_out o[3], o2[3];
+                    float *x = frand_buf(n * in, 1.0f);
+                    int diff = 0;
+                    for (int j = 0; j < 3; j++) {
+                        enum vl_dtype dt = float_types[d < N_FLOAT_TYPES ? d : j % N_FLOAT_TYPES];
+                        w[j] = make_tensor(dt, 2, rows[j], in, 1.0f);
+                        b[j] = make_tensor(VL_DTYPE_BF16, 1, rows[j], 0, 1.0f);
+                        o[j] = (struct vl_linear_out){
+                            .y = calloc((size_t)(n * rows[j]), sizeof(float)),
+                            .w = &w[j],
+                            .b = j == 1 ? NULL : &b[j]};
+                        o2[j] = o[j];
+                        o2[j].y = calloc((size_t)(n * rows[j]), sizeof(float));
+                    }
+                    for (int rep = 0; rep < 3; rep++) {
+                        vl__linear_multi(&c, x, n, o, 3);
+                        for (int j = 0; j < 3; j++) {
+                            vl__linear(&c, o2[j].y, x, n, o2[j].w, o2[j].b);
+                            diff += memcmp(o[j].y, o2[j].y, (size_t)(n * rows[j]) * sizeof(float));
+                        }
+                    }
+                    /* swiglu: gate and up of outputs 0 and 2's shape (both 130 rows) */
+                    struct vl_tensor wu = make_tensor(w[0].dtype, 2, rows[2], in, 1.0f);
+                    float *g = calloc((size_t)(n * rows[2]), sizeof *g);
+                    float *u = calloc((size_t)(n * rows[2]), sizeof *u);
+                    float *g2 = calloc((size_t)(n * rows[2]), sizeof *g2);
+                    float *u2 = calloc((size_t)(n * rows[2]), sizeof *u2);
+                    const size_t gbytes = (size_t)(n * rows[2]) * sizeof *g;
+                    vl__linear(&c, g2, x, n, &w[2], NULL);
+                    vl__linear(&c, u2, x, n, &wu, NULL);
+                    vl__silu_mul_ref(g2, u2, n * rows[2]);
+                    float *first = malloc(gbytes);
+                    for (int rep = 0; rep < 3; rep++) { /* claims differ run to run, results not */
+                        vl__linear_swiglu(&c, g, u, x, n, &w[2], &wu);
+                        if (rep == 0)
+                            memcpy(first, g, gbytes);
+                        diff += memcmp(g, first, gbytes) != 0;
+                        diff += memcmp(u, u2, gbytes) != 0;
+                    }
+                    T_CHECK_MSG(max_rel(g, g2, n * rows[2], 1e-30) < 1e-5, "swiglu: %.3g",
+                                max_rel(g, g2, n * rows[2], 1e-30));
+                    free(first);
+                    T_CHECK_MSG(diff == 0, "fused linear t%d n %lld in %lld dtype %d", nt,
+                                (long long)n, (long long)in, d);
+                    for (int j = 0; j < 3; j++) {
+                        free((void *)w[j].data);
+                        free((void *)b[j].data);
+                        free(o[j].y);
+                        free(o2[j].y);
+                    }
+                    free((void *)wu.data);
+                    free(x);
+                    free(g);
+                    free(u);
+                    free(g2);
+                    free(u2);
+                }
+        vl__compute_free(&c);
+    }
+    /* Weights large enough for many claims: the fused SiLU splits vectors from the scalar tail
+     * exactly as the kernel over each whole row does (claims are whole vectors), so gate is
+     * bit-identical to that however the rows were claimed. */
+    struct vl_compute c;
+    struct vl_error err = {0};
+    T_CHECK(vl__compute_init(&c, 2, 16, 520, &err) == VL_OK);
+    const int64_t out = 1000, in = 520;
+    struct vl_tensor wg = make_tensor(VL_DTYPE_BF16, 2, out, in, 1.0f);
+    struct vl_tensor wu = make_tensor(VL_DTYPE_BF16, 2, out, in, 1.0f);
+    for (int64_t n = 1; n <= 3; n += 2) {
+        float *x = frand_buf(n * in, 1.0f);
+        float *g = calloc((size_t)(n * out), sizeof *g), *u = calloc((size_t)(n * out), sizeof *u);
+        float *g2 = calloc((size_t)(n * out), sizeof *g2);
+        float *u2 = calloc((size_t)(n * out), sizeof *u2);
+        vl__linear(&c, g2, x, n, &wg, NULL);
+        vl__linear(&c, u2, x, n, &wu, NULL);
+        for (int64_t i = 0; i < n; i++)
+            vl__simd()->silu_mul(g2 + i * out, u2 + i * out, out);
+        int diff = 0;
+        for (int rep = 0; rep < 20; rep++) {
+            vl__linear_swiglu(&c, g, u, x, n, &wg, &wu);
+            diff += memcmp(g, g2, (size_t)(n * out) * sizeof *g) != 0;
+        }
+        T_CHECK_MSG(diff == 0, "swiglu n %lld: %d of 20 runs differ from the whole-row SiLU",
+                    (long long)n, diff);
+        free(x);
+        free(g);
+        free(u);
+        free(g2);
+        free(u2);
+    }
+    free((void *)wg.data);
+    free((void *)wu.data);
+    vl__compute_free(&c);
+}
 
 static void test_gemm(void) {
     struct vl_compute c;
@@ -743,9 +908,11 @@ int main(void) {
     test_conversions();
     test_blas_core_pick();
     test_pool();
+    test_pool_claim();
     test_gemv_tables();
     test_attn_decode_tables();
     test_linear();
+    test_linear_fused();
     test_gemm();
     test_gemm_nested();
     test_attention();
