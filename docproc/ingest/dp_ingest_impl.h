@@ -42,5 +42,7 @@ enum dp_status dp__orient_apply(struct dp_page *p, int orientation, struct dp_er
 /* PIL alpha_composite over opaque white of one 8-bit channel value c with alpha a
  * (non-premultiplied). */
 uint8_t dp__over_white(uint8_t c, uint8_t a);
+/* PIL's CMYK -> RGB of one channel: ink c (0..255) under black k (0..255). */
+uint8_t dp__cmyk_channel(uint32_t c, uint32_t k);
 
 #endif

@@ -195,13 +195,6 @@ static int exif_orientation(j_decompress_ptr cinfo) {
     return orientation;
 }
 
-/* PIL's cmyk2rgb: nk = 255 - k; out = nk - c*nk/255 (rounded), per channel. */
-static uint8_t cmyk_channel(uint32_t c, uint32_t k) {
-    uint32_t nk = 255u - k, t = c * nk + 128u;
-    uint32_t prod = ((t >> 8) + t) >> 8;
-    return (uint8_t)(nk > prod ? nk - prod : 0u);
-}
-
 static enum dp_status jpeg_render(struct dp_doc *d, int index, struct dp_page *out,
                                   struct dp_err *err) {
     (void)index;
@@ -252,7 +245,7 @@ static enum dp_status jpeg_render(struct dp_doc *d, int index, struct dp_page *o
             uint32_t k = inv ? 255u - p[3] : p[3];
             uint8_t rgb[3];
             for (int j = 0; j < 3; j++)
-                rgb[j] = cmyk_channel(inv ? 255u - p[j] : p[j], k);
+                rgb[j] = dp__cmyk_channel(inv ? 255u - p[j] : p[j], k);
             memcpy(c->buf + 3 * i, rgb, 3);
         }
     }

@@ -127,6 +127,13 @@ uint8_t dp__over_white(uint8_t c, uint8_t a) {
     return (uint8_t)((((tmp >> 8) + tmp) >> 8) >> prec);
 }
 
+uint8_t dp__cmyk_channel(uint32_t c, uint32_t k) {
+    /* PIL's cmyk2rgb: nk = 255 - k; out = nk - c * nk / 255, the product rounded (MULDIV255) */
+    uint32_t nk = 255u - k, t = c * nk + 128u;
+    uint32_t prod = ((t >> 8) + t) >> 8;
+    return (uint8_t)(nk > prod ? nk - prod : 0u);
+}
+
 enum dp_status dp__orient_apply(struct dp_page *p, int orientation, struct dp_err *err) {
     if (orientation < 2 || orientation > 8)
         return DP_OK;

@@ -1,7 +1,8 @@
 /* TIFF back end (libtiff, decoded from memory): the only file that touches libtiff.
  * Multi-page (main IFD chain; IFD loops end the open with an error), every photometric and
  * compression libtiff's RGBA interface handles (bilevel, grey 8/16, palette, RGB 8/16, CMYK,
- * YCbCr, alpha; none/LZW/Deflate/PackBits/CCITT G3/G4/JPEG/old JPEG), Orientation applied,
+ * YCbCr, alpha; none/LZW/Deflate/PackBits/CCITT G3/G4/JPEG/old JPEG), with grey/RGB/CMYK
+ * samples converted as PIL converts them (see decode_exact), Orientation applied,
  * X/YResolution recorded. libtiff errors reach dp_err through a per-handle handler
  * (TIFFOpenOptionsSetErrorHandlerExtR), never the process-wide one. One handle per dp_doc. */
 #include "dp_ingest.h"
@@ -172,6 +173,174 @@ static void record_resolution(TIFF *tif, struct dp_page *out) {
         out->dpi = out->x_resolution * CM_PER_INCH;
 }
 
+/* ---- decoding ------------------------------------------------------------------------------ */
+
+/* Layouts decoded from the samples the way PIL does (TiffImagePlugin's unpackers, then the
+ * processor's convert_to_rgb), not through TIFFRGBAImage, whose arithmetic differs from PIL's:
+ * 16-bit samples keep their high byte (libtiff rounds v * 255 / 65535), CMYK goes through PIL's
+ * rounded cmyk2rgb (libtiff truncates), and grey + alpha is composited over white (libtiff's
+ * grey path returns it unpremultiplied), and associated alpha is divided out as PIL's "RGBa"
+ * unpacker does before compositing. Striped, contiguous, unsigned samples only; every other
+ * layout (bilevel, palette, YCbCr, tiles, planes, 16-bit grey ...) goes through TIFFRGBAImage. */
+enum exact_kind { EXACT_GREY, EXACT_RGB, EXACT_CMYK };
+
+struct exact_layout {
+    enum exact_kind kind;
+    int spp, bps;
+    bool alpha;  /* last sample is alpha */
+    bool premul; /* ... associated (colour premultiplied by it): 8-bit RGB only */
+    bool invert; /* min-is-white */
+};
+
+static bool exact_layout(TIFF *tif, struct exact_layout *L) {
+    uint16_t photo = 0, spp = 1, bps = 1, planar = PLANARCONFIG_CONTIG;
+    uint16_t fmt = SAMPLEFORMAT_UINT, ink = INKSET_CMYK, compression = COMPRESSION_NONE;
+    uint16_t n_extra = 0, *extra = NULL;
+    if (TIFFIsTiled(tif) || !TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photo))
+        return false;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bps);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &fmt);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_INKSET, &ink);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_EXTRASAMPLES, &n_extra, &extra);
+    if (planar != PLANARCONFIG_CONTIG || fmt != SAMPLEFORMAT_UINT ||
+        compression == COMPRESSION_OJPEG || (bps != 8 && bps != 16) || n_extra > 1 ||
+        (n_extra == 1 && (!extra || (extra[0] != EXTRASAMPLE_UNASSALPHA &&
+                                     extra[0] != EXTRASAMPLE_ASSOCALPHA))))
+        return false;
+    *L = (struct exact_layout){.spp = spp, .bps = bps, .alpha = n_extra == 1};
+    L->premul = L->alpha && extra[0] == EXTRASAMPLE_ASSOCALPHA;
+    if (L->premul && (photo != PHOTOMETRIC_RGB || bps != 8))
+        return false;
+    switch (photo) {
+    case PHOTOMETRIC_MINISBLACK:
+    case PHOTOMETRIC_MINISWHITE: /* 16-bit grey: TIFFRGBAImage (docs/ingestion.md) */
+        L->kind = EXACT_GREY;
+        L->invert = photo == PHOTOMETRIC_MINISWHITE;
+        return bps == 8 && spp == 1 + n_extra && !(L->invert && L->alpha);
+    case PHOTOMETRIC_RGB: L->kind = EXACT_RGB; return spp == 3 + n_extra;
+    case PHOTOMETRIC_SEPARATED: L->kind = EXACT_CMYK; return ink == INKSET_CMYK && spp == 4;
+    default: return false;
+    }
+}
+
+/* Sample c of pixel x of a decoded row, reduced to 8 bits as PIL's ";16" unpackers do. */
+static uint32_t sample8(const struct exact_layout *L, const uint8_t *row, uint32_t x, int c) {
+    size_t i = (size_t)x * (size_t)L->spp + (size_t)c;
+    if (L->bps == 8)
+        return row[i];
+    uint16_t v; /* native byte order: libtiff swabs 16-bit samples when it reads them */
+    memcpy(&v, row + 2 * i, sizeof v);
+    return (uint32_t)v >> 8;
+}
+
+static void exact_row(const struct exact_layout *L, const uint8_t *row, uint32_t w, uint8_t *rgb) {
+    for (uint32_t x = 0; x < w; x++, rgb += 3) {
+        uint32_t s[4];
+        for (int c = 0; c < L->spp; c++)
+            s[c] = sample8(L, row, x, c);
+        switch (L->kind) {
+        case EXACT_GREY:
+            for (int c = 0; c < 3; c++)
+                rgb[c] = (uint8_t)(L->invert ? 255u - s[0] : s[0]);
+            break;
+        case EXACT_RGB:
+            for (int c = 0; c < 3; c++)
+                rgb[c] = (uint8_t)s[c];
+            break;
+        case EXACT_CMYK:
+            for (int c = 0; c < 3; c++)
+                rgb[c] = dp__cmyk_channel(s[c], s[3]);
+            break;
+        }
+        if (!L->alpha)
+            continue;
+        uint32_t a = s[L->spp - 1];
+        for (int c = 0; c < 3; c++) {
+            uint32_t v = rgb[c];
+            if (L->premul) /* PIL's unpackRGBa: v * 255 / a, truncated and clipped; 0 if a = 0 */
+                v = a == 0 ? 0u : v * 255u / a > 255u ? 255u : v * 255u / a;
+            rgb[c] = dp__over_white((uint8_t)v, (uint8_t)a);
+        }
+    }
+}
+
+static enum dp_status decode_exact(struct tiff_impl *im, const struct exact_layout *L, uint32_t w,
+                                   uint32_t h, size_t rgb_bytes, uint8_t **out,
+                                   struct dp_err *err) {
+    TIFF *tif = im->tif;
+    uint64_t line = TIFFScanlineSize64(tif);
+    size_t want = 0;
+    if (!dp_size_mul(&want, (size_t)w * (size_t)L->spp, (size_t)L->bps / 8) || line != want)
+        return dp_err_set(err, DP_ERR_FORMAT, "TIFF damaged beyond repair: scanline of %llu bytes",
+                          (unsigned long long)line);
+    uint8_t *row = dp_malloc((size_t)line), *rgb = dp_malloc(rgb_bytes);
+    if (!row || !rgb) {
+        dp_free(row);
+        dp_free(rgb);
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory for %ux%u pixels", w, h);
+    }
+    for (uint32_t y = 0; y < h; y++) {
+        if (TIFFReadScanline(tif, row, y, 0) < 0) {
+            dp_free(row);
+            dp_free(rgb);
+            return dp_err_set(err, DP_ERR_FORMAT, "TIFF damaged beyond repair: %s",
+                              last_msg(im, "decoding failed"));
+        }
+        exact_row(L, row, w, rgb + (size_t)y * (size_t)w * 3);
+    }
+    dp_free(row);
+    *out = rgb;
+    return DP_OK;
+}
+
+static enum dp_status decode_rgba(struct tiff_impl *im, uint32_t w, uint32_t h, size_t rgb_bytes,
+                                  uint8_t **out, struct dp_err *err) {
+    TIFF *tif = im->tif;
+    char emsg[1024] = "";
+    if (!TIFFRGBAImageOK(tif, emsg))
+        return dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported TIFF photometric/format: %s",
+                          emsg);
+    size_t raster_bytes = 0;
+    if (!dp_size_mul(&raster_bytes, (size_t)w * (size_t)h, sizeof(uint32_t)))
+        return dp_err_set(err, DP_ERR_LIMIT, "pixel limit exceeded");
+    uint32_t *raster = dp_malloc(raster_bytes); /* (h, w) packed ABGR, premultiplied */
+    if (!raster)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory for %ux%u pixels", w, h);
+    TIFFRGBAImage img;
+    if (!TIFFRGBAImageBegin(&img, tif, 1, emsg)) {
+        dp_free(raster);
+        return dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported TIFF photometric/format: %s",
+                          emsg);
+    }
+    /* Ask for the stored orientation: rows come out in file order, and the Orientation tag
+     * (including the transposing values 5-8, which TIFFRGBAImage cannot do) is applied later. */
+    img.req_orientation = img.orientation;
+    int ok = TIFFRGBAImageGet(&img, raster, w, h);
+    TIFFRGBAImageEnd(&img);
+    if (!ok) {
+        dp_free(raster);
+        return dp_err_set(err, DP_ERR_FORMAT, "TIFF damaged beyond repair: %s",
+                          last_msg(im, "decoding failed"));
+    }
+    /* In place: ABGR words -> RGB bytes over white (byte 3i never passes word i). */
+    uint8_t *rgb = (uint8_t *)raster;
+    size_t n = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t px = raster[i];
+        uint32_t bg = 255u - TIFFGetA(px);
+        uint32_t r = TIFFGetR(px) + bg, g = TIFFGetG(px) + bg, b = TIFFGetB(px) + bg;
+        rgb[3 * i + 0] = (uint8_t)(r > 255u ? 255u : r);
+        rgb[3 * i + 1] = (uint8_t)(g > 255u ? 255u : g);
+        rgb[3 * i + 2] = (uint8_t)(b > 255u ? 255u : b);
+    }
+    uint8_t *shrunk = dp_realloc(rgb, rgb_bytes);
+    *out = shrunk ? shrunk : rgb;
+    return DP_OK;
+}
+
 static enum dp_status tiff_render(struct dp_doc *d, int index, struct dp_page *out,
                                   struct dp_err *err) {
     struct tiff_impl *im = d->impl;
@@ -193,45 +362,13 @@ static enum dp_status tiff_render(struct dp_doc *d, int index, struct dp_page *o
     if (!TIFFIsCODECConfigured(compression))
         return dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported TIFF compression %u",
                           (unsigned)compression);
-    char emsg[1024] = "";
-    if (!TIFFRGBAImageOK(tif, emsg))
-        return dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported TIFF photometric/format: %s",
-                          emsg);
-    size_t raster_bytes = 0;
-    if (!dp_size_mul(&raster_bytes, (size_t)w * (size_t)h, sizeof(uint32_t)))
-        return dp_err_set(err, DP_ERR_LIMIT, "pixel limit exceeded");
-    uint32_t *raster = dp_malloc(raster_bytes); /* (h, w) packed ABGR, premultiplied */
-    if (!raster)
-        return dp_err_set(err, DP_ERR_NOMEM, "out of memory for %ux%u pixels", w, h);
-    TIFFRGBAImage img;
-    if (!TIFFRGBAImageBegin(&img, tif, 1, emsg)) {
-        dp_free(raster);
-        return dp_err_set(err, DP_ERR_UNSUPPORTED, "unsupported TIFF photometric/format: %s",
-                          emsg);
-    }
-    /* Ask for the stored orientation: rows come out in file order, and the Orientation tag
-     * (including the transposing values 5-8, which TIFFRGBAImage cannot do) is applied below. */
-    img.req_orientation = img.orientation;
-    int ok = TIFFRGBAImageGet(&img, raster, w, h);
-    TIFFRGBAImageEnd(&img);
-    if (!ok) {
-        dp_free(raster);
-        return dp_err_set(err, DP_ERR_FORMAT, "TIFF damaged beyond repair: %s",
-                          last_msg(im, "decoding failed"));
-    }
-    /* In place: ABGR words -> RGB bytes over white (byte 3i never passes word i). */
-    uint8_t *rgb = (uint8_t *)raster;
-    size_t n = (size_t)w * (size_t)h;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t px = raster[i];
-        uint32_t bg = 255u - TIFFGetA(px);
-        uint32_t r = TIFFGetR(px) + bg, g = TIFFGetG(px) + bg, b = TIFFGetB(px) + bg;
-        rgb[3 * i + 0] = (uint8_t)(r > 255u ? 255u : r);
-        rgb[3 * i + 1] = (uint8_t)(g > 255u ? 255u : g);
-        rgb[3 * i + 2] = (uint8_t)(b > 255u ? 255u : b);
-    }
-    uint8_t *shrunk = dp_realloc(rgb, bytes);
-    out->rgb = shrunk ? shrunk : rgb;
+    struct exact_layout layout;
+    uint8_t *rgb = NULL;
+    st = exact_layout(tif, &layout) ? decode_exact(im, &layout, w, h, bytes, &rgb, err)
+                                    : decode_rgba(im, w, h, bytes, &rgb, err);
+    if (st != DP_OK)
+        return st;
+    out->rgb = rgb;
     out->width = (int)w;
     out->height = (int)h;
     record_resolution(tif, out);
