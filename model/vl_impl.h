@@ -453,6 +453,11 @@ const struct vl_simd *vl__simd(void);         /* the dispatched table (never NUL
  * VL_GEMV_PREFETCH=BYTES (0..VL_GEMV_PREFETCH_MAX_BYTES, a tuning knob for new machines) is set
  * when vl__simd() first runs. */
 extern int64_t vl__gemv_prefetch;
+/* The page-ahead distance in weight elements (VL_GEMV_PAGE_AHEAD_DEFAULT_BYTES / 2 unless
+ * VL_GEMV_PAGE_AHEAD is set, read with VL_GEMV_PREFETCH); the GEMVs request row + k + it once
+ * every VL_GEMV_PAGE_ELEMS elements of k (a 4 KB page of BF16 weights). */
+extern int64_t vl__gemv_page_ahead;
+#define VL_GEMV_PAGE_ELEMS 2048
 const struct vl_simd *vl__simd_scalar(void);  /* the scalar table */
 const struct vl_simd *vl__simd_avx2(void);    /* NULL if the CPU lacks AVX2+FMA+F16C */
 const struct vl_simd *vl__simd_avx512(void);  /* NULL without AVX512F/BW/VL (vl_ops_avx512.c) */

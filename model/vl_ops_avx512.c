@@ -82,6 +82,7 @@ AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w
                                     int64_t r0, int64_t r1) {
     const int64_t kv = in - in % BF16_BLOCK;
     const int64_t pf = vl__gemv_prefetch; /* read once: the loop keeps it in a register */
+    const int64_t pa = vl__gemv_page_ahead;
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *row = w + r * in;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
@@ -91,6 +92,8 @@ AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w
             /* 128 bytes per step: both lines */
             _mm_prefetch((const char *)(row + k + pf), _MM_HINT_T0);
             _mm_prefetch((const char *)(row + k + BF16_BLOCK + pf), _MM_HINT_T0);
+            if ((k & (VL_GEMV_PAGE_ELEMS - 1)) == 0)
+                _mm_prefetch((const char *)(row + k + pa), _MM_HINT_T2);
             bf16_block_fma(row + k, xp + k, &a0, &a1);
             bf16_block_fma(row + k + BF16_BLOCK, xp + k + BF16_BLOCK, &a2, &a3);
         }
@@ -109,6 +112,7 @@ AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, c
     const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);
     const int64_t kv = in - in % BF16_BLOCK;
     const int64_t pf = vl__gemv_prefetch; /* read once: the loop keeps it in a register */
+    const int64_t pa = vl__gemv_page_ahead;
     const float *x0 = xp, *x1 = xp + in, *x2 = xp + 2 * in, *x3 = xp + 3 * in;
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *row = w + r * in;
@@ -118,6 +122,8 @@ AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, c
         __m512 a3 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
         for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
             _mm_prefetch((const char *)(row + k + pf), _MM_HINT_T0);
+            if ((k & (VL_GEMV_PAGE_ELEMS - 1)) == 0)
+                _mm_prefetch((const char *)(row + k + pa), _MM_HINT_T2);
             __m512i v = _mm512_loadu_si512((const void *)(row + k));
             __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
             __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));

@@ -90,6 +90,7 @@ AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const uint16_t *w, in
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
     const int64_t kv = in - in % BF16_BLOCK;
     const int64_t pf = vl__gemv_prefetch; /* read once: the loop keeps it in a register */
+    const int64_t pa = vl__gemv_page_ahead;
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *row = w + r * in;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
@@ -97,6 +98,8 @@ AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const uint16_t *w, in
         int64_t k = 0;
         for (; k + 2 * BF16_BLOCK <= kv; k += 2 * BF16_BLOCK) {
             _mm_prefetch((const char *)(row + k + pf), _MM_HINT_T0);
+            if ((k & (VL_GEMV_PAGE_ELEMS - 1)) == 0)
+                _mm_prefetch((const char *)(row + k + pa), _MM_HINT_T2);
             __m256i v0 = _mm256_loadu_si256((const __m256i *)(row + k));
             __m256i v1 = _mm256_loadu_si256((const __m256i *)(row + k + BF16_BLOCK));
             a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
@@ -130,6 +133,7 @@ AVX2 static void gemv_bf16_x4_avx2(float *y, int64_t ldy, const float *xp, const
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
     const int64_t kv = in - in % BF16_BLOCK;
     const int64_t pf = vl__gemv_prefetch; /* read once: the loop keeps it in a register */
+    const int64_t pa = vl__gemv_page_ahead;
     const float *x0 = xp, *x1 = xp + in, *x2 = xp + 2 * in, *x3 = xp + 3 * in;
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *row = w + r * in;
@@ -140,6 +144,8 @@ AVX2 static void gemv_bf16_x4_avx2(float *y, int64_t ldy, const float *xp, const
         for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
             if ((k & (2 * BF16_BLOCK - 1)) == 0)
                 _mm_prefetch((const char *)(row + k + pf), _MM_HINT_T0);
+            if ((k & (VL_GEMV_PAGE_ELEMS - 1)) == 0)
+                _mm_prefetch((const char *)(row + k + pa), _MM_HINT_T2);
             __m256i v = _mm256_loadu_si256((const __m256i *)(row + k));
             __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
             __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(v, hi_mask));
@@ -480,9 +486,25 @@ const struct vl_simd *vl__simd_avx2(void) {
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 int64_t vl__gemv_prefetch = VL_GEMV_PREFETCH_DEFAULT_BYTES / 2;
+int64_t vl__gemv_page_ahead = VL_GEMV_PAGE_AHEAD_DEFAULT_BYTES / 2;
 
 static const struct vl_simd *simd_active;
 static pthread_once_t simd_once = PTHREAD_ONCE_INIT;
+
+/* A GEMV prefetch distance from the environment: name=BYTES (0..max) sets *elems (BF16 weight
+ * elements, bytes / 2); anything else is refused with a warning and the default kept. */
+static void env_distance(const char *name, long long max, int64_t *elems) {
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return;
+    char *end;
+    long long bytes = strtoll(v, &end, 10);
+    if (*end || bytes < 0 || bytes > max)
+        vl__log(VL_LOG_WARN, "%s=%s: not 0..%lld bytes, keeping %lld", name, v, max,
+                (long long)*elems * 2);
+    else
+        *elems = (int64_t)bytes / 2;
+}
 
 /* VL_SIMD=off forces the scalar table, VL_SIMD=avx2 caps the choice at AVX2 (to compare the
  * tables on one machine); otherwise the widest table the CPU has. */
@@ -495,18 +517,11 @@ static void simd_pick(void) {
     if (!off && !s)
         s = vl__simd_avx2();
     simd_active = s ? s : vl__simd_scalar();
-    const char *pf = getenv("VL_GEMV_PREFETCH");
-    if (pf && *pf) {
-        char *end;
-        long long bytes = strtoll(pf, &end, 10);
-        if (*end || bytes < 0 || bytes > VL_GEMV_PREFETCH_MAX_BYTES)
-            vl__log(VL_LOG_WARN, "VL_GEMV_PREFETCH=%s: not 0..%d bytes, keeping %d", pf,
-                    VL_GEMV_PREFETCH_MAX_BYTES, VL_GEMV_PREFETCH_DEFAULT_BYTES);
-        else
-            vl__gemv_prefetch = (int64_t)bytes / 2;
-    }
-    vl__log(VL_LOG_DEBUG, "compute kernels: %s, GEMV prefetch %lld bytes", simd_active->name,
-            (long long)vl__gemv_prefetch * 2);
+    env_distance("VL_GEMV_PREFETCH", VL_GEMV_PREFETCH_MAX_BYTES, &vl__gemv_prefetch);
+    env_distance("VL_GEMV_PAGE_AHEAD", VL_GEMV_PAGE_AHEAD_MAX_BYTES, &vl__gemv_page_ahead);
+    vl__log(VL_LOG_DEBUG, "compute kernels: %s, GEMV prefetch %lld bytes, page-ahead %lld bytes",
+            simd_active->name, (long long)vl__gemv_prefetch * 2,
+            (long long)vl__gemv_page_ahead * 2);
 }
 
 int vl__simd_tables(const struct vl_simd *out[VL_SIMD_MAX_TABLES]) {
@@ -526,6 +541,11 @@ const char *vl_simd_name(void) {
 int vl_gemv_prefetch_bytes(void) {
     (void)vl__simd(); /* VL_GEMV_PREFETCH is read with the table */
     return (int)(vl__gemv_prefetch * 2);
+}
+
+int vl_gemv_page_ahead_bytes(void) {
+    (void)vl__simd(); /* VL_GEMV_PAGE_AHEAD is read with the table */
+    return (int)(vl__gemv_page_ahead * 2);
 }
 
 const struct vl_simd *vl__simd(void) {

@@ -66,13 +66,16 @@ static void print_help(void) {
            "  -h, --help             this text\n"
            "\n"
            "environment (speed only, never results; reported under \"config\"):\n"
-           "  VL_SIMD=off|avx2       cap our kernel table [the widest the CPU has]\n"
-           "  VL_GEMV_PREFETCH=BYTES decode GEMV prefetch distance, 0..%d [%d]\n"
-           "  OPENBLAS_CORETYPE=NAME OpenBLAS kernel family [docproc picks the widest]\n",
+           "  VL_SIMD=off|avx2         cap our kernel table [the widest the CPU has]\n"
+           "  VL_GEMV_PREFETCH=BYTES   decode GEMV prefetch distance, 0..%d [%d]\n"
+           "  VL_GEMV_PAGE_AHEAD=BYTES decode GEMV page-ahead (address translation) distance,\n"
+           "                           0..%d [%d]\n"
+           "  OPENBLAS_CORETYPE=NAME   OpenBLAS kernel family [docproc picks the widest]\n",
            BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
            BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, VL_STATE_DEFAULT_ATTN_BLOCK,
            (int)dp_cli_default_threads(), VL_GEMV_PREFETCH_MAX_BYTES,
-           VL_GEMV_PREFETCH_DEFAULT_BYTES);
+           VL_GEMV_PREFETCH_DEFAULT_BYTES, VL_GEMV_PAGE_AHEAD_MAX_BYTES,
+           VL_GEMV_PAGE_AHEAD_DEFAULT_BYTES);
 }
 
 enum {
@@ -349,6 +352,7 @@ static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
     json_object_set_new(c, "blas_core", json_string(vl_blas_core()));
     json_object_set_new(c, "simd", json_string(vl_simd_name()));
     json_object_set_new(c, "gemv_prefetch_bytes", json_integer(vl_gemv_prefetch_bytes()));
+    json_object_set_new(c, "gemv_page_ahead_bytes", json_integer(vl_gemv_page_ahead_bytes()));
     json_object_set_new(c, "cpus_online", json_integer((int)dp_cli_default_threads()));
     return c;
 }

@@ -16,7 +16,7 @@ bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 [ $? -eq 0 ] && ok || { bad "bench exit status"; cat "$err"; }
 for key in vision_encode_s prefill_tokens_per_s decode_tokens_per_s peak_rss_mib load_s \
     generate_cpu_s n_vision_tokens config threads n_batch attn_block grid_thw cpu blas_core simd \
-    gemv_prefetch_bytes; do
+    gemv_prefetch_bytes gemv_page_ahead_bytes; do
     grep -q "\"$key\"" "$out" && ok || bad "key $key missing"
 done
 # 56x84 -> grid (1, 4, 6) -> 6 merged tokens; 3 generated tokens = 1 prefill + 2 decode steps
@@ -58,24 +58,26 @@ for args in "--repeat 0" "--repeat 101" "--repeat x" "--attn-block 0" "--attn-bl
         bad "bad value accepted or unclear: $args"
 done
 
-# the GEMV prefetch distance: the default, a VL_GEMV_PREFETCH in range, and bad values refused
-# with a warning naming the variable (the default kept)
-for v in "" 0 4096 -1 16385 12x; do
-    VL_GEMV_PREFETCH=$v "$bin" bench --model "$model" --no-image --prompt-tokens 2 --gen-tokens 2 \
-        >"$out" 2>"$err"
-    rc=$?
-    case $v in
-    0 | 4096) want=$v warn= ;;
-    "") want=1024 warn= ;;
-    *) want=1024 warn=yes ;;
-    esac
-    [ $rc -eq 0 ] && grep -q "\"gemv_prefetch_bytes\": $want" "$out" && ok ||
-        bad "VL_GEMV_PREFETCH='$v': want $want"
-    if [ -n "$warn" ]; then
-        grep -q "VL_GEMV_PREFETCH=$v: not 0..16384 bytes" "$err" && ok ||
-            bad "VL_GEMV_PREFETCH='$v': no warning"
-    fi
-done
+# the GEMV prefetch distances: the default, a value in range, and bad values refused with a
+# warning naming the variable (the default kept)
+knob() { # variable, bench key, default, max, in-range value
+    for v in "" 0 "$5" -1 $(($4 + 1)) 12x; do
+        env "$1=$v" "$bin" bench --model "$model" --no-image --prompt-tokens 2 --gen-tokens 2 \
+            >"$out" 2>"$err"
+        rc=$?
+        case $v in
+        0 | "$5") want=$v warn= ;;
+        "") want=$3 warn= ;;
+        *) want=$3 warn=yes ;;
+        esac
+        [ $rc -eq 0 ] && grep -q "\"$2\": $want" "$out" && ok || bad "$1='$v': want $want"
+        if [ -n "$warn" ]; then
+            grep -q "$1=$v: not 0..$4 bytes" "$err" && ok || bad "$1='$v': no warning"
+        fi
+    done
+}
+knob VL_GEMV_PREFETCH gemv_prefetch_bytes 1024 16384 4096
+knob VL_GEMV_PAGE_AHEAD gemv_page_ahead_bytes 65536 4194304 16384
 
 # OpenBLAS kernel family: OPENBLAS_CORETYPE is honoured; a narrower family than the CPU runs
 # gets a warning naming the wider one (docproc re-executes itself with it when unset).
