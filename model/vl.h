@@ -358,8 +358,8 @@ const char *vl_simd_name(void);
 int vl_gemv_prefetch_bytes(void);
 /* The GEMVs' page-ahead prefetch in bytes: one line of every 4 KB page of weights is requested
  * this far ahead of the stream, so the page's address translation (a page walk, nested under a
- * hypervisor) is done before the stream reaches it: decode +11 % on the 2-core AVX2 machine
- * (docs/performance.md). VL_GEMV_PAGE_AHEAD=BYTES (0..VL_GEMV_PAGE_AHEAD_MAX_BYTES; 0 requests
+ * hypervisor) is done before the stream reaches it: decode +14 % over a long-used checkpoint on
+ * the 2-core AVX2 machine, +4 % over a fresh copy (docs/performance.md). VL_GEMV_PAGE_AHEAD=BYTES (0..VL_GEMV_PAGE_AHEAD_MAX_BYTES; 0 requests
  * the current page, i.e. off) overrides the default; it changes speed only. */
 #define VL_GEMV_PAGE_AHEAD_DEFAULT_BYTES 65536
 #define VL_GEMV_PAGE_AHEAD_MAX_BYTES     4194304
