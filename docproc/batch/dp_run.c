@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +26,8 @@
 
 #define PATH_BYTES 4096
 #define STEM_HASH_CHARS 8
+/* libzip writes a zip as "NAME.XXXXXX" (mkstemp) and renames it: the X count */
+#define LIBZIP_TMP_SUFFIX 6
 
 struct run {
     const struct dp_batch_opts *o;
@@ -182,28 +185,53 @@ static enum dp_status assign_stems(struct dp_inputs *l, struct dp_err *err) {
     return st;
 }
 
-/* Removes staging leftovers (".stage-PID-STEM", ".old-PID-STEM") of this worker's documents. */
+/* True when pid names a live process other than this one: what it left is not ours to remove. */
+static bool other_live_process(long pid) {
+    return pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* The document of this run whose stem is name (a NUL-terminated stem), or -1. */
+static int doc_by_stem(const struct run *r, const char *name, size_t len) {
+    for (int i = 0; i < r->docs.n; i++)
+        if (strlen(r->docs.items[i].stem) == len && !strncmp(name, r->docs.items[i].stem, len))
+            return i;
+    return -1;
+}
+
+/* Whether a top-level entry of the output directory is what a killed run of this one left:
+ * staging (".stage-PID-STEM", ".old-PID-STEM") of its documents, a temporary of its manifest
+ * (".MANIFEST.tmp-PID-N", dp_atomic_open) or of a document's zip (libzip's "STEM.zip.XXXXXX").
+ * Entries of a process that is still running are never leftovers. */
+static bool is_leftover(const struct run *r, const char *n) {
+    const char *manifest = dp_path_basename(r->manifest_path);
+    size_t ml = strlen(manifest);
+    const char *rest = !strncmp(n, ".stage-", 7) ? n + 7 : !strncmp(n, ".old-", 5) ? n + 5 : NULL;
+    if (!rest && n[0] == '.' && !strncmp(n + 1, manifest, ml) && !strncmp(n + 1 + ml, ".tmp-", 5))
+        return !other_live_process(strtol(n + 1 + ml + 5, NULL, 10));
+    if (rest) {
+        char *dash;
+        long pid = strtol(rest, &dash, 10);
+        return *dash == '-' && doc_by_stem(r, dash + 1, strlen(dash + 1)) >= 0 &&
+               !other_live_process(pid);
+    }
+    const char *zip = strstr(n, ".zip.");
+    return zip && strlen(zip) == strlen(".zip.") + LIBZIP_TMP_SUFFIX &&
+           doc_by_stem(r, n, (size_t)(zip - n)) >= 0;
+}
+
+/* Removes what an interrupted run left in the output directory (is_leftover). */
 static void clean_stale(struct run *r) {
     DIR *dh = opendir(r->out_dir);
     if (!dh)
         return;
     char path[PATH_BYTES];
     for (struct dirent *de = readdir(dh); de; de = readdir(dh)) {
-        const char *n = de->d_name;
-        const char *rest = !strncmp(n, ".stage-", 7) ? n + 7 : !strncmp(n, ".old-", 5) ? n + 5 : NULL;
-        const char *dash = rest ? strchr(rest, '-') : NULL;
-        if (!dash)
+        struct dp_err e = {0};
+        if (!is_leftover(r, de->d_name) ||
+            path_join(path, sizeof path, r->out_dir, de->d_name, &e) != DP_OK)
             continue;
-        for (int i = 0; i < r->docs.n; i++) {
-            if (strcmp(dash + 1, r->docs.items[i].stem))
-                continue;
-            struct dp_err e = {0};
-            if (path_join(path, sizeof path, r->out_dir, n, &e) == DP_OK) {
-                DP_LOG_INFO("%s: removing an unfinished output from an interrupted run", path);
-                dp__rmtree(path, &e);
-            }
-            break;
-        }
+        DP_LOG_INFO("%s: removing an unfinished output from an interrupted run", path);
+        dp__rmtree(path, &e);
     }
     closedir(dh);
 }
@@ -634,9 +662,9 @@ static enum dp_status run_docs(struct run *r, bool *input_failed, struct dp_err 
     if (st != DP_OK)
         return st;
     if (r->out_dir) {
+        clean_stale(r);
         if (o->resume) {
             int reused = 0;
-            clean_stale(r);
             st = dp_journal_resume(&r->docs, r->journal_path, r->out_dir, &reused, err);
             if (st != DP_OK)
                 return st;

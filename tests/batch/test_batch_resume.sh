@@ -31,6 +31,14 @@ for i in 1 2 3 4 5 6; do
 done
 echo "killed $kills of 6 runs (a full run takes ${ref_ms} ms)" >&2
 check "runs were killed mid-way" [ "$kills" -ge 1 ]
+# what a kill at the worst moments leaves (pid 999999 is above any pid_max: not running): the
+# manifest's temporary, a staging folder, libzip's temporary of a document's zip
+stem=$(find "$T/ref" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | sort | head -n 1)
+stem=${stem##*/}
+: >"$T/out/.manifest.json.tmp-999999-0"
+mkdir -p "$T/out/.stage-999999-$stem" && : >"$T/out/.stage-999999-$stem/result.json"
+: >"$T/out/$stem.zip.Ab12Cd"
+: >"$T/out/.unrelated.tmp-999999-0" # not ours: kept
 "$BIN" batch --from-raw "$T/out/../raw" --schema form -o "$T/out" --resume --json >"$T/final.jsonl" 2>"$T/final.err"
 check "final --resume exits 0" [ $? -eq 0 ]
 "$TOOL" manifest "$T/out/manifest.json" >"$T/m.txt"
@@ -40,7 +48,10 @@ check "no document listed twice" [ -z "$(cut -d' ' -f1 "$T/m.txt" | sort | uniq 
 check "one output folder per document" \
     [ "$(find "$T/out" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | wc -l)" = "$n_docs" ]
 check "no staging leftovers" [ -z "$(find "$T/out" -maxdepth 1 -name '.stage-*' -o -maxdepth 1 -name '.old-*')" ]
-check "no temporary files" [ -z "$(find "$T/out" -name '.*.tmp-*')" ]
+check "no temporary files" [ -z "$(find "$T/out" -name '.*.tmp-*' ! -name '.unrelated.*')" ]
+check "no zip temporaries" [ ! -e "$T/out/$stem.zip.Ab12Cd" ]
+check "other files kept" [ -e "$T/out/.unrelated.tmp-999999-0" ]
+rm -f "$T/out/.unrelated.tmp-999999-0"
 check "every result.json valid" "$TOOL" json $(find "$T/out" -name result.json)
 check "outputs identical to an uninterrupted run" \
     diff -r -x manifest.json -x .docproc "$T/ref" "$T/out"
