@@ -6,12 +6,28 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Temporary of "DIR/BASE": "DIR/.BASE" ATOMIC_TMP_TAG "PID-N" (pid and per-process counter). */
+#define ATOMIC_TMP_TAG ".tmp-"
+
 static atomic_uint tmp_counter;
+
+bool dp_pid_running_other(long pid) {
+    return pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+bool dp_atomic_is_stale_tmp(const char *name, const char *base) {
+    size_t bl = strlen(base), tl = strlen(ATOMIC_TMP_TAG);
+    if (name[0] != '.' || strncmp(name + 1, base, bl) || strncmp(name + 1 + bl, ATOMIC_TMP_TAG, tl))
+        return false;
+    return !dp_pid_running_other(strtol(name + 1 + bl + tl, NULL, 10));
+}
 
 enum dp_status dp_atomic_open(struct dp_atomic_file *f, const char *path, bool overwrite,
                               struct dp_err *err) {
@@ -24,7 +40,8 @@ enum dp_status dp_atomic_open(struct dp_atomic_file *f, const char *path, bool o
     struct dp_buf b;
     dp_buf_init(&b, 4096);
     dp_buf_append(&b, path, dirlen);
-    dp_buf_appendf(&b, ".%s.tmp-%ld-%u", base, (long)getpid(), atomic_fetch_add(&tmp_counter, 1));
+    dp_buf_appendf(&b, ".%s" ATOMIC_TMP_TAG "%ld-%u", base, (long)getpid(),
+                   atomic_fetch_add(&tmp_counter, 1));
     if (b.status != DP_OK) {
         dp_buf_free(&b);
         return dp_err_set(err, DP_ERR_LIMIT, "%s: path too long", path);

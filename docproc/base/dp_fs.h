@@ -29,6 +29,12 @@ enum dp_status dp_atomic_open(struct dp_atomic_file *f, const char *path, bool o
 enum dp_status dp_atomic_commit(struct dp_atomic_file *f, struct dp_err *err);
 /* Removes the temporary; frees f. Safe on a zeroed or already-finished object. */
 void dp_atomic_abort(struct dp_atomic_file *f);
+/* Whether the directory entry name is a temporary that dp_atomic_open made for a file named
+ * base in the same directory, by a process that is no longer running or by this one (call it
+ * before this process writes base): a killed writer's leftover, safe to remove. */
+bool dp_atomic_is_stale_tmp(const char *name, const char *base);
+/* True when pid names a running process other than this one. */
+bool dp_pid_running_other(long pid);
 /* Writes len bytes atomically to path. */
 enum dp_status dp_file_write_atomic(const char *path, const void *data, size_t len, bool overwrite,
                                     struct dp_err *err);

@@ -14,7 +14,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,8 +25,6 @@
 
 #define PATH_BYTES 4096
 #define STEM_HASH_CHARS 8
-/* libzip writes a zip as "NAME.XXXXXX" (mkstemp) and renames it: the X count */
-#define LIBZIP_TMP_SUFFIX 6
 
 struct run {
     const struct dp_batch_opts *o;
@@ -185,12 +182,7 @@ static enum dp_status assign_stems(struct dp_inputs *l, struct dp_err *err) {
     return st;
 }
 
-/* True when pid names a live process other than this one: what it left is not ours to remove. */
-static bool other_live_process(long pid) {
-    return pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-}
-
-/* The document of this run whose stem is name (a NUL-terminated stem), or -1. */
+/* The document of this run whose stem is the first len bytes of name, or -1. */
 static int doc_by_stem(const struct run *r, const char *name, size_t len) {
     for (int i = 0; i < r->docs.n; i++)
         if (strlen(r->docs.items[i].stem) == len && !strncmp(name, r->docs.items[i].stem, len))
@@ -200,23 +192,20 @@ static int doc_by_stem(const struct run *r, const char *name, size_t len) {
 
 /* Whether a top-level entry of the output directory is what a killed run of this one left:
  * staging (".stage-PID-STEM", ".old-PID-STEM") of its documents, a temporary of its manifest
- * (".MANIFEST.tmp-PID-N", dp_atomic_open) or of a document's zip (libzip's "STEM.zip.XXXXXX").
- * Entries of a process that is still running are never leftovers. */
+ * (dp_atomic_is_stale_tmp) or of a document's zip (dp_bundle_zip_tmp_len). Entries of a
+ * process that is still running are never leftovers. */
 static bool is_leftover(const struct run *r, const char *n) {
-    const char *manifest = dp_path_basename(r->manifest_path);
-    size_t ml = strlen(manifest);
     const char *rest = !strncmp(n, ".stage-", 7) ? n + 7 : !strncmp(n, ".old-", 5) ? n + 5 : NULL;
-    if (!rest && n[0] == '.' && !strncmp(n + 1, manifest, ml) && !strncmp(n + 1 + ml, ".tmp-", 5))
-        return !other_live_process(strtol(n + 1 + ml + 5, NULL, 10));
     if (rest) {
         char *dash;
         long pid = strtol(rest, &dash, 10);
         return *dash == '-' && doc_by_stem(r, dash + 1, strlen(dash + 1)) >= 0 &&
-               !other_live_process(pid);
+               !dp_pid_running_other(pid);
     }
-    const char *zip = strstr(n, ".zip.");
-    return zip && strlen(zip) == strlen(".zip.") + LIBZIP_TMP_SUFFIX &&
-           doc_by_stem(r, n, (size_t)(zip - n)) >= 0;
+    if (dp_atomic_is_stale_tmp(n, dp_path_basename(r->manifest_path)))
+        return true;
+    size_t zl = dp_bundle_zip_tmp_len(n);
+    return zl > strlen(".zip") && doc_by_stem(r, n, zl - strlen(".zip")) >= 0;
 }
 
 /* Removes what an interrupted run left in the output directory (is_leftover). */

@@ -30,9 +30,17 @@ struct dp_bundle {
     size_t n_stems, cap_stems;
 };
 
+/* libzip's zip_close writes "NAME.XXXXXX" (mkstemp) beside NAME and renames it: the X count */
+#define LIBZIP_TMP_CHARS 6
+
+/* Whether the first n bytes of s end with suffix (ASCII case-insensitive). */
+static bool ends_with_ci_n(const char *s, size_t n, const char *suffix) {
+    size_t k = strlen(suffix);
+    return n >= k && !g_ascii_strncasecmp(s + n - k, suffix, k);
+}
+
 static bool ends_with_ci(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !g_ascii_strcasecmp(s + n - k, suffix);
+    return ends_with_ci_n(s, strlen(s), suffix);
 }
 
 static void bundle_free(struct dp_bundle *b) {
@@ -56,6 +64,15 @@ static bool grow(void **arr, size_t *cap, size_t n, size_t elem) {
     *arr = p;
     *cap = nc;
     return true;
+}
+
+size_t dp_bundle_zip_tmp_len(const char *name) {
+    const char *dot = strrchr(name, '.');
+    size_t len = dot ? (size_t)(dot - name) : 0;
+    if (!dot || strlen(dot + 1) != LIBZIP_TMP_CHARS || len <= strlen(".zip") ||
+        !ends_with_ci_n(name, len, ".zip"))
+        return 0;
+    return len;
 }
 
 enum dp_status dp_bundle_open(struct dp_bundle **out, const char *path, bool overwrite,

@@ -83,6 +83,10 @@ enum dp_status dp_bundle_add_file(struct dp_bundle *b, const char *name, const v
 enum dp_status dp_bundle_commit(struct dp_bundle *b, struct dp_err *err);
 /* Discards a zip's pending content (a directory keeps the files already written); frees b. */
 void dp_bundle_abort(struct dp_bundle *b);
+/* If the directory entry name is the temporary libzip writes a zip as before renaming it
+ * ("NAME.zip" + "." + 6 mkstemp characters), the length of "NAME.zip"; else 0. What is left of
+ * a writer killed in dp_bundle_commit. */
+size_t dp_bundle_zip_tmp_len(const char *name);
 
 /* ---- reading raw answers back -------------------------------------------------------------- */
 

@@ -73,8 +73,18 @@ static void test_atomic(void) {
     fputs("partial", f.fp);
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%s", f.tmp_path);
+    /* the live temporary is this process's own: only a killed writer's counts as stale */
+    T_CHECK(dp_atomic_is_stale_tmp(dp_path_basename(tmp), "x.txt"));
+    T_CHECK(!dp_atomic_is_stale_tmp(dp_path_basename(tmp), "y.txt"));
     dp_atomic_abort(&f);
     T_CHECK(access(tmp, F_OK) != 0); /* temporary removed, final untouched */
+    char name[64];
+    snprintf(name, sizeof name, ".x.txt.tmp-%ld-0", (long)getppid()); /* a running writer */
+    T_CHECK(!dp_atomic_is_stale_tmp(name, "x.txt"));
+    T_CHECK(dp_atomic_is_stale_tmp(".x.txt.tmp-999999999-3", "x.txt")); /* above any pid_max */
+    T_CHECK(!dp_atomic_is_stale_tmp("x.txt", "x.txt"));
+    T_CHECK(!dp_atomic_is_stale_tmp(".x.txt", "x.txt"));
+    T_CHECK(!dp_pid_running_other((long)getpid()) && dp_pid_running_other((long)getppid()));
     unlink(path);
     rmdir(sub);
     rmdir(dir);

@@ -195,6 +195,14 @@ int main(void) {
     }
     dp_raw_set_free(rs);
 
+    /* libzip's temporary names, as a killed commit leaves them */
+    T_EQ_I64(dp_bundle_zip_tmp_len("doc.zip.Ab12Cd"), 7);
+    T_EQ_I64(dp_bundle_zip_tmp_len("doc.ZIP.Ab12Cd"), 7);
+    T_EQ_I64(dp_bundle_zip_tmp_len("doc.zip"), 0);
+    T_EQ_I64(dp_bundle_zip_tmp_len("doc.zip.Ab12C"), 0);
+    T_EQ_I64(dp_bundle_zip_tmp_len("doc.json.Ab12Cd"), 0);
+    T_EQ_I64(dp_bundle_zip_tmp_len(".zip.Ab12Cd"), 0);
+
     /* existing output: refused, then overwritten with overwrite */
     struct dp_err e2 = {0};
     T_CHECK(dp_bundle_open(&b, zpath, false, &e2) == DP_ERR_IO && strstr(e2.msg, "exists"));
