@@ -8,7 +8,7 @@
  * DST_ROOT/qwen25vl-tiny/ gets symbolic links to everything of SRC_ROOT/qwen25vl-tiny/ but
  * model/, and model/ links to every file but the converted *.safetensors. */
 #define _DEFAULT_SOURCE /* realpath, symlink */
-#include "vl.h"
+#include "vl_impl.h" /* vl__bf16_to_f32 */
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,13 +25,6 @@
 #define F16_MAX_BITS 0x477fefffu  /* largest f32 that rounds to a finite f16 (65504) */
 #define F16_MIN_NORMAL_BITS 0x38800000u /* 2^-14 */
 #define F16_SUBNORMAL_SCALE 16777216.0f /* 2^24: f16 subnormals count units of 2^-24 */
-
-static float bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 /* Round to nearest even; overflow to infinity, NaN kept quiet. */
 static uint16_t f32_to_f16(float f) {
@@ -83,7 +76,7 @@ static int convert(const char *src, const char *dst, bool to_f32) {
         for (size_t k = 0; k < count; k++) {
             uint16_t h;
             memcpy(&h, (const uint8_t *)e[i].data + 2 * k, sizeof h);
-            float v = bf16_to_f32(h);
+            float v = vl__bf16_to_f32(h);
             if (to_f32) {
                 memcpy(out + 4 * k, &v, sizeof v);
             } else {
