@@ -85,6 +85,11 @@ enum vl_status vl_st_open_mem(struct vl_st_file **out, const void *data, size_t 
                               struct vl_error *err);
 size_t vl_st_file_size(const struct vl_st_file *f);
 const char *vl_st_path(const struct vl_st_file *f);
+/* Bytes of the files' mappings the kernel maps with huge (PMD, 2 MiB) pages now, the sum of
+ * FilePmdMapped in /proc/self/smaps: what decode's weight stream gets depends on it (how the
+ * page cache holds the files, docs/performance.md). -1 where smaps cannot tell (no /proc, an
+ * older kernel, no file mapped). Reads /proc: not for hot paths. */
+int64_t vl_st_huge_mapped_bytes(const struct vl_st_file *const *files, int n);
 
 /* ---- model loading (vl_config.c, vl_weights.c, vl_model.c) ------------------------------- */
 
@@ -125,6 +130,8 @@ const char *vl_dtype_str(int dtype); /* "BF16", ... for an index of n_tensors_by
 int vl_model_n_files(const struct vl_model *m);
 const char *vl_model_file_path(const struct vl_model *m, int i); /* borrowed */
 size_t vl_model_file_size(const struct vl_model *m, int i);
+/* vl_st_huge_mapped_bytes over the model's files. */
+int64_t vl_model_huge_mapped_bytes(const struct vl_model *m);
 /* Reads every float weight once and counts NaN/Inf values; first names the first bad tensor. */
 enum vl_status vl_model_scan(const struct vl_model *m, int64_t *n_nonfinite, char *first,
                              size_t first_cap, struct vl_error *err);

@@ -197,6 +197,10 @@ size_t vl_model_file_size(const struct vl_model *m, int i) {
     return i >= 0 && i < m->n_files ? vl_st_file_size(m->files[i]) : 0;
 }
 
+int64_t vl_model_huge_mapped_bytes(const struct vl_model *m) {
+    return vl_st_huge_mapped_bytes((const struct vl_st_file *const *)m->files, m->n_files);
+}
+
 static int64_t numel(const struct vl_tensor *t) { return t->data ? vl__tensor_numel(t) : 0; }
 
 static int64_t block_params(const struct vl_vision_block *b) {

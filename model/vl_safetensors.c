@@ -9,6 +9,7 @@
  * typed pointers blindly: vl_weights copies any misaligned weight into an aligned buffer.
  * Errors name the file and tensor.
  * Thread-safety: an open file is immutable; concurrent readers are fine. */
+#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE beside POSIX 2008 */
 #include "vl_impl.h"
 
 #include <errno.h>
@@ -270,6 +271,20 @@ static enum vl_status finish_open(struct vl_st_file *f, struct vl_st_file **out,
     return VL_OK;
 }
 
+/* Maps the file read-only and asks for huge pages. Where the page cache can hold 2 MiB folios
+ * (recent Linux on ext4 or XFS), cold faults then read whole 2 MiB folios even with a small
+ * read-ahead, and the kernel (which aligns such mappings to 2 MiB itself) maps each with one
+ * PMD entry: decode streams the weights with 1/512 of the page walks (docs/performance.md, "Huge
+ * pages for the weights"). The advice is a hint; without THP the mapping works as it is. */
+static void *map_file(int fd, size_t size) {
+    void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+#ifdef MADV_HUGEPAGE
+    if (m != MAP_FAILED)
+        (void)madvise(m, size, MADV_HUGEPAGE); /* EINVAL without CONFIG_TRANSPARENT_HUGEPAGE */
+#endif
+    return m;
+}
+
 enum vl_status vl_st_open(struct vl_st_file **out, const char *path, struct vl_error *err) {
     *out = NULL;
     struct vl_st_file *f = vl__calloc(1, sizeof *f);
@@ -291,7 +306,7 @@ enum vl_status vl_st_open(struct vl_st_file **out, const char *path, struct vl_e
     }
     f->size = (size_t)sb.st_size;
     if (f->size >= ST_LEN_BYTES) {
-        void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        void *m = map_file(fd, f->size);
         if (m == MAP_FAILED) {
             int e = errno;
             close(fd);
@@ -305,6 +320,45 @@ enum vl_status vl_st_open(struct vl_st_file **out, const char *path, struct vl_e
     }
     close(fd);
     return finish_open(f, out, err);
+}
+
+/* ---- huge-page residency --------------------------------------------------------------- */
+
+#define ST_SMAPS_PATH "/proc/self/smaps"
+#define ST_SMAPS_PMD_FIELD "FilePmdMapped:" /* kB of the mapping held by PMD entries */
+#define ST_KIB 1024
+
+static bool maps_any(const struct vl_st_file *const *files, int n, uintptr_t lo, uintptr_t hi) {
+    for (int i = 0; i < n; i++) {
+        uintptr_t a = (uintptr_t)files[i]->map;
+        if (files[i]->map && lo < a + files[i]->map_size && a < hi)
+            return true;
+    }
+    return false;
+}
+
+int64_t vl_st_huge_mapped_bytes(const struct vl_st_file *const *files, int n) {
+    FILE *fp = fopen(ST_SMAPS_PATH, "r");
+    if (!fp)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    bool ours = false, seen = false;
+    int64_t total = 0;
+    /* a mapping's header line "lo-hi perms ..." is followed by its "Field: value" lines */
+    while (getline(&line, &cap, fp) > 0) {
+        unsigned long lo, hi;
+        long long kib;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            ours = maps_any(files, n, lo, hi);
+        else if (ours && sscanf(line, ST_SMAPS_PMD_FIELD " %lld kB", &kib) == 1 && kib >= 0) {
+            total += (int64_t)kib * ST_KIB;
+            seen = true;
+        }
+    }
+    free(line); /* getline's buffer comes from malloc */
+    fclose(fp);
+    return seen ? total : -1;
 }
 
 enum vl_status vl_st_open_mem(struct vl_st_file **out, const void *data, size_t size,

@@ -180,6 +180,64 @@ static void test_corrupt(void) {
     vl_st_close(f);
 }
 
+/* The VmFlags of the smaps entry holding address p ("" if not found). */
+static void vma_flags(const void *p, char *out, size_t cap) {
+    out[0] = '\0';
+    FILE *fp = fopen("/proc/self/smaps", "r");
+    char line[512];
+    bool in = false;
+    while (fp && fgets(line, sizeof line, fp)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (in && !strncmp(line, "VmFlags:", 8))
+            snprintf(out, cap, "%s", line);
+    }
+    if (fp)
+        fclose(fp);
+}
+
+/* The weights' mapping asks for huge pages (VmFlags "hg", where the kernel has THP) so the page
+ * cache can serve 2 MiB folios through PMD entries, and vl_st_huge_mapped_bytes reads a byte count
+ * for it from /proc/self/smaps. */
+static void test_huge_mapping(void) {
+    const size_t n_floats = ((size_t)3 << 20) / sizeof(float); /* 3 MiB: spans a 2 MiB page */
+    float *a = calloc(n_floats, sizeof *a);
+    T_CHECK(a != NULL);
+    if (!a)
+        return;
+    struct vl_st_entry e = {.name = "w", .dtype = "F32", .ndim = 1,
+                            .shape = {(int64_t)n_floats}, .data = a,
+                            .nbytes = n_floats * sizeof *a};
+    char path[512];
+    snprintf(path, sizeof path, "%s/big.safetensors", dir);
+    struct vl_error err = {0};
+    T_CHECK_MSG(vl_st_write(path, &e, 1, &err) == VL_OK, "%s", err.msg);
+    free(a);
+    struct vl_st_file *f = NULL;
+    T_CHECK_MSG(vl_st_open(&f, path, &err) == VL_OK, "%s", err.msg);
+    if (!f)
+        return;
+    const unsigned char *data = vl_st_get(f, 0)->data;
+    volatile unsigned char sum = 0;
+    for (size_t i = 0; i < e.nbytes; i += 4096)
+        sum += data[i];
+    const struct vl_st_file *files[1] = {f};
+    int64_t huge = vl_st_huge_mapped_bytes(files, 1);
+    char flags[512];
+    vma_flags(data, flags, sizeof flags);
+    if (flags[0]) { /* smaps of any kernel docproc supports (>= 5.4) has FilePmdMapped too */
+        T_CHECK_MSG(huge >= 0 && (size_t)huge <= vl_st_file_size(f), "huge %lld",
+                    (long long)huge);
+        if (access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0)
+            T_CHECK_MSG(strstr(flags, " hg"), "mapping without MADV_HUGEPAGE: %s", flags);
+    } else {
+        fprintf(stderr, "note: no VmFlags in /proc/self/smaps; huge-page checks skipped\n");
+    }
+    T_EQ_I64(vl_st_huge_mapped_bytes(files, 0), -1); /* no mapping of ours: unknown */
+    vl_st_close(f);
+}
+
 static void test_fixture(void) {
     char path[1024];
     t_path(path, sizeof path, "DP_FIXTURES", "qwen25vl-tiny/model/model.safetensors");
@@ -204,6 +262,7 @@ int main(void) {
     }
     test_roundtrip();
     test_corrupt();
+    test_huge_mapping();
     test_fixture();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
