@@ -321,6 +321,16 @@ static double median(const double *v, int64_t n) {
     return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 }
 
+/* Share of the weight files mapped with 2 MiB pages after the run (null where unknown): decode
+ * streams every weight per token, and 4 KB mappings cost it ~6-15 % (docs/performance.md). */
+static json_t *huge_page_share(const struct vl_model *m) {
+    int64_t huge = vl_model_huge_mapped_bytes(m);
+    double total = 0.0;
+    for (int i = 0; i < vl_model_n_files(m); i++)
+        total += (double)vl_model_file_size(m, i);
+    return huge >= 0 && total > 0.0 ? json_real((double)huge / total) : json_null();
+}
+
 static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
                            const struct vl_state_params *sp, const struct vl_vision_input *vis) {
     struct vl_model_summary sm;
@@ -465,6 +475,7 @@ int dp_cmd_bench(int argc, char **argv) {
     json_object_set_new(j, "load_s", json_real(load_s));
     json_object_set_new(j, "warmup_s", json_real(warmup_s));
     json_object_set_new(j, "peak_rss_mib", json_real(peak_rss_mib()));
+    json_object_set_new(j, "weights_huge_page_share", huge_page_share(m));
     json_object_set_new(j, "config",
                         config_json(&o, m, vl_state_params_get(st), have_image ? &vis : NULL));
     if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0)

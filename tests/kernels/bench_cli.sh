@@ -23,6 +23,14 @@ done
 grep -q '"n_vision_tokens": 6,' "$out" && ok || bad "n_vision_tokens"
 grep -q '"generated_tokens": 3,' "$out" && ok || bad "generated_tokens"
 grep -q '"decode_tokens": 2,' "$out" && ok || bad "decode_tokens"
+# the huge-page share of the weight mappings: a fraction, or null where /proc cannot tell
+share=$(awk -F': ' '/"weights_huge_page_share"/ {gsub(",", "", $2); print $2}' "$out")
+if [ -r /proc/self/smaps ]; then
+    awk -v s="$share" 'BEGIN { exit !(s ~ /^[0-9.e+-]+$/ && s >= 0 && s <= 1) }' && ok ||
+        bad "weights_huge_page_share '$share' is not a fraction"
+else
+    [ "$share" = null ] && ok || bad "weights_huge_page_share '$share' without /proc"
+fi
 
 "$bin" bench --model "$model" --no-image --prompt-tokens 4 --gen-tokens 2 --threads 1 --batch 2 \
     >"$out" 2>"$err"
