@@ -124,6 +124,9 @@ struct vl_model_summary {
     int64_t n_tensors_by_dtype[VL_SUMMARY_MAX_DTYPES]; /* index: see vl_dtype_str */
     size_t bytes_files, bytes_tensors;
     size_t kv_bytes_per_token; /* f32 K and V of all layers for one token */
+    /* weight bytes one decode step streams: every decoder layer, the final norm, the lm_head (the
+     * embedding when tied) and one embedding row; memory read GB/s over this is decode's bound */
+    size_t bytes_decode_step;
 };
 void vl_model_summary(const struct vl_model *m, struct vl_model_summary *out);
 const char *vl_dtype_str(int dtype); /* "BF16", ... for an index of n_tensors_by_dtype */

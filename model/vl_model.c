@@ -209,6 +209,14 @@ static int64_t block_params(const struct vl_vision_block *b) {
            numel(&b->up_w) + numel(&b->up_b) + numel(&b->down_w) + numel(&b->down_b);
 }
 
+static size_t nbytes(const struct vl_tensor *t) { return t->data ? vl__tensor_nbytes(t) : 0; }
+
+static size_t layer_bytes(const struct vl_llm_layer *l) {
+    return nbytes(&l->attn_norm) + nbytes(&l->q_w) + nbytes(&l->q_b) + nbytes(&l->k_w) +
+           nbytes(&l->k_b) + nbytes(&l->v_w) + nbytes(&l->v_b) + nbytes(&l->o_w) +
+           nbytes(&l->mlp_norm) + nbytes(&l->gate_w) + nbytes(&l->up_w) + nbytes(&l->down_w);
+}
+
 static int64_t layer_params(const struct vl_llm_layer *l) {
     return numel(&l->attn_norm) + numel(&l->q_w) + numel(&l->q_b) + numel(&l->k_w) +
            numel(&l->k_b) + numel(&l->v_w) + numel(&l->v_b) + numel(&l->o_w) +
@@ -271,6 +279,11 @@ void vl_model_summary(const struct vl_model *m, struct vl_model_summary *s) {
                 s->n_tensors_by_dtype[dt]++;
         }
     }
+    for (int64_t l = 0; l < c->text.num_hidden_layers; l++)
+        s->bytes_decode_step += layer_bytes(&w->layers[l]);
+    s->bytes_decode_step += nbytes(&w->final_norm) + nbytes(&w->lm_head); /* embed if tied */
+    if (w->embed.data) /* the new token's row */
+        s->bytes_decode_step += (size_t)c->text.hidden_size * vl__dtype_size(w->embed.dtype);
     /* K and V per layer per token in f32, as the inference state keeps them */
     s->kv_bytes_per_token = (size_t)(2 * c->text.num_hidden_layers * c->text.num_key_value_heads *
                                      c->text.head_dim) *

@@ -28,6 +28,7 @@
 #define BENCH_MAX_TOKENS 1000000
 #define BENCH_KIB 1024.0
 #define BENCH_MIB (1024.0 * 1024.0)
+#define BENCH_GB 1e9                 /* decimal, as memory bandwidth is quoted */
 #define BENCH_CPU_NAME_MAX 256
 #define BENCH_PATH_MAX 4096
 #define BENCH_NOISE_SEED 0x2545f4914f6cdd1dull
@@ -346,6 +347,8 @@ static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
     json_object_set_new(c, "vit_depth", json_integer(sm.vit_depth));
     json_object_set_new(c, "vit_hidden", json_integer(sm.vit_hidden));
     json_object_set_new(c, "weights_bytes", json_integer((json_int_t)sm.bytes_tensors));
+    json_object_set_new(c, "decode_step_weight_bytes",
+                        json_integer((json_int_t)sm.bytes_decode_step));
     json_object_set_new(c, "threads", json_integer(o->threads));
     json_object_set_new(c, "n_batch", json_integer(sp->n_batch));
     json_object_set_new(c, "attn_block", json_integer(sp->attn_block));
@@ -460,6 +463,13 @@ int dp_cmd_bench(int argc, char **argv) {
     json_object_set_new(j, "decode_tokens", json_integer(t->n_decoded));
     json_object_set_new(j, "decode_tokens_per_s",
                         json_real(decode_s > 0 ? (double)t->n_decoded / decode_s : 0.0));
+    /* the weight stream decode sustained: compare with the machine's read bandwidth */
+    struct vl_model_summary sm;
+    vl_model_summary(m, &sm);
+    json_object_set_new(j, "decode_weight_gb_per_s",
+                        json_real(decode_s > 0 ? (double)sm.bytes_decode_step *
+                                                     (double)t->n_decoded / decode_s / BENCH_GB
+                                               : 0.0));
     json_object_set_new(j, "generated_tokens", json_integer(res.n));
     json_object_set_new(j, "repeat", json_integer(o.repeat));
     json_t *runs = json_array();

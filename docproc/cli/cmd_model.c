@@ -98,7 +98,8 @@ static void print_json(const struct vl_model *m, const struct vl_model_summary *
     json_t *o = json_pack(
         "{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o, s:b}, "
         "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}, s:{s:I, s:I}, s:I, "
-        "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:{s:b, s:I}}",
+        "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
+        "s:{s:b, s:I}}",
         "model", dir, "architecture", s->model_type, "llm", "hidden_size",
         (json_int_t)s->hidden_size, "intermediate_size", (json_int_t)s->intermediate_size,
         "layers", (json_int_t)s->n_layers, "heads", (json_int_t)s->n_heads, "kv_heads",
@@ -119,7 +120,8 @@ static void print_json(const struct vl_model *m, const struct vl_model_summary *
         (json_int_t)s->params_lm_head, "total", (json_int_t)s->params_total, "tensors",
         (json_int_t)s->n_tensors, "dtypes", dtypes, "files", files, "memory", "weights_bytes",
         (json_int_t)s->bytes_tensors, "files_bytes", (json_int_t)s->bytes_files,
-        "kv_bytes_per_token", (json_int_t)s->kv_bytes_per_token, "resident_after_load_bytes",
+        "kv_bytes_per_token", (json_int_t)s->kv_bytes_per_token, "decode_step_weight_bytes",
+        (json_int_t)s->bytes_decode_step, "resident_after_load_bytes",
         (json_int_t)rss, "check", "scanned", scanned, "nonfinite_values", (json_int_t)bad);
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     if (text)
@@ -180,6 +182,8 @@ static void print_text(const struct vl_model *m, const struct vl_model_summary *
            human(b2, sizeof b2, (double)s->kv_bytes_per_token),
            human(b3, sizeof b3, (double)s->kv_bytes_per_token * INFO_CONTEXT_TOKENS),
            INFO_CONTEXT_TOKENS, rss ? human(b4, sizeof b4, (double)rss) : "unknown");
+    printf("decode: %s of weights read per generated token (tokens/s <= read bandwidth / this)\n",
+           human(b1, sizeof b1, (double)s->bytes_decode_step));
     if (scanned)
         printf("check: %d tensors valid, %lld non-finite values\n", s->n_tensors, (long long)bad);
     else

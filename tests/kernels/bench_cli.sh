@@ -16,7 +16,7 @@ bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 [ $? -eq 0 ] && ok || { bad "bench exit status"; cat "$err"; }
 for key in vision_encode_s prefill_tokens_per_s decode_tokens_per_s peak_rss_mib load_s \
     generate_cpu_s n_vision_tokens config threads n_batch attn_block grid_thw cpu blas_core simd \
-    gemv_prefetch_bytes gemv_page_ahead_bytes; do
+    gemv_prefetch_bytes gemv_page_ahead_bytes decode_weight_gb_per_s decode_step_weight_bytes; do
     grep -q "\"$key\"" "$out" && ok || bad "key $key missing"
 done
 # 56x84 -> grid (1, 4, 6) -> 6 merged tokens; 3 generated tokens = 1 prefill + 2 decode steps

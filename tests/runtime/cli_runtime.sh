@@ -52,6 +52,10 @@ grep -q "total 10085312" "$T/out" && ok || bad "info parameter total"
 grep -q "0 non-finite values" "$T/out" && ok || bad "info scan"
 code "model info --json" 0 "$B" model info --json "$M"
 grep -q '"total": 10085312' "$T/out" && ok || bad "info json total"
+# one decode step reads 2 layers x 30,976 BF16 values (norms 2x64, q/o 2x64x64 + bias 64, k/v
+# 2x(32x64 + 32), gate/up/down 3x64x96), the final norm 64, the tied head 151936x64 and one
+# embedding row 64: 9,785,984 values = 19,571,968 bytes
+grep -q '"decode_step_weight_bytes": 19571968' "$T/out" && ok || bad "info decode step bytes"
 code "model no subcommand" 2 "$B" model
 code "model bad subcommand" 2 "$B" model frob
 code "model info no dir" 2 "$B" model info
