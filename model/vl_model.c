@@ -211,16 +211,15 @@ static int64_t block_params(const struct vl_vision_block *b) {
 
 static size_t nbytes(const struct vl_tensor *t) { return t->data ? vl__tensor_nbytes(t) : 0; }
 
-static size_t layer_bytes(const struct vl_llm_layer *l) {
-    return nbytes(&l->attn_norm) + nbytes(&l->q_w) + nbytes(&l->q_b) + nbytes(&l->k_w) +
-           nbytes(&l->k_b) + nbytes(&l->v_w) + nbytes(&l->v_b) + nbytes(&l->o_w) +
-           nbytes(&l->mlp_norm) + nbytes(&l->gate_w) + nbytes(&l->up_w) + nbytes(&l->down_w);
-}
-
-static int64_t layer_params(const struct vl_llm_layer *l) {
-    return numel(&l->attn_norm) + numel(&l->q_w) + numel(&l->q_b) + numel(&l->k_w) +
-           numel(&l->k_b) + numel(&l->v_w) + numel(&l->v_b) + numel(&l->o_w) +
-           numel(&l->mlp_norm) + numel(&l->gate_w) + numel(&l->up_w) + numel(&l->down_w);
+/* A decoder layer's parameters and stored bytes, from one list of its tensors. */
+static void layer_size(const struct vl_llm_layer *l, int64_t *params, size_t *bytes) {
+    const struct vl_tensor *t[] = {&l->attn_norm, &l->q_w, &l->q_b,  &l->k_w,    &l->k_b,
+                                   &l->v_w,       &l->v_b, &l->o_w,  &l->mlp_norm,
+                                   &l->gate_w,    &l->up_w, &l->down_w};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        *params += numel(t[i]);
+        *bytes += nbytes(t[i]);
+    }
 }
 
 void vl_model_summary(const struct vl_model *m, struct vl_model_summary *s) {
@@ -261,7 +260,7 @@ void vl_model_summary(const struct vl_model *m, struct vl_model_summary *s) {
                        numel(&w->merger_fc1_b) + numel(&w->merger_fc2_w) + numel(&w->merger_fc2_b);
     s->params_embed = numel(&w->embed);
     for (int64_t l = 0; l < c->text.num_hidden_layers; l++)
-        s->params_layers += layer_params(&w->layers[l]);
+        layer_size(&w->layers[l], &s->params_layers, &s->bytes_decode_step);
     s->params_layers += numel(&w->final_norm);
     s->params_lm_head = c->text.tie_word_embeddings ? 0 : numel(&w->lm_head);
     s->params_total = s->params_vision + s->params_merger + s->params_embed + s->params_layers +
@@ -279,8 +278,6 @@ void vl_model_summary(const struct vl_model *m, struct vl_model_summary *s) {
                 s->n_tensors_by_dtype[dt]++;
         }
     }
-    for (int64_t l = 0; l < c->text.num_hidden_layers; l++)
-        s->bytes_decode_step += layer_bytes(&w->layers[l]);
     s->bytes_decode_step += nbytes(&w->final_norm) + nbytes(&w->lm_head); /* embed if tied */
     if (w->embed.data) /* the new token's row */
         s->bytes_decode_step += (size_t)c->text.hidden_size * vl__dtype_size(w->embed.dtype);

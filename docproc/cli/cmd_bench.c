@@ -324,31 +324,27 @@ static double median(const double *v, int64_t n) {
 
 /* Share of the weight files mapped with 2 MiB pages after the run (null where unknown): decode
  * streams every weight per token, and 4 KB mappings cost it ~6-15 % (docs/performance.md). */
-static json_t *huge_page_share(const struct vl_model *m) {
+static json_t *huge_page_share(const struct vl_model *m, const struct vl_model_summary *sm) {
     int64_t huge = vl_model_huge_mapped_bytes(m);
-    double total = 0.0;
-    for (int i = 0; i < vl_model_n_files(m); i++)
-        total += (double)vl_model_file_size(m, i);
-    return huge >= 0 && total > 0.0 ? json_real((double)huge / total) : json_null();
+    return huge >= 0 && sm->bytes_files > 0 ? json_real((double)huge / (double)sm->bytes_files)
+                                            : json_null();
 }
 
-static json_t *config_json(const struct bench_opts *o, const struct vl_model *m,
+static json_t *config_json(const struct bench_opts *o, const struct vl_model_summary *sm,
                            const struct vl_state_params *sp, const struct vl_vision_input *vis) {
-    struct vl_model_summary sm;
-    vl_model_summary(m, &sm);
     char cpu[BENCH_CPU_NAME_MAX];
     cpu_name(cpu, sizeof cpu);
     json_t *c = json_object();
     json_object_set_new(c, "model_dir", json_string(o->model_dir));
-    json_object_set_new(c, "model_type", json_string(sm.model_type));
-    json_object_set_new(c, "params_total", json_integer(sm.params_total));
-    json_object_set_new(c, "hidden_size", json_integer(sm.hidden_size));
-    json_object_set_new(c, "n_layers", json_integer(sm.n_layers));
-    json_object_set_new(c, "vit_depth", json_integer(sm.vit_depth));
-    json_object_set_new(c, "vit_hidden", json_integer(sm.vit_hidden));
-    json_object_set_new(c, "weights_bytes", json_integer((json_int_t)sm.bytes_tensors));
+    json_object_set_new(c, "model_type", json_string(sm->model_type));
+    json_object_set_new(c, "params_total", json_integer(sm->params_total));
+    json_object_set_new(c, "hidden_size", json_integer(sm->hidden_size));
+    json_object_set_new(c, "n_layers", json_integer(sm->n_layers));
+    json_object_set_new(c, "vit_depth", json_integer(sm->vit_depth));
+    json_object_set_new(c, "vit_hidden", json_integer(sm->vit_hidden));
+    json_object_set_new(c, "weights_bytes", json_integer((json_int_t)sm->bytes_tensors));
     json_object_set_new(c, "decode_step_weight_bytes",
-                        json_integer((json_int_t)sm.bytes_decode_step));
+                        json_integer((json_int_t)sm->bytes_decode_step));
     json_object_set_new(c, "threads", json_integer(o->threads));
     json_object_set_new(c, "n_batch", json_integer(sp->n_batch));
     json_object_set_new(c, "attn_block", json_integer(sp->attn_block));
@@ -452,6 +448,8 @@ int dp_cmd_bench(int argc, char **argv) {
     const double vision_s = median(vis_s, o.repeat), prefill_s = median(pre_s, o.repeat);
     const double decode_s = median(dec_s, o.repeat);
     int64_t n_prefilled = t->n_prompt - t->n_reused;
+    struct vl_model_summary sm;
+    vl_model_summary(m, &sm);
     json_t *j = json_object();
     json_object_set_new(j, "vision_encode_s", json_real(vision_s));
     json_object_set_new(j, "n_vision_tokens", json_integer(t->n_vision_tokens));
@@ -464,8 +462,6 @@ int dp_cmd_bench(int argc, char **argv) {
     json_object_set_new(j, "decode_tokens_per_s",
                         json_real(decode_s > 0 ? (double)t->n_decoded / decode_s : 0.0));
     /* the weight stream decode sustained: compare with the machine's read bandwidth */
-    struct vl_model_summary sm;
-    vl_model_summary(m, &sm);
     json_object_set_new(j, "decode_weight_gb_per_s",
                         json_real(decode_s > 0 ? (double)sm.bytes_decode_step *
                                                      (double)t->n_decoded / decode_s / BENCH_GB
@@ -485,9 +481,9 @@ int dp_cmd_bench(int argc, char **argv) {
     json_object_set_new(j, "load_s", json_real(load_s));
     json_object_set_new(j, "warmup_s", json_real(warmup_s));
     json_object_set_new(j, "peak_rss_mib", json_real(peak_rss_mib()));
-    json_object_set_new(j, "weights_huge_page_share", huge_page_share(m));
+    json_object_set_new(j, "weights_huge_page_share", huge_page_share(m, &sm));
     json_object_set_new(j, "config",
-                        config_json(&o, m, vl_state_params_get(st), have_image ? &vis : NULL));
+                        config_json(&o, &sm, vl_state_params_get(st), have_image ? &vis : NULL));
     if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0)
         rc = DP_EXIT_OUTPUT;
     fputc('\n', stdout);
