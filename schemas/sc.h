@@ -44,6 +44,8 @@ enum sc_task {
     SC_TASK_LAYOUT,  /* QwenVL HTML document parsing (blocks with data-bbox) */
     SC_TASK_TABLE,   /* HTML / markdown tables */
     SC_TASK_CHART,   /* chart JSON (type, title, axes, series of points) */
+    SC_TASK_OCR,     /* Qwen2.5-VL text spotting: JSON list of {bbox_2d, text_content} lines */
+    SC_TASK_OLMOCR,  /* olmOCR-2: YAML front matter + Markdown body (ex_olmocr.c) */
 };
 
 /* Cross-checks run after validation (x-checks in the schema file). */

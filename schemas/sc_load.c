@@ -28,7 +28,8 @@
 static const char *const type_names[] = {"string", "number", "integer", "boolean", "object",
                                          "array"};
 static const char *const format_names[] = {"", "date", "amount", "currency", "percent"};
-static const char *const task_names[] = {"kie", "layout", "table", "chart"};
+static const char *const task_names[] = {"kie", "layout", "table", "chart", "ocr",
+                                         "olmocr"};
 
 const char *sc_type_name(enum sc_type t) {
     return (size_t)t < sizeof type_names / sizeof *type_names ? type_names[t] : "?";

@@ -77,6 +77,9 @@ void dp_batch_opts_free(struct dp_batch_opts *o) {
     o->n_inputs = 0;
 }
 
+/* The names --format takes (dp_out_parse_formats plus zip). */
+#define FORMATS "json,xml,csv,alto,hocr,page,md,txt,zip"
+
 static enum dp_status parse_formats(struct dp_batch_opts *o, const char *list, struct dp_err *err) {
     unsigned f = 0;
     bool zip = false;
@@ -86,7 +89,7 @@ static enum dp_status parse_formats(struct dp_batch_opts *o, const char *list, s
         size_t n = c ? (size_t)(c - p) : strlen(p);
         char tok[16];
         if (n == 0 || n >= sizeof tok)
-            return dp_err_set(err, DP_ERR_USAGE, "--format: bad list '%s' (json,xml,csv,zip)", list);
+            return dp_err_set(err, DP_ERR_USAGE, "--format: bad list '%s' (%s)", list, FORMATS);
         memcpy(tok, p, n);
         tok[n] = '\0';
         unsigned one = 0;
@@ -95,8 +98,7 @@ static enum dp_status parse_formats(struct dp_batch_opts *o, const char *list, s
         else if (dp_out_parse_formats(tok, &one))
             f |= one;
         else
-            return dp_err_set(err, DP_ERR_USAGE, "--format: unknown format '%s' (json,xml,csv,zip)",
-                              tok);
+            return dp_err_set(err, DP_ERR_USAGE, "--format: unknown format '%s' (%s)", tok, FORMATS);
         p += n;
         if (*p == ',')
             p++;
@@ -284,7 +286,9 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
             o->page_timeout_s, o->doc_timeout_s, o->keep_blank ? "yes" : "no");
     dp_buf_appendf(b, "\noutput:\n"
                 "  -o, --output PATH          output directory%s [%s]\n"
-                "      --format LIST          json,xml,csv,zip (raw answers always kept) [%s]\n"
+                "      --format LIST          json,xml,csv,zip and archive formats alto (ALTO 4.4),\n"
+                "                             hocr, page (PAGE XML), md, txt (raw answers always\n"
+                "                             kept; docs/archive.md) [%s]\n"
                 "      --force                overwrite existing outputs\n"
                 "      --json                 JSON Lines on stdout (extract: always)\n",
             o->cmd == DP_BATCH_CMD_EXTRACT ? " or BUNDLE.zip" : "",

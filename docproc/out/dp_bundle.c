@@ -256,6 +256,8 @@ enum dp_status dp_bundle_add_doc(struct dp_bundle *b, const struct ex_doc *doc, 
             dp_buf_reset(&buf);
         }
     }
+    if (st == DP_OK)
+        st = dp__bundle_add_archive(b, doc, s, formats, err);
     for (size_t p = 0; st == DP_OK && (formats & DP_OUT_RAW) && p < doc->n_pages; p++) {
         snprintf(name, sizeof name, "%s/raw/page-%04d.txt", s, doc->pages[p]->number);
         st = add_entry(b, name, doc->pages[p]->raw, doc->pages[p]->raw_len, err);

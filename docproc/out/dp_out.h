@@ -16,6 +16,8 @@
  *
  * Layout of a bundle (zip or directory), one folder per document (stem sanitised):
  *   <stem>/result.json  <stem>/result.xml  <stem>/tables/p<page>-t<k>.csv
+ *   <stem>/result.alto.xml  <stem>/result.hocr  <stem>/page/page-<NNNN>.xml  <stem>/result.md
+ *   <stem>/result.txt  <stem>/result.pdf (archive formats, when asked for)
  *   <stem>/raw/page-<NNNN>.txt (the model's answer, byte-exact)  <stem>/raw/pages.json (geometry,
  *   truncation flags, source, stamp: what dp_raw_read needs to re-parse)
  * Writers have sticky errors (check once at the end). Not thread-safe per object. */
@@ -35,6 +37,13 @@ enum dp_out_format {
     DP_OUT_CSV  = 1u << 2,
     DP_OUT_RAW  = 1u << 3, /* raw answers + pages.json (needed for --from-raw) */
     DP_OUT_ALL  = DP_OUT_JSON | DP_OUT_XML | DP_OUT_CSV | DP_OUT_RAW,
+    /* archive formats (dp_out_archive.h, docs/archive.md); not part of "all" */
+    DP_OUT_PDF  = 1u << 4, /* searchable PDF: written by the batch, which has the page images */
+    DP_OUT_ALTO = 1u << 5,
+    DP_OUT_HOCR = 1u << 6,
+    DP_OUT_PAGE = 1u << 7,
+    DP_OUT_MD   = 1u << 8,
+    DP_OUT_TXT  = 1u << 9,
 };
 
 /* How CSV renders positions covered by a rowspan/colspan. */
@@ -43,7 +52,7 @@ enum dp_csv_span {
     DP_CSV_SPAN_EMPTY,      /* leave covered positions empty */
 };
 
-/* Parses "json,xml,csv" into an OR of enum dp_out_format; false on an unknown name. */
+/* Parses "json,xml,csv,alto,..." into an OR of enum dp_out_format; false on an unknown name. */
 bool dp_out_parse_formats(const char *list, unsigned *out);
 
 /* The result JSON (documented by schemas/result.schema.json), appended to out. */

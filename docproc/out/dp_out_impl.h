@@ -18,4 +18,10 @@ void dp__out_stamp_json(struct dp_jw *w, const struct ex_stamp *s);
 /* <stem>/raw/pages.json for a document. */
 enum dp_status dp__out_pages_json(const struct ex_doc *doc, struct dp_buf *out);
 
+/* Adds the archive formats asked for in formats (ALTO, hOCR, PAGE, md, txt; not the PDF) of a
+ * document under <stem>/ (dp_out_bundle_archive.c). */
+struct dp_bundle;
+enum dp_status dp__bundle_add_archive(struct dp_bundle *b, const struct ex_doc *doc,
+                                      const char *stem, unsigned formats, struct dp_err *err);
+
 #endif
