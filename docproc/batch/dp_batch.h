@@ -50,6 +50,7 @@ struct dp_batch_opts {
     const char *output;    /* directory, or BUNDLE.zip (extract); NULL: stdout only */
     unsigned formats;      /* OR of enum dp_out_format (RAW always added when writing files) */
     bool zip_per_doc;      /* batch --format ...,zip: also <stem>.zip per document */
+    bool pdfa;             /* --pdfa: the searchable PDF as PDF/A-2b */
     bool force, resume, json_stdout;
     int shard_k, shard_n;  /* 1/1 = whole input */
     int jobs;

@@ -19,6 +19,7 @@
 enum {
     OPT_FROM_RAW = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON, OPT_PASSWORD_FILE, OPT_DOC_TIMEOUT, OPT_PAGE_TIMEOUT, OPT_KEEP_BLANK,
     OPT_PROGRESS, OPT_SHARD, OPT_RESUME, OPT_INPUT, OPT_MERGE, OPT_NO_PREFIX_CACHE,
+    OPT_PDFA,
 };
 
 static const struct option long_opts[] = {
@@ -27,6 +28,7 @@ static const struct option long_opts[] = {
     {"from-raw", required_argument, NULL, OPT_FROM_RAW},
     {"output", required_argument, NULL, 'o'},
     {"format", required_argument, NULL, OPT_FORMAT},
+    {"pdfa", no_argument, NULL, OPT_PDFA},
     {"force", no_argument, NULL, OPT_FORCE},
     {"json", no_argument, NULL, OPT_JSON},
     {"jobs", required_argument, NULL, 'j'},
@@ -78,7 +80,7 @@ void dp_batch_opts_free(struct dp_batch_opts *o) {
 }
 
 /* The names --format takes (dp_out_parse_formats plus zip). */
-#define FORMATS "json,xml,csv,alto,hocr,page,md,txt,zip"
+#define FORMATS "json,xml,csv,pdf,alto,hocr,page,md,txt,zip"
 
 static enum dp_status parse_formats(struct dp_batch_opts *o, const char *list, struct dp_err *err) {
     unsigned f = 0;
@@ -148,6 +150,7 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
                 return DP_ERR_USAGE;
             break;
         case OPT_FORCE: o->force = true; break;
+        case OPT_PDFA: o->pdfa = true; break;
         case OPT_JSON: o->json_stdout = true; break;
         case 'j':
             if (!dp_cli_parse_i64(a, 1, DP_BATCH_MAX_JOBS, &i64))
@@ -210,6 +213,8 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
     if (!o->schema)
         BAD("--schema NAME|FILE is required (built-in: invoice, receipt, form, table, chart, "
             "layout)");
+    if (o->pdfa && !(o->formats & DP_OUT_PDF))
+        BAD("--pdfa applies to the searchable PDF: add pdf to --format");
     if (o->from_raw && o->n_inputs)
         BAD("--from-raw reads its documents from %s; no other inputs may be given", o->from_raw);
     if (!o->from_raw && !o->n_inputs)
@@ -286,9 +291,10 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
             o->page_timeout_s, o->doc_timeout_s, o->keep_blank ? "yes" : "no");
     dp_buf_appendf(b, "\noutput:\n"
                 "  -o, --output PATH          output directory%s [%s]\n"
-                "      --format LIST          json,xml,csv,zip and archive formats alto (ALTO 4.4),\n"
-                "                             hocr, page (PAGE XML), md, txt (raw answers always\n"
-                "                             kept; docs/archive.md) [%s]\n"
+                "      --format LIST          json,xml,csv,zip and archive formats pdf (searchable),\n"
+                "                             alto (ALTO 4.4), hocr, page (PAGE XML), md, txt (raw\n"
+                "                             answers always kept; docs/archive.md) [%s]\n"
+                "      --pdfa                 pdf: PDF/A-2b (XMP metadata, sRGB output intent)\n"
                 "      --force                overwrite existing outputs\n"
                 "      --json                 JSON Lines on stdout (extract: always)\n",
             o->cmd == DP_BATCH_CMD_EXTRACT ? " or BUNDLE.zip" : "",

@@ -11,6 +11,7 @@
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "../out/dp_out.h"
+#include "../out/dp_out_pdf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -305,8 +306,18 @@ static enum dp_status build_doc(struct run *r, struct dp_input *d, const struct 
 }
 
 /* Stages <stem> in a hidden folder, then renames it into place (replacing an older copy). */
+/* Adds <stem>/result.pdf when the PDF was made (pdf->len > 0). */
+static enum dp_status add_pdf(struct dp_bundle *b, const char *stem, const struct dp_buf *pdf,
+                              struct dp_err *err) {
+    if (!pdf->len)
+        return DP_OK;
+    char name[PATH_BYTES];
+    snprintf(name, sizeof name, "%s/result.pdf", stem);
+    return dp_bundle_add_file(b, name, pdf->data, pdf->len, err);
+}
+
 static enum dp_status write_dir(struct run *r, struct dp_input *d, const struct ex_doc *doc,
-                                struct dp_err *err) {
+                                const struct dp_buf *pdf, struct dp_err *err) {
     char stage[PATH_BYTES], staged[PATH_BYTES], target[PATH_BYTES], old[PATH_BYTES], name[PATH_BYTES];
     snprintf(name, sizeof name, ".stage-%ld-%s", (long)getpid(), d->stem);
     enum dp_status st = path_join(stage, sizeof stage, r->out_dir, name, err);
@@ -331,6 +342,8 @@ static enum dp_status write_dir(struct run *r, struct dp_input *d, const struct 
     st = dp_bundle_open(&b, stage, true, err);
     if (st == DP_OK)
         st = dp_bundle_add_doc(b, doc, d->stem, formats, err);
+    if (st == DP_OK)
+        st = add_pdf(b, d->stem, pdf, err);
     if (st == DP_OK)
         st = dp_bundle_commit(b, err);
     else if (b)
@@ -360,8 +373,12 @@ static enum dp_status write_dir(struct run *r, struct dp_input *d, const struct 
 
 static enum dp_status write_outputs(struct run *r, struct dp_input *d, const struct ex_doc *doc,
                                     struct dp_err *err) {
+    struct dp_buf pdf;
+    dp_buf_init(&pdf, DP_PDF_MAX_BYTES);
     enum dp_status st = DP_OK;
-    if (r->out_dir && r->o->zip_per_doc) {
+    if ((r->o->formats & DP_OUT_PDF) && (r->out_dir || r->zip_all))
+        st = dp__archive_pdf(r->o, doc, &pdf, err);
+    if (st == DP_OK && r->out_dir && r->o->zip_per_doc) {
         char zpath[PATH_BYTES], zname[PATH_BYTES];
         snprintf(zname, sizeof zname, "%s.zip", d->stem);
         st = path_join(zpath, sizeof zpath, r->out_dir, zname, err);
@@ -371,6 +388,8 @@ static enum dp_status write_outputs(struct run *r, struct dp_input *d, const str
         if (st == DP_OK)
             st = dp_bundle_add_doc(b, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
         if (st == DP_OK)
+            st = add_pdf(b, d->stem, &pdf, err);
+        if (st == DP_OK)
             st = dp_bundle_commit(b, err);
         else if (b)
             dp_bundle_abort(b);
@@ -378,12 +397,15 @@ static enum dp_status write_outputs(struct run *r, struct dp_input *d, const str
             st = dp_input_add_output(d, zname, err);
     }
     if (st == DP_OK && r->out_dir && (r->o->formats || !r->o->zip_per_doc))
-        st = write_dir(r, d, doc, err);
+        st = write_dir(r, d, doc, &pdf, err);
     if (st == DP_OK && r->zip_all) {
         pthread_mutex_lock(&r->mu);
         st = dp_bundle_add_doc(r->zip_all, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
+        if (st == DP_OK)
+            st = add_pdf(r->zip_all, d->stem, &pdf, err);
         pthread_mutex_unlock(&r->mu);
     }
+    dp_buf_free(&pdf);
     return st;
 }
 

@@ -172,7 +172,7 @@ bool dp_out_parse_formats(const char *list, unsigned *out) {
         const char *name;
         unsigned bit;
     } names[] = {{"json", DP_OUT_JSON}, {"xml", DP_OUT_XML}, {"csv", DP_OUT_CSV},
-                 {"raw", DP_OUT_RAW},   {"all", DP_OUT_ALL},
+                 {"raw", DP_OUT_RAW},   {"all", DP_OUT_ALL}, {"pdf", DP_OUT_PDF},
                  {"alto", DP_OUT_ALTO}, {"hocr", DP_OUT_HOCR}, {"page", DP_OUT_PAGE},
                  {"md", DP_OUT_MD},     {"txt", DP_OUT_TXT}};
     *out = 0;

@@ -263,7 +263,9 @@ int main(void) {
     unsigned fm;
     T_CHECK(dp_out_parse_formats("json,xml", &fm) && fm == (DP_OUT_JSON | DP_OUT_XML));
     T_CHECK(dp_out_parse_formats("all", &fm) && fm == DP_OUT_ALL);
-    T_CHECK(!dp_out_parse_formats("json,pdf", &fm));
+    T_CHECK(!dp_out_parse_formats("json,djvu", &fm));
+    T_CHECK(dp_out_parse_formats("pdf,alto,hocr,page,md,txt", &fm) &&
+            fm == (DP_OUT_PDF | DP_OUT_ALTO | DP_OUT_HOCR | DP_OUT_PAGE | DP_OUT_MD | DP_OUT_TXT));
     T_CHECK(!dp_out_parse_formats("", &fm));
 
     /* the XML of an empty document and of a document without pages validate too */
