@@ -133,6 +133,9 @@ void ex__prov_set(struct ex_prov *p, const struct ex_geom *g, int page, const st
 enum dp_status ex__html_parse(struct ex__pagebuild *pb, size_t off, size_t len);
 /* Markdown tables (and plain lines as text blocks) in text[off, off+len). */
 enum dp_status ex__markdown_parse(struct ex__pagebuild *pb, size_t off, size_t len);
+/* An olmOCR-2 answer (front matter -> fields, Markdown body -> blocks/tables), the whole of
+ * pb->raw (ex_olmocr.c). */
+enum dp_status ex__olmocr_parse(struct ex__pagebuild *pb);
 /* A chart from a JSON object (ex_page.c). */
 enum dp_status ex__chart_from_json(struct ex__pagebuild *pb, const struct ex_jv *obj);
 /* Fields / blocks / charts from a parsed JSON answer. */

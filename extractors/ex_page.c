@@ -399,9 +399,11 @@ enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schem
     bool unclosed;
     bool fenced = ex__fence_find(copy, raw_len, &off, &len, lang, &unclosed);
     enum dp_status st = DP_OK;
+    enum sc_task task = schema ? schema->task : SC_TASK_KIE;
+    if (task == SC_TASK_OLMOCR) /* Markdown: a code block is part of the body, not the answer */
+        fenced = unclosed = false;
     if (fenced)
         warn_outside(&pb, off, len, !unclosed);
-    enum sc_task task = schema ? schema->task : SC_TASK_KIE;
     bool truncated = model_truncated || unclosed;
     bool want_json = !g_ascii_strcasecmp(lang, "json") ||
                      (!lang[0] && !looks_html(copy, off, len) &&
@@ -411,6 +413,9 @@ enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schem
                      (!lang[0] && looks_html(copy, off, len));
     if (raw_len == 0 || blank(copy, 0, raw_len)) {
         p->source = EX_SRC_EMPTY;
+    } else if (task == SC_TASK_OLMOCR) {
+        p->source = EX_SRC_MARKDOWN;
+        st = ex__olmocr_parse(&pb);
     } else if (want_json) {
         struct ex_jdoc jd;
         st = ex__json_parse(&jd, copy, off, len, &pb.ws);
@@ -445,6 +450,7 @@ enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schem
         if (st == DP_OK && task == SC_TASK_KIE)
             st = kv_lines(&pb);
     }
+    truncated = truncated || pb.truncated;
     bool explained = false; /* a truncation warning with the dropped span already exists */
     for (size_t i = 0; i < pb.ws.n && !explained; i++)
         explained = pb.ws.w[i].code == EX_WARN_TRUNCATED;

@@ -212,7 +212,7 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
     }
     if (!o->schema)
         BAD("--schema NAME|FILE is required (built-in: invoice, receipt, form, table, chart, "
-            "layout)");
+            "layout, ocr, olmocr)");
     if (o->pdfa && !(o->formats & DP_OUT_PDF))
         BAD("--pdfa applies to the searchable PDF: add pdf to --format");
     if (o->from_raw && o->n_inputs)

@@ -12,6 +12,7 @@
 #include "../base/dp_log.h"
 #include "../out/dp_out.h"
 #include "../out/dp_out_pdf.h"
+#include "ex_olmocr.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -751,6 +752,12 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
         if (err)
             err->code = DP_ERR_SCHEMA; /* a schema that does not load is a load failure (exit 3) */
         st = DP_ERR_SCHEMA;
+    }
+    struct dp_batch_opts olm;
+    if (st == DP_OK && r.schema->task == SC_TASK_OLMOCR && o->ingest.long_side <= 0) {
+        olm = *o; /* olmOCR-2 reads pages rendered with the longest side 1288 px */
+        olm.ingest.long_side = EX_OLMOCR_LONGEST_SIDE;
+        r.o = &olm;
     }
     bool input_failed = false;
     if (st == DP_OK)

@@ -54,6 +54,8 @@ struct dp_ingest_opts {
     int64_t factor;           /* patch_size * merge_size (28) */
     size_t max_decode_pixels; /* refuse any bitmap larger than this, before allocating */
     const char *password;     /* PDF user/owner password or NULL (copied by dp_doc_open) */
+    int64_t long_side;        /* > 0: the page is first scaled so that its longest side has this
+                               * many pixels (olmOCR renders at 1288), then smart_resize; 0 = off */
 };
 /* Defaults: DP_DEFAULT_DPI, the published Qwen2.5-VL budget (VL_IMAGE_DEFAULT_*),
  * DP_DEFAULT_MAX_DECODE_PIXELS, no password. */

@@ -28,6 +28,8 @@ struct dp_doc {
 
 /* Back ends: fill d->n_pages, d->ops, d->impl from d->data/d->len (or d->name for PDF files).
  * Messages are prefixed with the file name by the caller. */
+/* Scales (w, h) so that the longer side is long_side (rounded; no-op when long_side <= 0). */
+void dp__long_side(int64_t *w, int64_t *h, int64_t long_side);
 enum dp_status dp__pdf_open(struct dp_doc *d, bool from_memory, struct dp_err *err);
 enum dp_status dp__tiff_open(struct dp_doc *d, struct dp_err *err);
 enum dp_status dp__png_open(struct dp_doc *d, struct dp_err *err);

@@ -104,9 +104,10 @@ static enum dp_status pdf_render_locked(struct dp_doc *d, int index, struct dp_p
                         wpt, hpt, d->opts.dpi);
         goto done;
     }
-    int64_t th = 0, tw = 0;
+    int64_t th = 0, tw = 0, lw = (int64_t)wpx, lh = (int64_t)hpx;
+    dp__long_side(&lw, &lh, d->opts.long_side);
     struct vl_error verr = {0};
-    if (vl_smart_resize(&th, &tw, (int64_t)hpx, (int64_t)wpx, d->opts.factor, d->opts.min_pixels,
+    if (vl_smart_resize(&th, &tw, lh, lw, d->opts.factor, d->opts.min_pixels,
                         d->opts.max_pixels, &verr) != VL_OK) {
         st = dp_err_set(err, verr.code == VL_ERR_LIMIT ? DP_ERR_LIMIT : DP_ERR_FORMAT,
                         "page %gx%g pt: %s", wpt, hpt, verr.msg);

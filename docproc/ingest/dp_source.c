@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 
 /* ---- sniffing -------------------------------------------------------------------------- */
@@ -90,6 +91,7 @@ void dp_ingest_opts_init(struct dp_ingest_opts *o) {
     o->factor = (int64_t)VL_IMAGE_DEFAULT_PATCH * VL_IMAGE_DEFAULT_MERGE;
     o->max_decode_pixels = DP_DEFAULT_MAX_DECODE_PIXELS;
     o->password = NULL;
+    o->long_side = 0;
 }
 
 void dp_page_free(struct dp_page *p) {
@@ -171,13 +173,27 @@ enum dp_status dp__orient_apply(struct dp_page *p, int orientation, struct dp_er
     return DP_OK;
 }
 
+void dp__long_side(int64_t *w, int64_t *h, int64_t long_side) {
+    if (long_side <= 0 || *w <= 0 || *h <= 0)
+        return;
+    int64_t w0 = *w, h0 = *h;
+    if (w0 >= h0) {
+        *w = long_side;
+        *h = (int64_t)fmax(1.0, round((double)h0 * (double)long_side / (double)w0));
+    } else {
+        *h = long_side;
+        *w = (int64_t)fmax(1.0, round((double)w0 * (double)long_side / (double)h0));
+    }
+}
+
 enum dp_status dp_page_fit(struct dp_page *p, const struct dp_ingest_opts *o, struct dp_err *err) {
     if (p->at_target)
         return DP_OK;
     struct vl_error verr = {0};
     int64_t th = 0, tw = 0;
-    if (vl_smart_resize(&th, &tw, p->height, p->width, o->factor, o->min_pixels, o->max_pixels,
-                        &verr) != VL_OK)
+    int64_t h = p->height, w = p->width;
+    dp__long_side(&w, &h, o->long_side);
+    if (vl_smart_resize(&th, &tw, h, w, o->factor, o->min_pixels, o->max_pixels, &verr) != VL_OK)
         return dp_err_set(err, DP_ERR_FORMAT, "page %d: %s", p->page_no, verr.msg);
     if (tw == p->width && th == p->height) {
         p->at_target = true;
