@@ -28,6 +28,8 @@
 #define GEMV_UNIT_ROWS ELEM_ALIGN
 #define GEMV_CHUNK_CACHE_BYTES ((size_t)256 << 10)
 #define GEMV_BIAS_TILE 256
+/* Output rows per stack tile of the padded 4-row pass (4 KB of sums). */
+#define GEMV_PAD_TILE 256
 
 /* ---- context ----------------------------------------------------------------------------- */
 
@@ -101,6 +103,23 @@ struct gemv_task {
     int64_t min_units, max_units;
 };
 
+bool vl__gemv_force_pad = false;
+
+/* The last 1-3 prepared rows (xp, rem rows; the rows after them up to a group of
+ * VL_GEMV_X_ROWS hold copies of the last, see vl__linear_gemv_multi) through the 4-row kernel:
+ * the padded rows' sums go to a stack tile and are dropped. Costs the padded rows' FMAs, never
+ * more weight traffic. */
+static void gemv_bf16_padded(float *y, int64_t ldy, const float *xp, int64_t rem,
+                             const uint16_t *w, int64_t in, int64_t r0, int64_t r1) {
+    float tile[VL_GEMV_X_ROWS * GEMV_PAD_TILE]; /* (4, GEMV_PAD_TILE) */
+    for (int64_t a = r0; a < r1; a += GEMV_PAD_TILE) {
+        int64_t len = r1 - a < GEMV_PAD_TILE ? r1 - a : GEMV_PAD_TILE;
+        vl__simd()->gemv_bf16_x4(tile, GEMV_PAD_TILE, xp, w + a * in, in, 0, len);
+        for (int64_t j = 0; j < rem; j++)
+            memcpy(y + j * ldy + a, tile + j * GEMV_PAD_TILE, (size_t)len * sizeof(float));
+    }
+}
+
 /* y rows [r0, r1) of one output for the task's n x rows. */
 static void gemv_rows(const struct gemv_task *t, const struct vl_linear_out *o, int64_t r0,
                       int64_t r1) {
@@ -109,9 +128,14 @@ static void gemv_rows(const struct gemv_task *t, const struct vl_linear_out *o, 
     const int64_t out = w->ne[0], in = t->in;
     float *y = o->y + t->y_off * out;
     int64_t i0 = 0;
-    if (w->dtype == VL_DTYPE_BF16) /* groups of 4 rows read each weight row once */
+    if (w->dtype == VL_DTYPE_BF16) { /* groups of 4 rows read each weight row once */
         for (; i0 + VL_GEMV_X_ROWS <= t->n; i0 += VL_GEMV_X_ROWS)
             s->gemv_bf16_x4(y + i0 * out, out, t->x + i0 * in, w->data, in, r0, r1);
+        if (i0 < t->n && !(s->gemv_bf16_row_invariant && !vl__gemv_force_pad)) {
+            gemv_bf16_padded(y + i0 * out, out, t->x + i0 * in, t->n - i0, w->data, in, r0, r1);
+            i0 = t->n;
+        }
+    }
     for (int64_t i = i0; i < t->n; i++) {
         float *yi = y + i * out;
         const float *xi = t->x + i * in;
@@ -221,10 +245,14 @@ void vl__linear_gemv_multi(struct vl_compute *c, const float *x, int64_t n,
     }
     t.min_units = t.min_units < t.max_units ? t.min_units : t.max_units;
     /* BF16: x rows go to the scratch in the kernel's lane order, as many per pass as fit */
-    int64_t batch = n;
+    int64_t batch = n, pad_fit = 0;
     if (bf16) {
         VL_ASSERT(c->scratch_bytes >= (size_t)in * sizeof(float));
         int64_t fit = (int64_t)(c->scratch_bytes / ((size_t)in * sizeof(float)));
+        /* whole groups, so the padding rows of the last group fit beside it */
+        VL_ASSERT(fit >= VL_GEMV_X_ROWS);
+        pad_fit = fit;
+        fit -= fit % VL_GEMV_X_ROWS;
         batch = batch < fit ? batch : fit;
     }
     for (int64_t i0 = 0; i0 < n; i0 += batch) {
@@ -233,6 +261,9 @@ void vl__linear_gemv_multi(struct vl_compute *c, const float *x, int64_t n,
         if (bf16) {
             for (int64_t i = 0; i < nb; i++)
                 vl__simd()->gemv_bf16_prep(c->scratch + i * in, xb + i * in, in);
+            /* copies of the last row up to a whole group, for the padded pass */
+            for (int64_t i = nb; i % VL_GEMV_X_ROWS && i < pad_fit; i++)
+                memcpy(c->scratch + i * in, c->scratch + (nb - 1) * in, (size_t)in * sizeof(float));
             xb = c->scratch;
         }
         t.x = xb;

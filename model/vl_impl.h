@@ -336,6 +336,9 @@ void vl__linear_swiglu(struct vl_compute *c, float *gate, float *up, const float
 /* The GEMV path of both (swiglu: outs = {gate, up}, n_outs 2). */
 void vl__linear_gemv_multi(struct vl_compute *c, const float *x, int64_t n,
                            const struct vl_linear_out *outs, int n_outs, bool swiglu);
+/* Tests: true sends leftover BF16 GEMV rows through the padded 4-row pass on every table (the
+ * path AVX-512 takes), so it can be checked on any machine. */
+extern bool vl__gemv_force_pad;
 /* n at or below which vl__linear streams the stored weights (GEMV, BF16 rows 4 at a time);
  * above, panel + sgemm (widening and packing cost ~14 bytes of traffic per weight, worth it
  * only when amortised over many rows). */
@@ -395,6 +398,9 @@ void vl__attention_ref(const struct vl_attn *a, float *scores);
 /* Widens n values of a tensor's dtype (F32, F16 or BF16) starting at element offset to f32. */
 void vl__to_f32(float *dst, const struct vl_tensor *t, int64_t offset, int64_t n);
 float vl__bf16_to_f32(uint16_t h);
+/* s + the scalar tail [kv, in) of one prepared row: the end of every SIMD BF16 GEMV row, compiled
+ * without FMA contraction so the one-row and four-row kernels end each row identically. */
+float vl__gemv_bf16_tail(float s, const float *xp, const uint16_t *row, int64_t in, int64_t kv);
 /* The end of a 4-row BF16 GEMV (gemv_bf16_x4) for weight row r: adds the scalar tail [kv, in)
  * to the SIMD sums s[j] and stores y[j * ldy + r]. xp holds the four prepared rows. */
 void vl__gemv_bf16_x4_tail(float *y, int64_t ldy, int64_t r, const float s[4], const float *xp,
@@ -432,6 +438,10 @@ struct vl_simd {
     /* VL_GEMV_X_ROWS prepared rows xp + j * in at once: y[j * ldy + r] for r in [r0, r1) */
     void (*gemv_bf16_x4)(float *y, int64_t ldy, const float *xp, const uint16_t *w, int64_t in,
                          int64_t r0, int64_t r1);
+    /* true when gemv_bf16 computes each row exactly as gemv_bf16_x4 does (same accumulators
+     * and order): rows left over from groups of VL_GEMV_X_ROWS then take gemv_bf16; else they
+     * go through gemv_bf16_x4 padded, so a row's result never depends on the row count */
+    bool gemv_bf16_row_invariant;
     void (*gemv_f16)(float *y, const float *x, const uint16_t *w, int64_t in, int64_t r0,
                      int64_t r1);
     void (*gemv_f32)(float *y, const float *x, const float *w, int64_t in, int64_t r0,

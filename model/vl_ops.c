@@ -276,6 +276,7 @@ static const struct vl_simd simd_scalar = {
     .gemv_bf16_prep = gemv_bf16_prep_scalar,
     .gemv_bf16 = gemv_bf16_scalar,
     .gemv_bf16_x4 = gemv_bf16_x4_scalar,
+    .gemv_bf16_row_invariant = true, /* x4 is four one-row calls */
     .gemv_f16 = gemv_f16_scalar,
     .gemv_f32 = gemv_f32_scalar,
     .rmsnorm_rows = rmsnorm_rows_scalar,
@@ -289,12 +290,14 @@ const struct vl_simd *vl__simd_scalar(void) {
     return &simd_scalar;
 }
 
+float vl__gemv_bf16_tail(float s, const float *xp, const uint16_t *row, int64_t in, int64_t kv) {
+    for (int64_t k = kv; k < in; k++)
+        s += xp[k] * vl__bf16_to_f32(row[k]);
+    return s;
+}
+
 void vl__gemv_bf16_x4_tail(float *y, int64_t ldy, int64_t r, const float s[4], const float *xp,
                            const uint16_t *row, int64_t in, int64_t kv) {
-    for (int j = 0; j < VL_GEMV_X_ROWS; j++) {
-        float acc = s[j];
-        for (int64_t k = kv; k < in; k++)
-            acc += xp[j * in + k] * vl__bf16_to_f32(row[k]);
-        y[j * ldy + r] = acc;
-    }
+    for (int j = 0; j < VL_GEMV_X_ROWS; j++)
+        y[j * ldy + r] = vl__gemv_bf16_tail(s[j], xp + j * in, row, in, kv);
 }

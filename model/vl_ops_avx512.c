@@ -187,6 +187,9 @@ static void avx512_init(void) {
     simd_avx512.gemv_bf16_prep = gemv_bf16_prep_avx512;
     simd_avx512.gemv_bf16 = gemv_bf16_avx512;
     simd_avx512.gemv_bf16_x4 = gemv_bf16_x4_avx512;
+    /* its one-row kernel keeps four accumulators (faster alone), so leftover rows of a batch
+     * go through the four-row kernel padded (vl_compute.c) */
+    simd_avx512.gemv_bf16_row_invariant = false;
 }
 #endif /* VL_HAVE_X86 */
 

@@ -84,7 +84,10 @@ AVX2 static void gemv_bf16_prep_avx2(float *xp, const float *x, int64_t in) {
 }
 
 /* One row at a time: the weights are read as one sequential stream (rows are contiguous), which
- * the prefetchers follow across rows; xp (<= 44 KB for the 3B shapes) stays in L1/L2. */
+ * the prefetchers follow across rows; xp (<= 44 KB for the 3B shapes) stays in L1/L2.
+ * Per row it computes exactly what gemv_bf16_x4_avx2 computes for each of its rows (one even and
+ * one odd accumulator, blocks in order, the same tail), so a row's result never depends on how
+ * many rows share the pass: the batch invariance of batched decoding rests on this. */
 AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const uint16_t *w, int64_t in,
                                 int64_t r0, int64_t r1) {
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
@@ -93,8 +96,7 @@ AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const uint16_t *w, in
     const int64_t pa = vl__gemv_page_ahead;
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *row = w + r * in;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
         int64_t k = 0;
         for (; k + 2 * BF16_BLOCK <= kv; k += 2 * BF16_BLOCK) {
             _mm_prefetch((const char *)(row + k + pf), _MM_HINT_T0);
@@ -102,32 +104,26 @@ AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const uint16_t *w, in
                 _mm_prefetch((const char *)(row + k + pa), _MM_HINT_T2);
             __m256i v0 = _mm256_loadu_si256((const __m256i *)(row + k));
             __m256i v1 = _mm256_loadu_si256((const __m256i *)(row + k + BF16_BLOCK));
-            a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
-                                 _mm256_loadu_ps(xp + k), a0);
-            a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask)),
-                                 _mm256_loadu_ps(xp + k + 8), a1);
-            a2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)),
-                                 _mm256_loadu_ps(xp + k + 16), a2);
-            a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v1, hi_mask)),
-                                 _mm256_loadu_ps(xp + k + 24), a3);
+            a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
+                                _mm256_loadu_ps(xp + k), a);
+            b = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask)),
+                                _mm256_loadu_ps(xp + k + 8), b);
+            a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)),
+                                _mm256_loadu_ps(xp + k + 16), a);
+            b = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v1, hi_mask)),
+                                _mm256_loadu_ps(xp + k + 24), b);
         }
         if (k < kv) {
             __m256i v0 = _mm256_loadu_si256((const __m256i *)(row + k));
-            a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
-                                 _mm256_loadu_ps(xp + k), a0);
-            a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask)),
-                                 _mm256_loadu_ps(xp + k + 8), a1);
+            a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
+                                _mm256_loadu_ps(xp + k), a);
+            b = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask)),
+                                _mm256_loadu_ps(xp + k + 8), b);
         }
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (k = kv; k < in; k++)
-            s += xp[k] * vl__bf16_to_f32(row[k]);
-        y[r] = s;
+        y[r] = vl__gemv_bf16_tail(hsum8(_mm256_add_ps(a, b)), xp, row, in, kv);
     }
 }
 
-/* Four input rows at once: y_j[r] = W[r, :] . x_j for j < 4, each weight row loaded and widened
- * once for all four (small-n prefill reads the weights once instead of four times). xp holds
- * the four prepared rows, xp + j * in. */
 AVX2 static void gemv_bf16_x4_avx2(float *y, int64_t ldy, const float *xp, const uint16_t *w,
                                    int64_t in, int64_t r0, int64_t r1) {
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
@@ -436,6 +432,7 @@ static const struct vl_simd simd_avx2 = {
     .gemv_bf16_prep = gemv_bf16_prep_avx2,
     .gemv_bf16 = gemv_bf16_avx2,
     .gemv_bf16_x4 = gemv_bf16_x4_avx2,
+    .gemv_bf16_row_invariant = true,
     .gemv_f16 = gemv_f16_avx2,
     .gemv_f32 = gemv_f32_avx2,
     .rmsnorm_rows = rmsnorm_rows_avx2,
