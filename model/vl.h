@@ -392,7 +392,10 @@ struct vl_state_params {
                                  * [VL_STATE_DEFAULT_ATTN_BLOCK, capped by n_batch] */
     int64_t max_vision_patches; /* largest single image/video, in 14-px patches
                                  * [0 = n_ctx * merge^2, i.e. as many as the context can take] */
+    int max_seqs;               /* sequences in flight at once, vl_seq_add [1] */
 };
+/* Most sequences one state runs at once. */
+#define VL_STATE_MAX_SEQS 64
 struct vl_state_params vl_state_default_params(void);
 
 struct vl_state;
@@ -484,6 +487,46 @@ struct vl_result {
 enum vl_status vl_generate(struct vl_state *s, const struct vl_request *req,
                            const struct vl_gen_params *p, struct vl_result *out,
                            struct vl_error *err);
+
+/* ---- several sequences at once (vl_seq.c) ------------------------------------------------------
+ *
+ *   sp.max_seqs = 8;                                     // vl_state_new as above
+ *   int id;
+ *   vl_seq_add(st, &id, &rq, &gp, &err);                 // any time a slot is free
+ *   while (vl_state_busy(st) > 0) {
+ *       vl_step(st, &err);                               // one unit of work
+ *       for each added id: if (vl_seq_done(st, id, &res, &status, &seq_err)) { use; vl_seq_release(st, id); }
+ *   }
+ *
+ * A step is one of: a decode step of every decoding sequence (the weights are read once for all
+ * of them), one prefill chunk of one sequence, or the vision tower of one sequence; decode steps
+ * alternate with the others so running sequences keep producing tokens while a new one joins.
+ * Exact and batch-invariant: a sequence's logits are bit-identical whatever else is in flight
+ * (decode rows go through row-independent kernels; a prompt is prefilled in chunks of its own,
+ * split at its first vision token, so the shared prefix is computed the same way every time). */
+
+/* Adds a request (checked as vl_generate checks it). ids are copied; vision inputs are borrowed
+ * until vl_seq_release. VL_ERR_LIMIT when all max_seqs slots are taken. *out_seq: its slot. */
+enum vl_status vl_seq_add(struct vl_state *s, int *out_seq, const struct vl_request *req,
+                          const struct vl_gen_params *p, struct vl_error *err);
+/* Does one unit of work (see above). A sequence's own failure (out of memory for its cache, a
+ * cancel) ends that sequence only, with its status; the return value is VL_OK then. */
+enum vl_status vl_step(struct vl_state *s, struct vl_error *err);
+/* Sequences added and not yet done. */
+int vl_state_busy(const struct vl_state *s);
+/* True when seq has finished: *out as vl_generate fills it (arrays valid until release),
+ * *status its outcome (VL_OK, VL_ERR_CANCELLED, ...), seq_err its message (may be NULL). */
+bool vl_seq_done(const struct vl_state *s, int seq, struct vl_result *out,
+                 enum vl_status *status, struct vl_error *seq_err);
+/* Ends seq now (status VL_ERR_CANCELLED unless already done); release still required. */
+void vl_seq_cancel(struct vl_state *s, int seq);
+/* Frees the slot for the next vl_seq_add (its cache memory is kept for reuse). */
+void vl_seq_release(struct vl_state *s, int seq);
+/* Heap bytes one sequence of n_tokens positions (prompt + new tokens) needs: its KV cache,
+ * its share of the sampler and result arrays (for deciding how many to run at once). */
+size_t vl_seq_bytes(const struct vl_model *model, int64_t n_tokens);
+/* Heap bytes of a state with these parameters, sequences' caches excluded. */
+size_t vl_state_bytes(const struct vl_model *model, const struct vl_state_params *params);
 
 /* Tokens one image/video occupies in the prompt: grid_t * grid_h * grid_w / merge^2. */
 int64_t vl_vision_tokens(const struct vl_model *model, const struct vl_vision_input *in);

@@ -61,7 +61,47 @@ uint64_t vl__rng_next(uint64_t *state);
 /* Uniform in [0, 1). */
 double vl__rng_uniform(uint64_t *state);
 
-/* ---- inference state (vl_state.c) ------------------------------------------------------------ */
+/* ---- sequences and the inference state (vl_state.c, vl_seq.c) ------------------------------- */
+
+enum vl_seq_phase {
+    VL_SEQ_FREE = 0, /* slot unused */
+    VL_SEQ_PENDING,  /* added; vision and prefill not started */
+    VL_SEQ_PREFILL,  /* vision done; prompt chunks left (pf_at < n_ids) */
+    VL_SEQ_DECODE,   /* in the decode steps: last_id is the next input */
+    VL_SEQ_DONE,     /* finished (status says how); result kept until released */
+};
+
+/* One sequence in flight: its own KV cache (grown on demand), positions, sampler and result.
+ * The request's ids are copied; its vision inputs are borrowed until vl_seq_release. */
+struct vl_seq {
+    enum vl_seq_phase phase;
+    int64_t cap;                   /* KV positions allocated */
+    float *k_cache, *v_cache;      /* (layers, n_kv_heads, cap, head_dim) each, keys after RoPE */
+    int32_t *kv_ids;               /* (cap) token of each cached position (-1 = vision) */
+    int64_t n_kv;                  /* cached positions */
+    int64_t need;                  /* most positions it can use: n_ids + max_new_tokens, <= n_ctx */
+    int64_t rope_delta;
+
+    int32_t *ids;                  /* (ids_cap) the prompt, copied */
+    int64_t n_ids, ids_cap;
+    const struct vl_vision_input *vision; /* borrowed */
+    int n_vision;
+    struct vl_gen_params p;
+    int64_t seg;                   /* prompt segment boundary: the first pad token (0: none) */
+    int64_t pf_at;                 /* next prompt position to prefill */
+    int32_t last_id;
+
+    struct vl_sampler sampler;     /* seen is the slot's own; work/cand are the state's */
+    int32_t *out_ids;              /* (out_cap) generated ids */
+    float *out_logprobs;           /* (out_cap) */
+    int64_t out_cap;
+    const float *logits;           /* (V) the logits the last id was picked from (valid in the
+                                    * per-token callback) */
+
+    struct vl_result res;
+    enum vl_status status;
+    struct vl_error err;
+};
 
 struct vl_state {
     const struct vl_model *m;
@@ -71,13 +111,15 @@ struct vl_state {
     void *arena;                   /* one allocation, carved below */
     size_t arena_bytes;
 
-    /* KV cache, keys after RoPE: (layers, n_kv_heads, n_ctx, head_dim) each */
-    float *k_cache, *v_cache;
-    int32_t *kv_ids;               /* (n_ctx) token of each cached position (-1 = vision) */
-    int64_t n_kv;                  /* cached positions */
-    int64_t kv_rope_delta;         /* rope_delta of the cached sequence */
+    struct vl_seq *seqs;           /* (params.max_seqs) slots */
+    int last_unit;                 /* scheduler: 1 when the last vl_step was a decode step */
 
-    /* prefill / decode chunk buffers, n_batch rows */
+    /* prefix cache: the KV of the last prompt segment before the first vision token */
+    int32_t *pfx_ids;              /* (pfx_cap) */
+    float *pfx_k, *pfx_v;          /* (layers, n_kv_heads, pfx_cap, head_dim) */
+    int64_t pfx_n, pfx_cap;
+
+    /* chunk buffers, n_batch rows (a decode step uses one row per sequence) */
     float *x;                      /* (n_batch, H) residual stream */
     float *xn;                     /* (n_batch, H) normed input / projection output */
     float *q;                      /* (n_batch, nQ * hd) */
@@ -87,32 +129,47 @@ struct vl_state {
     float *scores;                 /* (max(attn_block, nQ/nKV * n_threads), n_ctx) */
     float *rope_cos, *rope_sin;    /* (n_batch, hd) */
     float *inv_freq;               /* (hd / 2) */
-    float *logits;                 /* (V) last position */
+    float *logits;                 /* (max_seqs, V) one row per sequence of a step */
+    int64_t *dpos;                 /* (3, max_seqs) decode-step positions */
 
-    int64_t *pos;                  /* (3, n_ctx) prompt positions */
-    float *vis_embeds;             /* (n_ctx, H) vision tokens of the request, prompt order */
+    int64_t *pos;                  /* (3, n_ctx) positions of the sequence in prefill */
+    float *vis_embeds;             /* (n_ctx, H) its vision tokens, prompt order */
     float *vis_scratch;            /* vl__vision_scratch_floats(max_vision_patches) */
     size_t vis_scratch_floats;
-
-    struct vl_sampler sampler;
-    int32_t *out_ids;              /* (n_ctx) result ids of the last vl_generate */
-    float *out_logprobs;           /* (n_ctx) */
+    float *samp_work;              /* (V) sampler scratch shared by the slots */
+    int32_t *samp_cand;            /* (V) */
 
     vl_hook_fn hook;
     void *hook_user;
 };
 
+/* Makes room for n positions in q's KV cache (keeps what is cached). */
+enum vl_status vl__seq_reserve(struct vl_state *s, struct vl_seq *q, int64_t n,
+                               struct vl_error *err);
+void vl__seq_free_buffers(struct vl_seq *q);
+/* The first KV allocation of a sequence: its prompt and a first share of its new tokens. */
+int64_t vl__seq_first_cap(const struct vl_seq *q);
+
 /* ---- decoder (vl_llm.c) ---------------------------------------------------------------------- */
 
 /* Embedding rows of ids into x (n, H), f32. */
 void vl__llm_embed(struct vl_state *s, float *x, const int32_t *ids, int64_t n);
-/* Runs the decoder over n tokens whose embeddings are in s->x, at cache positions
- * [start, start + n) with MRoPE positions pos[a * pos_stride + i]; appends their K/V.
- * want_logits: s->logits = logits of the last of the n tokens. hooks: call the hook with the
- * lm.* checkpoints of these rows. n <= n_batch, start + n <= n_ctx. */
-enum vl_status vl__llm_forward(struct vl_state *s, int64_t start, int64_t n, const int64_t *pos,
-                               int64_t pos_stride, bool want_logits, bool hooks,
-                               struct vl_error *err);
+
+/* One sequence's rows in a forward pass: rows [row0, row0 + n) of the state's buffers are its
+ * tokens at cache positions [start, start + n), MRoPE positions pos[a * pos_stride + i]. */
+struct vl_fwd_seg {
+    struct vl_seq *q;
+    int64_t row0, start, n;
+    const int64_t *pos;
+    int64_t pos_stride;
+};
+
+/* Runs the decoder over the segments' rows (embeddings in s->x, rows of the segments in order),
+ * appending each segment's K/V to its own cache. Linear layers run once over all rows; attention
+ * per segment against its own cache. want_logits: s->logits row k = logits of the last row of
+ * segment k. hooks: the lm.* checkpoints (one segment only). Rows <= n_batch. */
+enum vl_status vl__llm_forward(struct vl_state *s, const struct vl_fwd_seg *segs, int n_seg,
+                               bool want_logits, bool hooks, struct vl_error *err);
 
 /* ---- debug hook helpers (vl_debug.c) ------------------------------------------------------- */
 

@@ -310,8 +310,18 @@ static void run_case(const struct vl_model *m, struct vl_compute *comp, const ch
     vl_st_close(f);
 }
 
-/* All cases on one state with prefix reuse: tokens must not change, and the shared system
- * prompt must be reused from the second request on. */
+/* The prompt segment a sequence's prefix cache covers: ids before the first vision pad (0 for
+ * text-only prompts). */
+static int64_t first_segment(const struct vl_model *m, const int32_t *ids, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] == m->cfg.image_token_id || ids[i] == m->cfg.video_token_id)
+            return i;
+    return 0;
+}
+
+/* All cases on one state with prefix reuse: tokens must not change, and a case whose segment
+ * before the first vision token equals the previous request's takes exactly that from the
+ * cache (text-only prompts and other segments take nothing). */
 static void reuse_pass(const struct vl_model *m, char cases[][LG_PATH_MAX], int n_cases,
                        int threads) {
     struct vl_state_params sp = vl_state_default_params();
@@ -324,6 +334,8 @@ static void reuse_pass(const struct vl_model *m, char cases[][LG_PATH_MAX], int 
     if (!s)
         return;
     int64_t reused = 0;
+    int32_t *prev = NULL;
+    int64_t prev_seg = 0;
     for (int r = 0; r < 2; r++)
         for (int i = 0; i < n_cases; i++) {
             struct vl_st_file *f = lg_open(cases[i]);
@@ -342,12 +354,24 @@ static void reuse_pass(const struct vl_model *m, char cases[][LG_PATH_MAX], int 
                 bad += res.ids[k] != c.want_ids[k];
             T_CHECK_MSG(!bad, "%s: tokens differ with prefix reuse (%lld reused)", cases[i],
                         (long long)res.t.n_reused);
-            if (r > 0 || i > 0)
-                T_CHECK_MSG(res.t.n_reused > 0, "%s: nothing reused", cases[i]);
+            int64_t seg = first_segment(m, c.ids, c.n_ids);
+            bool same = seg > 0 && seg == prev_seg &&
+                        !memcmp(prev, c.ids, (size_t)seg * sizeof *c.ids);
+            T_CHECK_MSG(res.t.n_reused == (same ? seg : 0), "%s: %lld reused, want %lld",
+                        cases[i], (long long)res.t.n_reused, (long long)(same ? seg : 0));
             reused += res.t.n_reused;
+            if (seg > 0) { /* the cache now holds this segment */
+                free(prev);
+                prev = malloc((size_t)seg * sizeof *prev);
+                if (prev)
+                    memcpy(prev, c.ids, (size_t)seg * sizeof *prev);
+                prev_seg = prev ? seg : 0;
+            }
             free_case(&c);
             vl_st_close(f);
         }
+    free(prev);
+    T_CHECK_MSG(reused > 0, "no case reused the cached prefix");
     printf("prefix reuse, threads %d: %lld prompt tokens taken from the cache, tokens identical\n",
            threads, (long long)reused);
     vl_state_free(s);
