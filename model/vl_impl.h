@@ -337,7 +337,7 @@ void vl__linear_swiglu(struct vl_compute *c, float *gate, float *up, const float
 void vl__linear_gemv_multi(struct vl_compute *c, const float *x, int64_t n,
                            const struct vl_linear_out *outs, int n_outs, bool swiglu);
 /* Tests: true sends leftover BF16 GEMV rows through the padded 4-row pass on every table (the
- * path AVX-512 takes), so it can be checked on any machine. */
+ * path a table whose one-row kernel differs from its four-row kernel takes). */
 extern bool vl__gemv_force_pad;
 /* n at or below which vl__linear streams the stored weights (GEMV, BF16 rows 4 at a time);
  * above, panel + sgemm (widening and packing cost ~14 bytes of traffic per weight, worth it

@@ -60,7 +60,8 @@ static void attention_decode_units(void *arg, int ith, int nth) {
     for (int64_t u = ith; u < units; u += nth) {
         const struct vl_fwd_seg *g = &t->segs[t->idx[u / nkv]];
         const int64_t j = u % nkv, cap = g->q->cap, n_keys = g->start + 1;
-        float *scores = s->scores + (int64_t)ith * group * n_keys;
+        /* (group, n_keys) in the worker's own rows: sequences of a step differ in n_keys */
+        float *scores = s->scores + (int64_t)ith * group * s->params.n_ctx;
         const float *kc = g->q->k_cache + ((t->l * nkv + j) * cap) * hd; /* (n_keys, hd) */
         const float *vcache = g->q->v_cache + ((t->l * nkv + j) * cap) * hd;
         const int64_t qoff = g->row0 * nq * hd + j * group * hd;

@@ -77,7 +77,9 @@ AVX512 static inline void bf16_block_fma(const uint16_t *w, const float *xp, __m
                              _mm512_loadu_ps(xp + F32_LANES), *acc_o);
 }
 
-/* One row at a time, as the AVX2 kernel: the weights are one sequential stream. */
+/* One row at a time, as the AVX2 kernel: the weights are one sequential stream. Per row it
+ * computes exactly what gemv_bf16_x4_avx512 computes for each of its rows (one even and one odd
+ * accumulator, blocks in order, the same reduction and tail): batch invariance rests on it. */
 AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w, int64_t in,
                                     int64_t r0, int64_t r1) {
     const int64_t kv = in - in % BF16_BLOCK;
@@ -85,8 +87,7 @@ AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w
     const int64_t pa = vl__gemv_page_ahead;
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *row = w + r * in;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
         int64_t k = 0;
         for (; k + 2 * BF16_BLOCK <= kv; k += 2 * BF16_BLOCK) {
             /* 128 bytes per step: both lines */
@@ -94,15 +95,12 @@ AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w
             _mm_prefetch((const char *)(row + k + BF16_BLOCK + pf), _MM_HINT_T0);
             if ((k & (VL_GEMV_PAGE_ELEMS - 1)) == 0)
                 _mm_prefetch((const char *)(row + k + pa), _MM_HINT_T2);
-            bf16_block_fma(row + k, xp + k, &a0, &a1);
-            bf16_block_fma(row + k + BF16_BLOCK, xp + k + BF16_BLOCK, &a2, &a3);
+            bf16_block_fma(row + k, xp + k, &a, &b);
+            bf16_block_fma(row + k + BF16_BLOCK, xp + k + BF16_BLOCK, &a, &b);
         }
         if (k < kv)
-            bf16_block_fma(row + k, xp + k, &a0, &a1);
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-        for (k = kv; k < in; k++)
-            s += xp[k] * vl__bf16_to_f32(row[k]);
-        y[r] = s;
+            bf16_block_fma(row + k, xp + k, &a, &b);
+        y[r] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(_mm512_add_ps(a, b)), xp, row, in, kv);
     }
 }
 
@@ -187,9 +185,7 @@ static void avx512_init(void) {
     simd_avx512.gemv_bf16_prep = gemv_bf16_prep_avx512;
     simd_avx512.gemv_bf16 = gemv_bf16_avx512;
     simd_avx512.gemv_bf16_x4 = gemv_bf16_x4_avx512;
-    /* its one-row kernel keeps four accumulators (faster alone), so leftover rows of a batch
-     * go through the four-row kernel padded (vl_compute.c) */
-    simd_avx512.gemv_bf16_row_invariant = false;
+    simd_avx512.gemv_bf16_row_invariant = true;
 }
 #endif /* VL_HAVE_X86 */
 

@@ -112,4 +112,64 @@ static inline double lg_rel_l2(const float *got, const float *want, size_t n, do
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* Greedy tokens each golden case holds (gen.decode_ids). */
+#define LG_GEN_TOKENS 24
+
+/* One golden case as a request: prompt ids, vision inputs, the reference's greedy tokens. */
+struct lg_case {
+    int32_t *ids;
+    int64_t n_ids;
+    struct vl_vision_input vis[8];
+    int n_vis;
+    int64_t *want_ids;
+};
+
+static inline bool lg_case_load(struct lg_case *c, const struct vl_st_file *f) {
+    size_t n, ng, np, nsg;
+    memset(c, 0, sizeof *c);
+    int64_t *ids = lg_i64(f, "input_ids", &n);
+    if (!ids)
+        return false;
+    c->ids = malloc(n * sizeof *c->ids);
+    for (size_t i = 0; i < n; i++)
+        c->ids[i] = (int32_t)ids[i];
+    c->n_ids = (int64_t)n;
+    free(ids);
+    const char *kinds[2][2] = {{"image_grid_thw", "pixel_values"},
+                               {"video_grid_thw", "pixel_values_videos"}};
+    for (int v = 0; v < 2; v++) {
+        int64_t *g = lg_i64(f, kinds[v][0], &ng);
+        float *pv = lg_f32(f, kinds[v][1], &np);
+        float *sgt = lg_f32(f, "second_per_grid_ts", &nsg);
+        size_t row = 0;
+        for (size_t i = 0; g && pv && i < ng / 3 && c->n_vis < 8; i++) {
+            struct vl_vision_input *in = &c->vis[c->n_vis++];
+            in->grid_t = g[3 * i];
+            in->grid_h = g[3 * i + 1];
+            in->grid_w = g[3 * i + 2];
+            in->n_patches = in->grid_t * in->grid_h * in->grid_w;
+            in->is_video = v == 1;
+            in->second_per_grid_t = v == 1 && sgt && i < nsg ? sgt[i] : 0.0;
+            const struct vl_st_entry *e = vl_st_find(f, kinds[v][1]);
+            in->patch_dim = e->shape[1];
+            in->pixel_values = malloc((size_t)(in->n_patches * in->patch_dim) * sizeof(float));
+            memcpy(in->pixel_values, pv + row * (size_t)in->patch_dim,
+                   (size_t)(in->n_patches * in->patch_dim) * sizeof(float));
+            row += (size_t)in->n_patches;
+        }
+        free(g);
+        free(pv);
+        free(sgt);
+    }
+    c->want_ids = lg_i64(f, "gen.decode_ids", &n);
+    return c->want_ids && n == LG_GEN_TOKENS;
+}
+
+static inline void lg_case_free(struct lg_case *c) {
+    for (int i = 0; i < c->n_vis; i++)
+        vl_vision_input_free(&c->vis[i]);
+    free(c->ids);
+    free(c->want_ids);
+}
+
 #endif

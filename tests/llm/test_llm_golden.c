@@ -12,7 +12,7 @@
 #define MAX_HOOKED 64
 #define TOPK 5
 #define TOP_ROWS 32 /* prompt rows whose logits are computed at once for the top-5 check */
-#define GEN_TOKENS 24
+#define GEN_TOKENS LG_GEN_TOKENS
 #define GOLDEN_ATTN_BLOCK 48 /* prefill attention rows per block (the cases have S 30..244) */
 /* Relative L2 bound for f32 activations vs the f32 reference (spec §10.3 measured <= 1.1e-6). */
 #define REL_TOL 1e-5
@@ -143,62 +143,6 @@ static bool on_token(int32_t id, float lp, void *user) {
     return true;
 }
 
-struct case_data {
-    int32_t *ids;
-    int64_t n_ids;
-    struct vl_vision_input vis[8];
-    int n_vis;
-    int64_t *want_ids;
-};
-
-static bool load_case(struct case_data *c, const struct vl_st_file *f) {
-    size_t n, ng, np, nsg;
-    memset(c, 0, sizeof *c);
-    int64_t *ids = lg_i64(f, "input_ids", &n);
-    if (!ids)
-        return false;
-    c->ids = malloc(n * sizeof *c->ids);
-    for (size_t i = 0; i < n; i++)
-        c->ids[i] = (int32_t)ids[i];
-    c->n_ids = (int64_t)n;
-    free(ids);
-    const char *kinds[2][2] = {{"image_grid_thw", "pixel_values"},
-                               {"video_grid_thw", "pixel_values_videos"}};
-    for (int v = 0; v < 2; v++) {
-        int64_t *g = lg_i64(f, kinds[v][0], &ng);
-        float *pv = lg_f32(f, kinds[v][1], &np);
-        float *sgt = lg_f32(f, "second_per_grid_ts", &nsg);
-        size_t row = 0;
-        for (size_t i = 0; g && pv && i < ng / 3 && c->n_vis < 8; i++) {
-            struct vl_vision_input *in = &c->vis[c->n_vis++];
-            in->grid_t = g[3 * i];
-            in->grid_h = g[3 * i + 1];
-            in->grid_w = g[3 * i + 2];
-            in->n_patches = in->grid_t * in->grid_h * in->grid_w;
-            in->is_video = v == 1;
-            in->second_per_grid_t = v == 1 && sgt && i < nsg ? sgt[i] : 0.0;
-            const struct vl_st_entry *e = vl_st_find(f, kinds[v][1]);
-            in->patch_dim = e->shape[1];
-            in->pixel_values = malloc((size_t)(in->n_patches * in->patch_dim) * sizeof(float));
-            memcpy(in->pixel_values, pv + row * (size_t)in->patch_dim,
-                   (size_t)(in->n_patches * in->patch_dim) * sizeof(float));
-            row += (size_t)in->n_patches;
-        }
-        free(g);
-        free(pv);
-        free(sgt);
-    }
-    c->want_ids = lg_i64(f, "gen.decode_ids", &n);
-    return c->want_ids && n == GEN_TOKENS;
-}
-
-static void free_case(struct case_data *c) {
-    for (int i = 0; i < c->n_vis; i++)
-        vl_vision_input_free(&c->vis[i]);
-    free(c->ids);
-    free(c->want_ids);
-}
-
 static struct vl_gen_params golden_params(void) {
     struct vl_gen_params p = vl_gen_default_params();
     p.temperature = 0.0f;
@@ -212,8 +156,8 @@ static struct vl_gen_params golden_params(void) {
 static void run_case(const struct vl_model *m, struct vl_compute *comp, const char *id,
                      int threads) {
     struct vl_st_file *f = lg_open(id);
-    struct case_data c;
-    T_CHECK_MSG(f && load_case(&c, f), "%s: load", id);
+    struct lg_case c;
+    T_CHECK_MSG(f && lg_case_load(&c, f), "%s: load", id);
     if (!f)
         return;
     struct vl_state_params sp = vl_state_default_params();
@@ -224,7 +168,7 @@ static void run_case(const struct vl_model *m, struct vl_compute *comp, const ch
     struct vl_error err = {0};
     T_CHECK_MSG(vl_state_new(&s, m, &sp, &err) == VL_OK, "%s: state: %s", id, err.msg);
     if (!s) {
-        free_case(&c);
+        lg_case_free(&c);
         vl_st_close(f);
         return;
     }
@@ -306,7 +250,7 @@ static void run_case(const struct vl_model *m, struct vl_compute *comp, const ch
     free(want_top5);
     clear_hooks();
     vl_state_free(s);
-    free_case(&c);
+    lg_case_free(&c);
     vl_st_close(f);
 }
 
@@ -339,8 +283,8 @@ static void reuse_pass(const struct vl_model *m, char cases[][LG_PATH_MAX], int 
     for (int r = 0; r < 2; r++)
         for (int i = 0; i < n_cases; i++) {
             struct vl_st_file *f = lg_open(cases[i]);
-            struct case_data c;
-            if (!f || !load_case(&c, f)) {
+            struct lg_case c;
+            if (!f || !lg_case_load(&c, f)) {
                 T_CHECK(0);
                 continue;
             }
@@ -367,7 +311,7 @@ static void reuse_pass(const struct vl_model *m, char cases[][LG_PATH_MAX], int 
                     memcpy(prev, c.ids, (size_t)seg * sizeof *prev);
                 prev_seg = prev ? seg : 0;
             }
-            free_case(&c);
+            lg_case_free(&c);
             vl_st_close(f);
         }
     free(prev);
