@@ -87,7 +87,7 @@ int dp_cmd_version(int argc, char **argv) {
 /* OpenBLAS chose its kernels when it was loaded, before main. If it fell back to a narrower
  * family than this CPU runs (an OpenBLAS older than the CPU), run again with OPENBLAS_CORETYPE
  * naming the widest: GEMMs ~4x faster on Sapphire Rapids with Debian 12's OpenBLAS. A value the
- * user set is kept (that is the opt-out), with a warning. On failure docproc runs on as is. */
+ * user set is kept silently (that is the opt-out). On failure docproc runs on as is. */
 static void blas_core_check(char **argv) {
     const char *want = vl_blas_core_upgrade();
     if (!want)
@@ -98,11 +98,10 @@ static void blas_core_check(char **argv) {
                         "and runs its %s kernels\n", DP_BLAS_CORE_ENV, set, vl_blas_core());
         return;
     }
-    if (set) {
-        fprintf(stderr, "docproc: warning: %s=%s runs narrower GEMM kernels than this CPU can "
-                        "(%s)\n", DP_BLAS_CORE_ENV, set, want);
+    if (set) /* the user's choice (some machines set it because an old OpenBLAS miscomputes or
+              * crashes with the wider kernels there): kept silently; `docproc --version` and
+              * `docproc bench` show the kernels in use */
         return;
-    }
     if (setenv(DP_BLAS_CORE_ENV, want, 1) == 0)
         execv(DP_SELF_EXE, argv);
     unsetenv(DP_BLAS_CORE_ENV);
