@@ -102,6 +102,23 @@ int64_t vl_st_huge_mapped_bytes(const struct vl_st_file *const *files, int n);
 enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_error *err);
 void vl_model_free(struct vl_model *m); /* NULL-safe */
 
+/* Weight formats (vl_quant_model.c; docs/quantization.md). BF16 is the exact path: the weights
+ * as stored (BF16, or F16/F32 checkpoints). Q8 and Q4 are blocks of 32 weights with one f16 scale
+ * (GGUF Q8_0 / Q4_0 layouts) computed with int8 activations quantized on the fly. */
+enum vl_wformat { VL_WFORMAT_BF16 = 0, VL_WFORMAT_Q8, VL_WFORMAT_Q4 };
+bool vl_wformat_parse(const char *s, enum vl_wformat *out); /* "bf16", "q8", "q4" */
+const char *vl_wformat_name(enum vl_wformat f);
+/* Quantizes a freshly loaded model's Linear weights in memory the model owns, before it is
+ * shared: text (LLM q/k/v/o, gate/up/down, lm_head; a tied lm_head gets its own copy and the
+ * embedding stays as stored) and vision (ViT qkv, proj, MLP, merger; bf16 or q8 only). Norms,
+ * biases, embeddings, the patch embedding and attention stay f32/BF16. A group already stored
+ * quantized (a `model quantize` checkpoint) must be asked for in its own format. VL_ERR_INVALID on
+ * a format the checkpoint cannot give, VL_ERR_NOMEM. n_threads workers quantize. */
+enum vl_status vl_model_quantize(struct vl_model *m, enum vl_wformat text, enum vl_wformat vision,
+                                 int n_threads, struct vl_error *err);
+/* The format the model's text (vision false) or vision Linear weights are in now. */
+enum vl_wformat vl_model_wformat(const struct vl_model *m, bool vision);
+
 #define VL_SUMMARY_MAX_FULLATT 64
 #define VL_SUMMARY_MAX_DTYPES 16
 
@@ -127,6 +144,7 @@ struct vl_model_summary {
     /* weight bytes one decode step streams: every decoder layer, the final norm, the lm_head (the
      * embedding when tied) and one embedding row; memory read GB/s over this is decode's bound */
     size_t bytes_decode_step;
+    int weights, vision_weights; /* enum vl_wformat of the Linear weights now (after quantize) */
 };
 void vl_model_summary(const struct vl_model *m, struct vl_model_summary *out);
 const char *vl_dtype_str(int dtype); /* "BF16", ... for an index of n_tensors_by_dtype */
@@ -527,6 +545,20 @@ void vl_seq_release(struct vl_state *s, int seq);
 size_t vl_seq_bytes(const struct vl_model *model, int64_t n_tokens);
 /* Heap bytes of a state with these parameters, sequences' caches excluded. */
 size_t vl_state_bytes(const struct vl_model *model, const struct vl_state_params *params);
+
+/* Teacher-forced comparison of two models on one request (vl_compare.c; `model compare`): for
+ * steps k = 0..steps-1 both models see the prompt plus the reference's first k argmax tokens;
+ * the next-token logits are compared. Both models must share the vocabulary. */
+struct vl_compare_stats {
+    int64_t steps;          /* compared positions */
+    int64_t top1_agree;     /* positions where both argmaxes agree */
+    double kl_mean, kl_max; /* KL(softmax(ref) || softmax(cand)) over the positions, nats */
+    double logits_rel_err;  /* ||cand - ref|| / ||ref|| over all positions' logits */
+    double sq_err, sq_ref;  /* its numerator and denominator squared (to pool requests) */
+};
+enum vl_status vl_compare_run(const struct vl_model *ref, const struct vl_model *cand,
+                              const struct vl_request *req, int64_t steps, int n_threads,
+                              struct vl_compare_stats *out, struct vl_error *err);
 
 /* Tokens one image/video occupies in the prompt: grid_t * grid_h * grid_w / merge^2. */
 int64_t vl_vision_tokens(const struct vl_model *model, const struct vl_vision_input *in);

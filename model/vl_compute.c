@@ -4,6 +4,7 @@
  * elements by (ith, nth) and calls the dispatched SIMD kernel (vl_ops_x86.c) or its scalar twin.
  * Thread-safety: a struct vl_compute belongs to one control thread (the inference state). */
 #include "vl_impl.h"
+#include "vl_quant_impl.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -285,6 +286,11 @@ void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
     VL_ASSERT(!b || (b->ndim == 1 && b->ne[0] == w->ne[0]));
     if (n == 0)
         return;
+    if (vl__dtype_is_quant(w->dtype)) { /* Q8_0 / Q4_0: the integer kernels, any n */
+        struct vl_linear_out o = {.y = y, .w = w, .b = b};
+        vl__qlinear_multi(c, x, n, &o, 1, false);
+        return;
+    }
     if (n <= VL_LINEAR_GEMV_MAX_N) {
         vl__linear_gemv(c, y, x, n, w, b);
         return;
@@ -294,7 +300,14 @@ void vl__linear(struct vl_compute *c, float *y, const float *x, int64_t n,
 
 void vl__linear_multi(struct vl_compute *c, const float *x, int64_t n,
                       const struct vl_linear_out *outs, int n_outs) {
-    if (n <= VL_LINEAR_GEMV_MAX_N) {
+    int n_quant = 0;
+    for (int k = 0; k < n_outs; k++)
+        n_quant += vl__dtype_is_quant(outs[k].w->dtype);
+    if (n_quant == n_outs) { /* Q8_0 / Q4_0: the integer kernels, any n */
+        vl__qlinear_multi(c, x, n, outs, n_outs, false);
+        return;
+    }
+    if (n <= VL_LINEAR_GEMV_MAX_N && n_quant == 0) {
         vl__linear_gemv_multi(c, x, n, outs, n_outs, false);
         return;
     }
@@ -305,7 +318,13 @@ void vl__linear_multi(struct vl_compute *c, const float *x, int64_t n,
 void vl__linear_swiglu(struct vl_compute *c, float *gate, float *up, const float *x, int64_t n,
                        const struct vl_tensor *w_gate, const struct vl_tensor *w_up) {
     VL_ASSERT(w_gate->ne[0] == w_up->ne[0]);
-    if (n <= VL_LINEAR_GEMV_MAX_N) {
+    bool qg = vl__dtype_is_quant(w_gate->dtype), qu = vl__dtype_is_quant(w_up->dtype);
+    if (qg && qu) {
+        struct vl_linear_out o[2] = {{.y = gate, .w = w_gate}, {.y = up, .w = w_up}};
+        vl__qlinear_multi(c, x, n, o, 2, true);
+        return;
+    }
+    if (n <= VL_LINEAR_GEMV_MAX_N && !qg && !qu) {
         struct vl_linear_out o[2] = {{.y = gate, .w = w_gate}, {.y = up, .w = w_up}};
         vl__linear_gemv_multi(c, x, n, o, 2, true);
         return;

@@ -29,6 +29,8 @@ enum vl_dtype {
     VL_DTYPE_BOOL,
     VL_DTYPE_F8_E4M3,
     VL_DTYPE_F8_E5M2,
+    VL_DTYPE_Q8_0, /* blocks of 32 (vl_quant_impl.h); never a safetensors dtype */
+    VL_DTYPE_Q4_0,
     VL_DTYPE_COUNT
 };
 
@@ -44,9 +46,12 @@ struct vl_tensor {
     const char *name; /* borrowed; valid while the owner lives */
 };
 
-size_t vl__dtype_size(enum vl_dtype t);
+size_t vl__dtype_size(enum vl_dtype t);       /* bytes per element; per block of a block type */
+int64_t vl__dtype_block(enum vl_dtype t);     /* elements per block: 1, or 32 for Q8_0/Q4_0 */
 const char *vl__dtype_name(enum vl_dtype t);  /* safetensors spelling: "BF16", "F32", ... */
+/* Element dtypes only (what safetensors may hold); block dtypes by vl__dtype_from_any_name. */
 bool vl__dtype_from_name(const char *name, enum vl_dtype *out);
+bool vl__dtype_from_any_name(const char *name, enum vl_dtype *out);
 bool vl__dtype_is_float(enum vl_dtype t);     /* F32, F16 or BF16 (what the kernels read) */
 int64_t vl__tensor_numel(const struct vl_tensor *t);
 size_t vl__tensor_nbytes(const struct vl_tensor *t);

@@ -281,6 +281,8 @@ void vl_model_summary(const struct vl_model *m, struct vl_model_summary *s) {
     s->bytes_decode_step += nbytes(&w->final_norm) + nbytes(&w->lm_head); /* embed if tied */
     if (w->embed.data) /* the new token's row */
         s->bytes_decode_step += (size_t)c->text.hidden_size * vl__dtype_size(w->embed.dtype);
+    s->weights = (int)vl_model_wformat(m, false);
+    s->vision_weights = (int)vl_model_wformat(m, true);
     /* K and V per layer per token in f32, as the inference state keeps them */
     s->kv_bytes_per_token = (size_t)(2 * c->text.num_hidden_layers * c->text.num_key_value_heads *
                                      c->text.head_dim) *

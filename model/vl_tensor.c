@@ -11,22 +11,25 @@
 
 struct dtype_traits {
     const char *name; /* safetensors dtype string */
-    size_t size;      /* bytes per element */
+    size_t size;      /* bytes per element (per block of a block type) */
+    int64_t block;    /* elements per block (1: an element type) */
 };
 
 static const struct dtype_traits dtype_table[] = {
-    [VL_DTYPE_F32]     = {"F32", 4},
-    [VL_DTYPE_F16]     = {"F16", 2},
-    [VL_DTYPE_BF16]    = {"BF16", 2},
-    [VL_DTYPE_F64]     = {"F64", 8},
-    [VL_DTYPE_I64]     = {"I64", 8},
-    [VL_DTYPE_I32]     = {"I32", 4},
-    [VL_DTYPE_I16]     = {"I16", 2},
-    [VL_DTYPE_I8]      = {"I8", 1},
-    [VL_DTYPE_U8]      = {"U8", 1},
-    [VL_DTYPE_BOOL]    = {"BOOL", 1},
-    [VL_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
-    [VL_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
+    [VL_DTYPE_F32]     = {"F32", 4, 1},
+    [VL_DTYPE_F16]     = {"F16", 2, 1},
+    [VL_DTYPE_BF16]    = {"BF16", 2, 1},
+    [VL_DTYPE_F64]     = {"F64", 8, 1},
+    [VL_DTYPE_I64]     = {"I64", 8, 1},
+    [VL_DTYPE_I32]     = {"I32", 4, 1},
+    [VL_DTYPE_I16]     = {"I16", 2, 1},
+    [VL_DTYPE_I8]      = {"I8", 1, 1},
+    [VL_DTYPE_U8]      = {"U8", 1, 1},
+    [VL_DTYPE_BOOL]    = {"BOOL", 1, 1},
+    [VL_DTYPE_F8_E4M3] = {"F8_E4M3", 1, 1},
+    [VL_DTYPE_F8_E5M2] = {"F8_E5M2", 1, 1},
+    [VL_DTYPE_Q8_0]    = {"Q8_0", 34, 32}, /* VL_Q8_0_BYTES, VL_QK (vl_quant_impl.h) */
+    [VL_DTYPE_Q4_0]    = {"Q4_0", 18, 32},
 };
 static_assert(sizeof dtype_table / sizeof dtype_table[0] == VL_DTYPE_COUNT,
               "dtype_table must have one row per enum vl_dtype");
@@ -41,7 +44,20 @@ const char *vl__dtype_name(enum vl_dtype t) {
     return dtype_table[t].name;
 }
 
+int64_t vl__dtype_block(enum vl_dtype t) {
+    VL_ASSERT((unsigned)t < VL_DTYPE_COUNT);
+    return dtype_table[t].block;
+}
+
 bool vl__dtype_from_name(const char *name, enum vl_dtype *out) {
+    enum vl_dtype t;
+    if (!vl__dtype_from_any_name(name, &t) || dtype_table[t].block != 1)
+        return false;
+    *out = t;
+    return true;
+}
+
+bool vl__dtype_from_any_name(const char *name, enum vl_dtype *out) {
     for (int i = 0; i < VL_DTYPE_COUNT; i++) {
         if (!strcmp(dtype_table[i].name, name)) {
             *out = (enum vl_dtype)i;
@@ -63,7 +79,12 @@ int64_t vl__tensor_numel(const struct vl_tensor *t) {
 }
 
 size_t vl__tensor_nbytes(const struct vl_tensor *t) {
-    return (size_t)vl__tensor_numel(t) * vl__dtype_size(t->dtype);
+    int64_t blk = vl__dtype_block(t->dtype);
+    if (blk == 1)
+        return (size_t)vl__tensor_numel(t) * vl__dtype_size(t->dtype);
+    /* block types: rows of the last dimension, each a whole number of (padded) blocks */
+    int64_t in = t->ndim ? t->ne[t->ndim - 1] : 1, rows = in ? vl__tensor_numel(t) / in : 0;
+    return (size_t)rows * (size_t)((in + blk - 1) / blk) * vl__dtype_size(t->dtype);
 }
 
 enum vl_status vl__tensor_from_st(struct vl_tensor *out, const struct vl_st_entry *e,

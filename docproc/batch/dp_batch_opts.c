@@ -72,6 +72,7 @@ void dp_batch_opts_init(struct dp_batch_opts *o, enum dp_batch_cmd cmd) {
     o->gen.repetition_penalty = DP_BATCH_DEFAULT_REP_PENALTY;
     o->gen.seed = DP_BATCH_DEFAULT_SEED;
     o->gen.threads = dp_cli_default_threads();
+    o->gen.weights = o->gen.vision_weights = -1;
 }
 
 void dp_batch_opts_free(struct dp_batch_opts *o) {

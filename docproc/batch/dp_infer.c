@@ -298,6 +298,8 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
     struct vl_error ve = {0};
     if (st == DP_OK && vl_model_load(&inf->model, o->model_dir, &ve) != VL_OK)
         st = dp_err_set(err, DP_ERR_MODEL, "%s: %s", o->model_dir, ve.msg);
+    if (st == DP_OK)
+        st = dp_cli_model_weights(inf->model, &o->gen, err);
     const struct vl_tokenizer *tok = inf->model ? vl_model_tokenizer(inf->model) : NULL;
     if (st == DP_OK && !tok)
         st = dp_err_set(err, DP_ERR_MODEL, "%s: no tokenizer.json", o->model_dir);

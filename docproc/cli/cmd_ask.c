@@ -488,6 +488,11 @@ int dp_cmd_ask(int argc, char **argv) {
         fprintf(stderr, "docproc ask: %s: %s\n", o.model_dir, verr.msg);
         return DP_EXIT_LOAD;
     }
+    if (dp_cli_model_weights(r.m, &o.gen, &err) != DP_OK) {
+        fprintf(stderr, "docproc ask: %s: %s\n", o.model_dir, err.msg);
+        run_free(&r);
+        return DP_EXIT_LOAD;
+    }
     const struct vl_tokenizer *tok = vl_model_tokenizer(r.m);
     if (!tok) {
         fprintf(stderr, "docproc ask: %s: no tokenizer.json\n", o.model_dir);

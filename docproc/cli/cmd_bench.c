@@ -46,6 +46,7 @@ struct bench_opts {
     int64_t attn_block; /* prefill attention rows per block; 0: the state's default */
     int64_t repeat;     /* timed requests; the figures are the medians */
     int threads;
+    struct dp_cli_gen wf; /* only .weights and .vision_weights (dp_cli_gen_opt parses them) */
     bool verbose, warmup;
 };
 
@@ -62,6 +63,9 @@ static void print_help(void) {
            "  --attn-block N         prefill attention query rows per block [%d]\n"
            "  --repeat N             time N requests and report the median of each stage [1]\n"
            "  --threads N            threads for OpenBLAS and the kernels [online CPUs: %d]\n"
+           "  --weights F            bf16 (exact), q8 or q4: LLM weights quantized at load\n"
+           "                         [bf16; a quantized checkpoint: its own]\n"
+           "  --vision-weights F     bf16 (exact) or q8: vision tower weights [likewise]\n"
            "  --no-warmup            time the first request too (incl. mapping the weights)\n"
            "  -v, --verbose          libvl log lines on stderr\n"
            "  -h, --help             this text\n"
@@ -94,6 +98,7 @@ static const struct option bench_longopts[] = {
     {"attn-block", required_argument, NULL, OPT_ATTN_BLOCK},
     {"repeat", required_argument, NULL, OPT_REPEAT},
     DP_CLI_LONGOPT_THREADS,
+    DP_CLI_LONGOPTS_WEIGHTS,
     {"no-warmup", no_argument, NULL, OPT_NO_WARMUP},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -124,6 +129,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
     o->threads = (int)dp_cli_default_threads();
     o->warmup = true;
     o->repeat = 1;
+    dp_cli_gen_init_model(&o->wf);
     optind = 1;
     opterr = 0;
     int c;
@@ -149,6 +155,13 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
                                           DP_MAX_THREADS, optarg);
             o->threads = (int)v;
             break;
+        case DP_CLI_OPT_WEIGHTS:
+        case DP_CLI_OPT_VISION_WEIGHTS: {
+            struct dp_err e = {0};
+            if (dp_cli_gen_opt(&o->wf, c, optarg, &e) != DP_CLI_OPT_TAKEN)
+                return dp_cli_usage_error(CMD, "%s", e.msg);
+            break;
+        }
         case OPT_NO_WARMUP: o->warmup = false; break;
         case 'v': o->verbose = true; break;
         case 'h': print_help(); return -1;
@@ -346,6 +359,8 @@ static json_t *config_json(const struct bench_opts *o, const struct vl_model_sum
     json_object_set_new(c, "decode_step_weight_bytes",
                         json_integer((json_int_t)sm->bytes_decode_step));
     json_object_set_new(c, "threads", json_integer(o->threads));
+    json_object_set_new(c, "weights", json_string(vl_wformat_name(sm->weights)));
+    json_object_set_new(c, "vision_weights", json_string(vl_wformat_name(sm->vision_weights)));
     json_object_set_new(c, "n_batch", json_integer(sp->n_batch));
     json_object_set_new(c, "attn_block", json_integer(sp->attn_block));
     json_object_set_new(c, "image_size", o->width ? json_sprintf("%ldx%ld", o->width, o->height)
@@ -379,6 +394,15 @@ int dp_cmd_bench(int argc, char **argv) {
     if (vl_model_load(&m, o.model_dir, &err) != VL_OK)
         return fail(o.model_dir, &err);
     double load_s = now_s() - t0;
+    o.wf.threads = o.threads;
+    struct dp_err derr = {0};
+    t0 = now_s();
+    if (dp_cli_model_weights(m, &o.wf, &derr) != DP_OK) {
+        fprintf(stderr, "docproc %s: %s: %s\n", CMD, o.model_dir, derr.msg);
+        vl_model_free(m);
+        return DP_EXIT_LOAD;
+    }
+    double quantize_s = now_s() - t0;
 
     struct vl_vision_input vis = {0};
     bool have_image = o.width > 0;
@@ -479,6 +503,7 @@ int dp_cmd_bench(int argc, char **argv) {
     json_object_set_new(j, "cpu_share", json_real(total_s > 0 ? total_cpu_s /
                                                   ((double)o.threads * total_s) : 0.0));
     json_object_set_new(j, "load_s", json_real(load_s));
+    json_object_set_new(j, "quantize_s", json_real(quantize_s));
     json_object_set_new(j, "warmup_s", json_real(warmup_s));
     json_object_set_new(j, "peak_rss_mib", json_real(peak_rss_mib()));
     json_object_set_new(j, "weights_huge_page_share", huge_page_share(m, &sm));

@@ -27,6 +27,18 @@ void dp_cli_gen_init_model(struct dp_cli_gen *g) {
     g->top_k = -1;
     g->seed = 0;
     g->threads = dp_cli_default_threads();
+    g->weights = g->vision_weights = -1;
+}
+
+enum dp_status dp_cli_model_weights(struct vl_model *m, const struct dp_cli_gen *g,
+                                    struct dp_err *err) {
+    enum vl_wformat text = g->weights >= 0 ? (enum vl_wformat)g->weights : vl_model_wformat(m, false);
+    enum vl_wformat vision =
+        g->vision_weights >= 0 ? (enum vl_wformat)g->vision_weights : vl_model_wformat(m, true);
+    struct vl_error verr = {0};
+    if (vl_model_quantize(m, text, vision, (int)g->threads, &verr) != VL_OK)
+        return dp_err_set(err, DP_ERR_MODEL, "%s", verr.msg);
+    return DP_OK;
 }
 
 #define PREPROC_JSON "preprocessor_config.json"
@@ -124,6 +136,16 @@ enum dp_cli_opt_rc dp_cli_gen_opt(struct dp_cli_gen *g, int c, const char *arg,
                        arg);
         g->threads = (long)v;
         return DP_CLI_OPT_TAKEN;
+    case DP_CLI_OPT_WEIGHTS:
+    case DP_CLI_OPT_VISION_WEIGHTS: {
+        bool vis = c == DP_CLI_OPT_VISION_WEIGHTS;
+        enum vl_wformat f;
+        if (!vl_wformat_parse(arg, &f) || (vis && f == VL_WFORMAT_Q4))
+            return BAD("--%sweights: expected %s, got '%s'", vis ? "vision-" : "",
+                       vis ? "bf16 or q8" : "bf16, q8 or q4", arg);
+        *(vis ? &g->vision_weights : &g->weights) = (int)f;
+        return DP_CLI_OPT_TAKEN;
+    }
     default: return DP_CLI_OPT_NOT_MINE;
     }
 }
@@ -203,5 +225,12 @@ void dp_cli_gen_help(struct dp_buf *b, unsigned mask, const struct dp_cli_gen *g
         else
             snprintf(d, sizeof d, "%ld", g->threads);
         dp_cli_help_line(b, "--threads N", "threads for OpenBLAS and the kernels", d);
+        dp_cli_help_line(b, "--weights F", "bf16 (exact), q8 or q4: LLM weights quantized at load",
+                         g->weights >= 0 ? vl_wformat_name((enum vl_wformat)g->weights)
+                                         : "bf16; a quantized checkpoint: its own");
+        dp_cli_help_line(b, "--vision-weights F", "bf16 (exact) or q8: vision tower weights",
+                         g->vision_weights >= 0
+                             ? vl_wformat_name((enum vl_wformat)g->vision_weights)
+                             : "bf16; a quantized checkpoint: its own");
     }
 }

@@ -39,6 +39,8 @@ enum dp_cli_opt_id {
     DP_CLI_OPT_REP_PENALTY,
     DP_CLI_OPT_SEED,
     DP_CLI_OPT_THREADS,
+    DP_CLI_OPT_WEIGHTS,
+    DP_CLI_OPT_VISION_WEIGHTS,
 };
 
 /* struct option entries; a command lists the groups (or single entries) it takes. */
@@ -51,13 +53,17 @@ enum dp_cli_opt_id {
         {"password", required_argument, NULL, DP_CLI_OPT_PASSWORD},                                \
         {"max-decode-pixels", required_argument, NULL, DP_CLI_OPT_MAX_DECODE_PIXELS}
 #define DP_CLI_LONGOPT_THREADS {"threads", required_argument, NULL, DP_CLI_OPT_THREADS}
+#define DP_CLI_LONGOPTS_WEIGHTS                                                                    \
+    {"weights", required_argument, NULL, DP_CLI_OPT_WEIGHTS},                                      \
+        {"vision-weights", required_argument, NULL, DP_CLI_OPT_VISION_WEIGHTS}
 #define DP_CLI_LONGOPTS_GEN                                                                        \
     {"max-new-tokens", required_argument, NULL, DP_CLI_OPT_MAX_NEW_TOKENS},                        \
         {"temperature", required_argument, NULL, DP_CLI_OPT_TEMPERATURE},                          \
         {"top-k", required_argument, NULL, DP_CLI_OPT_TOP_K},                                      \
         {"top-p", required_argument, NULL, DP_CLI_OPT_TOP_P},                                      \
         {"repetition-penalty", required_argument, NULL, DP_CLI_OPT_REP_PENALTY},                   \
-        {"seed", required_argument, NULL, DP_CLI_OPT_SEED}, DP_CLI_LONGOPT_THREADS
+        {"seed", required_argument, NULL, DP_CLI_OPT_SEED}, DP_CLI_LONGOPT_THREADS,               \
+        DP_CLI_LONGOPTS_WEIGHTS
 
 /* Generation settings as given on the command line. A negative temperature, top_k, top_p or
  * repetition_penalty means "the model's generation_config.json" (ask); extract/batch/tables
@@ -70,6 +76,8 @@ struct dp_cli_gen {
     double repetition_penalty; /* 1 = off */
     uint64_t seed;
     long threads;       /* OpenBLAS + our pool [dp_cli_default_threads()] */
+    int weights;        /* --weights: enum vl_wformat, or -1 = as stored (bf16 for a BF16 one) */
+    int vision_weights; /* --vision-weights: likewise (bf16 or q8) */
 };
 
 /* Result of offering one getopt_long return value to a shared handler. */
@@ -83,7 +91,8 @@ enum dp_cli_opt_rc {
  * dp_page_sel_parse), --password, --max-decode-pixels. */
 enum dp_cli_opt_rc dp_cli_ingest_opt(struct dp_ingest_opts *ing, const char **pages, int c,
                                      const char *arg, struct dp_err *err);
-/* --max-new-tokens, --temperature, --top-k, --top-p, --repetition-penalty, --seed, --threads. */
+/* --max-new-tokens, --temperature, --top-k, --top-p, --repetition-penalty, --seed, --threads,
+ * --weights bf16|q8|q4, --vision-weights bf16|q8. */
 enum dp_cli_opt_rc dp_cli_gen_opt(struct dp_cli_gen *g, int c, const char *arg,
                                   struct dp_err *err);
 
@@ -92,6 +101,12 @@ long dp_cli_default_threads(void);
 /* All generation settings at "the model's generation_config.json" (negative), the published
  * max-new-tokens default, seed 0 and dp_cli_default_threads(). */
 void dp_cli_gen_init_model(struct dp_cli_gen *g);
+struct vl_model;
+/* Applies --weights / --vision-weights to a freshly loaded model (vl_model_quantize with
+ * g->threads; an option not given keeps what the checkpoint stores). DP_ERR_MODEL with the
+ * library's message when the checkpoint cannot give the format (exit 3). */
+enum dp_status dp_cli_model_weights(struct vl_model *m, const struct dp_cli_gen *g,
+                                    struct dp_err *err);
 
 /* Help lines (one per option, with the current value as the default in brackets) for the options
  * in mask, in a fixed order. min/max_pixels 0 print as "model's preprocessor"
@@ -106,7 +121,7 @@ enum {
 };
 enum {
     DP_CLI_GEN_SAMPLING = 1u << 0, /* all but --threads */
-    DP_CLI_GEN_THREADS = 1u << 1,
+    DP_CLI_GEN_THREADS = 1u << 1,  /* --threads, --weights, --vision-weights */
     DP_CLI_GEN_ALL = (1u << 2) - 1,
 };
 void dp_cli_ingest_help(struct dp_buf *b, unsigned mask, const struct dp_ingest_opts *ing);

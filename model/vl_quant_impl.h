@@ -1,0 +1,73 @@
+/* model/ private declarations of the quantized weights (vl_quant.c, vl_quant_ops.c,
+ * vl_quant_x86.c, vl_quant_model.c). Never included by a public header.
+ *
+ * Block formats (docs/quantization.md): 32 weights per block, one f16 scale per block, byte
+ * layouts identical to GGUF's Q8_0 and Q4_0 so llama.cpp's files can be read in place:
+ *   Q8_0: { f16 d; int8 q[32] }   34 bytes, x = d * q, q in [-127, 127]
+ *   Q4_0: { f16 d; u8 qs[16] }    18 bytes, x = d * (nibble - 8); byte j holds element j in its
+ *                                 low nibble and element j + 16 in its high nibble
+ * A row of `in` weights is ceil(in / 32) blocks (the last one zero-padded: our own files only;
+ * GGUF rows are whole blocks). Quantized tensors keep their logical shape [out, in].
+ *
+ *   vl__qlinear_multi(c, x, n, outs, n_outs, swiglu);  // what vl__linear* call for Q8_0 / Q4_0
+ *
+ * Activations are quantized per block of 32 on the fly (int8, f32 scale d = amax / 127), and each
+ * output is  y = sum over blocks of d_w * d_x * (int32 dot of the 32 int8 products), accumulated
+ * in 8 f32 lanes (lane l takes elements 4l..4l+3 of every block) and reduced in a fixed order. The
+ * scalar twins compute exactly that, so every table gives bit-identical results, and an output
+ * row never depends on the other rows computed with it (batching, threads, chunking). */
+#ifndef VL_QUANT_IMPL_H
+#define VL_QUANT_IMPL_H
+
+#include "vl_impl.h"
+
+#define VL_QK 32            /* weights per block */
+#define VL_Q8_0_BYTES 34    /* f16 scale + 32 int8 */
+#define VL_Q4_0_BYTES 18    /* f16 scale + 16 bytes of nibbles */
+#define VL_Q8_MAX 127       /* |q| of Q8_0 weights and of quantized activations */
+#define VL_Q4_OFFSET 8      /* Q4_0 nibble bias */
+
+bool vl__dtype_is_quant(enum vl_dtype t);
+int64_t vl__q_blocks(int64_t in);                          /* ceil(in / VL_QK) */
+size_t vl__q_row_bytes(enum vl_dtype t, int64_t in);       /* bytes of one quantized row */
+
+/* f32 -> f16 with round-to-nearest-even (subnormals, overflow to inf), exact inverse of
+ * vl__f16_to_f32 on representable values. */
+uint16_t vl__f32_to_f16(float f);
+
+/* One row of n weights into ceil(n / 32) blocks (t = Q8_0 or Q4_0), and back (dst: n floats). */
+void vl__quantize_row(void *dst, enum vl_dtype t, const float *x, int64_t n);
+void vl__dequantize_row(float *dst, enum vl_dtype t, const void *src, int64_t n);
+
+/* Activations: x[n] -> q[nb * 32] (zero-padded) and d[nb] with d = amax / 127, q = round(x / d)
+ * (ties to even). Deterministic scalar code shared by every table. */
+void vl__quantize_act(int8_t *q, float *d, const float *x, int64_t n);
+
+/* Integer kernels, one table per instruction set (scalar twin first). */
+struct vl_qsimd {
+    const char *name; /* "scalar", "avx2" */
+    /* y[i * ldy + r] = dot(W row r, x row i) for x rows i in [0, nx) and weight rows r in [r0, r1).
+     * xq: (nx, nb * 32) int8, xd: (nx, nb) scales, w: rows of nb blocks of type t. */
+    void (*gemm)(float *y, int64_t ldy, const int8_t *xq, const float *xd, int64_t nx,
+                 const uint8_t *w, enum vl_dtype t, int64_t nb, int64_t r0, int64_t r1);
+};
+const struct vl_qsimd *vl__qsimd(void);        /* the dispatched table (VL_SIMD=off: scalar) */
+const struct vl_qsimd *vl__qsimd_scalar(void);
+const struct vl_qsimd *vl__qsimd_avx2(void);   /* NULL without AVX2 + FMA + F16C */
+#define VL_QSIMD_MAX_TABLES 2
+int vl__qsimd_tables(const struct vl_qsimd *out[VL_QSIMD_MAX_TABLES]);
+
+/* The quantized Linear: y_k = x . W_k^T (+ b_k) for Q8_0 / Q4_0 weights of one input width,
+ * as vl__linear_multi (swiglu: outs = {gate, up}, then gate = silu(gate) * up). Uses c->scratch
+ * for the quantized x rows, the pool for the output rows. */
+void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
+                       const struct vl_linear_out *outs, int n_outs, bool swiglu);
+/* The Linear weights a format covers (vl_model_quantize's list): writes up to cap pointers into
+ * m->w to out (may be NULL with cap 0) and returns how many there are. */
+int vl__quant_targets(struct vl_model *m, bool vision, struct vl_tensor **out, int cap);
+
+/* Double-precision reference of one quantized Linear (tests): W dequantized, x not quantized. */
+void vl__qlinear_ref(float *y, const float *x, int64_t n, const struct vl_tensor *w,
+                     const struct vl_tensor *b);
+
+#endif

@@ -1,0 +1,120 @@
+/* Quantized weights, part 3: the AVX2 integer kernel (vpmaddubsw / vpmaddwd), compiled with a
+ * per-function target attribute and picked at run time (vl__qsimd), never with -march=native.
+ * Per block of 32: |w| (u8) times sign(x, w) (s8) in pairs (vpmaddubsw: |w|, |x| <= 128 and
+ * 127, so no pair saturates), pairs summed to 8 int32 lanes (vpmaddwd with ones), converted to
+ * f32 and accumulated with d_w * d_x by FMA: exactly the scalar twin's arithmetic (vl_quant.c),
+ * so both tables give bit-identical outputs. Four x rows share each weight block load.
+ * No AVX-512 / VNNI kernels: no machine of this project could test them (docs/quantization.md).
+ * Pure functions; thread-safe. */
+#include "vl_quant_impl.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define VL_HAVE_X86 1
+#include <immintrin.h>
+#endif
+
+#ifdef VL_HAVE_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define X_ROWS 4 /* x rows per weight-block load */
+/* x rows per tile: the quantized rows one pass over a weight row meets stay in L2 */
+#define X_TILE_BYTES ((size_t)128 << 10)
+
+AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline float f16_at(const uint8_t *p) {
+    uint16_t h;
+    __builtin_memcpy(&h, p, sizeof h);
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
+/* The block's 32 signed weights in element order, and its scale. */
+AVX2 static inline __m256i load_block(const uint8_t *blk, enum vl_dtype t, float *d) {
+    *d = f16_at(blk);
+    if (t == VL_DTYPE_Q8_0)
+        return _mm256_loadu_si256((const __m256i *)(blk + 2));
+    const __m128i qs = _mm_loadu_si128((const __m128i *)(blk + 2));
+    const __m128i lo_mask = _mm_set1_epi8(0x0f);
+    __m128i lo = _mm_and_si128(qs, lo_mask);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), lo_mask);
+    __m256i q = _mm256_set_m128i(hi, lo); /* elements 0..15 low nibbles, 16..31 high */
+    return _mm256_sub_epi8(q, _mm256_set1_epi8(VL_Q4_OFFSET));
+}
+
+/* acc += cvt(lane sums of w . x) * (dw * dx) */
+AVX2 static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int8_t *xb,
+                                    __m256 dw, const float *dx) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i x = _mm256_loadu_si256((const __m256i *)xb);
+    __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w));
+    __m256i p32 = _mm256_madd_epi16(p16, ones);
+    __m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ss(dx));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), d, acc);
+}
+
+AVX2 static void dot_x4(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                        const uint8_t *wr, enum vl_dtype t, size_t bs, int64_t nb) {
+    const int64_t xrow = nb * VL_QK;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t b = 0; b < nb; b++) {
+        float dws;
+        __m256i w = load_block(wr + (size_t)b * bs, t, &dws);
+        __m256i aw = _mm256_sign_epi8(w, w); /* |w| as u8 (|-128| = 128 reads right) */
+        __m256 dw = _mm256_set1_ps(dws);
+        const int8_t *xb = xq + b * VL_QK;
+        a0 = block_fma(a0, aw, w, xb, dw, xd + b);
+        a1 = block_fma(a1, aw, w, xb + xrow, dw, xd + nb + b);
+        a2 = block_fma(a2, aw, w, xb + 2 * xrow, dw, xd + 2 * nb + b);
+        a3 = block_fma(a3, aw, w, xb + 3 * xrow, dw, xd + 3 * nb + b);
+    }
+    y[0] = hsum8(a0);
+    y[ldy] = hsum8(a1);
+    y[2 * ldy] = hsum8(a2);
+    y[3 * ldy] = hsum8(a3);
+}
+
+AVX2 static float dot_x1(const int8_t *xq, const float *xd, const uint8_t *wr, enum vl_dtype t,
+                         size_t bs, int64_t nb) {
+    __m256 a0 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        float dws;
+        __m256i w = load_block(wr + (size_t)b * bs, t, &dws);
+        a0 = block_fma(a0, _mm256_sign_epi8(w, w), w, xq + b * VL_QK, _mm256_set1_ps(dws),
+                       xd + b);
+    }
+    return hsum8(a0);
+}
+
+AVX2 static void gemm_avx2(float *y, int64_t ldy, const int8_t *xq, const float *xd, int64_t nx,
+                           const uint8_t *w, enum vl_dtype t, int64_t nb, int64_t r0, int64_t r1) {
+    const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs;
+    const int64_t xrow = nb * VL_QK;
+    int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);
+    tile = tile < X_ROWS ? X_ROWS : tile - tile % X_ROWS;
+    for (int64_t i0 = 0; i0 < nx; i0 += tile) {
+        int64_t i1 = nx - i0 < tile ? nx : i0 + tile;
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *wr = w + (size_t)r * rb;
+            int64_t i = i0;
+            for (; i + X_ROWS <= i1; i += X_ROWS)
+                dot_x4(y + i * ldy + r, ldy, xq + i * xrow, xd + i * nb, wr, t, bs, nb);
+            for (; i < i1; i++)
+                y[i * ldy + r] = dot_x1(xq + i * xrow, xd + i * nb, wr, t, bs, nb);
+        }
+    }
+}
+
+static const struct vl_qsimd qsimd_avx2 = {.name = "avx2", .gemm = gemm_avx2};
+#endif
+
+const struct vl_qsimd *vl__qsimd_avx2(void) {
+#ifdef VL_HAVE_X86
+    if (vl__simd_avx2()) /* the same CPU check (AVX2 + FMA + F16C, OS-enabled) */
+        return &qsimd_avx2;
+#endif
+    return NULL;
+}

@@ -1,0 +1,400 @@
+/* Unit tests of the quantized weights (model/vl_quant*.c): f16 scale rounding over every f16
+ * code, Q8_0 / Q4_0 quantize -> dequantize within each format's bound (and Q4_0 never worse than
+ * llama.cpp's plain Q4_0 choice), the activation quantizer's bound, every integer kernel table
+ * against an independent integer reference and bit-identical to the scalar twin, results of a
+ * row independent of the rows computed with it, and the pool front end (vl__linear on Q8_0/Q4_0
+ * weights, fused q/k/v and SwiGLU) at 1 and 2 threads against the dequantized double reference
+ * within the bound the activation rounding allows. */
+#include "t.h"
+#include "vl_impl.h"
+#include "vl_quant_impl.h"
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
+}
+
+/* Weight-like values: mostly small, some outliers, some blocks all zero or tiny. */
+static void fill(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = frand() * scale;
+        if (i % 97 == 5)
+            v *= 8.0f;
+        x[i] = v;
+    }
+    if (n >= 64)
+        for (int j = 32; j < 64; j++)
+            x[j] = 0.0f; /* an all-zero block */
+}
+
+/* ---- f16 ---------------------------------------------------------------------------------- */
+
+static void test_f16(void) {
+    int64_t bad = 0;
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        float f = vl__f16_to_f32((uint16_t)h);
+        if (f != f)
+            continue;
+        bad += vl__f32_to_f16(f) != h;
+    }
+    T_EQ_I64(bad, 0);
+    /* random floats: the result is a nearest f16 (ties to even) */
+    int64_t not_nearest = 0;
+    for (int i = 0; i < 200000; i++) {
+        float f = frand() * ldexpf(1.0f, (int)(frand() * 30.0f) - 8);
+        uint16_t h = vl__f32_to_f16(f);
+        double got = vl__f16_to_f32(h), err = fabs(got - f);
+        if ((h & 0x7c00u) == 0x7c00u) {
+            not_nearest += fabs((double)f) < 65520.0;
+            continue;
+        }
+        for (int dlt = -1; dlt <= 1; dlt += 2) {
+            uint16_t n = (uint16_t)(h + dlt);
+            if ((h & 0x7fffu) == 0 && dlt < 0)
+                continue;
+            double alt = vl__f16_to_f32(n);
+            if (alt != alt || isinf(alt))
+                continue;
+            double e2 = fabs(alt - f);
+            if (e2 < err || (e2 == err && (h & 1u)))
+                not_nearest++;
+        }
+    }
+    T_EQ_I64(not_nearest, 0);
+    T_EQ_I64(vl__f32_to_f16(1.0f), 0x3c00);
+    T_EQ_I64(vl__f32_to_f16(-2.0f), 0xc000);
+    T_EQ_I64(vl__f32_to_f16(65520.0f), 0x7c00);   /* rounds to inf */
+    T_EQ_I64(vl__f32_to_f16(5.96046448e-8f), 1);  /* smallest subnormal */
+    T_EQ_I64(vl__f32_to_f16(2.98023224e-8f), 0);  /* half of it: ties to even (0) */
+}
+
+/* ---- formats ------------------------------------------------------------------------------ */
+
+/* llama.cpp's plain Q4_0 choice of one block (d = m / -8, unrounded 1/d): squared error. */
+static double plain_q4_sse(const float *v, int n) {
+    float m = 0.0f;
+    for (int j = 0; j < n; j++)
+        if (fabsf(v[j]) > fabsf(m))
+            m = v[j];
+    float d = m / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    float dh = vl__f16_to_f32(vl__f32_to_f16(d));
+    double e = 0;
+    for (int j = 0; j < n; j++) {
+        float r = v[j] * id + 8.5f;
+        int q = r < 0 ? 0 : (int)r;
+        q = q > 15 ? 15 : q;
+        double diff = (double)v[j] - (double)dh * (q - 8);
+        e += diff * diff;
+    }
+    return e;
+}
+
+static void test_formats(void) {
+    const int64_t sizes[] = {32, 64, 96, 100, 1, 2048};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        const int64_t n = sizes[s], nb = vl__q_blocks(n);
+        float *x = malloc((size_t)nb * VL_QK * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+        uint8_t *q = malloc(vl__q_row_bytes(VL_DTYPE_Q8_0, n));
+        fill(x, n, 0.05f);
+        if (n == 2048)
+            for (int j = 64; j < 96; j++)
+                x[j] = 1e-9f * frand(); /* a block whose scale is an f16 subnormal or zero */
+        /* Q8_0: every value within half a step of its block: |x - x^| <= d / 2 */
+        vl__quantize_row(q, VL_DTYPE_Q8_0, x, n);
+        vl__dequantize_row(y, VL_DTYPE_Q8_0, q, n);
+        int64_t over = 0, out_of_range = 0;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = q + b * VL_Q8_0_BYTES;
+            uint16_t dh;
+            memcpy(&dh, blk, 2);
+            double d = vl__f16_to_f32(dh);
+            for (int j = 0; j < VL_QK && b * VL_QK + j < n; j++) {
+                int64_t k = b * VL_QK + j;
+                over += fabs((double)x[k] - (double)y[k]) > d / 2 * (1 + 1e-6) + 1e-30 &&
+                        fabs((double)x[k] - (double)y[k]) > 1e-7; /* tiny blocks: f16 floor */
+                out_of_range += (int8_t)blk[2 + j] < -VL_Q8_MAX;
+            }
+        }
+        T_CHECK_MSG(over == 0, "Q8_0 n=%lld: %lld values beyond d/2", (long long)n, (long long)over);
+        T_EQ_I64(out_of_range, 0);
+        /* Q4_0: per block, squared error <= llama.cpp's plain Q4_0 choice's, and <= 32 d0^2 */
+        free(q);
+        q = malloc(vl__q_row_bytes(VL_DTYPE_Q4_0, n));
+        vl__quantize_row(q, VL_DTYPE_Q4_0, x, n);
+        vl__dequantize_row(y, VL_DTYPE_Q4_0, q, n);
+        int64_t worse = 0, beyond = 0;
+        double sse_ours = 0, sse_plain = 0;
+        for (int64_t b = 0; b < nb; b++) {
+            int len = (int)(n - b * VL_QK < VL_QK ? n - b * VL_QK : VL_QK);
+            float v[VL_QK] = {0};
+            memcpy(v, x + b * VL_QK, (size_t)len * sizeof *v);
+            double e = 0, amax = 0;
+            for (int j = 0; j < len; j++) {
+                double diff = (double)v[j] - (double)y[b * VL_QK + j];
+                e += diff * diff;
+                amax = fmax(amax, fabs((double)v[j]));
+            }
+            double plain = plain_q4_sse(v, VL_QK);
+            double d0 = amax / 8 * (1 + 1.0 / 1024); /* plain Q4_0's step, f16-rounded */
+            worse += e > plain * (1 + 1e-9) + 1e-30;
+            /* no value off by more than a step (f16 scales: values below ~6e-8 may round to 0) */
+            beyond += e > VL_QK * (d0 * d0 * (1 + 1e-6) + 6e-8 * 6e-8);
+            sse_ours += e;
+            sse_plain += plain;
+        }
+        T_CHECK_MSG(worse == 0, "Q4_0 n=%lld: %lld blocks worse than plain Q4_0", (long long)n,
+                    (long long)worse);
+        T_EQ_I64(beyond, 0);
+        if (n == 2048)
+            T_CHECK_MSG(sse_ours < 0.99 * sse_plain, "Q4_0 search: sse %g vs plain %g", sse_ours,
+                        sse_plain);
+        /* activations: |x - q d| <= d / 2, |q| <= 127, padding zero */
+        int8_t *xq = malloc((size_t)nb * VL_QK);
+        float *xd = malloc((size_t)nb * sizeof *xd);
+        vl__quantize_act(xq, xd, x, n);
+        int64_t abad = 0;
+        for (int64_t k = 0; k < nb * VL_QK; k++) {
+            double want = k < n ? x[k] : 0.0;
+            double d = xd[k / VL_QK];
+            abad += fabs(want - d * xq[k]) > d / 2 * (1 + 1e-6) || xq[k] < -VL_Q8_MAX;
+        }
+        T_EQ_I64(abad, 0);
+        free(xq);
+        free(xd);
+        free(q);
+        free(x);
+        free(y);
+    }
+    /* non-finite input never misbehaves (NaN quantizes to 0) */
+    float bad[VL_QK] = {NAN, 1.0f, -1.0f};
+    int8_t bq[VL_QK];
+    float bd;
+    vl__quantize_act(bq, &bd, bad, VL_QK);
+    T_EQ_I64(bq[0], 0);
+    T_EQ_I64(bq[1], 127);
+}
+
+/* ---- kernels ------------------------------------------------------------------------------ */
+
+/* Independent reference of one output: sum over blocks of d_w d_x (integer dot), in double. */
+static double dot_int_ref(const int8_t *xq, const float *xd, const uint8_t *w, enum vl_dtype t,
+                          int64_t nb, double *mag) {
+    double s = 0;
+    *mag = 0;
+    float deq[VL_QK];
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * vl__dtype_size(t);
+        vl__dequantize_row(deq, t, blk, VL_QK);
+        for (int j = 0; j < VL_QK; j++) {
+            double p = (double)deq[j] * xd[b] * xq[b * VL_QK + j];
+            s += p;
+            *mag += fabs(p);
+        }
+    }
+    return s;
+}
+
+static void test_kernels(void) {
+    const struct vl_qsimd *tabs[VL_QSIMD_MAX_TABLES];
+    int nt = vl__qsimd_tables(tabs);
+    fprintf(stderr, "quant tables: %d (%s%s%s)\n", nt, tabs[0]->name, nt > 1 ? ", " : "",
+            nt > 1 ? tabs[1]->name : "");
+    const enum vl_dtype types[] = {VL_DTYPE_Q8_0, VL_DTYPE_Q4_0};
+    const int64_t ins[] = {32, 96, 100, 2048};
+    const int64_t nxs[] = {1, 3, 4, 5, 9};
+    const int64_t out = 37;
+    for (size_t ti = 0; ti < 2; ti++) {
+        for (size_t ii = 0; ii < sizeof ins / sizeof *ins; ii++) {
+            const enum vl_dtype t = types[ti];
+            const int64_t in = ins[ii], nb = vl__q_blocks(in);
+            const size_t rb = vl__q_row_bytes(t, in);
+            float *wf = malloc((size_t)(out * in) * sizeof *wf);
+            uint8_t *w = malloc(rb * (size_t)out);
+            fill(wf, out * in, 0.1f);
+            for (int64_t r = 0; r < out; r++)
+                vl__quantize_row(w + r * rb, t, wf + r * in, in);
+            if (t == VL_DTYPE_Q8_0) /* -128 (GGUF files may hold it) reads as -128 */
+                w[2 + 3] = 0x80;
+            const int64_t nxmax = 9;
+            float *x = malloc((size_t)(nxmax * in) * sizeof *x);
+            int8_t *xq = malloc((size_t)(nxmax * nb * VL_QK));
+            float *xd = malloc((size_t)(nxmax * nb) * sizeof *xd);
+            fill(x, nxmax * in, 1.0f);
+            for (int64_t i = 0; i < nxmax; i++)
+                vl__quantize_act(xq + i * nb * VL_QK, xd + i * nb, x + i * in, in);
+            float *ys = malloc((size_t)(nxmax * out) * sizeof *ys);
+            float *yt = malloc((size_t)(nxmax * out) * sizeof *yt);
+            float *y1 = malloc((size_t)out * sizeof *y1);
+            /* scalar twin vs the independent reference */
+            tabs[0]->gemm(ys, out, xq, xd, nxmax, w, t, nb, 0, out);
+            int64_t far = 0;
+            for (int64_t i = 0; i < nxmax; i++)
+                for (int64_t r = 0; r < out; r++) {
+                    double mag, ref = dot_int_ref(xq + i * nb * VL_QK, xd + i * nb, w + r * rb, t,
+                                                  nb, &mag);
+                    far += fabs(ys[i * out + r] - ref) > 1e-5 * mag + 1e-30;
+                }
+            T_CHECK_MSG(far == 0, "%s in=%lld: scalar kernel far from the integer reference",
+                        vl__dtype_name(t), (long long)in);
+            for (int k = 0; k < nt; k++) {
+                for (size_t xi = 0; xi < sizeof nxs / sizeof *nxs; xi++) {
+                    const int64_t nx = nxs[xi];
+                    /* bit-identical to the scalar twin, on a sub-range of rows */
+                    memset(yt, 0, (size_t)(nxmax * out) * sizeof *yt);
+                    tabs[k]->gemm(yt, out, xq, xd, nx, w, t, nb, 3, out);
+                    int64_t diff = 0;
+                    for (int64_t i = 0; i < nx; i++)
+                        diff += memcmp(yt + i * out + 3, ys + i * out + 3,
+                                       (size_t)(out - 3) * sizeof *yt) != 0;
+                    T_CHECK_MSG(diff == 0, "%s %s in=%lld nx=%lld: differs from scalar",
+                                tabs[k]->name, vl__dtype_name(t), (long long)in, (long long)nx);
+                }
+                /* each row alone gives the same bits as in the batch of 9 */
+                int64_t dep = 0;
+                for (int64_t i = 0; i < nxmax; i++) {
+                    tabs[k]->gemm(y1, out, xq + i * nb * VL_QK, xd + i * nb, 1, w, t, nb, 0, out);
+                    dep += memcmp(y1, ys + i * out, (size_t)out * sizeof *y1) != 0;
+                }
+                T_CHECK_MSG(dep == 0, "%s %s in=%lld: a row depends on the batch", tabs[k]->name,
+                            vl__dtype_name(t), (long long)in);
+            }
+            free(wf);
+            free(w);
+            free(x);
+            free(xq);
+            free(xd);
+            free(ys);
+            free(yt);
+            free(y1);
+        }
+    }
+}
+
+/* ---- the Linear front end ------------------------------------------------------------------ */
+
+static struct vl_tensor qtensor(enum vl_dtype t, int64_t out, int64_t in, float scale,
+                                float **wf_out) {
+    float *wf = malloc((size_t)(out * in) * sizeof *wf);
+    fill(wf, out * in, scale);
+    size_t rb = vl__q_row_bytes(t, in);
+    uint8_t *w = malloc(rb * (size_t)out);
+    for (int64_t r = 0; r < out; r++)
+        vl__quantize_row(w + r * rb, t, wf + r * in, in);
+    *wf_out = wf;
+    return (struct vl_tensor){.dtype = t, .ndim = 2, .ne = {out, in}, .data = w, .name = "w"};
+}
+
+/* |y - ref| within what rounding x to int8 allows: sum_k |w^_k| d_x(k) / 2, plus f32 slack. */
+static int64_t beyond_act_bound(const float *y, const float *ref, const float *x, int64_t n,
+                                const struct vl_tensor *w) {
+    const int64_t out = w->ne[0], in = w->ne[1], nb = vl__q_blocks(in);
+    const size_t rb = vl__q_row_bytes(w->dtype, in);
+    float *row = malloc((size_t)in * sizeof *row);
+    int8_t *xq = malloc((size_t)(nb * VL_QK));
+    float *xd = malloc((size_t)nb * sizeof *xd);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        vl__quantize_act(xq, xd, x + i * in, in);
+        for (int64_t r = 0; r < out; r++) {
+            vl__dequantize_row(row, w->dtype, (const uint8_t *)w->data + r * rb, in);
+            double bound = 0, mag = 0;
+            for (int64_t k = 0; k < in; k++) {
+                bound += fabs((double)row[k]) * xd[k / VL_QK] / 2;
+                mag += fabs((double)row[k] * x[i * in + k]);
+            }
+            bad += fabs((double)y[i * out + r] - ref[i * out + r]) > bound + 1e-5 * mag + 1e-6;
+        }
+    }
+    free(row);
+    free(xq);
+    free(xd);
+    return bad;
+}
+
+static void test_linear(void) {
+    const enum vl_dtype types[] = {VL_DTYPE_Q8_0, VL_DTYPE_Q4_0};
+    const int64_t ns[] = {1, 3, 33, 70};
+    const int64_t out = 50, in = 96, nmax = 70;
+    for (size_t ti = 0; ti < 2; ti++) {
+        float *wf, *wf2, *wf3;
+        struct vl_tensor w = qtensor(types[ti], out, in, 0.1f, &wf);
+        struct vl_tensor w2 = qtensor(types[ti], out, in, 0.1f, &wf2);
+        struct vl_tensor w3 = qtensor(types[ti], 20, in, 0.1f, &wf3);
+        float *bias = malloc((size_t)out * sizeof *bias);
+        fill(bias, out, 0.5f);
+        struct vl_tensor b = {.dtype = VL_DTYPE_F32, .ndim = 1, .ne = {out}, .data = bias};
+        float *x = malloc((size_t)(nmax * in) * sizeof *x);
+        fill(x, nmax * in, 1.0f);
+        float *ref = malloc((size_t)(nmax * out) * sizeof *ref);
+        vl__qlinear_ref(ref, x, nmax, &w, &b);
+        float *y = malloc((size_t)(nmax * out) * sizeof *y);
+        float *y1 = malloc((size_t)(nmax * out) * sizeof *y1);
+        float *g = malloc((size_t)(nmax * out) * sizeof *g), *u = malloc(sizeof *u * nmax * out);
+        float *g2 = malloc((size_t)(nmax * out) * sizeof *g2);
+        float *yk = malloc((size_t)(nmax * 20) * sizeof *yk), *yk2 = malloc(sizeof *yk2 * nmax * 20);
+        for (int th = 1; th <= 2; th++) {
+            struct vl_compute c;
+            struct vl_error err = {0};
+            T_CHECK(vl__compute_init(&c, th, out, in, &err) == VL_OK);
+            for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+                const int64_t n = ns[ni];
+                vl__linear(&c, y, x, n, &w, &b);
+                T_CHECK_MSG(beyond_act_bound(y, ref, x, n, &w) == 0,
+                            "%s n=%lld threads=%d: beyond the activation-rounding bound",
+                            vl__dtype_name(types[ti]), (long long)n, th);
+                /* row by row: the same bits */
+                for (int64_t i = 0; i < n; i++)
+                    vl__linear(&c, y1 + i * out, x + i * in, 1, &w, &b);
+                T_CHECK_MSG(!memcmp(y, y1, (size_t)(n * out) * sizeof *y),
+                            "%s n=%lld threads=%d: rows depend on n", vl__dtype_name(types[ti]),
+                            (long long)n, th);
+                /* fused SwiGLU == two Linears and silu_mul per row */
+                vl__linear_swiglu(&c, g, u, x, n, &w, &w2);
+                vl__linear(&c, g2, x, n, &w, NULL);
+                vl__linear(&c, y1, x, n, &w2, NULL);
+                for (int64_t i = 0; i < n; i++) /* SiLU's vectors start at each row */
+                    vl__simd()->silu_mul(g2 + i * out, y1 + i * out, out);
+                T_CHECK(!memcmp(g, g2, (size_t)(n * out) * sizeof *g));
+                /* fused q/k/v-style multi == separate Linears */
+                struct vl_linear_out o[3] = {{.y = g, .w = &w, .b = &b}, {.y = u, .w = &w2},
+                                             {.y = yk, .w = &w3}};
+                vl__linear_multi(&c, x, n, o, 3);
+                vl__linear(&c, y1, x, n, &w2, NULL);
+                vl__linear(&c, yk2, x, n, &w3, NULL);
+                T_CHECK(!memcmp(g, y, (size_t)(n * out) * sizeof *g));
+                T_CHECK(!memcmp(u, y1, (size_t)(n * out) * sizeof *u));
+                T_CHECK(!memcmp(yk, yk2, (size_t)(n * 20) * sizeof *yk));
+            }
+            vl__compute_free(&c);
+        }
+        free(wf);
+        free(wf2);
+        free(wf3);
+        free((void *)w.data);
+        free((void *)w2.data);
+        free((void *)w3.data);
+        free(bias);
+        free(x);
+        free(ref);
+        free(y);
+        free(y1);
+        free(g);
+        free(u);
+        free(g2);
+        free(yk);
+        free(yk2);
+    }
+}
+
+int main(void) {
+    test_f16();
+    test_formats();
+    test_kernels();
+    test_linear();
+    fprintf(stderr, "integer kernels in use: %s\n", vl__qsimd()->name);
+    return t_done();
+}
