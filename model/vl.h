@@ -116,6 +116,12 @@ const char *vl_wformat_name(enum vl_wformat f);
  * a format the checkpoint cannot give, VL_ERR_NOMEM. n_threads workers quantize. */
 enum vl_status vl_model_quantize(struct vl_model *m, enum vl_wformat text, enum vl_wformat vision,
                                  int n_threads, struct vl_error *err);
+/* Writes a quantized model as a checkpoint directory dir (must exist): the source's config and
+ * tokenizer files, one model.safetensors (block tensors as U8 rows, the rest as stored) and
+ * quantization.json describing them (vl_quant_ckpt.c, docs/quantization.md). vl_model_load
+ * maps it back without a copy. VL_ERR_INVALID if nothing is quantized. */
+enum vl_status vl_model_write_quantized(const struct vl_model *m, const char *dir,
+                                        struct vl_error *err);
 /* The format the model's text (vision false) or vision Linear weights are in now. */
 enum vl_wformat vl_model_wformat(const struct vl_model *m, bool vision);
 

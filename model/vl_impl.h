@@ -227,8 +227,10 @@ struct vl_model {
     struct vl_st_file **files;     /* one per shard */
     int n_files;
     struct vl_tokenizer *tok;      /* NULL if loaded without tokenizer */
-    void **owned;                  /* aligned copies of unaligned tensors [n_owned] */
+    void **owned;                  /* aligned copies of unaligned tensors, quantized weights */
     int n_owned;
+    void *quant_desc;              /* GHashTable canonical name -> block dtype + 1 of a
+                                    * `model quantize` checkpoint (vl_quant_model.c); or NULL */
 };
 
 /* Binds m->files' tensors to m->w per the table (m->cfg set); errors on missing, unexpected,

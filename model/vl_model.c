@@ -5,6 +5,7 @@
  * Weights stay mmapped in their stored dtype (no copy; RSS grows only with the pages touched).
  * Thread-safety: a loaded model is immutable and may be shared by threads. */
 #include "vl_impl.h"
+#include "vl_quant_impl.h"
 
 #include <errno.h>
 #include <glib.h>
@@ -140,6 +141,7 @@ void vl_model_free(struct vl_model *m) {
         vl__free(m->owned[i]);
     vl__free(m->owned);
     vl__weights_free(&m->w);
+    vl__quant_desc_free(m);
     vl_tokenizer_free(m->tok);
     vl__free(m->dir);
     vl__free(m);
@@ -167,6 +169,8 @@ enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_e
             st = vl__err(err, VL_ERR_MODEL, "%s: neither %s nor %s found", dir, SINGLE_FILE,
                          INDEX_FILE);
     }
+    if (st == VL_OK)
+        st = vl__quant_desc_load(m, dir, err);
     if (st == VL_OK)
         st = vl__weights_bind(m, err);
     if (st == VL_OK)

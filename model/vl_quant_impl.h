@@ -66,6 +66,21 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
  * m->w to out (may be NULL with cap 0) and returns how many there are. */
 int vl__quant_targets(struct vl_model *m, bool vision, struct vl_tensor **out, int cap);
 
+/* Quantized checkpoints (`docproc model quantize`, vl_quant_ckpt.c): DIR/quantization.json
+ * describes which tensors of the safetensors files are blocks; they are stored as U8 tensors of
+ * shape [out, row bytes] under their own names and bound as block views [out, in] of the mapping.
+ * vl__quant_desc_load reads the description if present (m->quant_desc; absent: NULL, VL_OK). */
+#define VL_QUANT_DESC_FILE "quantization.json"
+#define VL_QUANT_DESC_FORMAT "docproc-blocks"
+#define VL_QUANT_DESC_VERSION 1
+enum vl_status vl__quant_desc_load(struct vl_model *m, const char *dir, struct vl_error *err);
+void vl__quant_desc_free(struct vl_model *m);
+bool vl__quant_desc_type(const struct vl_model *m, const char *canonical, enum vl_dtype *out);
+/* Binds entry e (U8 [want[0], row bytes of want[1]]) as a dtype t view of shape want. */
+enum vl_status vl__quant_bind(struct vl_tensor *dst, const struct vl_st_entry *e,
+                              const char *file, const char *name, enum vl_dtype t,
+                              const int64_t *want, int nd, struct vl_error *err);
+
 /* Double-precision reference of one quantized Linear (tests): W dequantized, x not quantized. */
 void vl__qlinear_ref(float *y, const float *x, int64_t n, const struct vl_tensor *w,
                      const struct vl_tensor *b);

@@ -7,6 +7,7 @@
  * The same table enumerates tensors for `docproc model synth` (vl__weights_foreach).
  * Thread-safety: binding runs once at load; the result is read-only. */
 #include "vl_impl.h"
+#include "vl_quant_impl.h"
 
 #include <glib.h>
 #include <stddef.h>
@@ -198,6 +199,9 @@ static enum vl_status bind_one(struct vl_model *m, struct vl_tensor *dst, const 
                                const char *name, const int64_t *want, int nd,
                                struct vl_error *err) {
     const struct vl_st_entry *e = f->e;
+    enum vl_dtype qt;
+    if (vl__quant_desc_type(m, name, &qt)) /* a `model quantize` checkpoint's block tensor */
+        return vl__quant_bind(dst, e, f->file, name, qt, want, nd, err);
     char got_s[128], want_s[128];
     bool same = e->ndim == nd;
     for (int d = 0; same && d < nd; d++)
@@ -283,6 +287,11 @@ enum vl_status vl__weights_bind(struct vl_model *m, struct vl_error *err) {
             entry_name(buf, sizeof buf, b, i);
             int nd = expected_shape(c, b, ne);
             struct found *fd = g_hash_table_lookup(all, buf);
+            if (is_head && is_tied && fd && vl__quant_desc_type(m, buf, &(enum vl_dtype){0})) {
+                fd->used = true; /* a quantized checkpoint's own copy of the tied lm_head */
+                st = bind_one(m, field_of(w, b, i), fd, buf, ne, nd, err);
+                continue;
+            }
             if (is_head && is_tied) {
                 if (fd) {
                     fd->used = true; /* tied: the reference uses the embedding, not this copy */

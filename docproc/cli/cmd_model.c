@@ -25,7 +25,10 @@
 
 static void print_help(void) {
     printf("usage: docproc model info [--json] [--no-scan] DIR\n"
-           "       docproc model synth --shape 3b|7b|tiny -o DIR [options]\n\n"
+           "       docproc model synth --shape 3b|7b|tiny -o DIR [options]\n"
+           "       docproc model quantize DIR --to q8|q4 -o OUT [options]\n"
+           "       docproc model compare --model DIR --weights q8|q4 --against bf16|DIR [options]\n"
+           "(quantize and compare: docproc model quantize --help, docproc model compare --help)\n\n"
            "info: load and validate a checkpoint and describe it.\n"
            "  --json            one JSON object instead of text\n"
            "  --no-scan         skip reading every weight for NaN/Inf [scan]\n\n"
@@ -123,6 +126,11 @@ static void print_json(const struct vl_model *m, const struct vl_model_summary *
         "kv_bytes_per_token", (json_int_t)s->kv_bytes_per_token, "decode_step_weight_bytes",
         (json_int_t)s->bytes_decode_step, "resident_after_load_bytes",
         (json_int_t)rss, "check", "scanned", scanned, "nonfinite_values", (json_int_t)bad);
+    if (o)
+        json_object_set_new(o, "weights",
+                            json_pack("{s:s, s:s}", "text",
+                                      vl_wformat_name((enum vl_wformat)s->weights), "vision",
+                                      vl_wformat_name((enum vl_wformat)s->vision_weights)));
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     if (text)
         puts(text);
@@ -172,7 +180,9 @@ static void print_text(const struct vl_model *m, const struct vl_model_summary *
             first = false;
         }
     }
-    printf(")\nfiles: %d, %s\n", s->n_files, human(b1, sizeof b1, (double)s->bytes_files));
+    printf(")\nweights: text %s, vision %s\n", vl_wformat_name((enum vl_wformat)s->weights),
+           vl_wformat_name((enum vl_wformat)s->vision_weights));
+    printf("files: %d, %s\n", s->n_files, human(b1, sizeof b1, (double)s->bytes_files));
     for (int i = 0; i < vl_model_n_files(m); i++)
         printf("  %s  %s\n", vl_model_file_path(m, i),
                human(b1, sizeof b1, (double)vl_model_file_size(m, i)));
@@ -324,9 +334,12 @@ static int cmd_synth(int argc, char **argv) {
     return rc;
 }
 
+int dp_cmd_model_quantize(int argc, char **argv); /* cmd_model_quant.c */
+int dp_cmd_model_compare(int argc, char **argv);
+
 int dp_cmd_model(int argc, char **argv) {
     if (argc < 2)
-        return dp_cli_usage_error(CMD, "needs a subcommand: info or synth");
+        return dp_cli_usage_error(CMD, "needs a subcommand: info, synth, quantize or compare");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         print_help();
         return DP_EXIT_OK;
@@ -335,5 +348,10 @@ int dp_cmd_model(int argc, char **argv) {
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "synth"))
         return cmd_synth(argc - 1, argv + 1);
-    return dp_cli_usage_error(CMD, "unknown subcommand '%s' (info or synth)", argv[1]);
+    if (!strcmp(argv[1], "quantize"))
+        return dp_cmd_model_quantize(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "compare"))
+        return dp_cmd_model_compare(argc - 1, argv + 1);
+    return dp_cli_usage_error(CMD, "unknown subcommand '%s' (info, synth, quantize or compare)",
+                              argv[1]);
 }

@@ -53,5 +53,47 @@ done
 "$bin" bench --model "$model" --no-image --prompt-tokens 4 --gen-tokens 2 >"$out" 2>"$err"
 grep -q '"weights": "bf16"' "$out" && ok || bad "bench default weights is not bf16"
 
+# model quantize: a q8 checkpoint; it runs as stored, refuses --weights q4 (exit 3)
+qdir=$(mktemp -d)
+trap 'rm -f "$out" "$err"; rm -rf "$qdir"' EXIT
+"$bin" model quantize "$model" --to q5 -o "$qdir/x" >"$out" 2>"$err"
+[ $? -eq 2 ] && ok || bad "model quantize --to q5 not a usage error"
+"$bin" model quantize "$model" --to q8 --vision q8 -o "$qdir/q8" --threads 2 >"$out" 2>"$err"
+[ $? -eq 0 ] && [ -f "$qdir/q8/quantization.json" ] && ok || { bad "model quantize"; cat "$err"; }
+"$bin" model quantize "$model" --to q8 -o "$qdir/q8" >"$out" 2>"$err"
+[ $? -eq 4 ] && ok || bad "model quantize over a checkpoint without --force"
+"$bin" ask --model "$qdir/q8" --prompt hi --max-new-tokens 3 --print-ids >"$out" 2>"$err"
+[ $? -eq 0 ] && [ -s "$out" ] && ok || { bad "ask on the q8 checkpoint"; cat "$err"; }
+x=$("$bin" ask --model "$model" --prompt hi --max-new-tokens 3 --print-ids --weights q8 \
+    --vision-weights q8 2>/dev/null)
+[ "$x" = "$(cat "$out")" ] && ok || bad "q8 checkpoint and q8 at load answer differently"
+"$bin" ask --model "$qdir/q8" --prompt hi --weights q4 >"$out" 2>"$err"
+rc=$?
+[ $rc -eq 3 ] && grep -q "Q8_0" "$err" && ok || bad "q4 on a q8 checkpoint: exit $rc, want 3"
+"$bin" bench --model "$qdir/q8" --no-image --prompt-tokens 4 --gen-tokens 2 --weights bf16 \
+    >"$out" 2>"$err"
+[ $? -eq 3 ] && ok || bad "bench --weights bf16 on a q8 checkpoint: want exit 3"
+
+# model compare: JSON keys, a model against its own quantized checkpoint is identical
+"$bin" model compare --model "$model" --weights q8 --against bf16 --steps 3 --threads 2 --json \
+    --images "$img" >"$out" 2>"$err"
+[ $? -eq 0 ] && ok || { bad "model compare"; cat "$err"; }
+for key in overall kl_mean kl_max top1_agreement logits_rel_err requests; do
+    grep -q "\"$key\"" "$out" && ok || bad "compare JSON lacks $key"
+done
+printf 'Describe.\n\nWhat is this?\n' >"$qdir/prompts.txt"
+"$bin" model compare --model "$model" --weights q8 --vision-weights q8 --against "$qdir/q8" \
+    --prompts "$qdir/prompts.txt" --steps 2 --json >"$out" 2>"$err"
+[ $? -eq 0 ] && ok || { bad "model compare --against DIR"; cat "$err"; }
+grep -q '"logits_rel_err": 0.0' "$out" && grep -q '"top1_agreement": 1.0' "$out" && ok ||
+    bad "q8 at load vs the q8 checkpoint is not identical"
+[ "$(grep -c '"prompt"' "$out")" -eq 2 ] && ok || bad "compare did not run both prompts"
+"$bin" model compare --model "$model" --weights q8 --against "$qdir/nope" >"$out" 2>"$err"
+[ $? -eq 3 ] && ok || bad "compare against a missing checkpoint: want exit 3"
+"$bin" model compare --model "$qdir/q8" --against bf16 >"$out" 2>"$err"
+[ $? -eq 3 ] && ok || bad "compare --against bf16 of a q8 checkpoint: want exit 3"
+"$bin" model compare --model "$model" --steps 0 >"$out" 2>"$err"
+[ $? -eq 2 ] && ok || bad "compare --steps 0: want exit 2"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

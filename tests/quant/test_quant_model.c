@@ -4,6 +4,7 @@
  * format's step size), at 1 and 2 threads; what the formats
  * cover (norms, biases and embeddings untouched) and the errors of impossible requests. */
 #include <math.h>
+#include <unistd.h>
 
 #include "llm_golden.h"
 #include "t.h"
@@ -140,6 +141,68 @@ int main(void) {
         /* a model against itself: no difference at all */
         T_CHECK(same.sq_err == 0 && same.top1_agree == same.steps && same.kl_max == 0);
         free_req(&r);
+    }
+    /* written by `model quantize` and mapped back == quantized at load, bit for bit */
+    const struct { struct vl_model *m; const char *sub; } wr[] = {{q8, "q8"}, {q4, "q4"}};
+    for (size_t i = 0; i < 2; i++) {
+        char dir[LG_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/quant-%s-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+                 wr[i].sub);
+        T_CHECK(mkdtemp(dir) != NULL);
+        struct vl_error err = {0};
+        T_CHECK_MSG(vl_model_write_quantized(wr[i].m, dir, &err) == VL_OK, "write: %s", err.msg);
+        struct vl_model *back = NULL;
+        T_CHECK_MSG(vl_model_load(&back, dir, &err) == VL_OK, "load back: %s", err.msg);
+        if (back) {
+            T_EQ_I64(vl_model_wformat(back, false), vl_model_wformat(wr[i].m, false));
+            T_EQ_I64(vl_model_wformat(back, true), vl_model_wformat(wr[i].m, true));
+            T_EQ_I64(back->w.lm_head.dtype, wr[i].m->w.lm_head.dtype);
+            T_EQ_I64(back->n_owned, 0); /* mapped, not copied */
+            struct req r;
+            T_CHECK(load_req(&r, "img_b_56x56"));
+            struct vl_request rq = {.ids = r.ids, .n_ids = r.n_ids, .vision = r.vis,
+                                    .n_vision = r.n_vis};
+            struct vl_compare_stats s;
+            T_CHECK_MSG(vl_compare_run(wr[i].m, back, &rq, STEPS, 2, &s, &err) == VL_OK, "%s",
+                        err.msg);
+            T_CHECK_MSG(s.steps == STEPS && s.sq_err == 0 && s.kl_max == 0,
+                        "%s: written checkpoint differs from quantized-at-load (rel %g)",
+                        wr[i].sub, s.logits_rel_err);
+            free_req(&r);
+            /* asking a quantized checkpoint for another format is refused */
+            memset(&err, 0, sizeof err);
+            enum vl_wformat other = i == 0 ? VL_WFORMAT_Q4 : VL_WFORMAT_Q8;
+            T_EQ_I64(vl_model_quantize(back, other, VL_WFORMAT_BF16, 1, &err), VL_ERR_INVALID);
+            vl_model_free(back);
+        }
+        /* a hostile description: wrong type, not a quantized tensor's shape */
+        char path[LG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/quantization.json", dir);
+        FILE *fp = fopen(path, "w");
+        fputs("{\"format\": \"docproc-blocks\", \"version\": 1, \"block\": 32, \"tensors\": "
+              "{\"model.norm.weight\": {\"type\": \"Q8_0\"}}}", fp);
+        fclose(fp);
+        memset(&err, 0, sizeof err);
+        T_EQ_I64(vl_model_load(&back, dir, &err), VL_ERR_MODEL);
+        fp = fopen(path, "w");
+        fputs("{\"format\": \"docproc-blocks\", \"version\": 1, \"block\": 32, \"tensors\": "
+              "{\"model.layers.0.mlp.up_proj.weight\": {\"type\": \"BF16\"}}}", fp);
+        fclose(fp);
+        memset(&err, 0, sizeof err);
+        T_EQ_I64(vl_model_load(&back, dir, &err), VL_ERR_MODEL);
+        fp = fopen(path, "w");
+        fputs("{\"format\": \"gguf\"}", fp);
+        fclose(fp);
+        memset(&err, 0, sizeof err);
+        T_EQ_I64(vl_model_load(&back, dir, &err), VL_ERR_MODEL);
+        const char *files[] = {"model.safetensors", "quantization.json", "config.json",
+                               "generation_config.json", "preprocessor_config.json",
+                               "tokenizer.json", "tokenizer_config.json"};
+        for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+            snprintf(path, sizeof path, "%s/%s", dir, files[k]);
+            remove(path);
+        }
+        T_CHECK(rmdir(dir) == 0);
     }
     /* impossible requests: clear errors, nothing changed */
     struct vl_error err = {0};
