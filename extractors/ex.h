@@ -4,7 +4,7 @@
  *   struct ex_geom g = {.model_w = 1008, .model_h = 1540, .page_w = 1014, .page_h = 1532};
  *   struct ex_doc *doc = ex_doc_new("scan.png", &err);
  *   struct ex_page *pg = NULL;
- *   ex_page_parse(&pg, schema, raw, raw_len, &g, 1, model_truncated, &err);  // page 1
+ *   ex_page_parse(&pg, schema, raw, raw_len, &g, 1, EX_STOP_EOS, &err);  // page 1
  *   ex_doc_add_page(doc, pg, &err);                                          // takes ownership
  *   ex_doc_finish(doc, schema, &err);    // merge fields across pages, validate, cross-check
  *   dp_out_json(doc, &buf, &err);        // docproc/out/dp_out.h
@@ -165,6 +165,20 @@ enum ex_source_kind {
     EX_SRC_EMPTY = 0, EX_SRC_JSON, EX_SRC_HTML, EX_SRC_MARKDOWN, EX_SRC_TEXT,
 };
 
+/* Why the model stopped generating a page's answer (recorded in the result as "stop"). The first
+ * two values keep the old boolean meaning of ex_page_parse's last argument (false/true). */
+enum ex_stop {
+    EX_STOP_EOS = 0,          /* the model ended its answer */
+    EX_STOP_MAX_NEW_TOKENS,   /* the --max-new-tokens limit */
+    EX_STOP_REPETITION,       /* the repetition-loop guard */
+    EX_STOP_TIMEOUT,          /* the page time limit */
+    EX_STOP_BLANK,            /* a blank page, not sent to the model */
+};
+/* "eos", "max_new_tokens", "repetition", "timeout", "blank". */
+const char *ex_stop_name(enum ex_stop s);
+/* The inverse of ex_stop_name; false for an unknown name. */
+bool ex_stop_parse(const char *name, enum ex_stop *out);
+
 struct ex_page {
     int number;             /* 1-based */
     struct ex_geom geom;
@@ -172,7 +186,8 @@ struct ex_page {
     size_t raw_len;
     enum ex_source_kind source;
     bool truncated;         /* model hit max-new-tokens, or the answer ends mid-structure */
-    bool model_truncated;   /* as passed to ex_page_parse (kept for re-parsing raw answers) */
+    bool model_truncated;   /* the model was stopped before its end (stop is not EOS or BLANK) */
+    enum ex_stop stop;      /* as passed to ex_page_parse (kept for re-parsing raw answers) */
     struct ex_block *blocks;   size_t n_blocks;
     struct ex_field *fields;   size_t n_fields;   /* top-level fields (schema order first) */
     struct ex_table *tables;   size_t n_tables;
@@ -216,7 +231,7 @@ struct ex_doc {
  * than DP_MAX_TEXT_BYTES). Caller frees with ex_page_free (or hands it to ex_doc_add_page). */
 enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schema, const char *raw,
                              size_t raw_len, const struct ex_geom *geom, int page_number,
-                             bool model_truncated, struct dp_err *err);
+                             enum ex_stop stop, struct dp_err *err);
 void ex_page_free(struct ex_page *p);
 
 /* ---- documents ---------------------------------------------------------------------------- */

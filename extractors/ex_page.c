@@ -369,9 +369,30 @@ static size_t html_tail(const char *s, size_t off, size_t len) {
     return off + len;
 }
 
+const char *ex_stop_name(enum ex_stop s) {
+    switch (s) {
+    case EX_STOP_EOS: return "eos";
+    case EX_STOP_MAX_NEW_TOKENS: return "max_new_tokens";
+    case EX_STOP_REPETITION: return "repetition";
+    case EX_STOP_TIMEOUT: return "timeout";
+    case EX_STOP_BLANK: return "blank";
+    }
+    return "eos";
+}
+
+bool ex_stop_parse(const char *name, enum ex_stop *out) {
+    for (int s = EX_STOP_EOS; s <= EX_STOP_BLANK; s++)
+        if (name && !strcmp(name, ex_stop_name((enum ex_stop)s))) {
+            *out = (enum ex_stop)s;
+            return true;
+        }
+    return false;
+}
+
 enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schema, const char *raw,
                              size_t raw_len, const struct ex_geom *geom, int page_number,
-                             bool model_truncated, struct dp_err *err) {
+                             enum ex_stop stop, struct dp_err *err) {
+    bool model_truncated = stop != EX_STOP_EOS && stop != EX_STOP_BLANK;
     *out = NULL;
     if (raw_len > DP_MAX_TEXT_BYTES)
         return dp_err_set(err, DP_ERR_LIMIT, "page %d: answer of %zu bytes exceeds %zu",
@@ -390,6 +411,7 @@ enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schem
     p->raw_len = raw_len;
     p->number = page_number;
     p->model_truncated = model_truncated;
+    p->stop = stop;
     if (geom)
         p->geom = *geom;
     struct ex__pagebuild pb = {.schema = schema, .geom = &p->geom, .raw = copy, .raw_len = raw_len,
@@ -456,8 +478,10 @@ enum dp_status ex_page_parse(struct ex_page **out, const struct sc_schema *schem
         explained = pb.ws.w[i].code == EX_WARN_TRUNCATED;
     if (st == DP_OK && truncated && !explained)
         ex__warn(&pb.ws, EX_WARN_TRUNCATED, raw_len, 0, NULL,
-                 model_truncated ? "the model stopped at max-new-tokens"
-                                 : "the answer ends before its code block is closed");
+                 stop == EX_STOP_MAX_NEW_TOKENS ? "the model stopped at max-new-tokens"
+                 : stop == EX_STOP_REPETITION  ? "the repetition guard stopped the model (a loop)"
+                 : stop == EX_STOP_TIMEOUT     ? "the page time limit stopped the model"
+                                               : "the answer ends before its code block is closed");
     if (st == DP_OK && task == SC_TASK_CHART && pb.n_charts == 0 && pb.n_tables > 0)
         st = chart_from_table(&pb, &pb.tables[0]);
     if (st == DP_OK)

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -164,3 +165,33 @@ const char *dp_path_basename(const char *path) {
     const char *slash = strrchr(path, '/');
     return slash ? slash + 1 : path;
 }
+
+enum dp_status dp_dir_writable(const char *path, struct dp_err *err) {
+    char p[4096];
+    int w = snprintf(p, sizeof p, "%s", path);
+    if (w < 0 || (size_t)w >= sizeof p)
+        return dp_err_set(err, DP_ERR_LIMIT, "%s: path longer than %zu bytes", path, sizeof p - 1);
+    for (;;) {
+        struct stat sb;
+        if (stat(p, &sb) == 0) {
+            if (!S_ISDIR(sb.st_mode))
+                return dp_err_set(err, DP_ERR_IO, "%s: cannot write %s: not a directory", p, path);
+            if (access(p, W_OK | X_OK) != 0)
+                return dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot write", p);
+            return DP_OK;
+        }
+        char *slash = strrchr(p, '/');
+        if (!slash) {
+            snprintf(p, sizeof p, ".");
+            continue;
+        }
+        if (slash == p) {
+            p[1] = '\0';
+            if (access(p, W_OK | X_OK) != 0)
+                return dp_err_set_errno(err, DP_ERR_IO, errno, "/: cannot write");
+            return DP_OK;
+        }
+        *slash = '\0';
+    }
+}
+

@@ -42,6 +42,10 @@ enum dp_status dp_file_write_atomic(const char *path, const void *data, size_t l
 /* Reads a whole file (NUL-terminated; caller frees with dp_free). Refuses files over max bytes. */
 enum dp_status dp_file_read(const char *path, size_t max, char **out, size_t *out_len,
                             struct dp_err *err);
+/* Whether the directory path can be written without creating anything: it is a writable
+ * directory, or the nearest existing parent is one (then mkdir -p can make it). DP_ERR_IO with
+ * the reason otherwise. */
+enum dp_status dp_dir_writable(const char *path, struct dp_err *err);
 /* mkdir -p. */
 enum dp_status dp_mkdirs(const char *path, struct dp_err *err);
 /* The last path component without directory (borrowed pointer into path). */

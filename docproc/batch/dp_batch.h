@@ -19,6 +19,7 @@
 #include "../base/dp_status.h"
 #include "../cli/dp_cli_opts.h"
 #include "../ingest/dp_ingest.h"
+#include "dp_manifest.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -81,6 +82,9 @@ void dp_batch_opts_free(struct dp_batch_opts *o);
 
 struct dp_batch_summary {
     int n_total, n_ok, n_failed, n_reused, n_skipped_shard;
+    int n_skipped;               /* files under an input directory that are not documents */
+    int n_redone;                /* --resume: finished documents done again ... */
+    int n_redo[DP_REDO_N_REASONS]; /* ... by reason (enum dp_redo) */
     int64_t pages, pages_blank, pages_truncated;
     double wall_s;
     bool input_failed; /* the fatal error was in reading the inputs (--from-raw, @LIST, merge) */

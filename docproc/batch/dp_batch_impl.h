@@ -19,6 +19,7 @@ struct dp_page_answer {
     bool blank;           /* blank page: not sent to the model */
     bool repetition;      /* a repetition loop was detected and generation stopped */
     bool timed_out;       /* the page time limit stopped generation */
+    enum ex_stop stop;    /* why generation stopped (eos, max_new_tokens, repetition, ...) */
     int64_t n_tokens;     /* tokens generated */
     struct ex_geom geom;
 };
@@ -106,6 +107,19 @@ enum dp_status dp__archive_pdf(const struct dp_batch_opts *o, const struct ex_do
                                struct dp_buf *out, struct dp_err *err);
 enum dp_status dp__tables_write(const struct ex_doc *doc, const char *dir, int *n_tables,
                                 struct dp_err *err);
+
+/* ---- fingerprints (dp_fingerprint.c) ---------------------------------------------------------- */
+
+/* SHA-256 over "name size sha256" lines of the checkpoint's top-level files in name order.
+ * cache_path (may be NULL): per-file digests of an earlier run, reused when size and mtime
+ * match; *cache_out (may be NULL) gets the JSON to store there (caller frees). */
+enum dp_status dp__model_digest(char out[DP_SHA256_HEX_LEN + 1], const char *model_dir,
+                                const char *cache_path, char **cache_out, struct dp_err *err);
+/* The model fingerprint (everything that changes the raw answers) and the output fingerprint
+ * (everything that changes the files made from them) of a run. */
+void dp__fingerprints(char model_fp[DP_SHA256_HEX_LEN + 1], char out_fp[DP_SHA256_HEX_LEN + 1],
+                      const struct dp_batch_opts *o, const struct sc_schema *schema,
+                      const char *model_digest);
 
 /* ---- files (dp_guard.c) -------------------------------------------------------------------- */
 

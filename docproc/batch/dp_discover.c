@@ -15,7 +15,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define PATH_MAX_BYTES 4096
@@ -97,6 +99,48 @@ static bool is_document(const char *path, const char **kind) {
     return true;
 }
 
+/* Whether the name's extension says document (.pdf .tif .tiff .png .jpg .jpeg, any case). */
+static bool named_document(const char *name) {
+    static const char *const exts[] = {".pdf", ".tif", ".tiff", ".png", ".jpg", ".jpeg"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++) {
+        size_t e = strlen(exts[i]);
+        if (n > e && !strcasecmp(name + n - e, exts[i]))
+            return true;
+    }
+    return false;
+}
+
+/* What a file that is not a document looks like, for the manifest's reason. */
+static const char *what_file(const char *path, int64_t size) {
+    if (size == 0)
+        return "empty file";
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return "unreadable file";
+    unsigned char buf[512];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\r' && buf[i] != '\t' && buf[i] != '\f')
+            return "unknown format";
+    return "text file";
+}
+
+/* Adds a file found under a directory that is not processed: skipped with its reason. */
+static enum dp_status add_skipped(struct dp_inputs *l, const char *path, const char *rel,
+                                  const char *reason, struct dp_err *err) {
+    enum dp_status st = dp_inputs_add(l, path, rel, err);
+    if (st != DP_OK)
+        return st;
+    struct dp_input *d = &l->items[l->n - 1];
+    d->state = DP_INPUT_SKIPPED;
+    d->error = dp_strdup(reason);
+    if (!d->error)
+        return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", path);
+    return DP_OK;
+}
+
 /* Walks dir (path on disk) whose documents are named prefix/NAME. */
 static enum dp_status walk(struct dp_inputs *l, const char *dir, const char *prefix, int depth,
                            struct dp_err *err) {
@@ -110,8 +154,8 @@ static enum dp_status walk(struct dp_inputs *l, const char *dir, const char *pre
     size_t n = 0, cap = 0;
     enum dp_status st = DP_OK;
     for (struct dirent *de = readdir(dh); de; de = readdir(dh)) {
-        if (de->d_name[0] == '.')
-            continue; /* hidden entries, our temporaries and journal directory */
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 32;
             char **nn = dp_reallocarray(names, nc, sizeof *nn);
@@ -148,16 +192,41 @@ static enum dp_status walk(struct dp_inputs *l, const char *dir, const char *pre
                             PATH_MAX_BYTES);
             break;
         }
+        /* Every entry gets a line in the manifest: a document, or skipped with the reason. */
         struct stat sb;
-        if (stat(full.data, &sb) != 0)
-            continue; /* dangling link or raced away: nothing to process */
         const char *kind;
-        if (S_ISDIR(sb.st_mode))
-            st = walk(l, full.data, rel.data, depth + 1, err);
-        else if (S_ISREG(sb.st_mode) && is_document(full.data, &kind)) {
+        bool hidden = names[i][0] == '.';
+        if (stat(full.data, &sb) != 0) {
+            st = add_skipped(l, full.data, rel.data, "dangling link or vanished file", err);
+        } else if (S_ISDIR(sb.st_mode)) {
+            if (hidden)
+                st = add_skipped(l, full.data, rel.data, "hidden directory (not walked)", err);
+            else
+                st = walk(l, full.data, rel.data, depth + 1, err);
+        } else if (!S_ISREG(sb.st_mode)) {
+            st = add_skipped(l, full.data, rel.data, "not a regular file", err);
+        } else if (hidden) {
+            st = add_skipped(l, full.data, rel.data, "hidden file", err);
+        } else if (is_document(full.data, &kind)) {
             st = dp_inputs_add(l, full.data, rel.data, err);
             if (st == DP_OK)
                 l->items[l->n - 1].kind = kind;
+        } else if (named_document(names[i])) {
+            /* the name says document, the bytes do not: a damaged file, a failure */
+            st = dp_inputs_add(l, full.data, rel.data, err);
+            if (st == DP_OK) {
+                char msg[DP_ERR_MSG_MAX];
+                snprintf(msg, sizeof msg,
+                         "damaged document: the name says %s but the bytes are not a PDF, TIFF, "
+                         "PNG or JPEG (%s)",
+                         strrchr(names[i], '.'), what_file(full.data, (int64_t)sb.st_size));
+                dp_input_fail(&l->items[l->n - 1], DP_ERR_UNSUPPORTED, msg);
+            }
+        } else {
+            char msg[128];
+            snprintf(msg, sizeof msg, "not a document: %s",
+                     what_file(full.data, (int64_t)sb.st_size));
+            st = add_skipped(l, full.data, rel.data, msg, err);
         }
     }
     dp_buf_free(&full);
@@ -229,18 +298,19 @@ static enum dp_status add_one(struct dp_inputs *l, const char *arg, int depth, s
     if (arg[0] == '@')
         return add_list(l, arg + 1, depth, err);
     struct stat sb;
-    if (stat(arg, &sb) != 0) {
-        /* Recorded as a failed document rather than aborting the batch. */
-        enum dp_status st = dp_inputs_add(l, arg, dp_path_basename(arg), err);
-        if (st == DP_OK)
-            dp_input_fail(&l->items[l->n - 1], DP_ERR_IO, strerror(errno));
-        return st;
-    }
+    if (stat(arg, &sb) != 0) /* a wrong path or mount point is the run's error, not a document's */
+        return dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot read input", arg);
     if (S_ISDIR(sb.st_mode)) {
         int before = l->n;
         enum dp_status st = walk(l, arg, "", depth, err);
-        if (st == DP_OK && l->n == before) /* say so rather than silently doing nothing */
-            DP_LOG_WARN("%s: directory holds no PDF, TIFF, PNG or JPEG document", arg);
+        int docs = 0;
+        for (int i = before; i < l->n; i++)
+            docs += l->items[i].state != DP_INPUT_SKIPPED;
+        if (st == DP_OK && docs == 0) /* an empty or wrong mount must not look green */
+            st = dp_err_set(err, DP_ERR_IO,
+                            "%s: directory holds no PDF, TIFF, PNG or JPEG document (%d other "
+                            "files)",
+                            arg, l->n - before);
         return st;
     }
     const char *base = dp_path_basename(arg);

@@ -178,7 +178,7 @@ static void *ingest_main(void *arg) {
         pthread_mutex_unlock(&inf->mu);
         if (stop)
             break;
-        if (inf->docs->items[i].state == DP_INPUT_PENDING)
+        if (inf->docs->items[i].state == DP_INPUT_PENDING && !inf->docs->items[i].from_kept_raw)
             ingest_doc(inf, i);
     }
     return NULL;
@@ -352,6 +352,15 @@ void dp__infer_stats(const struct dp_infer *inf, struct dp_infer_stats *out) {
 }
 
 /* Runs the model on one page; fills a (text, flags, timings). */
+/* The recorded stop cause: a guard that stopped generation, else the token limit, else EOS. */
+static enum ex_stop stop_cause(const struct vl_result *res, const struct gen_ctx *g) {
+    if (g->repetition)
+        return EX_STOP_REPETITION;
+    if (g->page_timeout)
+        return EX_STOP_TIMEOUT;
+    return res->truncated ? EX_STOP_MAX_NEW_TOKENS : EX_STOP_EOS;
+}
+
 static enum dp_status answer_page(struct dp_infer *inf, const char *doc, struct item *it,
                                   struct gen_ctx *g, struct dp_page_answer *a,
                                   struct dp_input_timings *t, struct dp_err *err) {
@@ -420,6 +429,7 @@ static enum dp_status answer_page(struct dp_infer *inf, const char *doc, struct 
     a->repetition = g->repetition;
     a->timed_out = g->page_timeout;
     a->truncated = res.truncated || g->repetition || g->page_timeout;
+    a->stop = stop_cause(&res, g);
     if (g->repetition)
         DP_LOG_WARN("%s: page %d: repetition loop detected after %lld tokens; answer stopped "
                     "and flagged truncated", doc, it->page_no, (long long)res.n);

@@ -29,8 +29,23 @@ const char *dp_input_state_str(enum dp_input_state s) {
     case DP_INPUT_OK: return "ok";
     case DP_INPUT_FAILED: return "failed";
     case DP_INPUT_REUSED: return "ok";
+    case DP_INPUT_SKIPPED: return "skipped";
     }
     return "unknown";
+}
+
+const char *dp_redo_str(enum dp_redo r) {
+    switch (r) {
+    case DP_REDO_NONE: return "";
+    case DP_REDO_NEW: return "new";
+    case DP_REDO_FAILED: return "failed before";
+    case DP_REDO_INPUT: return "input changed";
+    case DP_REDO_SETTINGS: return "settings changed";
+    case DP_REDO_OUTPUTS: return "formats or schema changed";
+    case DP_REDO_MISSING: return "outputs missing";
+    case DP_REDO_N_REASONS: break;
+    }
+    return "?";
 }
 
 /* ---- records --------------------------------------------------------------------------- */
@@ -67,8 +82,16 @@ static json_t *record_new(const struct dp_input *d) {
         json_object_set_new(r, "code", json_string(dp_status_str(d->code)));
         json_object_set_new(r, "error", json_string(d->error ? d->error : ""));
     }
+    if (d->state == DP_INPUT_SKIPPED)
+        json_object_set_new(r, "reason", json_string(d->error ? d->error : ""));
     if (d->state == DP_INPUT_REUSED)
         json_object_set_new(r, "reused", json_true());
+    if (d->redo > DP_REDO_NEW && d->state != DP_INPUT_REUSED)
+        json_object_set_new(r, "redone", json_string(dp_redo_str(d->redo)));
+    if (d->fp_model[0] && (d->state == DP_INPUT_OK || d->state == DP_INPUT_REUSED)) {
+        json_object_set_new(r, "fingerprint", json_pack("{ssss}", "model", d->fp_model,
+                                                        "output", d->fp_output));
+    }
     json_object_set_new(r, "pages", json_integer(d->pages));
     json_object_set_new(r, "pages_blank", json_integer(d->pages_blank));
     json_object_set_new(r, "pages_truncated", json_integer(d->pages_truncated));
@@ -210,6 +233,17 @@ static bool outputs_exist(const struct dp_input *d, const char *out_dir) {
     return ok;
 }
 
+/* Whether the document's raw answers are kept in its output folder (<stem>/raw/pages.json). */
+static bool raw_kept(const struct dp_input *d, const char *out_dir) {
+    struct dp_buf b;
+    dp_buf_init(&b, PATH_MAX_BYTES);
+    dp_buf_appendf(&b, "%s/%s/raw/pages.json", out_dir, d->stem ? d->stem : "");
+    struct stat sb;
+    bool ok = b.status == DP_OK && d->stem && stat(b.data, &sb) == 0 && S_ISREG(sb.st_mode);
+    dp_buf_free(&b);
+    return ok;
+}
+
 enum dp_status dp_journal_resume(struct dp_inputs *docs, const char *path, const char *out_dir,
                                  int *n_reused, struct dp_err *err) {
     *n_reused = 0;
@@ -242,29 +276,58 @@ enum dp_status dp_journal_resume(struct dp_inputs *docs, const char *path, const
     dp_free(text);
     for (int i = 0; i < docs->n && st == DP_OK; i++) {
         struct dp_input *d = &docs->items[i];
-        json_t *r = json_object_get(last, d->rel);
-        if (d->state != DP_INPUT_PENDING || !r || !d->sha256[0])
+        if (d->state != DP_INPUT_PENDING || !d->sha256[0])
             continue;
+        json_t *r = json_object_get(last, d->rel);
+        if (!r) {
+            d->redo = DP_REDO_NEW;
+            continue;
+        }
         json_t *sha = json_object_get(r, "sha256");
         json_t *status = json_object_get(r, "status");
-        if (!json_is_string(sha) || strcmp(json_string_value(sha), d->sha256) ||
-            !json_is_string(status) || strcmp(json_string_value(status), "ok"))
-            continue; /* changed input or failed before: redo */
+        if (!json_is_string(status) || strcmp(json_string_value(status), "ok")) {
+            d->redo = DP_REDO_FAILED;
+            continue;
+        }
+        if (!json_is_string(sha) || strcmp(json_string_value(sha), d->sha256)) {
+            d->redo = DP_REDO_INPUT;
+            continue;
+        }
+        json_t *stem = json_object_get(r, "stem");
+        if (d->stem && json_is_string(stem) && strcmp(json_string_value(stem), d->stem)) {
+            d->redo = DP_REDO_MISSING; /* named differently now: redo */
+            continue;
+        }
+        /* Everything that determines the outputs must be the same; a record without
+         * fingerprints (an older docproc) matches nothing. */
+        json_t *fp = json_object_get(r, "fingerprint");
+        const char *fm = json_string_value(json_object_get(fp, "model"));
+        const char *fo = json_string_value(json_object_get(fp, "output"));
+        if (!fm || strcmp(fm, d->fp_model)) {
+            d->redo = DP_REDO_SETTINGS;
+            continue;
+        }
         struct dp_input probe = *d;
         probe.outputs = NULL;
-        json_t *stem = json_object_get(r, "stem");
-        if (d->stem && json_is_string(stem) && strcmp(json_string_value(stem), d->stem))
-            continue; /* named differently now: redo */
         probe.n_outputs = 0;
         st = record_load(&probe, r, err);
-        if (st == DP_OK && outputs_exist(&probe, out_dir)) {
+        bool have = st == DP_OK && outputs_exist(&probe, out_dir);
+        bool same_out = fo && !strcmp(fo, d->fp_output);
+        if (have && same_out) {
             *d = probe;
             d->state = DP_INPUT_REUSED;
+            d->redo = DP_REDO_NONE;
             (*n_reused)++;
+            continue;
+        }
+        for (int k = 0; k < probe.n_outputs; k++)
+            dp_free(probe.outputs[k]);
+        dp_free(probe.outputs);
+        if (!same_out && raw_kept(d, out_dir)) {
+            d->redo = DP_REDO_OUTPUTS;
+            d->from_kept_raw = true;
         } else {
-            for (int k = 0; k < probe.n_outputs; k++)
-                dp_free(probe.outputs[k]);
-            dp_free(probe.outputs);
+            d->redo = DP_REDO_MISSING;
         }
     }
     json_decref(last);
@@ -281,7 +344,7 @@ static void iso_now(char out[32]) {
 }
 
 static json_t *counts_new(json_t *docs) {
-    json_int_t ok = 0, failed = 0, reused = 0, pending = 0;
+    json_int_t ok = 0, failed = 0, reused = 0, pending = 0, skipped = 0;
     size_t i;
     json_t *d;
     json_array_foreach(docs, i, d) {
@@ -292,12 +355,14 @@ static json_t *counts_new(json_t *docs) {
                 reused++;
         } else if (s && !strcmp(s, "failed")) {
             failed++;
+        } else if (s && !strcmp(s, "skipped")) {
+            skipped++;
         } else {
             pending++;
         }
     }
-    return json_pack("{sIsIsIsIsI}", "total", (json_int_t)json_array_size(docs), "ok", ok,
-                     "failed", failed, "reused", reused, "pending", pending);
+    return json_pack("{sIsIsIsIsIsI}", "total", (json_int_t)json_array_size(docs), "ok", ok,
+                     "failed", failed, "skipped", skipped, "reused", reused, "pending", pending);
 }
 
 static enum dp_status dump_atomic(const char *path, json_t *m, struct dp_err *err) {

@@ -28,8 +28,23 @@ enum dp_input_state {
     DP_INPUT_PENDING = 0, /* not processed yet */
     DP_INPUT_OK,          /* every output written */
     DP_INPUT_FAILED,      /* error recorded in code/error; nothing under the final names */
-    DP_INPUT_REUSED,      /* --resume: done by an earlier run with the same SHA-256 */
+    DP_INPUT_REUSED,      /* --resume: done by an earlier run with the same SHA-256 and
+                           * the same fingerprints */
+    DP_INPUT_SKIPPED,     /* found under a directory but not a document (reason in error) */
 };
+
+/* Why --resume did not reuse a document that an earlier run finished (summary and -v). */
+enum dp_redo {
+    DP_REDO_NONE = 0,
+    DP_REDO_NEW,          /* no record: never processed (not a recomputation) */
+    DP_REDO_FAILED,       /* the earlier run failed it */
+    DP_REDO_INPUT,        /* the input's SHA-256 changed */
+    DP_REDO_SETTINGS,     /* model, prompt, render or sampling settings changed */
+    DP_REDO_OUTPUTS,      /* only schema/formats/version changed: re-extracted from kept raw */
+    DP_REDO_MISSING,      /* recorded outputs no longer on disk, or named differently */
+    DP_REDO_N_REASONS,
+};
+const char *dp_redo_str(enum dp_redo r);
 
 /* Per-document timings in seconds (whisper-style summary with -v). */
 struct dp_input_timings {
@@ -55,6 +70,11 @@ struct dp_input {
     char **outputs; /* output paths written (relative to the output directory); owned */
     int n_outputs;
     long src_index; /* --from-raw: index of the raw document it comes from */
+    /* what determines the outputs (dp__fingerprints): recorded in the journal for --resume */
+    char fp_model[DP_SHA256_HEX_LEN + 1];
+    char fp_output[DP_SHA256_HEX_LEN + 1];
+    enum dp_redo redo; /* --resume: why a finished document is done again */
+    bool from_kept_raw; /* re-extract from the raw answers kept in its output folder */
 };
 
 struct dp_inputs {
@@ -63,8 +83,11 @@ struct dp_inputs {
 };
 
 /* Expands inputs in order: a file is taken as is (any kind; failures are reported per document),
- * a directory is walked recursively (sorted names; hidden entries and files that are not
- * PDF/TIFF/PNG/JPEG by content are skipped), "@FILE" reads one input per line ('#' comments).
+ * a directory is walked recursively in sorted name order, and every entry under it is listed:
+ * documents by content as pending, files named like a document whose bytes are not one as
+ * failed, everything else (text, hidden, special files, hidden directories) as
+ * DP_INPUT_SKIPPED with the reason in error. "@FILE" reads one input per line ('#' comments).
+ * An input that does not exist, or a directory without any document, is an error (DP_ERR_IO).
  * Names (rel) are unique; a duplicate path is an error. */
 enum dp_status dp_discover(struct dp_inputs *out, char *const *inputs, int n_inputs,
                            struct dp_err *err);
@@ -107,9 +130,11 @@ enum dp_status dp_journal_append(struct dp_journal *j, const struct dp_input *d,
 void dp_journal_close(struct dp_journal *j);
 
 /* Marks as DP_INPUT_REUSED every pending document whose last successful record in the journal at
- * path has the same name and SHA-256 and whose recorded outputs all exist under out_dir; copies
- * the record's figures. A missing journal is not an error; torn or foreign lines are skipped.
- * Returns the number reused in *n_reused. */
+ * path has the same name, SHA-256, stem and fingerprints (fp_model, fp_output: set them first)
+ * and whose recorded outputs all exist under out_dir; copies the record's figures. A document
+ * whose record differs only in fp_output and whose raw answers are kept gets from_kept_raw; every
+ * other finished document that is redone gets its reason in redo. A missing journal is not an
+ * error; torn or foreign lines are skipped. Returns the number reused in *n_reused. */
 enum dp_status dp_journal_resume(struct dp_inputs *docs, const char *path, const char *out_dir,
                                  int *n_reused, struct dp_err *err);
 

@@ -39,7 +39,11 @@ struct run {
     bool have_journal;
     struct dp_bundle *zip_all; /* extract -o BUNDLE.zip */
     const char *out_dir;       /* directory output or NULL */
-    char journal_path[PATH_BYTES], manifest_path[PATH_BYTES];
+    char journal_path[PATH_BYTES], manifest_path[PATH_BYTES], digest_path[PATH_BYTES];
+    bool out_created;          /* the output directory exists (made or found by this run) */
+    char model_digest[DP_SHA256_HEX_LEN + 1]; /* of the checkpoint's files; "" for --from-raw */
+    char *digest_cache;        /* the per-file digests to keep beside the journal */
+    struct dp_raw_set *kept;   /* raw answers kept in the output directory (from_kept_raw) */
     struct dp_progress prog;
     const char *model_id;
     int n_tables;
@@ -229,11 +233,20 @@ static void clean_stale(struct run *r) {
 
 /* ---- one document --------------------------------------------------------------------------- */
 
+/* The raw answers a document is re-extracted from (--from-raw, or kept by an earlier run in its
+ * output folder), or NULL when it goes through the model. */
+static const struct dp_raw_doc *raw_doc_of(const struct run *r, const struct dp_input *d) {
+    const struct dp_raw_set *set = r->raw ? r->raw : d->from_kept_raw ? r->kept : NULL;
+    if (!set)
+        return NULL;
+    DP_ASSERT(d->src_index >= 0 && (size_t)d->src_index < set->n_docs);
+    return &set->docs[d->src_index];
+}
+
 static enum dp_status raw_answers(struct run *r, int index, struct dp_answers *out,
                                   struct dp_err *err) {
     const struct dp_input *d = &r->docs.items[index];
-    DP_ASSERT(d->src_index >= 0 && (size_t)d->src_index < r->raw->n_docs);
-    const struct dp_raw_doc *rd = &r->raw->docs[d->src_index];
+    const struct dp_raw_doc *rd = raw_doc_of(r, d);
     for (size_t p = 0; p < rd->n_pages; p++) {
         struct dp_page_answer a = {0};
         a.number = rd->pages[p].number;
@@ -242,6 +255,7 @@ static enum dp_status raw_answers(struct run *r, int index, struct dp_answers *o
             return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", d->rel);
         a.len = rd->pages[p].len;
         a.truncated = rd->pages[p].truncated;
+        a.stop = rd->pages[p].stop;
         a.blank = a.len == 0;
         a.geom = rd->pages[p].geom;
         if (dp__answers_add(out, &a, err) != DP_OK)
@@ -269,13 +283,14 @@ static enum dp_status build_doc(struct run *r, struct dp_input *d, const struct 
         .max_new_tokens = o->gen.max_new_tokens,
         .seed = o->gen.seed,
         .threads = (int)o->gen.threads,
+        .model_hash = r->model_digest[0] ? r->model_digest : NULL,
     };
-    if (r->raw) {
+    const struct dp_raw_doc *rd = raw_doc_of(r, d);
+    if (rd) {
         /* Re-extraction: the answers were made by the model, prompt and settings recorded in
          * their pages.json stamp (left empty when the bundle has none); the schema and the
          * docproc version are this run's, which parse them. */
-        DP_ASSERT(d->src_index >= 0 && (size_t)d->src_index < r->raw->n_docs);
-        const struct ex_stamp *rs = &r->raw->docs[d->src_index].stamp;
+        const struct ex_stamp *rs = &rd->stamp;
         s.model_id = rs->model_id ? rs->model_id : r->model_id;
         s.model_hash = rs->model_hash;
         s.prompt = rs->prompt;
@@ -291,8 +306,9 @@ static enum dp_status build_doc(struct run *r, struct dp_input *d, const struct 
     for (int i = 0; i < a->n && st == DP_OK; i++) {
         const struct dp_page_answer *p = &a->pages[i];
         struct ex_page *pg = NULL;
+        enum ex_stop stop = p->blank && p->stop == EX_STOP_EOS ? EX_STOP_BLANK : p->stop;
         st = ex_page_parse(&pg, r->schema, p->text ? p->text : "", p->len, &p->geom, p->number,
-                           p->truncated, err);
+                           stop, err);
         if (st == DP_OK)
             st = ex_doc_add_page(doc, pg, err);
     }
@@ -442,6 +458,8 @@ static void print_status_line(const struct run *r, const struct dp_input *d) {
         json_object_set_new(j, "code", json_string(dp_status_str(d->code)));
         json_object_set_new(j, "error", json_string(d->error ? d->error : ""));
     }
+    if (d->state == DP_INPUT_SKIPPED)
+        json_object_set_new(j, "reason", json_string(d->error ? d->error : ""));
     char *s = json_dumps(j, JSON_COMPACT);
     if (s) {
         emit_line(r, s);
@@ -456,8 +474,8 @@ static void process_doc(struct run *r, int index) {
     double t0 = dp__now();
     struct dp_err err = {0};
     struct dp_answers a = {0};
-    enum dp_status st = r->raw ? raw_answers(r, index, &a, &err)
-                               : dp__infer_doc(r->inf, index, &a, &r->prog, &err);
+    enum dp_status st = raw_doc_of(r, d) ? raw_answers(r, index, &a, &err)
+                                          : dp__infer_doc(r->inf, index, &a, &r->prog, &err);
     struct ex_doc *doc = NULL;
     if (st == DP_OK) {
         d->pages = a.n;
@@ -517,17 +535,21 @@ static void process_doc(struct run *r, int index) {
 
 /* ---- the run -------------------------------------------------------------------------------- */
 
-static enum dp_status setup_output(struct run *r, struct dp_err *err) {
+/* The output paths of the run; nothing is created yet (create_output does, once the run can
+ * start: a run that cannot start leaves no trace). */
+static enum dp_status plan_output(struct run *r, struct dp_err *err) {
     const struct dp_batch_opts *o = r->o;
     if (!o->output)
         return DP_OK;
     size_t n = strlen(o->output);
-    if (o->cmd == DP_BATCH_CMD_EXTRACT && n >= 4 && !strcmp(o->output + n - 4, ".zip"))
-        return dp_bundle_open(&r->zip_all, o->output, o->force, err);
+    if (o->cmd == DP_BATCH_CMD_EXTRACT && n >= 4 && !strcmp(o->output + n - 4, ".zip")) {
+        struct stat sb;
+        if (!o->force && stat(o->output, &sb) == 0)
+            return dp_err_set(err, DP_ERR_IO, "%s: already exists (use --force to overwrite)",
+                              o->output);
+        return DP_OK;
+    }
     r->out_dir = o->output;
-    enum dp_status st = dp_mkdirs(r->out_dir, err);
-    if (st != DP_OK)
-        return st;
     char jname[64], mname[64];
     if (o->shard_n > 1) {
         snprintf(jname, sizeof jname, ".docproc/journal-%d-of-%d.jsonl", o->shard_k, o->shard_n);
@@ -536,9 +558,58 @@ static enum dp_status setup_output(struct run *r, struct dp_err *err) {
         snprintf(jname, sizeof jname, ".docproc/journal.jsonl");
         snprintf(mname, sizeof mname, "manifest.json");
     }
-    st = path_join(r->journal_path, sizeof r->journal_path, r->out_dir, jname, err);
+    enum dp_status st = path_join(r->journal_path, sizeof r->journal_path, r->out_dir, jname, err);
     if (st == DP_OK)
         st = path_join(r->manifest_path, sizeof r->manifest_path, r->out_dir, mname, err);
+    if (st == DP_OK)
+        st = path_join(r->digest_path, sizeof r->digest_path, r->out_dir,
+                       ".docproc/model-digest.json", err);
+    return st;
+}
+
+/* Before any model work: the output can be written, and no pending document would overwrite
+ * an existing output unless --force or --resume allow it. */
+static enum dp_status preflight_output(struct run *r, struct dp_err *err) {
+    const struct dp_batch_opts *o = r->o;
+    if (!o->output)
+        return DP_OK;
+    enum dp_status st = dp_dir_writable(r->out_dir ? r->out_dir : o->output, err);
+    if (st != DP_OK || !r->out_dir || o->force || o->resume)
+        return st;
+    char path[PATH_BYTES], zname[PATH_BYTES];
+    for (int i = 0; i < r->docs.n && st == DP_OK; i++) {
+        const struct dp_input *d = &r->docs.items[i];
+        if (d->state != DP_INPUT_PENDING)
+            continue;
+        struct stat sb;
+        st = path_join(path, sizeof path, r->out_dir, d->stem, err);
+        if (st == DP_OK && lstat(path, &sb) == 0)
+            st = dp_err_set(err, DP_ERR_IO,
+                            "%s: already exists (use --force to overwrite, --resume to continue)",
+                            path);
+        if (st == DP_OK && o->zip_per_doc) {
+            snprintf(zname, sizeof zname, "%s.zip", d->stem);
+            st = path_join(path, sizeof path, r->out_dir, zname, err);
+            if (st == DP_OK && lstat(path, &sb) == 0)
+                st = dp_err_set(err, DP_ERR_IO,
+                                "%s: already exists (use --force to overwrite, --resume to "
+                                "continue)",
+                                path);
+        }
+    }
+    return st;
+}
+
+/* Creates the output (directory or bundle) once the run can start. */
+static enum dp_status create_output(struct run *r, struct dp_err *err) {
+    const struct dp_batch_opts *o = r->o;
+    if (!o->output)
+        return DP_OK;
+    if (!r->out_dir)
+        return dp_bundle_open(&r->zip_all, o->output, o->force, err);
+    enum dp_status st = dp_mkdirs(r->out_dir, err);
+    if (st == DP_OK)
+        r->out_created = true;
     return st;
 }
 
@@ -558,9 +629,17 @@ static enum dp_status hash_inputs(struct run *r) {
 
 static void summarize(const struct run *r, struct dp_batch_summary *sum) {
     memset(sum, 0, sizeof *sum);
-    sum->n_total = r->docs.n;
     for (int i = 0; i < r->docs.n; i++) {
         const struct dp_input *d = &r->docs.items[i];
+        if (d->state == DP_INPUT_SKIPPED) {
+            sum->n_skipped++;
+            continue;
+        }
+        sum->n_total++;
+        if (d->state != DP_INPUT_REUSED && d->redo > DP_REDO_FAILED) { /* finished work */
+            sum->n_redone++;
+            sum->n_redo[d->redo]++;
+        }
         sum->n_ok += d->state == DP_INPUT_OK || d->state == DP_INPUT_REUSED;
         sum->n_reused += d->state == DP_INPUT_REUSED;
         sum->n_failed += d->state == DP_INPUT_FAILED;
@@ -591,6 +670,11 @@ static enum dp_status visit_doc(struct run *r, int i, struct dp_err *err) {
                 DP_LOG_ERROR("%s", je.msg);
         }
         if (o->json_stdout || o->cmd == DP_BATCH_CMD_EXTRACT)
+            print_status_line(r, d);
+    } else if (d->state == DP_INPUT_SKIPPED) {
+        if (o->verbosity > 0)
+            DP_LOG_INFO("%s: skipped: %s", d->path, d->error ? d->error : "");
+        if (o->json_stdout)
             print_status_line(r, d);
     }
     dp__progress_doc(&r->prog, d);
@@ -654,11 +738,62 @@ static enum dp_status run_workers(struct run *r, struct dp_err *err) {
     return st;
 }
 
+/* Documents (not skipped files) in the list. */
+static int count_documents(const struct dp_inputs *l) {
+    int n = 0;
+    for (int i = 0; i < l->n; i++)
+        n += l->items[i].state != DP_INPUT_SKIPPED;
+    return n;
+}
+
+/* --resume: which finished documents are reused, which are redone and why (counts in r). */
+static enum dp_status resume_docs(struct run *r, struct dp_err *err) {
+    const struct dp_batch_opts *o = r->o;
+    int reused = 0;
+    enum dp_status st = dp_journal_resume(&r->docs, r->journal_path, r->out_dir, &reused, err);
+    if (st != DP_OK)
+        return st;
+    bool any_kept = false;
+    for (int i = 0; i < r->docs.n; i++) {
+        struct dp_input *d = &r->docs.items[i];
+        if (o->from_raw)
+            d->from_kept_raw = false; /* the answers come from --from-raw anyway */
+        any_kept |= d->from_kept_raw;
+    }
+    if (any_kept) {
+        /* the raw answers the earlier run kept: re-extract those documents without the model */
+        struct dp_err e = {0};
+        if (dp_raw_read(&r->kept, r->out_dir, &e) != DP_OK)
+            r->kept = NULL;
+        for (int i = 0; i < r->docs.n; i++) {
+            struct dp_input *d = &r->docs.items[i];
+            if (!d->from_kept_raw)
+                continue;
+            d->src_index = -1;
+            for (size_t k = 0; r->kept && k < r->kept->n_docs; k++)
+                if (!strcmp(r->kept->docs[k].stem, d->stem) && r->kept->docs[k].err.code == DP_OK)
+                    d->src_index = (long)k;
+            if (d->src_index < 0) {
+                d->from_kept_raw = false;
+                d->redo = DP_REDO_MISSING;
+            }
+        }
+    }
+    if (o->verbosity >= 0)
+        DP_LOG_INFO("resume: %d of %d documents already done", reused, r->docs.n);
+    return DP_OK;
+}
+
 static enum dp_status run_docs(struct run *r, bool *input_failed, struct dp_err *err) {
     const struct dp_batch_opts *o = r->o;
     enum dp_status st = o->from_raw ? docs_from_raw(r, err)
                                     : dp_discover(&r->docs, o->inputs, o->n_inputs, err);
     *input_failed = st != DP_OK;
+    if (st == DP_OK && !o->from_raw && count_documents(&r->docs) == 0) {
+        *input_failed = true;
+        st = dp_err_set(err, DP_ERR_IO, "no document found in %s%s (%d other files)",
+                        o->inputs[0], o->n_inputs > 1 ? " and the other inputs" : "", r->docs.n);
+    }
     if (st == DP_OK)
         st = assign_stems(&r->docs, err);
     if (st != DP_OK)
@@ -668,38 +803,50 @@ static enum dp_status run_docs(struct run *r, bool *input_failed, struct dp_err 
         dp_inputs_shard(&r->docs, o->shard_k, o->shard_n);
     if (o->verbosity >= 0 && o->shard_n > 1)
         DP_LOG_INFO("shard %d/%d: %d of %d documents", o->shard_k, o->shard_n, r->docs.n, n_all);
-    st = setup_output(r, err);
+    st = plan_output(r, err);
     if (st == DP_OK && !o->from_raw)
         st = hash_inputs(r);
+    if (st == DP_OK && !o->from_raw)
+        st = dp__model_digest(r->model_digest, o->model_dir,
+                              r->out_dir ? r->digest_path : NULL, &r->digest_cache, err);
     if (st != DP_OK)
         return st;
-    if (r->out_dir) {
-        clean_stale(r);
-        if (o->resume) {
-            int reused = 0;
-            st = dp_journal_resume(&r->docs, r->journal_path, r->out_dir, &reused, err);
-            if (st != DP_OK)
-                return st;
-            if (o->verbosity >= 0)
-                DP_LOG_INFO("resume: %d of %d documents already done", reused, r->docs.n);
-        } else if (o->cmd == DP_BATCH_CMD_BATCH) {
-            unlink(r->journal_path); /* a fresh run records everything again */
-        }
-        st = dp_journal_open(&r->journal, r->journal_path, err);
-        if (st != DP_OK)
-            return st;
-        r->have_journal = true;
+    char fp_model[DP_SHA256_HEX_LEN + 1], fp_output[DP_SHA256_HEX_LEN + 1];
+    dp__fingerprints(fp_model, fp_output, o, r->schema, r->model_digest);
+    for (int i = 0; i < r->docs.n; i++) {
+        memcpy(r->docs.items[i].fp_model, fp_model, sizeof fp_model);
+        memcpy(r->docs.items[i].fp_output, fp_output, sizeof fp_output);
     }
+    if (r->out_dir && o->resume && (st = resume_docs(r, err)) != DP_OK)
+        return st;
+    if ((st = preflight_output(r, err)) != DP_OK)
+        return st;
     if (o->password_file && (st = dp__pwfile_load(&r->pw, o->password_file, err)) != DP_OK)
         return st;
     int pending = 0;
     for (int i = 0; i < r->docs.n; i++)
-        pending += r->docs.items[i].state == DP_INPUT_PENDING;
+        pending += r->docs.items[i].state == DP_INPUT_PENDING && !r->docs.items[i].from_kept_raw;
     if (!o->from_raw && pending) {
         st = dp__infer_open(&r->inf, o, r->schema, &r->docs, &r->pw, err);
         if (st != DP_OK)
             return st;
         r->model_id = dp__infer_model_id(r->inf);
+    }
+    /* The run can start: from here on it leaves a record. */
+    if ((st = create_output(r, err)) != DP_OK)
+        return st;
+    if (r->out_dir) {
+        clean_stale(r);
+        st = dp_journal_open(&r->journal, r->journal_path, err);
+        if (st != DP_OK)
+            return st;
+        r->have_journal = true;
+        if (r->digest_cache) {
+            struct dp_err e = {0};
+            if (dp_file_write_atomic(r->digest_path, r->digest_cache, strlen(r->digest_cache),
+                                     true, &e) != DP_OK)
+                DP_LOG_WARN("%s", e.msg);
+        }
     }
     dp__progress_init(&r->prog, o, r->docs.n);
     if (o->from_raw && o->jobs > 1) {
@@ -765,7 +912,7 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
     summarize(&r, sum);
     sum->input_failed = input_failed;
     sum->wall_s = dp__now() - t0;
-    if (r.manifest_path[0] && (st == DP_OK || st == DP_ERR_CANCELLED)) {
+    if (r.out_created && (st == DP_OK || st == DP_ERR_CANCELLED)) {
         struct dp_manifest_info info = {
             .command = o->cmd == DP_BATCH_CMD_EXTRACT ? "extract"
                        : o->cmd == DP_BATCH_CMD_BATCH ? "batch" : "tables",
@@ -802,6 +949,8 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
     dp__infer_close(r.inf);
     dp__pwfile_free(&r.pw);
     dp_raw_set_free(r.raw);
+    dp_raw_set_free(r.kept);
+    dp_free(r.digest_cache);
     dp_inputs_free(&r.docs);
     sc_schema_free(r.schema);
     pthread_mutex_destroy(&r.mu);

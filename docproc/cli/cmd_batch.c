@@ -36,6 +36,34 @@ static void vl_to_dp_log(enum vl_log_level level, const char *msg, void *user) {
     DP_LOG_AT(l, "model: %s", msg);
 }
 
+/* "docproc batch: 3 documents: 2 ok (1 reused; 1 recomputed: settings changed), 1 failed;
+ * 2 files skipped; 9 pages (...)" */
+static void print_summary(const char *name, const struct dp_batch_summary *s) {
+    char redo[256] = "";
+    size_t n = 0;
+    if (s->n_redone) {
+        n += (size_t)snprintf(redo, sizeof redo, "; %d recomputed:", s->n_redone);
+        const char *sep = " ";
+        for (int r = DP_REDO_INPUT; r < DP_REDO_N_REASONS && n < sizeof redo; r++) {
+            if (!s->n_redo[r])
+                continue;
+            n += (size_t)snprintf(redo + n, sizeof redo - n, "%s%d %s", sep, s->n_redo[r],
+                                  dp_redo_str((enum dp_redo)r));
+            sep = ", ";
+        }
+    }
+    char skipped[64] = "";
+    if (s->n_skipped)
+        snprintf(skipped, sizeof skipped, "; %d file%s skipped (not documents)", s->n_skipped,
+                 s->n_skipped == 1 ? "" : "s");
+    fprintf(stderr,
+            "docproc %s: %d document%s: %d ok (%d reused%s), %d failed%s; %lld page%s (%lld "
+            "blank, %lld truncated) in %.1fs\n",
+            name, s->n_total, s->n_total == 1 ? "" : "s", s->n_ok, s->n_reused, redo, s->n_failed,
+            skipped, (long long)s->pages, s->pages == 1 ? "" : "s", (long long)s->pages_blank,
+            (long long)s->pages_truncated, s->wall_s);
+}
+
 int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv);
 
 int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv) {
@@ -79,11 +107,7 @@ int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv) {
     int rc;
     if (st == DP_OK) {
         if (!o.merge_out && o.verbosity >= 0)
-            fprintf(stderr,
-                    "docproc %s: %d documents: %d ok (%d reused), %d failed; %lld pages (%lld "
-                    "blank, %lld truncated) in %.1fs\n",
-                    name, sum.n_total, sum.n_ok, sum.n_reused, sum.n_failed, (long long)sum.pages,
-                    (long long)sum.pages_blank, (long long)sum.pages_truncated, sum.wall_s);
+            print_summary(name, &sum);
         rc = sum.n_failed ? DP_EXIT_SOME_FAILED : DP_EXIT_OK;
     } else {
         fprintf(stderr, "docproc %s: %s\n", name, err.msg[0] ? err.msg : dp_status_str(st));

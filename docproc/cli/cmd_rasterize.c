@@ -158,6 +158,10 @@ static enum dp_status rasterize_one(const char *input, const struct rz_opts *o,
         dp_doc_close(doc);
         return st;
     }
+    if ((st = dp_mkdirs(o->out_dir, err)) != DP_OK) { /* made only once a document renders */
+        dp_doc_close(doc);
+        return st;
+    }
     if (!mkdtemp(tmp)) {
         dp_doc_close(doc);
         return dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot create %s", input, tmp);
@@ -228,7 +232,7 @@ int dp_cmd_rasterize(int argc, char **argv) {
                                   (long long)o.ing.min_pixels, (long long)o.ing.max_pixels);
     if (dp_page_sel_parse(&o.sel, o.pages, &err) != DP_OK)
         return dp_cli_usage_error(CMD, "%s", err.msg);
-    if (dp_mkdirs(o.out_dir, &err) != DP_OK || access(o.out_dir, W_OK) != 0) {
+    if (dp_dir_writable(o.out_dir, &err) != DP_OK) { /* nothing is created before a page renders */
         DP_LOG_ERROR("%s: output directory not writable%s%s", o.out_dir, err.msg[0] ? ": " : "",
                      err.msg);
         dp_page_sel_free(&o.sel);

@@ -103,7 +103,8 @@ struct dp_raw_page {
     int number;
     char *text; /* NUL-terminated, byte-exact answer */
     size_t len;
-    bool truncated; /* the model hit max-new-tokens */
+    bool truncated; /* the model was stopped before the end of its answer */
+    enum ex_stop stop; /* why it stopped (pages.json "stop") */
     struct ex_geom geom;
 };
 

@@ -346,6 +346,8 @@ enum dp_status dp_out_json(const struct ex_doc *doc, struct dp_buf *out, struct 
         dp_jw_str(&w, ex_source_kind_name(p->source));
         dp_jw_key(&w, "truncated");
         dp_jw_bool(&w, p->truncated);
+        dp_jw_key(&w, "stop");
+        dp_jw_str(&w, ex_stop_name(p->stop));
         dp__out_geom_json(&w, &p->geom);
         dp_jw_key(&w, "blocks");
         dp_jw_arr(&w);

@@ -160,6 +160,7 @@ static void page(struct xw *x, const struct ex_doc *doc, const struct ex_page *p
     attr_int(x, "number", p->number);
     attr(x, "answer", ex_source_kind_name(p->source));
     attr_bool(x, "truncated", p->truncated);
+    attr(x, "stop", ex_stop_name(p->stop));
     start(x, "geometry");
     attr_int(x, "model-width", p->geom.model_w);
     attr_int(x, "model-height", p->geom.model_h);

@@ -46,6 +46,8 @@ enum dp_status dp__out_pages_json(const struct ex_doc *doc, struct dp_buf *out) 
         dp_jw_str(&w, file);
         dp_jw_key(&w, "model_truncated");
         dp_jw_bool(&w, p->model_truncated);
+        dp_jw_key(&w, "stop");
+        dp_jw_str(&w, ex_stop_name(p->stop));
         dp__out_geom_json(&w, &p->geom);
         dp_jw_end(&w);
     }
@@ -235,6 +237,9 @@ static enum dp_status read_doc(struct dp_raw_doc *d, read_fn rd, void *ctx, cons
             break;
         }
         rp->truncated = json_is_true(json_object_get(p, "model_truncated"));
+        /* bundles before the stop cause was recorded: max-new-tokens was the only one known */
+        if (!ex_stop_parse(json_string_value(json_object_get(p, "stop")), &rp->stop))
+            rp->stop = rp->truncated ? EX_STOP_MAX_NEW_TOKENS : EX_STOP_EOS;
         json_t *g = json_object_get(p, "geometry");
         rp->geom.model_w = geom_int(g, "model_w");
         rp->geom.model_h = geom_int(g, "model_h");

@@ -208,6 +208,25 @@ static int zip_list(int argc, char **argv) {
     return 0;
 }
 
+/* zipsum FILE: "name size crc32" per entry: a zip's contents without its timestamps. */
+static int zip_sum(int argc, char **argv) {
+    int ze = 0;
+    zip_t *z = argc == 2 ? zip_open(argv[1], ZIP_RDONLY | ZIP_CHECKCONS, &ze) : NULL;
+    if (!z) {
+        fprintf(stderr, "%s: cannot open zip (%d)\n", argc == 2 ? argv[1] : "?", ze);
+        return 1;
+    }
+    zip_int64_t n = zip_get_num_entries(z, 0);
+    for (zip_int64_t i = 0; i < n; i++) {
+        zip_stat_t sb;
+        zip_stat_init(&sb);
+        if (zip_stat_index(z, (zip_uint64_t)i, 0, &sb) == 0)
+            printf("%s %llu %08x\n", sb.name, (unsigned long long)sb.size, (unsigned)sb.crc);
+    }
+    zip_discard(z);
+    return 0;
+}
+
 static int blank_png(int argc, char **argv) {
     long w = argc == 4 ? strtol(argv[2], NULL, 10) : 0, h = argc == 4 ? strtol(argv[3], NULL, 10) : 0;
     if (w < 1 || h < 1 || w > 10000 || h > 10000)
@@ -237,6 +256,8 @@ int main(int argc, char **argv) {
         return manifest(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "zip"))
         return zip_list(argc - 1, argv + 1);
-    fprintf(stderr, "usage: batch_tool mkraw|json|jsonl|manifest|zip ...\n");
+    if (argc >= 2 && !strcmp(argv[1], "zipsum"))
+        return zip_sum(argc - 1, argv + 1);
+    fprintf(stderr, "usage: batch_tool mkraw|json|jsonl|manifest|zip|zipsum ...\n");
     return 2;
 }

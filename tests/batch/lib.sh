@@ -5,8 +5,8 @@ failed=0
 BIN=${DP_BIN:?DP_BIN must point at the docproc binary}
 SRC=${DP_SOURCE_DIR:?DP_SOURCE_DIR must point at the source tree}
 TOOL=${DP_BATCH_TOOL:?DP_BATCH_TOOL must point at batch_tool}
-T=$(mktemp -d "${TMPDIR:-/tmp}/dp-batch-test.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+T=${DP_KEEP_T:-$(mktemp -d "${TMPDIR:-/tmp}/dp-batch-test.XXXXXX")}
+[ -n "${DP_KEEP_T:-}" ] || trap 'rm -rf "$T"' EXIT
 
 # check DESCRIPTION COMMAND...: runs the command, counts and reports the result.
 check() {

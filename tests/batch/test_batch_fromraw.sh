@@ -37,9 +37,13 @@ done
 check "manifest written" "$TOOL" json "$T/dir/manifest.json"
 check "manifest lists every document ok" \
     [ "$("$TOOL" manifest "$T/dir/manifest.json" | grep -c ' ok ')" = "$n_docs" ]
+cp "$T/dir/manifest.json" "$T/manifest.before"
+cp "$T/dir/.docproc/journal.jsonl" "$T/journal.before"
 "$BIN" extract --from-raw "$RAW" --schema receipt -o "$T/dir" >/dev/null 2>"$T/err3"
-check "existing outputs are not overwritten without --force (exit 1)" [ $? -eq 1 ]
+check "existing outputs are refused before any work (exit 4)" [ $? -eq 4 ]
 check "the refusal names --force" grep -q -- '--force' "$T/err3"
+check "the refused run leaves the manifest as it was" cmp -s "$T/manifest.before" "$T/dir/manifest.json"
+check "the refused run leaves the journal as it was" cmp -s "$T/journal.before" "$T/dir/.docproc/journal.jsonl"
 "$BIN" extract --from-raw "$RAW" --schema receipt -o "$T/dir" --force >/dev/null 2>&1
 check "--force overwrites (exit 0)" [ $? -eq 0 ]
 

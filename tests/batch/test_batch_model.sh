@@ -12,7 +12,10 @@ n_docs=$(find "$IN" -maxdepth 1 \( -name '*.pdf' -o -name '*.png' \) | wc -l)
     --progress=json --json >"$T/out.jsonl" 2>"$T/err"
 check "batch exits 0" [ $? -eq 0 ]
 "$TOOL" manifest "$T/out/manifest.json" >"$T/m.txt"
-check "every document in the manifest" [ "$(wc -l <"$T/m.txt")" -eq "$n_docs" ]
+n_files=$(find "$IN" -type f | wc -l)
+check "every file in the manifest" [ "$(wc -l <"$T/m.txt")" -eq "$n_files" ]
+check "the other files skipped with a reason" \
+    [ "$(grep -c ' skipped ' "$T/m.txt")" -eq $((n_files - n_docs)) ]
 check "every document ok" [ "$(grep -c ' ok ' "$T/m.txt")" -eq "$n_docs" ]
 check "progress events" grep -q '"event":"page"' "$T/err"
 check "timing summary per document" grep -q 'prefill .*decode .*extract' "$T/err"

@@ -80,21 +80,34 @@ static void test_discover(void) {
     put("tree/b/z.pdf", pdf, sizeof pdf - 1);
     put("tree/a.png", png, sizeof png);
     put("tree/b/photo.txt", jpg, sizeof jpg); /* JPEG bytes, wrong extension: taken */
-    put("tree/notes.pdf", "hello", 5);         /* .pdf but not a PDF: skipped */
-    put("tree/.hidden.pdf", pdf, sizeof pdf - 1);
+    put("tree/notes.pdf", "UPDF-1.4", 8);      /* .pdf but not a PDF: a failed document */
+    put("tree/.hidden.pdf", pdf, sizeof pdf - 1); /* hidden: skipped with the reason */
+    put("tree/readme.txt", "hello\n", 6);       /* not a document: skipped with the reason */
     char dir[512];
     snprintf(dir, sizeof dir, "%s/tree", tmpdir);
     char *inputs[] = {dir};
     struct dp_inputs l;
     struct dp_err e = {0};
     T_EQ_I64(dp_discover(&l, inputs, 1, &e), DP_OK);
-    T_EQ_I64(l.n, 3);
-    if (l.n == 3) {
-        T_EQ_STR(l.items[0].rel, "a.png");
-        T_EQ_STR(l.items[0].kind, "png");
-        T_EQ_STR(l.items[1].rel, "b/photo.txt");
-        T_EQ_STR(l.items[1].kind, "jpeg");
-        T_EQ_STR(l.items[2].rel, "b/z.pdf");
+    /* every file is listed: nothing in the tree disappears without a line */
+    T_EQ_I64(l.n, 6);
+    if (l.n == 6) {
+        T_EQ_STR(l.items[0].rel, ".hidden.pdf");
+        T_EQ_I64(l.items[0].state, DP_INPUT_SKIPPED);
+        T_EQ_STR(l.items[0].error, "hidden file");
+        T_EQ_STR(l.items[1].rel, "a.png");
+        T_EQ_STR(l.items[1].kind, "png");
+        T_EQ_I64(l.items[1].state, DP_INPUT_PENDING);
+        T_EQ_STR(l.items[2].rel, "b/photo.txt");
+        T_EQ_STR(l.items[2].kind, "jpeg");
+        T_EQ_STR(l.items[3].rel, "b/z.pdf");
+        T_EQ_STR(l.items[4].rel, "notes.pdf");
+        T_EQ_I64(l.items[4].state, DP_INPUT_FAILED);
+        T_EQ_I64(l.items[4].code, DP_ERR_UNSUPPORTED);
+        T_CHECK(l.items[4].error && strstr(l.items[4].error, "damaged document"));
+        T_EQ_STR(l.items[5].rel, "readme.txt");
+        T_EQ_I64(l.items[5].state, DP_INPUT_SKIPPED);
+        T_EQ_STR(l.items[5].error, "not a document: text file");
     }
     /* shard 1/2 + shard 2/2 = everything, disjoint */
     struct dp_inputs s1, s2;
@@ -112,7 +125,7 @@ static void test_discover(void) {
 
     /* @list with two files sharing a base name, a comment and a missing file */
     char list[1024];
-    int n = snprintf(list, sizeof list, "# inputs\n%s/tree/b/z.pdf\n%s/tree/z.pdf\n%s/nope.pdf\n",
+    int n = snprintf(list, sizeof list, "# inputs\n%s/tree/b/z.pdf\n%s/tree/z.pdf\n%s/tree/a.png\n",
                      tmpdir, tmpdir, tmpdir);
     put("tree/z.pdf", pdf, sizeof pdf - 1);
     put("list.txt", list, (size_t)n);
@@ -125,10 +138,22 @@ static void test_discover(void) {
         T_CHECK(strstr(l.items[0].rel, "tree/b/z.pdf") != NULL);
         T_CHECK(strstr(l.items[1].rel, "tree/z.pdf") != NULL);
         T_CHECK(strcmp(l.items[0].rel, l.items[1].rel) != 0);
-        T_EQ_I64(l.items[2].state, DP_INPUT_FAILED);
-        T_EQ_I64(l.items[2].code, DP_ERR_IO);
+        T_EQ_I64(l.items[2].state, DP_INPUT_PENDING);
     }
     dp_inputs_free(&l);
+    /* an input that does not exist, or a directory without documents, is the run's error */
+    char missing[512], empty[512];
+    snprintf(missing, sizeof missing, "%s/nope.pdf", tmpdir);
+    char *inputs4[] = {missing};
+    memset(&e, 0, sizeof e);
+    T_EQ_I64(dp_discover(&l, inputs4, 1, &e), DP_ERR_IO);
+    T_CHECK(strstr(e.msg, "nope.pdf") != NULL);
+    put("emptytree/notes.txt", "x\n", 2);
+    snprintf(empty, sizeof empty, "%s/emptytree", tmpdir);
+    char *inputs5[] = {empty};
+    memset(&e, 0, sizeof e);
+    T_EQ_I64(dp_discover(&l, inputs5, 1, &e), DP_ERR_IO);
+    T_CHECK(strstr(e.msg, "no PDF, TIFF, PNG or JPEG") != NULL);
     /* the same file twice is an error */
     char f[512];
     snprintf(f, sizeof f, "%s/tree/z.pdf", tmpdir);
@@ -147,6 +172,8 @@ static void mk_docs(struct dp_inputs *l, int n) {
         dp_inputs_add(l, name, name, &e);
         l->items[i].stem = dp_strdup(name);
         dp_sha256_hex(l->items[i].sha256, name, strlen(name));
+        memset(l->items[i].fp_model, 'a', DP_SHA256_HEX_LEN);
+        memset(l->items[i].fp_output, 'b', DP_SHA256_HEX_LEN);
     }
 }
 
@@ -194,6 +221,27 @@ static void test_journal(void) {
     T_EQ_I64(r.items[2].state, DP_INPUT_PENDING); /* failed before: retried */
     T_EQ_I64(r.items[3].state, DP_INPUT_PENDING); /* hash changed */
     T_EQ_I64(r.items[4].state, DP_INPUT_PENDING);
+    T_EQ_I64(r.items[1].redo, DP_REDO_MISSING);
+    T_EQ_I64(r.items[2].redo, DP_REDO_FAILED);
+    T_EQ_I64(r.items[3].redo, DP_REDO_INPUT);
+    T_EQ_I64(r.items[4].redo, DP_REDO_NEW);
+    dp_inputs_free(&r);
+    /* changed settings: a finished document is never reused */
+    mk_docs(&r, 1);
+    r.items[0].fp_model[0] = 'c';
+    T_EQ_I64(dp_journal_resume(&r, jpath, out, &reused, &e), DP_OK);
+    T_EQ_I64(reused, 0);
+    T_EQ_I64(r.items[0].state, DP_INPUT_PENDING);
+    T_EQ_I64(r.items[0].redo, DP_REDO_SETTINGS);
+    dp_inputs_free(&r);
+    /* only the output fingerprint changed and the raw answers are kept: re-extracted */
+    mk_docs(&r, 1);
+    r.items[0].fp_output[0] = 'c';
+    put("out/doc0/raw/pages.json", "{}", 2);
+    T_EQ_I64(dp_journal_resume(&r, jpath, out, &reused, &e), DP_OK);
+    T_EQ_I64(reused, 0);
+    T_EQ_I64(r.items[0].redo, DP_REDO_OUTPUTS);
+    T_CHECK(r.items[0].from_kept_raw);
 
     /* manifests of two shards merge; a duplicate or a missing shard is refused */
     char m1[512], m2[512], mm[512];
