@@ -249,6 +249,12 @@ enum dp_status ex_doc_add_page(struct ex_doc *doc, struct ex_page *page, struct 
 enum dp_status ex_doc_finish(struct ex_doc *doc, const struct sc_schema *schema,
                              struct dp_err *err);
 void ex_doc_free(struct ex_doc *doc);
+/* Whether a warning code is a failed validation or cross-check (required, type, enum, pattern,
+ * arithmetic): what makes a document invalid. */
+bool ex_warn_is_validation(enum ex_warn_code code);
+/* A finished document passes its schema: no document-level validation warning. *first (may be
+ * NULL) gets the first failing warning, or NULL. */
+bool ex_doc_valid(const struct ex_doc *doc, const struct ex_warning **first);
 
 /* ---- pieces, public for tests, fuzzing and other callers ----------------------------------- */
 

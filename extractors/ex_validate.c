@@ -152,3 +152,20 @@ void ex__check_arithmetic(const struct sc_schema *s, const struct ex_field *fiel
                  "%s %g + %s %g = %g, but %s is %g (difference %g)", sub->name, sub->num, tax->name,
                  tax->num, sub->num + tax->num, tot->name, tot->num, tot->num - sub->num - tax->num);
 }
+
+bool ex_warn_is_validation(enum ex_warn_code code) {
+    return code == EX_WARN_REQUIRED || code == EX_WARN_TYPE || code == EX_WARN_ENUM ||
+           code == EX_WARN_PATTERN || code == EX_WARN_ARITHMETIC;
+}
+
+bool ex_doc_valid(const struct ex_doc *doc, const struct ex_warning **first) {
+    if (first)
+        *first = NULL;
+    for (size_t i = 0; i < doc->n_warnings; i++)
+        if (ex_warn_is_validation(doc->warnings[i].code)) {
+            if (first)
+                *first = &doc->warnings[i];
+            return false;
+        }
+    return true;
+}

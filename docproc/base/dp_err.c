@@ -20,6 +20,7 @@ const char *dp_status_str(enum dp_status code) {
     case DP_ERR_CANCELLED: return "cancelled";
     case DP_ERR_PASSWORD: return "password required or wrong";
     case DP_ERR_USAGE: return "usage error";
+    case DP_ERR_INVALID: return "validation failed";
     case DP_ERR_INTERNAL: return "internal error";
     }
     return "unknown status";

@@ -28,6 +28,7 @@ enum dp_status {
     DP_ERR_CANCELLED   = -8,
     DP_ERR_PASSWORD    = -9,
     DP_ERR_USAGE       = -10,
+    DP_ERR_INVALID     = -11, /* a result failed its schema's validation (--strict) */
     DP_ERR_INTERNAL    = -99,
 };
 

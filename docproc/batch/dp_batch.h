@@ -20,6 +20,7 @@
 #include "../cli/dp_cli_opts.h"
 #include "../ingest/dp_ingest.h"
 #include "dp_manifest.h"
+#include "../out/dp_out.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -53,6 +54,8 @@ struct dp_batch_opts {
     bool zip_per_doc;      /* batch --format ...,zip: also <stem>.zip per document */
     bool pdfa;             /* --pdfa: the searchable PDF as PDF/A-2b */
     bool force, resume, json_stdout;
+    bool strict;           /* an invalid result (ex_doc_valid) fails its document */
+    struct dp_csv_opts csv; /* --csv-spans, --csv-safe, --csv-bom */
     int shard_k, shard_n;  /* 1/1 = whole input */
     int jobs;
     struct dp_ingest_opts ingest;

@@ -99,13 +99,16 @@ void dp__infer_close(struct dp_infer *inf);
 
 /* ---- tables (dp_tables.c) ------------------------------------------------------------------ */
 
-/* Writes every table of doc into dir (created): table-NNN.csv and table-NNN.json (cells with
- * boxes in the three coordinate spaces, parts when stitched across pages). *n_tables gets the
- * number of (stitched) tables. */
 /* The searchable PDF of doc (dp_archive_pdf.c), appended to out (cap DP_PDF_MAX_BYTES). */
 enum dp_status dp__archive_pdf(const struct dp_batch_opts *o, const struct ex_doc *doc,
                                struct dp_buf *out, struct dp_err *err);
-enum dp_status dp__tables_write(const struct ex_doc *doc, const char *dir, int *n_tables,
+
+/* Writes every table of doc into dir (created): table-NNN.csv and table-NNN.json (cells with
+ * boxes in the three coordinate spaces, parts when stitched across pages). *n_tables gets the
+ * number of (stitched) tables. */
+struct dp_csv_opts;
+enum dp_status dp__tables_write(const struct ex_doc *doc, const char *dir,
+                                const struct dp_csv_opts *csv_opts, int *n_tables,
                                 struct dp_err *err);
 
 /* ---- fingerprints (dp_fingerprint.c) ---------------------------------------------------------- */

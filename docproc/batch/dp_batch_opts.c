@@ -18,7 +18,8 @@
 
 enum {
     OPT_FROM_RAW = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON, OPT_PASSWORD_FILE, OPT_DOC_TIMEOUT, OPT_PAGE_TIMEOUT, OPT_KEEP_BLANK,
-    OPT_PROGRESS, OPT_SHARD, OPT_RESUME, OPT_INPUT, OPT_MERGE, OPT_NO_PREFIX_CACHE,
+    OPT_PROGRESS, OPT_SHARD, OPT_RESUME, OPT_INPUT, OPT_MERGE, OPT_NO_PREFIX_CACHE, OPT_STRICT,
+    OPT_CSV_SPANS, OPT_CSV_SAFE, OPT_CSV_BOM,
     OPT_PDFA,
 };
 
@@ -30,6 +31,10 @@ static const struct option long_opts[] = {
     {"format", required_argument, NULL, OPT_FORMAT},
     {"pdfa", no_argument, NULL, OPT_PDFA},
     {"force", no_argument, NULL, OPT_FORCE},
+    {"strict", no_argument, NULL, OPT_STRICT},
+    {"csv-spans", required_argument, NULL, OPT_CSV_SPANS},
+    {"csv-safe", optional_argument, NULL, OPT_CSV_SAFE},
+    {"csv-bom", no_argument, NULL, OPT_CSV_BOM},
     {"json", no_argument, NULL, OPT_JSON},
     {"jobs", required_argument, NULL, 'j'},
     DP_CLI_LONGOPTS_INGEST,
@@ -62,6 +67,7 @@ void dp_batch_opts_init(struct dp_batch_opts *o, enum dp_batch_cmd cmd) {
     o->formats = cmd == DP_BATCH_CMD_EXTRACT ? DP_OUT_JSON : DP_OUT_JSON | DP_OUT_CSV;
     o->shard_k = o->shard_n = 1;
     o->jobs = 1;
+    o->csv = dp_csv_opts_default();
     dp_ingest_opts_init(&o->ingest);
     o->ingest.min_pixels = DP_BATCH_DEFAULT_MIN_PIXELS;
     o->ingest.max_pixels = DP_BATCH_DEFAULT_MAX_PIXELS;
@@ -152,6 +158,24 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
             break;
         case OPT_FORCE: o->force = true; break;
         case OPT_PDFA: o->pdfa = true; break;
+        case OPT_STRICT: o->strict = true; break;
+        case OPT_CSV_SPANS:
+            if (!strcmp(a, "repeat"))
+                o->csv.span = DP_CSV_SPAN_REPEAT;
+            else if (!strcmp(a, "empty"))
+                o->csv.span = DP_CSV_SPAN_EMPTY;
+            else
+                BAD("--csv-spans: expected repeat or empty, got '%s'", a);
+            break;
+        case OPT_CSV_SAFE:
+            if (!a || !strcmp(a, "yes"))
+                o->csv.formula_safe = true;
+            else if (!strcmp(a, "no"))
+                o->csv.formula_safe = false;
+            else
+                BAD("--csv-safe: expected yes or no, got '%s'", a);
+            break;
+        case OPT_CSV_BOM: o->csv.bom = true; break;
         case OPT_JSON: o->json_stdout = true; break;
         case 'j':
             if (!dp_cli_parse_i64(a, 1, DP_BATCH_MAX_JOBS, &i64))
@@ -297,10 +321,18 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
                 "                             answers always kept; docs/archive.md) [%s]\n"
                 "      --pdfa                 pdf: PDF/A-2b (XMP metadata, sRGB output intent)\n"
                 "      --force                overwrite existing outputs\n"
+                "      --csv-spans MODE       repeat or empty: CSV text in positions covered by a span\n"
+                "                             [%s]\n"
+                "      --csv-safe[=yes|no]    prefix CSV cells starting with = + - @ TAB CR with '\n"
+                "                             (formula injection, OWASP; numbers stay) [%s]\n"
+                "      --csv-bom              start CSV files with a UTF-8 BOM (Excel) [%s]\n"
+                "      --strict               a failed validation or cross-check fails the document\n"
+                "                             (default: ok, with \"valid\": false and the reasons)\n"
                 "      --json                 JSON Lines on stdout (extract: always)\n",
             o->cmd == DP_BATCH_CMD_EXTRACT ? " or BUNDLE.zip" : "",
             o->output ? o->output : o->cmd == DP_BATCH_CMD_EXTRACT ? "stdout only" : "required",
-            fmts);
+            fmts, o->csv.span == DP_CSV_SPAN_EMPTY ? "empty" : "repeat",
+            o->csv.formula_safe ? "yes" : "no", o->csv.bom ? "yes" : "no");
     dp_buf_appendf(b, "\nperformance:\n"
                 "  -j, --jobs N               --from-raw: documents re-extracted in parallel [%d]\n",
             o->jobs);

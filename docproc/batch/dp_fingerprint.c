@@ -146,9 +146,11 @@ void dp__fingerprints(char model_fp[DP_SHA256_HEX_LEN + 1], char out_fp[DP_SHA25
     dp_sha256_hex(model_fp, b.data ? b.data : "", b.len);
     /* the files made from the answers */
     dp_buf_reset(&b);
-    dp_buf_appendf(&b, "docproc_output=%d\nversion=%s\ncommand=%d\nschema=%s\nformats=%u\nzip=%d\n",
+    dp_buf_appendf(&b, "docproc_output=%d\nversion=%s\ncommand=%d\nschema=%s\nformats=%u\nzip=%d\n"
+                       "strict=%d\ncsv=%d,%d,%d\npdfa=%d\n",
                    FP_OUTPUT_VERSION, DP_VERSION, (int)o->cmd, schema->hash,
-                   o->formats, (int)o->zip_per_doc);
+                   o->formats, (int)o->zip_per_doc, (int)o->strict, (int)o->csv.span,
+                   (int)o->csv.formula_safe, (int)o->csv.bom, (int)o->pdfa);
     dp_sha256_hex(out_fp, b.data ? b.data : "", b.len);
     dp_buf_free(&b);
 }

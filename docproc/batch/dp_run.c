@@ -358,6 +358,8 @@ static enum dp_status write_dir(struct run *r, struct dp_input *d, const struct 
     struct dp_bundle *b = NULL;
     st = dp_bundle_open(&b, stage, true, err);
     if (st == DP_OK)
+        dp_bundle_set_csv(b, &r->o->csv);
+    if (st == DP_OK)
         st = dp_bundle_add_doc(b, doc, d->stem, formats, err);
     if (st == DP_OK)
         st = add_pdf(b, d->stem, pdf, err);
@@ -370,7 +372,7 @@ static enum dp_status write_dir(struct run *r, struct dp_input *d, const struct 
         int n = 0;
         st = path_join(tdir, sizeof tdir, staged, "stitched", err);
         if (st == DP_OK)
-            st = dp__tables_write(doc, tdir, &n, err);
+            st = dp__tables_write(doc, tdir, &r->o->csv, &n, err);
         pthread_mutex_lock(&r->mu);
         r->n_tables += n;
         pthread_mutex_unlock(&r->mu);
@@ -402,6 +404,8 @@ static enum dp_status write_outputs(struct run *r, struct dp_input *d, const str
         struct dp_bundle *b = NULL;
         if (st == DP_OK)
             st = dp_bundle_open(&b, zpath, r->o->force || r->o->resume, err);
+        if (st == DP_OK)
+            dp_bundle_set_csv(b, &r->o->csv);
         if (st == DP_OK)
             st = dp_bundle_add_doc(b, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
         if (st == DP_OK)
@@ -487,6 +491,10 @@ static void process_doc(struct run *r, int index) {
         }
         double t1 = dp__now();
         st = build_doc(r, d, &a, &doc, &err);
+        const struct ex_warning *bad = NULL;
+        if (st == DP_OK && r->o->strict && !ex_doc_valid(doc, &bad))
+            st = dp_err_set(&err, DP_ERR_INVALID, "--strict: %s%s%s", bad->path ? bad->path : "",
+                            bad->path ? ": " : "", bad->msg);
         double t2 = dp__now();
         d->t.extract += t2 - t1;
         if (st == DP_OK)
@@ -605,8 +613,12 @@ static enum dp_status create_output(struct run *r, struct dp_err *err) {
     const struct dp_batch_opts *o = r->o;
     if (!o->output)
         return DP_OK;
-    if (!r->out_dir)
-        return dp_bundle_open(&r->zip_all, o->output, o->force, err);
+    if (!r->out_dir) {
+        enum dp_status st = dp_bundle_open(&r->zip_all, o->output, o->force, err);
+        if (st == DP_OK)
+            dp_bundle_set_csv(r->zip_all, &o->csv);
+        return st;
+    }
     enum dp_status st = dp_mkdirs(r->out_dir, err);
     if (st == DP_OK)
         r->out_created = true;

@@ -65,7 +65,7 @@ static void prov_json(json_t *o, const struct ex_prov *p) {
 
 /* Writes one stitched table (parts[0..n)) as table-<id>.csv and .json under dir. */
 static enum dp_status write_one(const struct part *parts, int n, int id, const char *dir,
-                                struct dp_err *err) {
+                                const struct dp_csv_opts *csv_opts, struct dp_err *err) {
     int cols = parts[0].t->n_cols, rows = 0;
     for (int i = 0; i < n; i++)
         rows += parts[i].t->n_rows - parts[i].skip_rows;
@@ -127,7 +127,7 @@ static enum dp_status write_one(const struct part *parts, int n, int id, const c
     json_object_set_new(j, "cells", jcells);
     struct dp_buf csv;
     dp_buf_init(&csv, DP_MAX_TEXT_BYTES);
-    enum dp_status st = dp_out_csv_table(&merged, DP_CSV_SPAN_REPEAT, &csv, err);
+    enum dp_status st = dp_out_csv_table_opts(&merged, csv_opts, &csv, err);
     char path[PATH_BYTES];
     if (st == DP_OK && csv.status != DP_OK)
         st = dp_err_set(err, csv.status, "table %d: CSV too large", id);
@@ -149,7 +149,8 @@ static enum dp_status write_one(const struct part *parts, int n, int id, const c
     return st;
 }
 
-enum dp_status dp__tables_write(const struct ex_doc *doc, const char *dir, int *n_tables,
+enum dp_status dp__tables_write(const struct ex_doc *doc, const char *dir,
+                                const struct dp_csv_opts *csv_opts, int *n_tables,
                                 struct dp_err *err) {
     *n_tables = 0;
     enum dp_status st = dp_mkdirs(dir, err);
@@ -182,7 +183,7 @@ enum dp_status dp__tables_write(const struct ex_doc *doc, const char *dir, int *
                 parts[i].skip_rows = skip;
         }
         if (!joins) {
-            st = write_one(parts + start, i - start, ++id, dir, err);
+            st = write_one(parts + start, i - start, ++id, dir, csv_opts, err);
             start = i;
         }
     }

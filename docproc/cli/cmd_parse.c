@@ -27,6 +27,7 @@ struct parse_opts {
     long model_w, model_h, page_w, page_h, page;
     double pdf_w, pdf_h;
     bool truncated, span_empty, verbose;
+    bool csv_unsafe, csv_bom;
 };
 
 static void usage(FILE *fp) {
@@ -45,6 +46,9 @@ static void usage(FILE *fp) {
             "  --truncated         the model stopped at max-new-tokens [no]\n"
             "  --format F          json, xml or csv (the page's tables) [%s]\n"
             "  --csv-spans MODE    repeat or empty: text in positions covered by a span [repeat]\n"
+            "  --csv-safe[=yes|no] prefix cells starting with = + - @ TAB CR with ' (formula\n"
+            "                      injection, OWASP; plain numbers stay) [yes]\n"
+            "  --csv-bom           start the CSV with a UTF-8 BOM (Excel) [no]\n"
             "  -v, --verbose       print warnings to stderr\n"
             "  -h, --help          this help\n"
             "exit: 0 ok, 2 usage, 3 schema failed to load, 4 output failed, 6 input unreadable\n",
@@ -52,13 +56,16 @@ static void usage(FILE *fp) {
 }
 
 static int parse_args(int argc, char **argv, struct parse_opts *o) {
-    enum { OPT_MODEL = 256, OPT_PAGE_SIZE, OPT_PDF, OPT_PAGE, OPT_TRUNC, OPT_FORMAT, OPT_SPANS };
+    enum { OPT_MODEL = 256, OPT_PAGE_SIZE, OPT_PDF, OPT_PAGE, OPT_TRUNC, OPT_FORMAT, OPT_SPANS,
+           OPT_CSV_SAFE, OPT_CSV_BOM };
     static const struct option longs[] = {
         {"schema", required_argument, NULL, 's'},  {"model-size", required_argument, NULL, OPT_MODEL},
         {"page-size", required_argument, NULL, OPT_PAGE_SIZE},
         {"pdf-size", required_argument, NULL, OPT_PDF}, {"page", required_argument, NULL, OPT_PAGE},
         {"truncated", no_argument, NULL, OPT_TRUNC}, {"format", required_argument, NULL, OPT_FORMAT},
         {"csv-spans", required_argument, NULL, OPT_SPANS}, {"verbose", no_argument, NULL, 'v'},
+        {"csv-safe", optional_argument, NULL, OPT_CSV_SAFE},
+        {"csv-bom", no_argument, NULL, OPT_CSV_BOM},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
@@ -103,6 +110,12 @@ static int parse_args(int argc, char **argv, struct parse_opts *o) {
                 return dp_cli_usage_error(CMD, "--csv-spans: expected repeat or empty, got '%s'", optarg);
             o->span_empty = !strcmp(optarg, "empty");
             break;
+        case OPT_CSV_SAFE:
+            if (optarg && strcmp(optarg, "yes") && strcmp(optarg, "no"))
+                return dp_cli_usage_error(CMD, "--csv-safe: expected yes or no, got '%s'", optarg);
+            o->csv_unsafe = optarg && !strcmp(optarg, "no");
+            break;
+        case OPT_CSV_BOM: o->csv_bom = true; break;
         case 'v': o->verbose = true; break;
         case 'h': usage(stdout); return -1;
         default: return dp_cli_getopt_error(CMD, c, argc, argv);
@@ -194,11 +207,14 @@ int dp_cmd_parse(int argc, char **argv) {
             st = dp_out_xml(doc, &out, &err);
         } else {
             const struct ex_page *p = doc->pages[0];
+            struct dp_csv_opts co = dp_csv_opts_default();
+            co.span = o.span_empty ? DP_CSV_SPAN_EMPTY : DP_CSV_SPAN_REPEAT;
+            co.formula_safe = !o.csv_unsafe;
             for (size_t i = 0; i < p->n_tables && st == DP_OK; i++) {
                 if (i)
                     dp_buf_puts(&out, "\r\n");
-                st = dp_out_csv_table(&p->tables[i], o.span_empty ? DP_CSV_SPAN_EMPTY : DP_CSV_SPAN_REPEAT,
-                                      &out, &err);
+                co.bom = o.csv_bom && i == 0; /* one output: one BOM at its start */
+                st = dp_out_csv_table_opts(&p->tables[i], &co, &out, &err);
             }
             if (st == DP_OK && p->n_tables == 0)
                 DP_LOG_WARN("%s: the answer contains no table", o.input);

@@ -28,6 +28,7 @@ struct dp_bundle {
     size_t n_bufs, cap_bufs;
     char **stems; /* (n_stems) used document folders */
     size_t n_stems, cap_stems;
+    struct dp_csv_opts csv;
 };
 
 /* libzip's zip_close writes "NAME.XXXXXX" (mkstemp) beside NAME and renames it: the X count */
@@ -84,6 +85,7 @@ enum dp_status dp_bundle_open(struct dp_bundle **out, const char *path, bool ove
         return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", path);
     }
     b->overwrite = overwrite;
+    b->csv = dp_csv_opts_default();
     b->is_zip = ends_with_ci(path, ".zip");
     struct stat st;
     bool exists = stat(path, &st) == 0;
@@ -225,6 +227,10 @@ static enum dp_status add_buf(struct dp_bundle *b, const char *name, struct dp_b
     return add_entry(b, name, buf->data ? buf->data : "", buf->len, err);
 }
 
+void dp_bundle_set_csv(struct dp_bundle *b, const struct dp_csv_opts *o) {
+    b->csv = *o;
+}
+
 enum dp_status dp_bundle_add_doc(struct dp_bundle *b, const struct ex_doc *doc, const char *stem,
                                  unsigned formats, struct dp_err *err) {
     char *s = NULL;
@@ -248,7 +254,7 @@ enum dp_status dp_bundle_add_doc(struct dp_bundle *b, const struct ex_doc *doc, 
     }
     for (size_t p = 0; st == DP_OK && (formats & DP_OUT_CSV) && p < doc->n_pages; p++) {
         for (size_t t = 0; st == DP_OK && t < doc->pages[p]->n_tables; t++) {
-            st = dp_out_csv_table(&doc->pages[p]->tables[t], DP_CSV_SPAN_REPEAT, &buf, err);
+            st = dp_out_csv_table_opts(&doc->pages[p]->tables[t], &b->csv, &buf, err);
             snprintf(name, sizeof name, "%s/tables/p%04d-t%02zu.csv", s, doc->pages[p]->number,
                      t + 1);
             if (st == DP_OK)

@@ -59,9 +59,21 @@ bool dp_out_parse_formats(const char *list, unsigned *out);
 enum dp_status dp_out_json(const struct ex_doc *doc, struct dp_buf *out, struct dp_err *err);
 /* The result XML (validates against schemas/docproc-result.xsd), appended to out. */
 enum dp_status dp_out_xml(const struct ex_doc *doc, struct dp_buf *out, struct dp_err *err);
-/* One table as RFC 4180 CSV (UTF-8, CRLF line ends, quotes doubled), appended to out. */
+/* How CSV files are written (--csv-spans, --csv-safe, --csv-bom). Zeroed = the defaults
+ * except safety: use dp_csv_opts_default(). */
+struct dp_csv_opts {
+    enum dp_csv_span span;
+    bool formula_safe; /* a cell starting with = + - @ TAB CR (and not a plain number) gets a
+                        * leading ' so spreadsheets do not run it as a formula (OWASP) */
+    bool bom;          /* start each file with the UTF-8 byte order mark (Excel) */
+};
+struct dp_csv_opts dp_csv_opts_default(void); /* repeat spans, formula-safe, no BOM */
+/* One table as RFC 4180 CSV (UTF-8, CRLF line ends, quotes doubled), appended to out: one file.
+ * dp_out_csv_table uses dp_csv_opts_default() with the given span mode. */
 enum dp_status dp_out_csv_table(const struct ex_table *t, enum dp_csv_span span,
                                 struct dp_buf *out, struct dp_err *err);
+enum dp_status dp_out_csv_table_opts(const struct ex_table *t, const struct dp_csv_opts *o,
+                                     struct dp_buf *out, struct dp_err *err);
 /* Parses RFC 4180 CSV (for tests and round trips): *out is (rows, cols) strings, row-major,
  * rows padded to the widest row with "". Caller frees with dp_csv_free. */
 enum dp_status dp_csv_parse(const char *data, size_t len, char ***out, int *rows, int *cols,
@@ -83,6 +95,8 @@ struct dp_bundle;
 enum dp_status dp_bundle_open(struct dp_bundle **out, const char *path, bool overwrite,
                               struct dp_err *err);
 /* Adds one document's outputs under <stem>/ (stem sanitised, made unique on collision). */
+/* How the bundle writes CSV files (default: dp_csv_opts_default()). */
+void dp_bundle_set_csv(struct dp_bundle *b, const struct dp_csv_opts *o);
 enum dp_status dp_bundle_add_doc(struct dp_bundle *b, const struct ex_doc *doc, const char *stem,
                                  unsigned formats, struct dp_err *err);
 /* Adds an arbitrary file (e.g. the batch manifest); name components are sanitised. Copies data. */

@@ -10,13 +10,39 @@
 #define CSV_MAX_ROWS 10000000
 #define CSV_MAX_COLS 100000
 
-static void csv_field(struct dp_buf *b, const char *s) {
-    bool quote = s[0] == ' ' || (s[0] && s[strlen(s) - 1] == ' ') || strpbrk(s, ",\"\r\n") != NULL;
+/* A plain number ("-12.50", "+3", "1,234.5"): it cannot be a formula, so it stays as is. */
+static bool plain_number(const char *s) {
+    const char *p = s;
+    if (*p == '-' || *p == '+')
+        p++;
+    bool digit = false;
+    for (; *p; p++) {
+        if (*p >= '0' && *p <= '9')
+            digit = true;
+        else if (*p != '.' && *p != ',')
+            return false;
+    }
+    return digit;
+}
+
+/* OWASP CSV injection: cells starting with these are run as formulas by spreadsheets. */
+static bool formula_like(const char *s) {
+    return (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
+            s[0] == '\r') &&
+           !plain_number(s);
+}
+
+static void csv_field(struct dp_buf *b, const char *s, bool safe) {
+    bool guard = safe && formula_like(s);
+    bool quote = guard || s[0] == ' ' || (s[0] && s[strlen(s) - 1] == ' ') ||
+                 strpbrk(s, ",\"\r\n") != NULL;
     if (!quote) {
         dp_buf_puts(b, s);
         return;
     }
     dp_buf_putc(b, '"');
+    if (guard)
+        dp_buf_putc(b, '\'');
     for (const char *p = s; *p; p++) {
         if (*p == '"')
             dp_buf_putc(b, '"');
@@ -25,8 +51,23 @@ static void csv_field(struct dp_buf *b, const char *s) {
     dp_buf_putc(b, '"');
 }
 
+struct dp_csv_opts dp_csv_opts_default(void) {
+    struct dp_csv_opts o = {.span = DP_CSV_SPAN_REPEAT, .formula_safe = true, .bom = false};
+    return o;
+}
+
 enum dp_status dp_out_csv_table(const struct ex_table *t, enum dp_csv_span span,
                                 struct dp_buf *out, struct dp_err *err) {
+    struct dp_csv_opts o = dp_csv_opts_default();
+    o.span = span;
+    return dp_out_csv_table_opts(t, &o, out, err);
+}
+
+enum dp_status dp_out_csv_table_opts(const struct ex_table *t, const struct dp_csv_opts *o,
+                                     struct dp_buf *out, struct dp_err *err) {
+    enum dp_csv_span span = o->span;
+    if (o->bom)
+        dp_buf_puts(out, "\xEF\xBB\xBF");
     for (int r = 0; r < t->n_rows; r++) {
         for (int c = 0; c < t->n_cols; c++) {
             const struct ex_cell *x = &t->cells[(size_t)r * (size_t)t->n_cols + (size_t)c];
@@ -35,7 +76,7 @@ enum dp_status dp_out_csv_table(const struct ex_table *t, enum dp_csv_span span,
                 text = t->cells[(size_t)x->orow * (size_t)t->n_cols + (size_t)x->ocol].text;
             if (c)
                 dp_buf_putc(out, ',');
-            csv_field(out, text ? text : "");
+            csv_field(out, text ? text : "", o->formula_safe);
         }
         dp_buf_puts(out, "\r\n");
     }

@@ -6,8 +6,12 @@
 #include "dp_out_impl.h"
 #include "dp_alloc.h"
 #include "dp_jw.h"
+#include "dp_limits.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#define REASON_MAX 1024 /* bytes of one invalid_reasons entry */
 
 #define BOX_DECIMALS 2
 
@@ -333,6 +337,21 @@ enum dp_status dp_out_json(const struct ex_doc *doc, struct dp_buf *out, struct 
     dp__out_stamp_json(&w, &doc->stamp);
     dp_jw_key(&w, "truncated");
     dp_jw_bool(&w, doc->truncated);
+    /* validation: the document-level warnings that make it invalid, as "path: message" */
+    dp_jw_key(&w, "valid");
+    dp_jw_bool(&w, ex_doc_valid(doc, NULL));
+    dp_jw_key(&w, "invalid_reasons");
+    dp_jw_arr(&w);
+    for (size_t i = 0; i < doc->n_warnings; i++) {
+        const struct ex_warning *x = &doc->warnings[i];
+        if (!ex_warn_is_validation(x->code))
+            continue;
+        char line[REASON_MAX]; /* one line: no allocation, a longer reason is cut */
+        snprintf(line, sizeof line, "%s%s%s", x->path ? x->path : "", x->path ? ": " : "",
+                 x->msg ? x->msg : "");
+        dp_jw_str(&w, line);
+    }
+    dp_jw_end(&w);
     fields(&w, doc, doc->fields, doc->n_fields);
     warnings(&w, doc->warnings, doc->n_warnings);
     dp_jw_key(&w, "pages");

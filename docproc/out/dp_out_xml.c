@@ -280,6 +280,7 @@ enum dp_status dp_out_xml(const struct ex_doc *doc, struct dp_buf *out, struct d
     start(&x, "docproc-result");
     attr(&x, "format", DP_RESULT_FORMAT);
     attr_bool(&x, "truncated", doc->truncated);
+    attr_bool(&x, "valid", ex_doc_valid(doc, NULL));
     start(&x, "source");
     attr(&x, "path", doc->source);
     attr(&x, "sha256", doc->source_sha256);

@@ -1,0 +1,60 @@
+#!/bin/sh
+# Results and files a user can trust (issue #15), without the model (--from-raw): validation
+# (--strict fails an invalid document; by default "valid": false with the reasons), CSV safe
+# against formula injection (--csv-safe, default on), --csv-spans and --csv-bom accepted by
+# extract, batch and tables.
+. "$(dirname "$0")/lib.sh"
+unset OPENBLAS_CORETYPE # a narrower kernel family only adds a warning to stderr
+not() { ! "$@"; }
+RAW=$SRC/samples/raw
+
+# ---- 13. validation ---------------------------------------------------------------------------
+"$BIN" extract --from-raw "$RAW" --schema invoice >"$T/v.jsonl" 2>/dev/null
+check "invalid results are ok by default (exit 0)" [ $? -eq 0 ]
+check "an invalid result says \"valid\":false" grep -q '"valid":false' "$T/v.jsonl"
+check "... with its reasons" grep -q '"invalid_reasons":\["invoice_id: required field' "$T/v.jsonl"
+"$BIN" extract --from-raw "$RAW" --schema invoice --strict -o "$T/s" >/dev/null 2>"$T/s.err"
+check "--strict: invalid documents fail (exit 1)" [ $? -eq 1 ]
+check "--strict: the failure code" grep -q '"code": "validation failed"' "$T/s/manifest.json"
+check "--strict: the reason names the field" grep -q -- "--strict: invoice_id: required field" "$T/s.err"
+check "--strict: no result written for a failed document" [ -z "$(find "$T/s" -name result.json)" ]
+"$BIN" extract --from-raw "$RAW" --schema layout --strict >"$T/l.jsonl" 2>/dev/null
+check "--strict: valid documents stay ok (exit 0)" [ $? -eq 0 ]
+check "a valid result says \"valid\":true" grep -q '"valid":true,"invalid_reasons":\[\]' "$T/l.jsonl"
+
+# ---- 14. CSV ----------------------------------------------------------------------------------
+mkdir -p "$T/raw"
+cp -r "$RAW/docparsing_example5-document_parsing" "$T/raw/inj"
+printf '%s' '<table><tr><th>Item</th><th>Note</th><th>Amount</th></tr><tr><td>=HYPERLINK("http://x")</td><td>@SUM(A1)</td><td>-12.50</td></tr><tr><td rowspan="2">+cmd</td><td>-1+2</td><td>3</td></tr><tr><td>x</td><td>4</td></tr></table>' \
+    >"$T/raw/inj/raw/page-0001.txt"
+"$BIN" extract --from-raw "$T/raw" --schema table -o "$T/c1" --format csv >/dev/null 2>&1
+check "extract --format csv exits 0" [ $? -eq 0 ]
+csv=$(find "$T/c1" -name '*.csv' | head -n 1)
+check "formula cells prefixed with ' (= @ +)" \
+    grep -q "^\"'=HYPERLINK(\"\"http://x\"\")\",\"'@SUM(A1)\",-12.50" "$csv"
+check "a cell starting with - that is not a number prefixed" grep -q "\"'-1+2\"" "$csv"
+check "negative numbers stay numbers" grep -q ',-12.50' "$csv"
+check "spans repeated by default" [ "$(grep -c "'+cmd" "$csv")" -eq 2 ]
+"$BIN" extract --from-raw "$T/raw" --schema table -o "$T/c2" --format csv --csv-safe=no \
+    --csv-spans empty --csv-bom >/dev/null 2>&1
+check "extract --csv-safe=no --csv-spans empty --csv-bom exits 0" [ $? -eq 0 ]
+csv2=$(find "$T/c2" -name '*.csv' | head -n 1)
+check "--csv-safe=no: cells as written" grep -q '=HYPERLINK(""http://x"")",@SUM(A1),-12.50' "$csv2"
+check "--csv-spans empty: the covered cell empty" [ "$(grep -c '+cmd' "$csv2")" -eq 1 ]
+check "--csv-bom: the file starts with the UTF-8 BOM" \
+    [ "$(head -c 3 "$csv2" | od -An -tx1 | tr -d ' ')" = efbbbf ]
+check "without --csv-bom: no BOM" [ "$(head -c 3 "$csv" | od -An -tx1 | tr -d ' ')" != efbbbf ]
+"$BIN" batch --from-raw "$T/raw" --schema table -o "$T/c3" --format csv --csv-spans empty --csv-bom \
+    >/dev/null 2>&1
+check "batch accepts --csv-spans and --csv-bom" [ $? -eq 0 ]
+"$BIN" tables --from-raw "$T/raw" -o "$T/c4" --csv-spans empty --csv-bom >/dev/null 2>&1
+check "tables accepts --csv-spans and --csv-bom" [ $? -eq 0 ]
+st=$(find "$T/c4" -path '*stitched*' -name '*.csv' | head -n 1)
+check "tables: stitched CSV formula-safe, BOM, spans empty" \
+    [ -n "$st" ] && [ "$(head -c 3 "$st" | od -An -tx1 | tr -d ' ')" = efbbbf ] && \
+    grep -q "'=HYPERLINK" "$st" && [ "$(grep -c '+cmd' "$st")" -eq 1 ]
+"$BIN" extract --from-raw "$T/raw" --schema table --csv-safe=maybe >/dev/null 2>&1
+check "--csv-safe=maybe: usage error" [ $? -eq 2 ]
+"$BIN" parse --schema table --format csv "$T/raw/inj/raw/page-0001.txt" >"$T/p.csv" 2>/dev/null
+check "parse: formula-safe by default" grep -q "'=HYPERLINK" "$T/p.csv"
+finish
