@@ -11,6 +11,7 @@
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
 #include "../out/dp_out.h"
+#include "vl.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,8 +25,12 @@
 #define FP_CACHE_MAX_BYTES ((size_t)1 << 20)
 /* Bump when docproc's outputs change for the same answers and settings (forces re-extraction). */
 #define FP_OUTPUT_VERSION 1
-/* The weights variant; issue #14 adds --weights, until then the stored bf16 tensors. */
+/* The weights variant when --weights is not given: the stored bf16 tensors. */
 #define FP_DEFAULT_WEIGHTS "bf16"
+
+static const char *weights_name(int w) {
+    return w < 0 ? FP_DEFAULT_WEIGHTS : vl_wformat_name((enum vl_wformat)w);
+}
 
 static int cmp_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -128,8 +133,9 @@ void dp__fingerprints(char model_fp[DP_SHA256_HEX_LEN + 1], char out_fp[DP_SHA25
     struct dp_buf b;
     dp_buf_init(&b, DP_MAX_TEXT_BYTES);
     /* the answers: model files, the prompt, the pixels and the generation settings */
-    dp_buf_appendf(&b, "model=%s\nweights=%s\n", o->from_raw ? "from-raw" : model_digest,
-                   FP_DEFAULT_WEIGHTS);
+    dp_buf_appendf(&b, "model=%s\nweights=%s\nvision_weights=%s\n",
+                   o->from_raw ? "from-raw" : model_digest, weights_name(o->gen.weights),
+                   weights_name(o->gen.vision_weights));
     dp_buf_appendf(&b, "prompt=%zu:", strlen(schema->prompt ? schema->prompt : ""));
     dp_buf_puts(&b, schema->prompt ? schema->prompt : "");
     dp_buf_appendf(&b, "\nsystem=%zu:", strlen(schema->system_prompt ? schema->system_prompt : ""));

@@ -66,6 +66,12 @@ run "$T/a" --schema receipt --max-new-tokens 9 --dpi 100 --format json,xml --res
 check "changed --dpi: recomputed" grep -q '4 recomputed: 4 settings changed' "$T/r4.err"
 run "$T/a" --schema receipt --max-new-tokens 9 --dpi 100 --temperature 0.5 --format json,xml \
     --resume >/dev/null 2>"$T/r5.err"
+run "$T/a" --schema receipt --max-new-tokens 9 --dpi 100 --temperature 0.5 --format json,xml \
+    --weights q8 --resume >/dev/null 2>"$T/r5w.err"
+check "changed --weights: recomputed" grep -q '4 recomputed: 4 settings changed' "$T/r5w.err"
+run "$T/a" --schema receipt --max-new-tokens 9 --dpi 100 --temperature 0.5 --format json,xml \
+    --resume >/dev/null 2>"$T/r5b.err"
+check "back to bf16: recomputed" grep -q '4 recomputed: 4 settings changed' "$T/r5b.err"
 check "before: the model generated 9 tokens a page" grep -q '"tokens": 9,' "$T/a/manifest.json"
 check "changed sampling: recomputed" grep -q '4 recomputed: 4 settings changed' "$T/r5.err"
 rm -f "$T/a/oyo.png/result.xml"
