@@ -174,6 +174,8 @@ enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_e
     if (st == VL_OK)
         st = vl__weights_bind(m, err);
     if (st == VL_OK)
+        st = vl__quant_desc_check(m, err);
+    if (st == VL_OK)
         st = exists(&has_tok, dir, TOKENIZER_FILE, err);
     if (st == VL_OK && has_tok) {
         char *tp = vl__path_join(dir, TOKENIZER_FILE);

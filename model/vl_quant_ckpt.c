@@ -118,6 +118,28 @@ enum vl_status vl__quant_bind(struct vl_tensor *dst, const struct vl_st_entry *e
     return VL_OK;
 }
 
+enum vl_status vl__quant_desc_check(struct vl_model *m, struct vl_error *err) {
+    if (!m->quant_desc)
+        return VL_OK;
+    int n = vl__quant_targets(m, false, NULL, 0) + vl__quant_targets(m, true, NULL, 0);
+    struct vl_tensor **t = vl__calloc((size_t)n, sizeof *t);
+    if (!t)
+        return vl__err(err, VL_ERR_NOMEM, "out of memory");
+    int nt = vl__quant_targets(m, false, t, n);
+    vl__quant_targets(m, true, t + nt, n - nt);
+    unsigned used = 0;
+    for (int i = 0; i < n; i++)
+        used += vl__dtype_is_quant(t[i]->dtype);
+    vl__free(t);
+    unsigned listed = g_hash_table_size(m->quant_desc);
+    if (used != listed)
+        return vl__err(err, VL_ERR_MODEL,
+                       "%s lists %u block tensors but %u Linear weights of the model are bound as "
+                       "blocks (a name that is not a Linear weight?)",
+                       VL_QUANT_DESC_FILE, listed, used);
+    return VL_OK;
+}
+
 /* ---- write ----------------------------------------------------------------------------------- */
 
 static const char *const copied_files[] = {"config.json", "generation_config.json",

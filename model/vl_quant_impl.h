@@ -76,6 +76,8 @@ int vl__quant_targets(struct vl_model *m, bool vision, struct vl_tensor **out, i
 enum vl_status vl__quant_desc_load(struct vl_model *m, const char *dir, struct vl_error *err);
 void vl__quant_desc_free(struct vl_model *m);
 bool vl__quant_desc_type(const struct vl_model *m, const char *canonical, enum vl_dtype *out);
+/* After binding: every listed tensor was bound as a block view (else VL_ERR_MODEL). */
+enum vl_status vl__quant_desc_check(struct vl_model *m, struct vl_error *err);
 /* Binds entry e (U8 [want[0], row bytes of want[1]]) as a dtype t view of shape want. */
 enum vl_status vl__quant_bind(struct vl_tensor *dst, const struct vl_st_entry *e,
                               const char *file, const char *name, enum vl_dtype t,

@@ -177,8 +177,35 @@ int main(void) {
         }
         /* a hostile description: wrong type, not a quantized tensor's shape */
         char path[LG_PATH_MAX + 32];
+        /* the real description plus a name that is no weight of the model */
         snprintf(path, sizeof path, "%s/quantization.json", dir);
-        FILE *fp = fopen(path, "w");
+        FILE *fp;
+        {
+            char *orig = NULL;
+            size_t olen = 0;
+            fp = fopen(path, "rb");
+            if (fp) {
+                orig = malloc(1 << 20);
+                olen = fread(orig, 1, (1 << 20) - 1, fp);
+                orig[olen] = 0;
+                fclose(fp);
+            }
+            char *at = orig ? strstr(orig, "\"tensors\": {") : NULL;
+            T_CHECK(at != NULL);
+            if (at) {
+                at += strlen("\"tensors\": {");
+                fp = fopen(path, "wb");
+                fwrite(orig, 1, (size_t)(at - orig), fp);
+                fputs("\"model.layers.0.mlp.nope.weight\": {\"type\": \"Q8_0\"}, ", fp);
+                fputs(at, fp);
+                fclose(fp);
+                memset(&err, 0, sizeof err);
+                T_EQ_I64(vl_model_load(&back, dir, &err), VL_ERR_MODEL);
+                T_CHECK_MSG(strstr(err.msg, "lists") != NULL, "%s", err.msg);
+            }
+            free(orig);
+        }
+        fp = fopen(path, "w");
         fputs("{\"format\": \"docproc-blocks\", \"version\": 1, \"block\": 32, \"tensors\": "
               "{\"model.norm.weight\": {\"type\": \"Q8_0\"}}}", fp);
         fclose(fp);
