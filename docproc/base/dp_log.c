@@ -8,6 +8,11 @@
 #define DP_LOG_LINE_MAX 2048
 
 static atomic_int log_level = DP_LOG_WARN;
+static atomic_bool progress_open;
+
+void dp_log_progress_line(bool open) {
+    atomic_store(&progress_open, open);
+}
 
 void dp_log_set_level(enum dp_log_level level) {
     atomic_store(&log_level, (int)level);
@@ -27,6 +32,8 @@ void dp_log(enum dp_log_level level, const char *fmt, ...) {
         vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
     flockfile(stderr);
+    if (atomic_exchange(&progress_open, false))
+        fputs("\r\033[K", stderr); /* check_style: allow (clears the progress line) */
     fputs(line, stderr); /* check_style: allow (the one log sink) */
     fputc('\n', stderr);
     funlockfile(stderr);

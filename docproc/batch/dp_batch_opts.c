@@ -138,6 +138,8 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
     int c;
     int64_t i64;
     double d;
+    int n_input_opts = 0;
+    bool model_given = false, quiet = false, verbose = false, zip_alone = false;
     while ((c = getopt_long(argc, argv, ":s:m:o:j:qvh", long_opts, NULL)) != -1) {
         const char *a = optarg;
         enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o->ingest, &o->pages, c, a, err);
@@ -149,12 +151,16 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
             continue;
         switch (c) {
         case 's': o->schema = a; break;
-        case 'm': o->model_dir = a; break;
+        case 'm':
+            o->model_dir = a;
+            model_given = true;
+            break;
         case OPT_FROM_RAW: o->from_raw = a; break;
         case 'o': o->output = a; break;
         case OPT_FORMAT:
             if (parse_formats(o, a, err) != DP_OK)
                 return DP_ERR_USAGE;
+            zip_alone = o->zip_per_doc && !o->formats;
             break;
         case OPT_FORCE: o->force = true; break;
         case OPT_PDFA: o->pdfa = true; break;
@@ -202,8 +208,14 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
             else
                 BAD("--progress: expected tty, json or off, got '%s'", a);
             break;
-        case 'q': o->verbosity = -1; break;
-        case 'v': o->verbosity = o->verbosity < 0 ? 1 : o->verbosity + 1; break;
+        case 'q':
+            o->verbosity = -1;
+            quiet = true;
+            break;
+        case 'v':
+            o->verbosity = o->verbosity < 0 ? 1 : o->verbosity + 1;
+            verbose = true;
+            break;
         case OPT_SHARD:
         case OPT_RESUME:
         case OPT_INPUT:
@@ -216,6 +228,7 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
                 o->resume = true;
             if (c == OPT_INPUT && add_input(o, optarg, err) != DP_OK)
                 return DP_ERR_NOMEM;
+            n_input_opts += c == OPT_INPUT;
             if (c == OPT_MERGE)
                 o->merge_out = a;
             break;
@@ -230,11 +243,22 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
     if (o->ingest.min_pixels > o->ingest.max_pixels)
         BAD("--min-pixels %lld is larger than --max-pixels %lld",
             (long long)o->ingest.min_pixels, (long long)o->ingest.max_pixels);
+    /* contradictory or ignored options are usage errors, never silence */
+    if (quiet && verbose)
+        BAD("-q and -v contradict each other: give one");
     if (o->merge_out) {
         if (!o->n_inputs)
             BAD("--merge OUT needs the shard manifests to merge");
+        if (n_input_opts)
+            BAD("--merge OUT merges the manifests given as arguments; --input is not used");
         return DP_OK;
     }
+    if (o->from_raw && model_given)
+        BAD("--from-raw re-extracts saved answers without the model; --model is not used");
+    if (o->from_raw && o->pages)
+        BAD("--from-raw re-extracts every saved page; --pages is not used");
+    if (zip_alone)
+        BAD("--format zip bundles the other formats: name them too (e.g. --format json,zip)");
     if (!o->schema)
         BAD("--schema NAME|FILE is required (built-in: invoice, receipt, form, table, chart, "
             "layout, ocr, olmocr)");
@@ -328,7 +352,7 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
                 "      --csv-bom              start CSV files with a UTF-8 BOM (Excel) [%s]\n"
                 "      --strict               a failed validation or cross-check fails the document\n"
                 "                             (default: ok, with \"valid\": false and the reasons)\n"
-                "      --json                 JSON Lines on stdout (extract: always)\n",
+                "      --json                 JSON Lines on stdout (extract: always without -o)\n",
             o->cmd == DP_BATCH_CMD_EXTRACT ? " or BUNDLE.zip" : "",
             o->output ? o->output : o->cmd == DP_BATCH_CMD_EXTRACT ? "stdout only" : "required",
             fmts, o->csv.span == DP_CSV_SPAN_EMPTY ? "empty" : "repeat",

@@ -504,8 +504,8 @@ static void process_doc(struct run *r, int index) {
     pthread_mutex_lock(&r->mu); /* publish: stdout, journal, log, progress */
     if (st == DP_OK) {
         d->state = DP_INPUT_OK;
-        if (r->o->cmd == DP_BATCH_CMD_EXTRACT)
-            print_result_line(r, doc);
+        if (r->o->cmd == DP_BATCH_CMD_EXTRACT && (!r->o->output || r->o->json_stdout))
+            print_result_line(r, doc); /* with -o the files are the output: stdout stays quiet */
     } else {
         if (st == DP_ERR_CANCELLED)
             d->state = DP_INPUT_PENDING;
@@ -524,7 +524,8 @@ static void process_doc(struct run *r, int index) {
     }
     if (r->o->json_stdout && r->o->cmd != DP_BATCH_CMD_EXTRACT)
         print_status_line(r, d);
-    else if (r->o->cmd == DP_BATCH_CMD_EXTRACT && d->state == DP_INPUT_FAILED)
+    else if (r->o->cmd == DP_BATCH_CMD_EXTRACT && d->state == DP_INPUT_FAILED &&
+             (!r->o->output || r->o->json_stdout))
         print_status_line(r, d);
     if (r->have_journal) {
         struct dp_err je = {0};
@@ -681,7 +682,7 @@ static enum dp_status visit_doc(struct run *r, int i, struct dp_err *err) {
             if (dp_journal_append(&r->journal, d, &je) != DP_OK)
                 DP_LOG_ERROR("%s", je.msg);
         }
-        if (o->json_stdout || o->cmd == DP_BATCH_CMD_EXTRACT)
+        if (o->json_stdout || (o->cmd == DP_BATCH_CMD_EXTRACT && !o->output))
             print_status_line(r, d);
     } else if (d->state == DP_INPUT_SKIPPED) {
         if (o->verbosity > 0)

@@ -22,6 +22,15 @@ static void on_signal(int sig) {
 static void emit(enum dp_batch_stream s, const char *text, void *user) {
     (void)user;
     FILE *fp = s == DP_BATCH_STDOUT ? stdout : stderr;
+    if (s == DP_BATCH_PROGRESS) {
+        flockfile(stderr); /* the progress line and dp_log's clearing of it stay in order */
+        fputs(text, fp);
+        fflush(fp);
+        size_t n = strlen(text);
+        dp_log_progress_line(n > 0 && text[n - 1] != '\n');
+        funlockfile(stderr);
+        return;
+    }
     fputs(text, fp);
     fflush(fp);
 }

@@ -85,6 +85,13 @@ int dp_cmd_detokenize(int argc, char **argv) {
     char *text = NULL;
     size_t len = 0;
     struct vl_error err = {0};
+    for (size_t i = 0; rc == DP_EXIT_OK && i < n; i++) {
+        int32_t n_ids = vl_tokenizer_n_ids(tok);
+        if (ids[i] >= n_ids) { /* not in the vocabulary: an error, not an empty line */
+            rc = dp_cli_usage_error(CMD, "token id %ld is not in the vocabulary: valid ids are 0 to %ld",
+                                    (long)ids[i], (long)n_ids - 1);
+        }
+    }
     if (rc == DP_EXIT_OK && vl_tokenizer_decode(tok, ids, n, skip, &text, &len, &err) != VL_OK) {
         fprintf(stderr, "docproc %s: %s\n", CMD, err.msg);
         rc = DP_EXIT_INTERNAL;

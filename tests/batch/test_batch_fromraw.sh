@@ -48,7 +48,7 @@ check "the refused run leaves the journal as it was" cmp -s "$T/journal.before" 
 check "--force overwrites (exit 0)" [ $? -eq 0 ]
 
 # 3. zip bundle, then re-extraction from the zip gives the same results
-"$BIN" extract --from-raw "$RAW" --schema form -o "$T/b.zip" --format json,xml >"$T/a.jsonl" 2>/dev/null
+"$BIN" extract --from-raw "$RAW" --schema form -o "$T/b.zip" --format json,xml --json >"$T/a.jsonl" 2>/dev/null
 check "extract -o BUNDLE.zip exits 0" [ $? -eq 0 ]
 "$TOOL" zip "$T/b.zip" >"$T/zip.lst"
 check "zip holds a result.json per document" [ "$(grep -c '/result.json$' "$T/zip.lst")" = "$n_docs" ]
@@ -160,7 +160,7 @@ mkdir -p "$H/dup/raw"
 printf '{}' >"$H/dup/raw/page-0001.txt"
 printf '{"format": "docproc-raw/1", "pages": [{"number": 1, "file": "page-0001.txt"}, {"number": 1, "file": "page-0001.txt"}]}\n' \
     >"$H/dup/raw/pages.json"
-"$BIN" extract --from-raw "$H" --schema invoice -o "$T/hout" >"$T/h.jsonl" 2>"$T/herr"
+"$BIN" extract --from-raw "$H" --schema invoice -o "$T/hout" --json >"$T/h.jsonl" 2>"$T/herr"
 check "hostile raw set: some documents failed (exit 1)" [ $? -eq 1 ]
 check "hostile raw set: the good documents are written" \
     sh -c "[ -d '$T/hout/good' ] && [ -d '$T/hout/nul' ]"

@@ -12,7 +12,7 @@ printf 'not a document\n' >"$T/in/notes.txt"
 "$TOOL" blankpng "$T/in/blank.png" 200 280 || exit 1
 FAST="--max-pixels 12544 --min-pixels 3136 --max-new-tokens 8 --threads 1 --pages 1"
 # shellcheck disable=SC2086
-"$BIN" extract --model "$MODEL" --schema receipt $FAST -o "$T/out" "$T/in/oyo.png" \
+"$BIN" extract --model "$MODEL" --schema receipt $FAST -o "$T/out" --json "$T/in/oyo.png" \
     "$T/in/AzureInterior.pdf" "$T/in/encrypted-40-bit-R3.pdf" "$T/in/notes.txt" \
     "$T/in/blank.png" >"$T/out.jsonl" 2>"$T/err"
 rc=$?

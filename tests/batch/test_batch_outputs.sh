@@ -57,4 +57,39 @@ check "tables: stitched CSV formula-safe, BOM, spans empty" \
 check "--csv-safe=maybe: usage error" [ $? -eq 2 ]
 "$BIN" parse --schema table --format csv "$T/raw/inj/raw/page-0001.txt" >"$T/p.csv" 2>/dev/null
 check "parse: formula-safe by default" grep -q "'=HYPERLINK" "$T/p.csv"
+
+# ---- 7. quiet stdout with -o, progress line cleared before messages -----------------------
+"$BIN" extract --from-raw "$RAW" --schema layout -o "$T/q1" >"$T/q1.out" 2>/dev/null
+check "extract -o: nothing on stdout" [ ! -s "$T/q1.out" ]
+"$BIN" extract --from-raw "$RAW" --schema layout -o "$T/q2" --json >"$T/q2.out" 2>/dev/null
+check "extract -o --json: a JSON line per document" [ "$("$TOOL" jsonl "$T/q2.out")" -eq 8 ]
+"$BIN" extract --from-raw "$RAW" --schema layout >"$T/q3.out" 2>/dev/null
+check "extract without -o: results on stdout" [ "$("$TOOL" jsonl "$T/q3.out")" -eq 8 ]
+mkdir -p "$T/raw2"
+cp -r "$RAW/docparsing_example5-document_parsing" "$T/raw2/good"
+cp -r "$RAW/docparsing_example5-document_parsing" "$T/raw2/zbad"
+printf '{"format": "docproc-raw/1", "pages": [{"number": 0}]}' >"$T/raw2/zbad/raw/pages.json"
+"$BIN" extract --from-raw "$T/raw2" --schema layout -o "$T/q4" --progress >/dev/null 2>"$T/q4.err"
+esc=$(printf '\033')
+check "the progress line is cleared before an error message" \
+    grep -q "${esc}\[Kdocproc: error: " "$T/q4.err"
+
+# ---- 10. contradictory or ignored options: usage errors -------------------------------------
+usage() { # usage DESCRIPTION ARGS...: exit 2 with a message, nothing written
+    desc=$1
+    shift
+    "$BIN" "$@" >"$T/u.out" 2>"$T/u.err"
+    check "$desc: exit 2 (got $?)" [ $? -eq 2 ]
+    check "$desc: says why" [ -s "$T/u.err" ]
+}
+usage "--model with --from-raw" extract --from-raw "$RAW" --schema layout --model /m
+usage "--pages with --from-raw" extract --from-raw "$RAW" --schema layout --pages 1
+usage "-q with -v" extract --from-raw "$RAW" --schema layout -q -v
+usage "--merge with --input" batch --merge "$T/m.json" --input "$T/raw" "$T/x.json"
+usage "--format zip alone" batch --from-raw "$RAW" --schema layout -o "$T/z" --format zip
+check "usage errors create nothing" [ ! -e "$T/z" ]
+"$BIN" detokenize --model "${DP_FIXTURES:?}/qwen25vl-tiny/model" 99999999 >"$T/d.out" 2>"$T/d.err"
+check "detokenize: an id beyond the vocabulary is an error (exit 2)" [ $? -eq 2 ]
+check "detokenize: the message names the valid range" grep -q 'valid ids are 0 to [0-9]' "$T/d.err"
+check "detokenize: nothing on stdout" [ ! -s "$T/d.out" ]
 finish
