@@ -417,6 +417,9 @@ struct vl_state_params {
     int64_t max_vision_patches; /* largest single image/video, in 14-px patches
                                  * [0 = n_ctx * merge^2, i.e. as many as the context can take] */
     int max_seqs;               /* sequences in flight at once, vl_seq_add [1] */
+    bool join_first;            /* vl_step: a joining sequence's vision and prefill go before
+                                 * decode steps (all sequences then decode together); default:
+                                 * they alternate with decode steps [false] */
 };
 /* Most sequences one state runs at once. */
 #define VL_STATE_MAX_SEQS 64
@@ -546,6 +549,13 @@ bool vl_seq_done(const struct vl_state *s, int seq, struct vl_result *out,
 void vl_seq_cancel(struct vl_state *s, int seq);
 /* Frees the slot for the next vl_seq_add (its cache memory is kept for reuse). */
 void vl_seq_release(struct vl_state *s, int seq);
+/* Work done by a state's steps since vl_state_new (wall seconds of each kind of step). */
+struct vl_state_stats {
+    int64_t decode_steps, decode_rows; /* rows: sequences summed over decode steps */
+    int64_t prefill_chunks, visions;
+    double decode_s, prefill_s, vision_s;
+};
+void vl_state_stats_get(const struct vl_state *s, struct vl_state_stats *out);
 /* Heap bytes one sequence of n_tokens positions (prompt + new tokens) needs: its KV cache,
  * its share of the sampler and result arrays (for deciding how many to run at once). */
 size_t vl_seq_bytes(const struct vl_model *model, int64_t n_tokens);

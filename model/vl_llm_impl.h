@@ -113,6 +113,7 @@ struct vl_state {
 
     struct vl_seq *seqs;           /* (params.max_seqs) slots */
     int last_unit;                 /* scheduler: 1 when the last vl_step was a decode step */
+    struct vl_state_stats stats;
 
     /* prefix cache: the KV of the last prompt segment before the first vision token */
     int32_t *pfx_ids;              /* (pfx_cap) */

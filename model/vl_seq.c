@@ -481,15 +481,30 @@ enum vl_status vl_step(struct vl_state *s, struct vl_error *err) {
         decoding |= q->phase == VL_SEQ_DECODE;
     }
     struct vl_seq *join = pre ? pre : pend;
-    if (decoding && (!join || !s->last_unit)) {
+    double t0 = now_s();
+    if (decoding && (!join || (!s->last_unit && !s->params.join_first))) {
         s->last_unit = 1;
-        return decode_step(s, err);
+        int64_t rows = 0;
+        for (int i = 0; i < s->params.max_seqs; i++)
+            rows += s->seqs[i].phase == VL_SEQ_DECODE;
+        enum vl_status st = decode_step(s, err);
+        s->stats.decode_steps++;
+        s->stats.decode_rows += rows;
+        s->stats.decode_s += now_s() - t0;
+        return st;
     }
     s->last_unit = 0;
     if (!join)
         return VL_OK;
-    enum vl_status st = join->phase == VL_SEQ_PENDING ? start_seq(s, join, &join->err)
-                                                     : prefill_chunk(s, join, &join->err);
+    bool vision = join->phase == VL_SEQ_PENDING;
+    enum vl_status st = vision ? start_seq(s, join, &join->err) : prefill_chunk(s, join, &join->err);
+    if (vision) {
+        s->stats.visions++;
+        s->stats.vision_s += now_s() - t0;
+    } else {
+        s->stats.prefill_chunks++;
+        s->stats.prefill_s += now_s() - t0;
+    }
     if (st == VL_ERR_INTERNAL) {
         if (err && err->code == VL_OK)
             *err = join->err;
@@ -499,4 +514,8 @@ enum vl_status vl_step(struct vl_state *s, struct vl_error *err) {
     if (st != VL_OK)
         fail(join, st);
     return VL_OK;
+}
+
+void vl_state_stats_get(const struct vl_state *s, struct vl_state_stats *out) {
+    *out = s->stats;
 }

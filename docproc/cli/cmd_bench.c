@@ -37,6 +37,8 @@
 #define BENCH_WARMUP_GEN 2   /* one prefill + one decode step */
 #define BENCH_WARMUP_MIN_CTX 16 /* the warm-up prompt: vision start/end, 4 pads, 1 text, 2 gen */
 #define BENCH_MAX_REPEAT 100
+#define BENCH_MAX_PAGES 100000
+#define BENCH_S_PER_HOUR 3600.0
 
 struct bench_opts {
     const char *model_dir;
@@ -45,6 +47,8 @@ struct bench_opts {
     int64_t batch; /* prefill chunk rows; 0: the state's default */
     int64_t attn_block; /* prefill attention rows per block; 0: the state's default */
     int64_t repeat;     /* timed requests; the figures are the medians */
+    int64_t parallel;   /* requests in flight (one state, vl_seq_add) */
+    int64_t pages;      /* 0: --parallel identical requests; else a workload of this many */
     int threads;
     struct dp_cli_gen wf; /* only .weights and .vision_weights (dp_cli_gen_opt parses them) */
     bool verbose, warmup;
@@ -62,6 +66,10 @@ static void print_help(void) {
            "  --batch N              prefill chunk rows [%d, the library default]\n"
            "  --attn-block N         prefill attention query rows per block [%d]\n"
            "  --repeat N             time N requests and report the median of each stage [1]\n"
+           "  --parallel N           N identical requests in flight, decoded together: adds\n"
+           "                         parallel and decode_aggregate_tokens_per_s [1]\n"
+           "  --pages P              time a workload of P pages (each: vision, prefill, decode)\n"
+           "                         with --parallel in flight; adds pages_per_hour\n"
            "  --threads N            threads for OpenBLAS and the kernels [online CPUs: %d]\n"
            "  --weights F            bf16 (exact), q8 or q4: LLM weights quantized at load\n"
            "                         [bf16; a quantized checkpoint: its own]\n"
@@ -85,7 +93,7 @@ static void print_help(void) {
 
 enum {
     OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH, OPT_ATTN_BLOCK,
-    OPT_REPEAT, OPT_NO_WARMUP
+    OPT_REPEAT, OPT_NO_WARMUP, OPT_PARALLEL, OPT_PAGES
 };
 
 static const struct option bench_longopts[] = {
@@ -97,6 +105,8 @@ static const struct option bench_longopts[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"attn-block", required_argument, NULL, OPT_ATTN_BLOCK},
     {"repeat", required_argument, NULL, OPT_REPEAT},
+    {"parallel", required_argument, NULL, OPT_PARALLEL},
+    {"pages", required_argument, NULL, OPT_PAGES},
     DP_CLI_LONGOPT_THREADS,
     DP_CLI_LONGOPTS_WEIGHTS,
     {"no-warmup", no_argument, NULL, OPT_NO_WARMUP},
@@ -130,6 +140,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
     o->warmup = true;
     o->repeat = 1;
     dp_cli_gen_init_model(&o->wf);
+    o->parallel = 1;
     optind = 1;
     opterr = 0;
     int c;
@@ -149,6 +160,8 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
         case OPT_BATCH: ok = count_opt(c, 1, BENCH_MAX_TOKENS, &o->batch); break;
         case OPT_REPEAT: ok = count_opt(c, 1, BENCH_MAX_REPEAT, &o->repeat); break;
         case OPT_ATTN_BLOCK: ok = count_opt(c, 1, BENCH_MAX_TOKENS, &o->attn_block); break;
+        case OPT_PARALLEL: ok = count_opt(c, 1, VL_STATE_MAX_SEQS, &o->parallel); break;
+        case OPT_PAGES: ok = count_opt(c, 1, BENCH_MAX_PAGES, &o->pages); break;
         case DP_CLI_OPT_THREADS:
             if (!dp_cli_parse_long(optarg, 1, DP_MAX_THREADS, &v))
                 return dp_cli_usage_error(CMD, "--threads: expected 1..%d, got '%s'",
@@ -174,6 +187,9 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
         return dp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     if (!o->model_dir || !*o->model_dir)
         return dp_cli_usage_error(CMD, "--model DIR is required (or set DOCPROC_MODEL)");
+    if ((o->parallel > 1 || o->pages > 0) && o->repeat > 1)
+        return dp_cli_usage_error(CMD, "--repeat applies to single requests, not with --parallel "
+                                       "or --pages");
     if (o->width == 0 && o->prompt_tokens == 0)
         return dp_cli_usage_error(CMD, "--no-image needs --prompt-tokens >= 1");
     return DP_EXIT_OK;
@@ -381,6 +397,51 @@ static json_t *config_json(const struct bench_opts *o, const struct vl_model_sum
     return c;
 }
 
+/* --parallel / --pages: the requests go through one state's scheduler. --pages alone keeps
+ * the slots full (a finished page's slot takes the next); --parallel alone adds N requests that
+ * are all prefilled first (join_first) and then decode together. Fills the per-sequence medians
+ * of one request's stages and the state's step totals; *wall_s the whole run. */
+static int run_parallel(struct vl_state *st, const struct vl_request *rq,
+                        const struct vl_gen_params *gp, int64_t total, struct vl_result *last,
+                        double *vis, double *pre, double *dec, double *wall_s) {
+    struct vl_error err = {0};
+    int64_t added = 0, done = 0;
+    int slot_req[VL_STATE_MAX_SEQS];
+    for (int k = 0; k < VL_STATE_MAX_SEQS; k++)
+        slot_req[k] = -1;
+    for (int k = 0; k < vl_state_params_get(st)->max_seqs; k++) /* the warm-up's result */
+        if (vl_seq_done(st, k, NULL, NULL, NULL))
+            vl_seq_release(st, k);
+    double t0 = now_s();
+    while (done < total) {
+        while (added < total && vl_state_busy(st) < vl_state_params_get(st)->max_seqs) {
+            int id = -1;
+            if (vl_seq_add(st, &id, rq, gp, &err) != VL_OK)
+                return fail("add", &err);
+            slot_req[id] = (int)added++;
+        }
+        if (vl_step(st, &err) != VL_OK)
+            return fail("step", &err);
+        for (int k = 0; k < vl_state_params_get(st)->max_seqs; k++) {
+            enum vl_status s;
+            struct vl_result r;
+            if (slot_req[k] < 0 || !vl_seq_done(st, k, &r, &s, &err))
+                continue;
+            if (s != VL_OK)
+                return fail("generate", &err);
+            vis[done] = r.t.vision_s;
+            pre[done] = r.t.prefill_s;
+            dec[done] = r.t.decode_s;
+            *last = r;
+            done++;
+            vl_seq_release(st, k);
+            slot_req[k] = -1;
+        }
+    }
+    *wall_s = now_s() - t0;
+    return DP_EXIT_OK;
+}
+
 int dp_cmd_bench(int argc, char **argv) {
     struct bench_opts o;
     int rc = parse_opts(&o, argc, argv);
@@ -433,6 +494,8 @@ int dp_cmd_bench(int argc, char **argv) {
         sp.n_batch = o.batch;
     if (o.attn_block > 0)
         sp.attn_block = o.attn_block;
+    sp.max_seqs = (int)o.parallel;
+    sp.join_first = o.pages == 0; /* --parallel alone: prefill all, then decode together */
     if (vl_state_new(&st, m, &sp, &err) != VL_OK) {
         rc = fail("state", &err);
         goto out;
@@ -452,14 +515,33 @@ int dp_cmd_bench(int argc, char **argv) {
     struct vl_request rq = {
         .ids = ids, .n_ids = n_ids, .vision = have_image ? &vis : NULL, .n_vision = have_image};
     struct vl_result res;
-    double vis_s[BENCH_MAX_REPEAT], pre_s[BENCH_MAX_REPEAT], dec_s[BENCH_MAX_REPEAT];
-    double total_s = 0.0, total_cpu_s = 0.0;
-    for (int64_t r = 0; r < o.repeat; r++) {
+    const bool par = o.parallel > 1 || o.pages > 0;
+    const int64_t n_runs = o.pages > 0 ? o.pages : par ? o.parallel : o.repeat;
+    double *vis_s = calloc((size_t)n_runs, sizeof(double));
+    double *pre_s = calloc((size_t)n_runs, sizeof(double));
+    double *dec_s = calloc((size_t)n_runs, sizeof(double));
+    double total_s = 0.0, total_cpu_s = 0.0, wall_s = 0.0;
+    struct vl_state_stats s0, s1;
+    vl_state_stats_get(st, &s0);
+    if (!vis_s || !pre_s || !dec_s) {
+        rc = fail("timings", &(struct vl_error){VL_ERR_NOMEM, "out of memory"});
+        goto out_t;
+    }
+    if (par) {
+        vl_state_reset(st);
+        double c1 = cpu_time_s();
+        rc = run_parallel(st, &rq, &gp, n_runs, &res, vis_s, pre_s, dec_s, &wall_s);
+        if (rc != DP_EXIT_OK)
+            goto out_t;
+        total_s = wall_s;
+        total_cpu_s = cpu_time_s() - c1;
+    }
+    for (int64_t r = 0; !par && r < o.repeat; r++) {
         vl_state_reset(st); /* every request pays its full prefill */
         double t1 = now_s(), c1 = cpu_time_s();
         if (vl_generate(st, &rq, &gp, &res, &err) != VL_OK) {
             rc = fail("generate", &err);
-            goto out;
+            goto out_t;
         }
         total_s += now_s() - t1;
         total_cpu_s += cpu_time_s() - c1;
@@ -468,9 +550,10 @@ int dp_cmd_bench(int argc, char **argv) {
         dec_s[r] = res.t.decode_s;
     }
 
+    vl_state_stats_get(st, &s1);
     const struct vl_timings *t = &res.t;
-    const double vision_s = median(vis_s, o.repeat), prefill_s = median(pre_s, o.repeat);
-    const double decode_s = median(dec_s, o.repeat);
+    const double vision_s = median(vis_s, n_runs), prefill_s = median(pre_s, n_runs);
+    const double decode_s = median(dec_s, n_runs);
     int64_t n_prefilled = t->n_prompt - t->n_reused;
     struct vl_model_summary sm;
     vl_model_summary(m, &sm);
@@ -492,14 +575,29 @@ int dp_cmd_bench(int argc, char **argv) {
                                                : 0.0));
     json_object_set_new(j, "generated_tokens", json_integer(res.n));
     json_object_set_new(j, "repeat", json_integer(o.repeat));
+    json_object_set_new(j, "parallel", json_integer(o.parallel));
+    /* every sequence's decoded tokens per second of decode steps (the weights read once a step) */
+    double agg_s = s1.decode_s - s0.decode_s;
+    json_object_set_new(j, "decode_aggregate_tokens_per_s",
+                        json_real(agg_s > 0 ? (double)(s1.decode_rows - s0.decode_rows) / agg_s
+                                            : 0.0));
+    json_object_set_new(j, "decode_steps", json_integer(s1.decode_steps - s0.decode_steps));
+    if (o.pages > 0) {
+        json_object_set_new(j, "pages", json_integer(o.pages));
+        json_object_set_new(j, "workload_s", json_real(wall_s));
+        json_object_set_new(j, "pages_per_hour",
+                            json_real(wall_s > 0 ? (double)o.pages * BENCH_S_PER_HOUR / wall_s
+                                                 : 0.0));
+    }
     json_t *runs = json_array();
-    for (int64_t r = 0; r < o.repeat; r++)
+    for (int64_t r = 0; r < n_runs; r++)
         json_array_append_new(runs, json_pack("{s:f, s:f, s:f}", "vision_encode_s", vis_s[r],
                                               "prefill_s", pre_s[r], "decode_s", dec_s[r]));
     json_object_set_new(j, "runs", runs);
-    json_object_set_new(j, "generate_total_s", json_real(total_s / (double)o.repeat));
+    const double per = par ? 1.0 : (double)o.repeat;
+    json_object_set_new(j, "generate_total_s", json_real(total_s / per));
     /* CPU seconds over threads x wall: below ~0.9 the cores were shared with other processes */
-    json_object_set_new(j, "generate_cpu_s", json_real(total_cpu_s / (double)o.repeat));
+    json_object_set_new(j, "generate_cpu_s", json_real(total_cpu_s / per));
     json_object_set_new(j, "cpu_share", json_real(total_s > 0 ? total_cpu_s /
                                                   ((double)o.threads * total_s) : 0.0));
     json_object_set_new(j, "load_s", json_real(load_s));
@@ -514,6 +612,10 @@ int dp_cmd_bench(int argc, char **argv) {
     fputc('\n', stdout);
     json_decref(j);
 
+out_t:
+    free(vis_s);
+    free(pre_s);
+    free(dec_s);
 out:
     vl_state_free(st);
     free(ids);
