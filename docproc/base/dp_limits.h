@@ -38,6 +38,10 @@
 #define DP_BATCH_DEFAULT_REP_PENALTY  1.05    /* Qwen2.5-VL generation_config.json */
 #define DP_BATCH_DEFAULT_SEED         0
 #define DP_BATCH_QUEUE_PAGES          2       /* rasterised pages waiting for the model */
+#define DP_BATCH_AUTO_PARALLEL        8       /* --parallel auto: at most this many pages in flight */
+#define DP_BATCH_MAX_PARALLEL         64      /* --parallel N: largest N (libvl VL_STATE_MAX_SEQS) */
+/* --parallel auto keeps this share of MemAvailable for everything but the sequences' caches */
+#define DP_BATCH_AUTO_MEM_SHARE       0.5
 #define DP_BATCH_MAX_JOBS             64
 /* Guards. A page is blank when at most this fraction of its pixels differs from the page's
  * background (median luma) by more than DP_BLANK_LUMA_DELTA levels. */

@@ -58,6 +58,7 @@ struct dp_batch_opts {
     struct dp_csv_opts csv; /* --csv-spans, --csv-safe, --csv-bom */
     int shard_k, shard_n;  /* 1/1 = whole input */
     int jobs;
+    int parallel;          /* pages in flight through the model; 0 = auto (dp_limits.h) */
     struct dp_ingest_opts ingest;
     const char *pages;         /* --pages LIST */
     const char *password_file; /* NAME=PASSWORD lines */

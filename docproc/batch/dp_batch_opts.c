@@ -17,7 +17,7 @@
 #define MAX_TIMEOUT_S (7.0 * 24 * 3600)
 
 enum {
-    OPT_FROM_RAW = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON, OPT_PASSWORD_FILE, OPT_DOC_TIMEOUT, OPT_PAGE_TIMEOUT, OPT_KEEP_BLANK,
+    OPT_FROM_RAW = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON, OPT_PASSWORD_FILE, OPT_DOC_TIMEOUT, OPT_PAGE_TIMEOUT, OPT_PARALLEL, OPT_KEEP_BLANK,
     OPT_PROGRESS, OPT_SHARD, OPT_RESUME, OPT_INPUT, OPT_MERGE, OPT_NO_PREFIX_CACHE, OPT_STRICT,
     OPT_CSV_SPANS, OPT_CSV_SAFE, OPT_CSV_BOM,
     OPT_PDFA,
@@ -42,6 +42,7 @@ static const struct option long_opts[] = {
     DP_CLI_LONGOPTS_GEN,
     {"doc-timeout", required_argument, NULL, OPT_DOC_TIMEOUT},
     {"page-timeout", required_argument, NULL, OPT_PAGE_TIMEOUT},
+    {"parallel", required_argument, NULL, OPT_PARALLEL},
     {"keep-blank", no_argument, NULL, OPT_KEEP_BLANK},
     {"no-prefix-cache", no_argument, NULL, OPT_NO_PREFIX_CACHE},
     {"progress", optional_argument, NULL, OPT_PROGRESS},
@@ -187,6 +188,15 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
             if (!dp_cli_parse_i64(a, 1, DP_BATCH_MAX_JOBS, &i64))
                 BAD("--jobs: expected an integer in [1, %d], got '%s'", DP_BATCH_MAX_JOBS, a);
             o->jobs = (int)i64;
+            break;
+        case OPT_PARALLEL:
+            if (!strcmp(a, "auto"))
+                o->parallel = 0;
+            else if (dp_cli_parse_i64(a, 1, DP_BATCH_MAX_PARALLEL, &i64))
+                o->parallel = (int)i64;
+            else
+                BAD("--parallel: expected auto or an integer in [1, %d], got '%s'",
+                    DP_BATCH_MAX_PARALLEL, a);
             break;
         case OPT_PASSWORD_FILE: o->password_file = a; break;
         case OPT_DOC_TIMEOUT:
@@ -357,9 +367,17 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
             o->output ? o->output : o->cmd == DP_BATCH_CMD_EXTRACT ? "stdout only" : "required",
             fmts, o->csv.span == DP_CSV_SPAN_EMPTY ? "empty" : "repeat",
             o->csv.formula_safe ? "yes" : "no", o->csv.bom ? "yes" : "no");
+    char par[64];
+    if (o->parallel > 0)
+        snprintf(par, sizeof par, "%d", o->parallel);
+    else
+        snprintf(par, sizeof par, "auto: what memory allows, at most %d", DP_BATCH_AUTO_PARALLEL);
     dp_buf_appendf(b, "\nperformance:\n"
+                "      --parallel N|auto      pages in flight through the model, decoded together\n"
+                "                             (one read of the weights per step for all; results\n"
+                "                             identical to --parallel 1) [%s]\n"
                 "  -j, --jobs N               --from-raw: documents re-extracted in parallel [%d]\n",
-            o->jobs);
+            par, o->jobs);
     dp_cli_gen_help(b, DP_CLI_GEN_THREADS, &o->gen);
     dp_buf_puts(b, "\ndiagnostics:\n"
                 "      --progress[=tty|json|off]  progress on stderr [auto: on a TTY]\n"

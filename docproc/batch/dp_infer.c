@@ -2,10 +2,15 @@
  * documents in order, renders each selected page, checks it for blankness and preprocesses it
  * into pixel_values, and hands pages to the inference thread (the caller) through a bounded
  * queue (DP_BATCH_QUEUE_PAGES), so rasterisation of the next pages overlaps model compute.
+ * --parallel N pages are in flight at once as sequences of one vl_state (continuous batching:
+ * a finished page's slot takes the next page, of the same or a later document); libvl decodes
+ * them together with one pass over the weights per step, and each page's answer is
+ * bit-identical to its answer alone. Documents still complete in input order: answers of later
+ * documents wait here until the pipeline asks for them.
  * The prompt puts the schema's instruction text before the image, so the KV cache of that
  * prefix is computed once and reused for every page (vl_gen_params.reuse_prefix).
  * Guards during generation: repetition loops and the page time limit stop the answer (flagged
- * truncated); the document time limit and a signal abort it.
+ * truncated); the document time limit and a signal abort it. Each ends its own page only.
  * Threads: the ingest thread touches only ingest objects and the queue; the model and the
  * vl_state belong to the calling thread. */
 #include "dp_batch_impl.h"
@@ -18,10 +23,13 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PATH_BYTES 4096
+#define DP_RGB_CHANNELS 3
+#define DP_MEMORY_LIMIT_ENV "DOCPROC_MEMORY_LIMIT" /* pixel_values rows hold C * T * P * P values */
 
 #define DEFAULT_SYSTEM "You are a helpful assistant."
 #define PROMPT_MAX_IDS ((size_t)1 << 16)
@@ -47,6 +55,36 @@ struct item {
     double t_rasterize;
 };
 
+/* Per-page generation guards (the vl_gen_params callbacks' user data). */
+struct gen_ctx {
+    struct dp_infer *inf;
+    int doc;
+    int32_t *ids; /* (cap) generated so far */
+    int64_t n, cap;
+    bool repetition, page_timeout, doc_timeout;
+    double t_page0, t_doc0;
+};
+
+/* One page in flight: its queue item (owns the vision input), prompt and sequence. */
+struct job {
+    bool active;
+    int seq;          /* vl_state slot */
+    struct item it;
+    int32_t *prompt;  /* (n_prompt) kept until the sequence ends */
+    struct gen_ctx g;
+};
+
+/* A document whose pages are in flight or answered: answers in completion order. */
+struct doc_acc {
+    int doc;
+    bool end_seen;    /* the producer's end item arrived: no more pages */
+    int in_flight;
+    enum dp_status st;
+    char msg[DP_ERR_MSG_MAX];
+    double t_doc0;
+    struct dp_answers ans;
+};
+
 struct dp_infer {
     const struct dp_batch_opts *o;
     const struct sc_schema *schema;
@@ -69,6 +107,12 @@ struct dp_infer {
     pthread_t thread;
     bool thread_started;
     struct dp_infer_stats stats;
+    /* pages in flight (one per vl_state sequence slot) and documents with pages in flight or
+     * answered ahead of their turn */
+    int parallel;
+    struct job *jobs;  /* (parallel) */
+    struct doc_acc *accs; /* (n_accs) */
+    int n_accs, cap_accs;
 };
 
 /* ---- queue ------------------------------------------------------------------------------- */
@@ -89,15 +133,21 @@ static bool q_push(struct dp_infer *inf, struct item *it) {
     return ok;
 }
 
-static void q_pop(struct dp_infer *inf, struct item *out) {
+/* Takes the next item; waits for one when wait, else returns false when the queue is empty. */
+static bool q_pop(struct dp_infer *inf, struct item *out, bool wait) {
     pthread_mutex_lock(&inf->mu);
-    while (inf->count == 0)
+    while (inf->count == 0 && wait)
         pthread_cond_wait(&inf->not_empty, &inf->mu);
+    if (inf->count == 0) {
+        pthread_mutex_unlock(&inf->mu);
+        return false;
+    }
     *out = inf->ring[inf->head];
     inf->head = (inf->head + 1) % DP_BATCH_QUEUE_PAGES;
     inf->count--;
     pthread_cond_signal(&inf->not_full);
     pthread_mutex_unlock(&inf->mu);
+    return true;
 }
 
 static bool producer_should_skip(struct dp_infer *inf, int doc) {
@@ -186,14 +236,6 @@ static void *ingest_main(void *arg) {
 
 /* ---- generation ---------------------------------------------------------------------------- */
 
-struct gen_ctx {
-    struct dp_infer *inf;
-    int32_t *ids; /* (cap) generated so far */
-    int64_t n, cap;
-    bool repetition, page_timeout, doc_timeout;
-    double t_page0, t_doc0;
-};
-
 static bool on_token(int32_t id, float logprob, void *user) {
     (void)logprob;
     struct gen_ctx *g = user;
@@ -277,6 +319,75 @@ static enum dp_status from_vl(const struct vl_error *ve, enum dp_status fallback
     return dp_err_set(err, c, "%s: %s", what, ve->msg);
 }
 
+/* Bytes of memory this process may still take: MemAvailable, lowered by a cgroup v2 limit, by
+ * RLIMIT_DATA (heap and anonymous memory; the mmapped weights do not count against it) and by
+ * $DOCPROC_MEMORY_LIMIT (bytes; for containers whose limits /proc does not show, and tests).
+ * 0 when nothing can be read. */
+static uint64_t memory_available(void) {
+    uint64_t avail = 0;
+    const char *env = getenv(DP_MEMORY_LIMIT_ENV);
+    if (env && *env) {
+        char *end = NULL;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (end && !*end && v > 0)
+            avail = v;
+        else
+            DP_LOG_WARN("%s=%s is not a byte count; ignored", DP_MEMORY_LIMIT_ENV, env);
+    }
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1 &&
+            (!avail || (uint64_t)kb * 1024 < avail))
+            avail = (uint64_t)kb * 1024;
+    }
+    if (f)
+        fclose(f);
+    unsigned long long max = 0, cur = 0;
+    f = fopen("/sys/fs/cgroup/memory.max", "r");
+    bool limited = f && fscanf(f, "%llu", &max) == 1;
+    if (f)
+        fclose(f);
+    f = fopen("/sys/fs/cgroup/memory.current", "r");
+    if (limited && f && fscanf(f, "%llu", &cur) == 1) {
+        uint64_t left = max > cur ? max - cur : 0;
+        avail = avail && avail < left ? avail : left;
+    }
+    if (f)
+        fclose(f);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        struct rusage ru;
+        uint64_t used = getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024 : 0;
+        uint64_t left = rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
+        avail = avail && avail < left ? avail : left;
+    }
+    return avail;
+}
+
+/* --parallel auto: as many pages as DP_BATCH_AUTO_MEM_SHARE of the available memory holds
+ * (each: its KV cache for prompt + new tokens, its vision input, the state's scratch once),
+ * at least 1, at most DP_BATCH_AUTO_PARALLEL. */
+static int auto_parallel(const struct dp_infer *inf, const struct vl_state_params *sp,
+                         int64_t need, int64_t max_patches) {
+    uint64_t avail = memory_available();
+    uint64_t base = vl_state_bytes(inf->model, sp);
+    const struct vl_image_params *ip = &inf->ip;
+    uint64_t patch_dim = (uint64_t)(DP_RGB_CHANNELS * ip->temporal_patch_size * ip->patch_size *
+                                    ip->patch_size);
+    uint64_t per = vl_seq_bytes(inf->model, need) +
+                   (uint64_t)max_patches * patch_dim * sizeof(float);
+    uint64_t budget = (uint64_t)((double)avail * DP_BATCH_AUTO_MEM_SHARE);
+    int n = 1;
+    while (n < DP_BATCH_AUTO_PARALLEL && budget > base && (uint64_t)(n + 1) * per <= budget - base)
+        n++;
+    DP_LOG_INFO("--parallel auto: %llu bytes available, %llu per page, %llu for the state: %d "
+                "pages", (unsigned long long)avail, (unsigned long long)per,
+                (unsigned long long)base, n);
+    return n;
+}
+
 enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts *o,
                               const struct sc_schema *schema, struct dp_inputs *docs,
                               const struct dp_pwfile *pw, struct dp_err *err) {
@@ -323,8 +434,16 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
         if (need > sp.n_ctx)
             sp.n_ctx = need;
         sp.max_vision_patches = max_patches;
-        if (vl_state_new(&inf->state, inf->model, &sp, &ve) != VL_OK)
+        inf->parallel = o->parallel > 0 ? o->parallel : auto_parallel(inf, &sp, need, max_patches);
+        sp.max_seqs = inf->parallel;
+        inf->jobs = dp_calloc((size_t)inf->parallel, sizeof *inf->jobs);
+        if (!inf->jobs)
+            st = dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+        else if (vl_state_new(&inf->state, inf->model, &sp, &ve) != VL_OK)
             st = from_vl(&ve, DP_ERR_MODEL, err, "inference state");
+        else
+            DP_LOG_INFO("model: %d page%s in flight%s", inf->parallel,
+                        inf->parallel == 1 ? "" : "s", o->parallel > 0 ? "" : " (--parallel auto)");
     }
     if (st == DP_OK) {
         /* the ingest side renders PDFs straight to the model's grid */
@@ -351,7 +470,8 @@ void dp__infer_stats(const struct dp_infer *inf, struct dp_infer_stats *out) {
     *out = inf->stats;
 }
 
-/* Runs the model on one page; fills a (text, flags, timings). */
+/* ---- pages in flight ------------------------------------------------------------------------ */
+
 /* The recorded stop cause: a guard that stopped generation, else the token limit, else EOS. */
 static enum ex_stop stop_cause(const struct vl_result *res, const struct gen_ctx *g) {
     if (g->repetition)
@@ -361,19 +481,80 @@ static enum ex_stop stop_cause(const struct vl_result *res, const struct gen_ctx
     return res->truncated ? EX_STOP_MAX_NEW_TOKENS : EX_STOP_EOS;
 }
 
-static enum dp_status answer_page(struct dp_infer *inf, const char *doc, struct item *it,
-                                  struct gen_ctx *g, struct dp_page_answer *a,
-                                  struct dp_input_timings *t, struct dp_err *err) {
+static struct doc_acc *acc_find(struct dp_infer *inf, int doc) {
+    for (int i = 0; i < inf->n_accs; i++)
+        if (inf->accs[i].doc == doc)
+            return &inf->accs[i];
+    return NULL;
+}
+
+static struct doc_acc *acc_get(struct dp_infer *inf, int doc, struct dp_err *err) {
+    struct doc_acc *a = acc_find(inf, doc);
+    if (a)
+        return a;
+    if (inf->n_accs == inf->cap_accs) {
+        int cap = inf->cap_accs ? 2 * inf->cap_accs : 4;
+        struct doc_acc *n = dp_reallocarray(inf->accs, (size_t)cap, sizeof *n);
+        if (!n) {
+            dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        inf->accs = n;
+        inf->cap_accs = cap;
+    }
+    a = &inf->accs[inf->n_accs++];
+    memset(a, 0, sizeof *a);
+    a->doc = doc;
+    a->t_doc0 = dp__now();
+    return a;
+}
+
+static void acc_remove(struct dp_infer *inf, struct doc_acc *a) {
+    dp__answers_free(&a->ans);
+    *a = inf->accs[--inf->n_accs];
+}
+
+/* The first failure of a document: recorded once; its other pages are cancelled and the
+ * producer stops rendering it. */
+static void acc_fail(struct dp_infer *inf, struct doc_acc *a, enum dp_status st, const char *msg) {
+    if (a->st != DP_OK)
+        return;
+    a->st = st;
+    snprintf(a->msg, sizeof a->msg, "%s", msg);
+    for (int k = 0; k < inf->parallel; k++)
+        if (inf->jobs[k].active && inf->jobs[k].it.doc == a->doc)
+            vl_seq_cancel(inf->state, inf->jobs[k].seq);
+    pthread_mutex_lock(&inf->mu);
+    inf->skip_doc = a->doc;
+    pthread_mutex_unlock(&inf->mu);
+}
+
+static void job_clear(struct job *j) {
+    vl_vision_input_free(&j->it.vin);
+    dp_free(j->prompt);
+    dp_free(j->g.ids);
+    memset(j, 0, sizeof *j);
+}
+
+/* Starts the model on a page: prompt ids, guards, vl_seq_add into a free slot. */
+static enum dp_status job_start(struct dp_infer *inf, struct job *j, struct doc_acc *a,
+                                struct dp_err *err) {
     const struct prompt *p = &inf->prompt;
-    int64_t n_img = vl_vision_tokens(inf->model, &it->vin);
+    int64_t n_img = vl_vision_tokens(inf->model, &j->it.vin);
     size_t n = p->n_prefix + (size_t)n_img + p->n_suffix;
-    int32_t *ids = dp_reallocarray(NULL, n, sizeof *ids); /* (n) prompt ids */
-    if (!ids)
-        return dp_err_set(err, DP_ERR_NOMEM, "page %d: out of memory", it->page_no);
-    memcpy(ids, p->prefix, p->n_prefix * sizeof *ids);
+    j->prompt = dp_reallocarray(NULL, n, sizeof *j->prompt); /* (n) prompt ids */
+    j->g.cap = inf->o->gen.max_new_tokens + 1;
+    j->g.ids = dp_reallocarray(NULL, (size_t)j->g.cap, sizeof *j->g.ids);
+    if (!j->prompt || !j->g.ids)
+        return dp_err_set(err, DP_ERR_NOMEM, "page %d: out of memory", j->it.page_no);
+    memcpy(j->prompt, p->prefix, p->n_prefix * sizeof *j->prompt);
     for (int64_t i = 0; i < n_img; i++)
-        ids[p->n_prefix + (size_t)i] = p->pad_id;
-    memcpy(ids + p->n_prefix + n_img, p->suffix, p->n_suffix * sizeof *ids);
+        j->prompt[p->n_prefix + (size_t)i] = p->pad_id;
+    memcpy(j->prompt + p->n_prefix + n_img, p->suffix, p->n_suffix * sizeof *j->prompt);
+    j->g.inf = inf;
+    j->g.doc = j->it.doc;
+    j->g.t_page0 = dp__now();
+    j->g.t_doc0 = a->t_doc0;
     struct vl_gen_params gp = vl_gen_default_params();
     gp.max_new_tokens = inf->o->gen.max_new_tokens;
     gp.temperature = (float)inf->o->gen.temperature;
@@ -383,25 +564,38 @@ static enum dp_status answer_page(struct dp_infer *inf, const char *doc, struct 
     gp.seed = inf->o->gen.seed;
     gp.reuse_prefix = !inf->o->no_prefix_cache;
     gp.on_token = on_token;
-    gp.token_user = g;
+    gp.token_user = &j->g;
     gp.should_abort = should_abort;
-    gp.abort_user = g;
-    g->n = 0;
-    g->repetition = g->page_timeout = false;
-    g->t_page0 = dp__now();
-    struct vl_request rq = {.ids = ids, .n_ids = (int64_t)n, .vision = &it->vin, .n_vision = 1};
-    struct vl_result res;
-    memset(&res, 0, sizeof res);
+    gp.abort_user = &j->g;
+    struct vl_request rq = {
+        .ids = j->prompt, .n_ids = (int64_t)n, .vision = &j->it.vin, .n_vision = 1};
     struct vl_error ve = {0};
-    enum vl_status vs = vl_generate(inf->state, &rq, &gp, &res, &ve);
-    dp_free(ids);
-    t->vision += res.t.vision_s;
-    t->prefill += res.t.prefill_s;
-    t->decode += res.t.decode_s;
+    if (vl_seq_add(inf->state, &j->seq, &rq, &gp, &ve) != VL_OK)
+        return from_vl(&ve, DP_ERR_MODEL, err, "model");
+    j->active = true;
+    a->in_flight++;
+    return DP_OK;
+}
+
+/* A finished sequence: its answer (text, flags, timings) into the document's answers. */
+static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc_acc *a,
+                                 struct dp_err *err) {
+    struct dp_input *d = &inf->docs->items[j->it.doc];
+    struct vl_result res;
+    enum vl_status vs = VL_OK;
+    struct vl_error ve = {0};
+    (void)vl_seq_done(inf->state, j->seq, &res, &vs, &ve);
+    d->t.vision += res.t.vision_s;
+    d->t.prefill += res.t.prefill_s;
+    d->t.decode += res.t.decode_s;
+    struct gen_ctx *g = &j->g;
+    int page = j->it.page_no;
     if (vs != VL_OK) {
+        if (a->st != DP_OK) /* cancelled because another page of the document failed */
+            return a->st;
         if (vs == VL_ERR_CANCELLED && g->doc_timeout)
             return dp_err_set(err, DP_ERR_LIMIT, "page %d: document time limit of %gs reached",
-                              it->page_no, inf->o->doc_timeout_s);
+                              page, inf->o->doc_timeout_s);
         return from_vl(&ve, DP_ERR_MODEL, err, "model");
     }
     inf->stats.prefix_tokens += res.t.n_reused;
@@ -420,67 +614,140 @@ static enum dp_status answer_page(struct dp_infer *inf, const char *doc, struct 
     if (vl_tokenizer_decode(vl_model_tokenizer(inf->model), res.ids, (size_t)keep, true, &text,
                             &len, &ve) != VL_OK)
         return from_vl(&ve, DP_ERR_MODEL, err, "decode");
-    a->text = dp__answer_dup(text, len); /* into our allocator, byte-exact (NULs kept) */
-    free(text);                      /* libvl's allocator */
-    if (!a->text)
-        return dp_err_set(err, DP_ERR_NOMEM, "page %d: out of memory", it->page_no);
-    a->len = len;
-    a->n_tokens = res.n;
-    a->repetition = g->repetition;
-    a->timed_out = g->page_timeout;
-    a->truncated = res.truncated || g->repetition || g->page_timeout;
-    a->stop = stop_cause(&res, g);
+    struct dp_page_answer pa = {.number = page, .geom = j->it.geom};
+    pa.text = dp__answer_dup(text, len); /* into our allocator, byte-exact (NULs kept) */
+    free(text);                          /* libvl's allocator */
+    if (!pa.text)
+        return dp_err_set(err, DP_ERR_NOMEM, "page %d: out of memory", page);
+    pa.len = len;
+    pa.n_tokens = res.n;
+    pa.repetition = g->repetition;
+    pa.timed_out = g->page_timeout;
+    pa.truncated = res.truncated || g->repetition || g->page_timeout;
+    pa.stop = stop_cause(&res, g);
     if (g->repetition)
         DP_LOG_WARN("%s: page %d: repetition loop detected after %lld tokens; answer stopped "
-                    "and flagged truncated", doc, it->page_no, (long long)res.n);
+                    "and flagged truncated", d->path, page, (long long)res.n);
     if (g->page_timeout)
         DP_LOG_WARN("%s: page %d: page time limit of %gs reached; answer flagged truncated",
-                    doc, it->page_no, inf->o->page_timeout_s);
-    return DP_OK;
+                    d->path, page, inf->o->page_timeout_s);
+    return dp__answers_add(&a->ans, &pa, err);
+}
+
+/* One queue item: a document's end, a blank page (answered here) or a page for the model. */
+static void take_item(struct dp_infer *inf, struct item *it, struct dp_progress *prog) {
+    struct dp_err err = {0};
+    struct doc_acc *a = acc_get(inf, it->doc, &err);
+    struct dp_input *d = &inf->docs->items[it->doc];
+    if (!a) { /* out of memory for the bookkeeping: the page is lost, the run goes on */
+        DP_LOG_ERROR("%s: %s", d->rel, err.msg);
+        vl_vision_input_free(&it->vin);
+        return;
+    }
+    if (it->end) {
+        a->end_seen = true;
+        if (it->status != DP_OK)
+            acc_fail(inf, a, it->status, it->msg);
+        return;
+    }
+    d->t.rasterize += it->t_rasterize;
+    if (a->st != DP_OK) {
+        vl_vision_input_free(&it->vin);
+        return;
+    }
+    if (it->blank) {
+        struct dp_page_answer pa = {.number = it->page_no, .geom = it->geom, .blank = true};
+        pa.text = dp_strdup("");
+        DP_LOG_INFO("%s: page %d is blank; not sent to the model", d->rel, it->page_no);
+        enum dp_status st = pa.text ? dp__answers_add(&a->ans, &pa, &err)
+                                    : dp_err_set(&err, DP_ERR_NOMEM, "out of memory");
+        if (st != DP_OK)
+            acc_fail(inf, a, st, err.msg);
+        dp__progress_page(prog, d->rel, it->page_no);
+        return;
+    }
+    struct job *j = NULL;
+    for (int k = 0; k < inf->parallel && !j; k++)
+        if (!inf->jobs[k].active)
+            j = &inf->jobs[k];
+    DP_ASSERT(j); /* items are taken only while a slot is free */
+    j->it = *it;
+    if (job_start(inf, j, a, &err) != DP_OK) {
+        acc_fail(inf, a, err.code, err.msg);
+        job_clear(j);
+    }
+}
+
+/* Collects every finished sequence. */
+static void collect(struct dp_infer *inf, struct dp_progress *prog) {
+    for (int k = 0; k < inf->parallel; k++) {
+        struct job *j = &inf->jobs[k];
+        if (!j->active || !vl_seq_done(inf->state, j->seq, NULL, NULL, NULL))
+            continue;
+        struct dp_err err = {0};
+        struct doc_acc *a = acc_find(inf, j->it.doc);
+        DP_ASSERT(a);
+        enum dp_status st = job_finish(inf, j, a, &err);
+        if (st != DP_OK && a->st == DP_OK)
+            acc_fail(inf, a, st, err.msg);
+        dp__progress_page(prog, inf->docs->items[j->it.doc].rel, j->it.page_no);
+        a->in_flight--;
+        vl_seq_release(inf->state, j->seq);
+        job_clear(j);
+    }
+}
+
+static int cmp_page(const void *x, const void *y) {
+    const struct dp_page_answer *a = x, *b = y;
+    return (a->number > b->number) - (a->number < b->number);
 }
 
 enum dp_status dp__infer_doc(struct dp_infer *inf, int index, struct dp_answers *out,
                              struct dp_progress *prog, struct dp_err *err) {
-    struct dp_input *d = &inf->docs->items[index];
-    int32_t *gen_ids = dp_reallocarray(NULL, (size_t)inf->o->gen.max_new_tokens + 1,
-                                       sizeof *gen_ids);
-    struct gen_ctx g = {.inf = inf, .ids = gen_ids, .cap = inf->o->gen.max_new_tokens + 1,
-                        .t_doc0 = dp__now()};
-    enum dp_status st = gen_ids ? DP_OK : dp_err_set(err, DP_ERR_NOMEM, "out of memory");
     for (;;) {
-        struct item it;
-        q_pop(inf, &it);
-        DP_ASSERT(it.doc == index); /* producer and consumer walk the pending docs in order */
-        if (it.end) {
-            if (st == DP_OK && it.status != DP_OK)
-                st = dp_err_set(err, it.status, "%s", it.msg);
-            break;
-        }
-        d->t.rasterize += it.t_rasterize;
-        if (st == DP_OK) {
-            struct dp_page_answer a = {.number = it.page_no, .geom = it.geom, .blank = it.blank};
-            if (it.blank) {
-                a.text = dp_strdup("");
-                DP_LOG_INFO("%s: page %d is blank; not sent to the model", d->rel, it.page_no);
-                st = a.text ? DP_OK : dp_err_set(err, DP_ERR_NOMEM, "out of memory");
-            } else {
-                st = answer_page(inf, d->path, &it, &g, &a, &d->t, err);
+        struct doc_acc *a = acc_find(inf, index);
+        if (a && a->end_seen && a->in_flight == 0) {
+            enum dp_status st = a->st;
+            if (st != DP_OK) {
+                dp_err_set(err, st, "%s", a->msg);
+            } else { /* pages finish in any order: hand them over in page order */
+                qsort(a->ans.pages, (size_t)a->ans.n, sizeof *a->ans.pages, cmp_page);
+                for (int i = 0; i < a->ans.n && st == DP_OK; i++) {
+                    st = dp__answers_add(out, &a->ans.pages[i], err);
+                    a->ans.pages[i].text = NULL; /* owned by out now (or freed on failure) */
+                }
             }
-            if (st == DP_OK)
-                st = dp__answers_add(out, &a, err);
-            else
-                dp_free(a.text);
-            dp__progress_page(prog, d->rel, it.page_no);
-            if (st != DP_OK) { /* tell the producer to stop rendering this document */
-                pthread_mutex_lock(&inf->mu);
-                inf->skip_doc = index;
-                pthread_mutex_unlock(&inf->mu);
-            }
+            acc_remove(inf, a);
+            return st;
         }
-        vl_vision_input_free(&it.vin);
+        int busy = vl_state_busy(inf->state), free_slots = 0;
+        for (int k = 0; k < inf->parallel; k++)
+            free_slots += !inf->jobs[k].active;
+        /* fill free slots from the queue; wait for an item only when the model is idle */
+        bool took = false;
+        while (free_slots > 0) {
+            struct item it;
+            if (!q_pop(inf, &it, busy == 0 && !took))
+                break;
+            took = true;
+            bool page = !it.end && !it.blank;
+            take_item(inf, &it, prog);
+            if (page) {
+                free_slots = 0;
+                for (int k = 0; k < inf->parallel; k++)
+                    free_slots += !inf->jobs[k].active;
+            }
+            busy = vl_state_busy(inf->state);
+            if (it.end && it.doc == index)
+                break; /* the document may be complete */
+        }
+        if (vl_state_busy(inf->state) > 0) {
+            struct vl_error ve = {0};
+            if (vl_step(inf->state, &ve) != VL_OK)
+                return from_vl(&ve, DP_ERR_INTERNAL, err, "model");
+        }
+        collect(inf, prog);
     }
-    dp_free(gen_ids);
-    return st;
 }
 
 void dp__infer_close(struct dp_infer *inf) {
@@ -495,6 +762,12 @@ void dp__infer_close(struct dp_infer *inf) {
         for (int i = 0; i < inf->count; i++)
             vl_vision_input_free(&inf->ring[(inf->head + i) % DP_BATCH_QUEUE_PAGES].vin);
     }
+    for (int k = 0; inf->jobs && k < inf->parallel; k++)
+        job_clear(&inf->jobs[k]);
+    dp_free(inf->jobs);
+    while (inf->n_accs > 0)
+        acc_remove(inf, &inf->accs[inf->n_accs - 1]);
+    dp_free(inf->accs);
     prompt_free(&inf->prompt);
     dp_page_sel_free(&inf->sel);
     vl_state_free(inf->state);
