@@ -127,7 +127,7 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
     optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:vh", longopts, NULL)) != -1) {
         enum dp_cli_opt_rc r = dp_cli_ingest_opt(&o->ing, NULL, c, optarg, &err);
         if (r == DP_CLI_OPT_NOT_MINE)
             r = dp_cli_gen_opt(&o->gen, c, optarg, &err);
@@ -136,6 +136,7 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         if (r == DP_CLI_OPT_TAKEN)
             continue;
         switch (c) {
+        case 'm': /* -m as in extract, batch and tables */
         case OPT_MODEL: o->model_dir = optarg; break;
         case OPT_IMAGE:
         case OPT_VIDEO: {

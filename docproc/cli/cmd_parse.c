@@ -165,13 +165,13 @@ int dp_cmd_parse(int argc, char **argv) {
     struct dp_err err = {0};
     struct sc_schema *schema = NULL;
     if (sc_schema_load(&schema, o.schema, &err) != DP_OK) {
-        DP_LOG_ERROR("%s", err.msg);
+        fprintf(stderr, "docproc %s: %s\n", CMD, err.msg);
         return DP_EXIT_LOAD;
     }
     char *raw = NULL;
     size_t raw_len = 0;
     if (read_input(o.input, &raw, &raw_len, &err) != DP_OK) {
-        DP_LOG_ERROR("%s", err.msg);
+        fprintf(stderr, "docproc %s: %s\n", CMD, err.msg);
         sc_schema_free(schema);
         return DP_EXIT_INPUT;
     }
@@ -229,9 +229,9 @@ int dp_cmd_parse(int argc, char **argv) {
         rc = dp_cli_exit_for(st);
     }
     if (st != DP_OK)
-        DP_LOG_ERROR("%s", err.msg);
+        fprintf(stderr, "docproc %s: %s\n", CMD, err.msg);
     else if (rc == DP_EXIT_OUTPUT)
-        DP_LOG_ERROR("%s: writing stdout failed", o.input);
+        fprintf(stderr, "docproc %s: %s: writing stdout failed\n", CMD, o.input);
     dp_buf_free(&out);
     ex_doc_free(doc);
     dp_free(raw);

@@ -115,6 +115,15 @@ int main(int argc, char **argv) {
         print_help(stderr);
         return DP_EXIT_USAGE;
     }
+    if (!strcmp(argv[1], "help") && argc >= 3) { /* docproc help COMMAND = docproc COMMAND --help */
+        for (size_t i = 0; i < N_COMMANDS; i++)
+            if (!strcmp(argv[2], commands[i].name)) {
+                char *hargv[] = {argv[2], "--help", NULL};
+                return commands[i].run(2, hargv);
+            }
+        fprintf(stderr, "docproc: unknown command '%s'\ntry 'docproc --help'\n", argv[2]);
+        return DP_EXIT_USAGE;
+    }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         print_help(stdout);
         return DP_EXIT_OK;

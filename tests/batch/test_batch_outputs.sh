@@ -92,4 +92,14 @@ check "usage errors create nothing" [ ! -e "$T/z" ]
 check "detokenize: an id beyond the vocabulary is an error (exit 2)" [ $? -eq 2 ]
 check "detokenize: the message names the valid range" grep -q 'valid ids are 0 to [0-9]' "$T/d.err"
 check "detokenize: nothing on stdout" [ ! -s "$T/d.out" ]
+
+# ---- 12. messages -------------------------------------------------------------------------------
+"$BIN" help extract >"$T/h.out" 2>&1
+check "docproc help extract prints extract's help" grep -q '^usage: docproc extract' "$T/h.out"
+"$BIN" parse --schema no-such-schema "$T/raw/inj/raw/page-0001.txt" >/dev/null 2>"$T/pe.err"
+check "parse errors start with 'docproc parse:'" grep -q '^docproc parse: ' "$T/pe.err"
+"$BIN" ask -m "$T/no-model" --prompt hi >/dev/null 2>"$T/am.err"
+check "ask accepts -m" not grep -q 'unknown option' "$T/am.err"
+"$BIN" extract --from-raw "$T/raw" --schema table -o "$T/one" 2>"$T/one.err" >/dev/null
+check "one document is '1 document', not '1 documents'" grep -q ': 1 document: 1 ok' "$T/one.err"
 finish
