@@ -97,11 +97,24 @@ struct dp_infer_stats {
 void dp__infer_stats(const struct dp_infer *inf, struct dp_infer_stats *out);
 void dp__infer_close(struct dp_infer *inf);
 
-/* ---- tables (dp_tables.c) ------------------------------------------------------------------ */
+/* ---- archive outputs (dp_archive_pdf.c) and olmOCR (dp_olmocr_retry.c) ------------------- */
 
+/* olmOCR's rotation retry (dp_olmocr_retry.c). ask answers one page image (text owned by the
+ * caller, freed with dp_free). dp__olmocr_ask asks once and, when the answer's front matter says
+ * rotation_correction != 0, asks exactly once more about the page turned counter-clockwise by
+ * that angle (as olmOCR does), returning the second answer and the angle in *rotation. */
+typedef enum dp_status (*dp_olmocr_ask_fn)(void *user, const uint8_t *rgb, int w, int h,
+                                          char **text, size_t *len, struct dp_err *err);
+enum dp_status dp__olmocr_ask(dp_olmocr_ask_fn ask, void *user, const uint8_t *rgb, int w, int h,
+                              char **text, size_t *len, int *rotation, struct dp_err *err);
+/* rgb (h, w, 3) turned counter-clockwise by a multiple of 90 degrees into *out (caller frees). */
+enum dp_status dp__rgb_rotate(uint8_t **out, int *ow, int *oh, const uint8_t *rgb, int w, int h,
+                              int degrees_ccw);
 /* The searchable PDF of doc (dp_archive_pdf.c), appended to out (cap DP_PDF_MAX_BYTES). */
 enum dp_status dp__archive_pdf(const struct dp_batch_opts *o, const struct ex_doc *doc,
                                struct dp_buf *out, struct dp_err *err);
+
+/* ---- tables (dp_tables.c) ------------------------------------------------------------------ */
 
 /* Writes every table of doc into dir (created): table-NNN.csv and table-NNN.json (cells with
  * boxes in the three coordinate spaces, parts when stitched across pages). *n_tables gets the
