@@ -228,7 +228,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "size"))
         return size(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "imgcmp"))
-        return imgcmp(argv[2], argv[3], atoi(argv[4]));
+        return imgcmp(argv[2], argv[3], (int)strtol(argv[4], NULL, 10));
     if (argc == 5 && !strcmp(argv[1], "words"))
         return words(argv[2], argv[3], argv[4]);
     if (argc == 5 && !strcmp(argv[1], "text"))
