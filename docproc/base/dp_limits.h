@@ -70,6 +70,7 @@
 
 /* `docproc ask` (docproc/cli/cmd_ask.c, docs/model-llm.md). */
 #define DP_ASK_MAX_INPUTS      64     /* --image / --video occurrences, each */
+#define DP_ASK_MAX_PROMPTS     1024   /* --prompt occurrences or --prompts FILE lines */
 #define DP_ASK_MAX_FRAMES      768    /* frames of one --video (qwen-vl-utils FPS_MAX_FRAMES) */
 #define DP_ASK_DEFAULT_FPS     2.0    /* qwen-vl-utils default fps (spec §3.1) */
 #define DP_ASK_MAX_FPS         1000.0

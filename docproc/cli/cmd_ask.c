@@ -7,12 +7,15 @@
  * repetition penalty 1.05, effectively greedy); every flag overrides them. */
 #include "dp_cli.h"
 #include "dp_cli_opts.h"
+#include "../base/dp_alloc.h"
 #include "../base/dp_buf.h"
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "../ingest/dp_ingest.h"
 #include "vl.h"
+
+#include <jansson.h>
 
 #include <dirent.h>
 #include <getopt.h>
@@ -32,6 +35,10 @@ struct ask_opts {
     int n_videos;
     double fps;
     const char *prompt, *raw, *system;
+    const char *prompts[DP_ASK_MAX_PROMPTS]; /* every --prompt, in order (prompt: the first) */
+    int n_prompts;
+    const char *prompts_file;  /* --prompts FILE: one prompt per line */
+    int parallel;              /* prompts in flight [min(prompts, DP_BATCH_AUTO_PARALLEL)] */
     struct dp_ingest_opts ing; /* min/max_pixels 0: the model's preprocessor_config.json */
     struct dp_cli_gen gen;     /* negative sampling values: the model's generation_config.json */
     bool ignore_eos, print_ids, verbose, system_given;
@@ -56,8 +63,12 @@ static void print_help(const struct ask_opts *o) {
     dp_buf_appendf(
         &b,
         "usage: docproc ask --model DIR [--image FILE]... [--video FRAMES --fps F]\n"
-        "                   (--prompt TEXT | --raw TEXT) [options]\n\n"
-        "Asks Qwen2.5-VL one question and streams the answer to stdout.\n\n"
+        "                   (--prompt TEXT... | --prompts FILE | --raw TEXT) [options]\n\n"
+        "Asks Qwen2.5-VL one question and streams the answer to stdout. Several prompts\n"
+        "(--prompt repeated, or --prompts FILE) about the same images are answered together\n"
+        "(decoded in one pass over the weights per step) and printed as JSON Lines in\n"
+        "prompt order: {\"prompt\", \"answer\", \"tokens\", \"stop\"}; each answer is the\n"
+        "one the prompt gets alone.\n\n"
         "input:\n"
         "      --model DIR            checkpoint directory [$DOCPROC_MODEL: %s]\n"
         "      --image FILE           PNG/JPEG/TIFF/PDF (first page); repeatable, in order\n"
@@ -65,7 +76,8 @@ static void print_help(const struct ask_opts *o) {
         "                             comma-separated list of files; repeatable\n"
         "      --fps F                frame rate of the --video frames [%.1f]\n"
         "      --prompt TEXT          user text; the chat holds the images, then the videos,\n"
-        "                             then TEXT in one user turn\n"
+        "                             then TEXT in one user turn; repeatable\n"
+        "      --prompts FILE         one prompt per line (empty lines skipped)\n"
         "      --raw TEXT             a fully templated prompt whose\n"
         "                             <|vision_start|><|image_pad|><|vision_end|> /\n"
         "                             <|video_pad|> placeholders are filled in order\n"
@@ -86,6 +98,8 @@ static void print_help(const struct ask_opts *o) {
                     "DIR/<name>.safetensors\n"
                     "\nperformance and diagnostics:\n");
     dp_cli_gen_help(&b, DP_CLI_GEN_THREADS, &o->gen);
+    dp_buf_appendf(&b, "      --parallel N           prompts in flight at once [all, at most %d]\n",
+                   DP_BATCH_AUTO_PARALLEL);
     dp_buf_puts(&b, "  -v, --verbose              timings and sizes on stderr\n"
                     "  -h, --help                 this text\n\n"
                     "exit: 0 answered, 2 usage, 3 model failed to load, 4 --dump not writable,\n"
@@ -94,7 +108,7 @@ static void print_help(const struct ask_opts *o) {
 }
 
 enum {
-    OPT_MODEL = 256, OPT_IMAGE, OPT_VIDEO, OPT_FPS, OPT_PROMPT, OPT_RAW, OPT_SYSTEM,
+    OPT_MODEL = 256, OPT_IMAGE, OPT_VIDEO, OPT_FPS, OPT_PROMPT, OPT_PROMPTS, OPT_PARALLEL, OPT_RAW, OPT_SYSTEM,
     OPT_IGNORE_EOS, OPT_PRINT_IDS, OPT_DUMP,
 };
 
@@ -105,6 +119,8 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         {"video", required_argument, NULL, OPT_VIDEO},
         {"fps", required_argument, NULL, OPT_FPS},
         {"prompt", required_argument, NULL, OPT_PROMPT},
+        {"prompts", required_argument, NULL, OPT_PROMPTS},
+        {"parallel", required_argument, NULL, OPT_PARALLEL},
         {"raw", required_argument, NULL, OPT_RAW},
         {"system", required_argument, NULL, OPT_SYSTEM},
         DP_CLI_LONGOPTS_PIXELS,
@@ -153,7 +169,21 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
                 return dp_cli_usage_error(CMD, "--fps: expected a number in (0, %g], got '%s'",
                                           DP_ASK_MAX_FPS, optarg);
             break;
-        case OPT_PROMPT: o->prompt = optarg; break;
+        case OPT_PROMPT:
+            if (o->n_prompts == DP_ASK_MAX_PROMPTS)
+                return dp_cli_usage_error(CMD, "at most %d --prompt options", DP_ASK_MAX_PROMPTS);
+            o->prompts[o->n_prompts++] = optarg;
+            o->prompt = o->prompts[0];
+            break;
+        case OPT_PROMPTS: o->prompts_file = optarg; break;
+        case OPT_PARALLEL: {
+            long v;
+            if (!dp_cli_parse_long(optarg, 1, DP_BATCH_MAX_PARALLEL, &v))
+                return dp_cli_usage_error(CMD, "--parallel: expected an integer in [1, %d], got "
+                                               "'%s'", DP_BATCH_MAX_PARALLEL, optarg);
+            o->parallel = (int)v;
+            break;
+        }
         case OPT_RAW: o->raw = optarg; break;
         case OPT_SYSTEM:
             o->system = optarg;
@@ -171,8 +201,12 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         return dp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     if (!o->model_dir)
         return dp_cli_usage_error(CMD, "--model DIR is required (or set DOCPROC_MODEL)");
-    if (!o->prompt == !o->raw)
-        return dp_cli_usage_error(CMD, "give exactly one of --prompt and --raw");
+    if ((o->prompt || o->prompts_file) == !!o->raw)
+        return dp_cli_usage_error(CMD, "give --prompt (one or more) or --prompts FILE, or --raw");
+    if (o->prompt && o->prompts_file)
+        return dp_cli_usage_error(CMD, "give prompts with --prompt or in --prompts FILE, not both");
+    if ((o->n_prompts > 1 || o->prompts_file) && o->dump_dir)
+        return dp_cli_usage_error(CMD, "--dump takes one prompt");
     if (o->raw && o->system_given)
         return dp_cli_usage_error(CMD, "--system applies to --prompt (a --raw prompt is complete)");
     if (o->ing.min_pixels && o->ing.max_pixels && o->ing.min_pixels > o->ing.max_pixels)
@@ -409,6 +443,7 @@ struct ask_run {
     struct vl_state *st;
     struct vl_dump *dump;
     char *sbuf;
+    char *prompts_buf; /* --prompts FILE's text (the prompts point into it) */
 };
 
 static void run_free(struct ask_run *r) {
@@ -417,6 +452,7 @@ static void run_free(struct ask_run *r) {
     free(r->ids0);
     free(r->ids);
     free(r->sbuf);
+    dp_free(r->prompts_buf);
     vl_dump_free(r->dump);
     vl_state_free(r->st);
     vl_model_free(r->m);
@@ -476,6 +512,169 @@ static struct vl_gen_params gen_params(const struct ask_opts *o, const struct vl
     return p;
 }
 
+/* ---- several prompts ---------------------------------------------------------------------- */
+
+/* --prompts FILE: one prompt per line, empty lines skipped; the lines point into *buf. */
+static enum dp_status read_prompts(struct ask_opts *o, char **buf, struct dp_err *err) {
+    size_t len = 0;
+    enum dp_status st = dp_file_read(o->prompts_file, DP_MAX_TEXT_BYTES, buf, &len, err);
+    if (st != DP_OK)
+        return st;
+    for (char *line = *buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\r')
+            line[--n] = 0;
+        if (!n)
+            continue;
+        if (o->n_prompts == DP_ASK_MAX_PROMPTS)
+            return dp_err_set(err, DP_ERR_LIMIT, "%s: more than %d prompts", o->prompts_file,
+                              DP_ASK_MAX_PROMPTS);
+        o->prompts[o->n_prompts++] = line;
+    }
+    if (!o->n_prompts)
+        return dp_err_set(err, DP_ERR_FORMAT, "%s: no prompt in the file", o->prompts_file);
+    o->prompt = o->prompts[0];
+    return DP_OK;
+}
+
+/* One answer as a JSON Lines record: {"prompt", "answer", "tokens", "stop"[, "ids"]}. */
+static enum dp_status print_answer(const char *prompt, const struct vl_result *res,
+                                   enum vl_status vs, const struct vl_error *verr,
+                                   const struct vl_tokenizer *tok, bool with_ids,
+                                   struct dp_err *err) {
+    static const char *const stops[] = {"eos", "max_new_tokens", "context", "callback"};
+    int64_t keep = res->n - (res->stop == VL_STOP_EOS && res->n > 0);
+    char *text = NULL;
+    size_t len = 0;
+    struct vl_error de = {0};
+    if (vl_tokenizer_decode(tok, res->ids, (size_t)keep, true, &text, &len, &de) != VL_OK)
+        return from_vl(err, &de, "decode");
+    json_t *ans = json_stringn(text, len); /* decoded with U+FFFD for broken UTF-8 */
+    if (!ans) {
+        free(text);
+        return dp_err_set(err, DP_ERR_INTERNAL, "answer is not UTF-8");
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "prompt", json_string(prompt));
+    json_object_set_new(j, "answer", ans);
+    json_object_set_new(j, "tokens", json_integer(res->n));
+    json_object_set_new(j, "stop", json_string(vs != VL_OK ? "error" : stops[res->stop]));
+    if (vs != VL_OK)
+        json_object_set_new(j, "error", json_string(verr->msg));
+    if (with_ids) {
+        json_t *ids = json_array();
+        for (int64_t i = 0; i < res->n; i++)
+            json_array_append_new(ids, json_integer(res->ids[i]));
+        json_object_set_new(j, "ids", ids);
+    }
+    free(text); /* libvl's allocator */
+    int rc = json_dumpf(j, stdout, JSON_COMPACT);
+    json_decref(j);
+    if (rc != 0 || fputc('\n', stdout) == EOF)
+        return dp_err_set(err, DP_ERR_IO, "stdout: write failed");
+    return DP_OK;
+}
+
+/* Every prompt as a sequence of one state (r->st has max_seqs slots); answers printed in prompt
+ * order as they become printable. A prompt's failure is its record's "error"; the first is
+ * returned. */
+static enum dp_status ask_many(struct ask_run *r, const struct ask_opts *o,
+                               const struct vl_gen_params *p, int32_t **ids, const int64_t *n_ids,
+                               struct dp_err *err) {
+    const struct vl_tokenizer *tok = vl_model_tokenizer(r->m);
+    const int slots = vl_state_params_get(r->st)->max_seqs;
+    int seq_of[DP_ASK_MAX_PROMPTS], next = 0, printed = 0;
+    bool done[DP_ASK_MAX_PROMPTS] = {false};
+    enum dp_status first = DP_OK;
+    struct vl_error verr = {0};
+    for (int i = 0; i < o->n_prompts; i++)
+        seq_of[i] = -1;
+    while (printed < o->n_prompts) {
+        /* a slot is held from the add until the answer is printed (in prompt order) */
+        while (next < o->n_prompts && next - printed < slots) {
+            struct vl_request rq = {ids[next], n_ids[next], r->vis, r->n_vis};
+            if (vl_seq_add(r->st, &seq_of[next], &rq, p, &verr) != VL_OK)
+                return from_vl(err, &verr, "generate");
+            next++;
+        }
+        if (vl_state_busy(r->st) > 0 && vl_step(r->st, &verr) != VL_OK)
+            return from_vl(err, &verr, "generate");
+        for (int i = printed; i < next; i++)
+            done[i] = done[i] || vl_seq_done(r->st, seq_of[i], NULL, NULL, NULL);
+        while (printed < next && done[printed]) {
+            struct vl_result res;
+            enum vl_status vs = VL_OK;
+            struct vl_error se = {0};
+            (void)vl_seq_done(r->st, seq_of[printed], &res, &vs, &se);
+            enum dp_status st = print_answer(o->prompts[printed], &res, vs, &se, tok,
+                                             o->print_ids, err);
+            if (st != DP_OK)
+                return st;
+            if (vs != VL_OK && first == DP_OK)
+                first = from_vl(err, &se, o->prompts[printed]);
+            if (o->verbose)
+                print_timings(&res);
+            vl_seq_release(r->st, seq_of[printed]);
+            printed++;
+        }
+        if (interrupted)
+            return dp_err_set(err, DP_ERR_CANCELLED, "interrupted");
+    }
+    fflush(stdout);
+    return first;
+}
+
+/* Several prompts about the same inputs: each its chat prompt, all in one state. */
+static enum dp_status ask_several(struct ask_run *r, const struct ask_opts *o, struct dp_err *err) {
+    int32_t *ids[DP_ASK_MAX_PROMPTS] = {NULL};
+    int64_t n_ids[DP_ASK_MAX_PROMPTS], longest = 0;
+    struct vl_error verr = {0};
+    struct vl_model_summary sum;
+    vl_model_summary(r->m, &sum);
+    enum dp_status st = DP_OK;
+    for (int i = 0; i < o->n_prompts && st == DP_OK; i++) {
+        size_t n = 0;
+        if (vl_chat_build(r->m, o->system, o->prompts[i], r->vis, r->n_vis, &ids[i], &n, &verr) !=
+            VL_OK)
+            st = from_vl(err, &verr, "prompt");
+        n_ids[i] = (int64_t)n;
+        longest = n_ids[i] > longest ? n_ids[i] : longest;
+    }
+    if (st == DP_OK && longest >= sum.max_positions)
+        st = dp_err_set(err, DP_ERR_LIMIT, "a prompt has %lld tokens, the model's context is %lld",
+                        (long long)longest, (long long)sum.max_positions);
+    struct vl_state_params sp = vl_state_default_params();
+    sp.n_threads = (int)o->gen.threads;
+    sp.n_ctx = longest + o->gen.max_new_tokens < sum.max_positions
+                   ? longest + o->gen.max_new_tokens
+                   : sum.max_positions;
+    sp.max_seqs = o->parallel > 0 ? o->parallel
+                  : o->n_prompts < DP_BATCH_AUTO_PARALLEL ? o->n_prompts
+                                                          : DP_BATCH_AUTO_PARALLEL;
+    sp.max_vision_patches = 1;
+    for (int i = 0; i < r->n_vis; i++)
+        if (r->vis[i].n_patches > sp.max_vision_patches)
+            sp.max_vision_patches = r->vis[i].n_patches;
+    if (st == DP_OK && vl_state_new(&r->st, r->m, &sp, &verr) != VL_OK)
+        st = from_vl(err, &verr, "inference state");
+    if (st == DP_OK) {
+        struct vl_gen_params p = gen_params(o, r->m);
+        struct sigaction sa, old_sa;
+        memset(&sa, 0, sizeof sa);
+        sigemptyset(&sa.sa_mask);
+        sa.sa_handler = on_sigint;
+        sigaction(SIGINT, &sa, &old_sa);
+        st = ask_many(r, o, &p, ids, n_ids, err);
+        sigaction(SIGINT, &old_sa, NULL);
+    }
+    for (int i = 0; i < o->n_prompts; i++)
+        free(ids[i]); /* libvl's allocator */
+    return st;
+}
+
 int dp_cmd_ask(int argc, char **argv) {
     struct ask_opts o;
     int rc = parse_opts(&o, argc, argv);
@@ -501,6 +700,13 @@ int dp_cmd_ask(int argc, char **argv) {
         return DP_EXIT_LOAD;
     }
     enum dp_status st = prepare_inputs(&r, &o, &err);
+    if (st == DP_OK && o.prompts_file)
+        st = read_prompts(&o, &r.prompts_buf, &err);
+    if (st == DP_OK && o.n_prompts > 1) {
+        st = ask_several(&r, &o, &err);
+        run_free(&r);
+        return st == DP_OK ? DP_EXIT_OK : fail(&err);
+    }
     if (st == DP_OK && o.raw) {
         st = tokenize(&r.ids0, &r.n_ids0, tok, o.raw, &err);
         if (st == DP_OK && vl_prompt_expand(&r.ids, &r.n_ids, r.m, r.ids0, r.n_ids0, r.vis,
