@@ -444,6 +444,18 @@ const struct vl_state_params *vl_state_params_get(const struct vl_state *s);
 typedef bool (*vl_token_fn)(int32_t id, float logprob, void *user);
 /* Polled between prefill chunks and decode steps; true stops with VL_ERR_CANCELLED. */
 typedef bool (*vl_abort_fn)(void *user);
+/* Constraint hook (schema-constrained decoding; generic). Called before each token choice with
+ * the logits (n_vocab, mutable: set an entry to -INFINITY to forbid that id). Return 0 to let the
+ * sampler choose from the (masked) logits; return k > 0 after writing k ids (k <= cap) to forced:
+ * they are appended without sampling (jump-forward), fed to the model as one chunk, and the hook
+ * is called again on the logits after them; return < 0 to stop with VL_ERR_INVALID (the hook
+ * found no allowed token: an internal error of the constraint, never a silent fallback). */
+typedef int (*vl_constrain_fn)(float *logits, int64_t n_vocab, int32_t *forced, int cap,
+                               void *user);
+/* Told every id appended to the answer (sampled or forced), in order. */
+typedef void (*vl_accept_fn)(int32_t id, void *user);
+/* Most ids one constrain call may force (one prefill chunk, also capped by n_batch). */
+#define VL_GEN_MAX_FORCED 64
 
 /* Generation defaults. The published generation_config.json of Qwen2.5-VL is effectively greedy
  * with repetition penalty 1.05 (spec §1.4); vl_gen_default_params() returns exactly that:
@@ -465,6 +477,9 @@ struct vl_gen_params {
     void *token_user;
     vl_abort_fn should_abort; /* may be NULL */
     void *abort_user;
+    vl_constrain_fn constrain; /* may be NULL: unconstrained */
+    vl_accept_fn accept;       /* may be NULL */
+    void *constrain_user;
 };
 struct vl_gen_params vl_gen_default_params(void);
 /* The model's own defaults (generation_config.json, as HF generate uses them): do_sample false
@@ -500,8 +515,12 @@ struct vl_timings {
 struct vl_result {
     const int32_t *ids;      /* (n) generated ids; borrowed from the state until its next
                               * vl_generate / vl_state_free */
-    const float *logprobs;   /* (n) log p of each id under the raw logits */
+    const float *logprobs;   /* (n) log p of each id under the raw logits; NAN for forced ids */
+    const float *masked_logprobs; /* (n) log p within the ids the constrain hook allowed (equal to
+                              * logprobs without a hook); 0 for forced ids */
     int64_t n;
+    int64_t n_forced;        /* ids appended by the constrain hook without sampling */
+    int64_t n_forced_chunks; /* prefill chunks they were fed in (jump-forwards) */
     bool truncated;          /* stopped by max_new_tokens or the context, not by EOS */
     enum vl_stop stop;
     struct vl_timings t;

@@ -94,7 +94,10 @@ struct vl_seq {
     struct vl_sampler sampler;     /* seen is the slot's own; work/cand are the state's */
     int32_t *out_ids;              /* (out_cap) generated ids */
     float *out_logprobs;           /* (out_cap) */
+    float *out_masked_logprobs;    /* (out_cap) [constraint hook, issue #17] */
     int64_t out_cap;
+    int32_t forced[VL_GEN_MAX_FORCED]; /* [constraint hook] ids to feed as one chunk */
+    int n_forced;                  /* > 0: fed by feed_forced, not by the decode step */
     const float *logits;           /* (V) the logits the last id was picked from (valid in the
                                     * per-token callback) */
 

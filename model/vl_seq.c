@@ -10,6 +10,7 @@
  * One state, one thread. */
 #include "vl_llm_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -89,15 +90,19 @@ enum vl_status vl_seq_add(struct vl_state *s, int *out_seq, const struct vl_requ
     if (q->out_cap < n_out) {
         int32_t *oi = vl__malloc((size_t)n_out * sizeof *oi);
         float *ol = oi ? vl__malloc((size_t)n_out * sizeof *ol) : NULL;
-        if (!ol) {
+        float *om = ol ? vl__malloc((size_t)n_out * sizeof *om) : NULL;
+        if (!om) {
             vl__free(oi);
+            vl__free(ol);
             return vl__err(err, VL_ERR_NOMEM, "result of %lld tokens: out of memory",
                            (long long)n_out);
         }
         vl__free(q->out_ids);
         vl__free(q->out_logprobs);
+        vl__free(q->out_masked_logprobs);
         q->out_ids = oi;
         q->out_logprobs = ol;
+        q->out_masked_logprobs = om;
         q->out_cap = n_out;
     }
     if (!q->sampler.seen) {
@@ -126,6 +131,8 @@ enum vl_status vl_seq_add(struct vl_state *s, int *out_seq, const struct vl_requ
     memset(&q->res, 0, sizeof q->res);
     q->res.ids = q->out_ids;
     q->res.logprobs = q->out_logprobs;
+    q->res.masked_logprobs = q->out_masked_logprobs;
+    q->n_forced = 0;
     q->res.stop = VL_STOP_MAX_TOKENS;
     q->res.t.n_prompt = rq->n_ids;
     q->status = VL_OK;
@@ -327,21 +334,20 @@ static enum vl_status start_seq(struct vl_state *s, struct vl_seq *q, struct vl_
 
 /* ---- sampling and stops -------------------------------------------------------------------- */
 
-/* Picks q's next id from logits and applies the stop rules; q ends (DONE) or stays DECODE with
- * last_id to feed. */
-static void choose(struct vl_state *s, struct vl_seq *q, const float *logits) {
+/* Appends one id to q's result and applies the stop rules; true when q ended (DONE). */
+static bool append_id(struct vl_state *s, struct vl_seq *q, int32_t id, float lp, float masked_lp) {
     const struct vl_config *cfg = &s->m->cfg;
     const struct vl_gen_params *p = &q->p;
     struct vl_result *out = &q->res;
-    float lp = 0.0f;
-    q->logits = logits;
-    int32_t id = vl__sampler_pick(&q->sampler, logits, p, cfg, &lp);
     q->out_ids[out->n] = id;
     q->out_logprobs[out->n] = lp;
+    q->out_masked_logprobs[out->n] = masked_lp;
     out->n++;
     vl__sampler_mark(&q->sampler, id);
     q->last_id = id;
     q->phase = VL_SEQ_DECODE;
+    if (p->accept)
+        p->accept(id, p->constrain_user);
     if (p->on_token && !p->on_token(id, lp, p->token_user)) {
         out->stop = VL_STOP_CALLBACK;
         finish(q, VL_OK);
@@ -357,6 +363,94 @@ static void choose(struct vl_state *s, struct vl_seq *q, const float *logits) {
         out->truncated = true;
         finish(q, VL_OK);
     }
+    return q->phase == VL_SEQ_DONE;
+}
+
+/* ---- constraint hook (issue #17): generic; costs nothing when p->constrain is NULL ---------
+ * Before each choice the hook may mask the sequence's logits row or return forced ids; forced
+ * ids are appended without sampling and fed as one chunk by feed_forced. */
+
+/* log-sum-exp of the raw logits, in double (the raw log p of a sampled id is z[id] - lse). */
+static double logsumexp(const float *z, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        mx = z[i] > mx ? z[i] : mx;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += exp((double)z[i] - (double)mx);
+    return (double)mx + log(sum);
+}
+
+/* Calls the hook on q's logits row; returns the forced count (> 0: appended, q->n_forced set),
+ * 0 to sample, -1 when q failed. */
+static int constrain(struct vl_state *s, struct vl_seq *q, float *logits, double *lse) {
+    const struct vl_gen_params *p = &q->p;
+    const int64_t V = s->m->cfg.text.vocab_size;
+    *lse = logsumexp(logits, V);
+    int64_t cap = VL_GEN_MAX_FORCED;
+    cap = cap < s->params.n_batch ? cap : s->params.n_batch;
+    cap = cap < p->max_new_tokens - q->res.n ? cap : p->max_new_tokens - q->res.n;
+    cap = cap < q->need - q->n_kv ? cap : q->need - q->n_kv;
+    cap = cap > 0 ? cap : 0;
+    int nf = p->constrain(logits, V, q->forced, (int)cap, p->constrain_user);
+    if (nf < 0 || nf > cap) {
+        vl__err(&q->err, VL_ERR_INVALID, "constraint allows no token after %lld tokens",
+                (long long)q->res.n);
+        fail(q, VL_ERR_INVALID);
+        return -1;
+    }
+    if (nf == 0)
+        return 0;
+    int k = 0;
+    bool done = false;
+    while (k < nf && !done)
+        done = append_id(s, q, q->forced[k++], NAN, 0.0f);
+    q->res.n_forced += k;
+    q->res.n_forced_chunks++;
+    q->n_forced = done ? 0 : nf;
+    return nf;
+}
+
+/* Picks q's next id from logits (q's row, which the constrain hook may mask) and applies the
+ * stop rules; q ends (DONE) or stays DECODE with last_id (or forced ids) to feed. */
+static void choose(struct vl_state *s, struct vl_seq *q, float *logits) {
+    const struct vl_config *cfg = &s->m->cfg;
+    const struct vl_gen_params *p = &q->p;
+    float lp = 0.0f;
+    double lse = 0.0;
+    q->logits = logits;
+    if (p->constrain && constrain(s, q, logits, &lse) != 0)
+        return; /* forced ids appended (or failed) */
+    int32_t id = vl__sampler_pick(&q->sampler, logits, p, cfg, &lp);
+    float raw = p->constrain ? (float)((double)logits[id] - lse) : lp;
+    append_id(s, q, id, raw, lp);
+}
+
+/* [constraint hook] Feeds q's forced ids as one chunk at the end of its cache, then chooses. */
+static enum vl_status feed_forced(struct vl_state *s, struct vl_seq *q, struct vl_error *err) {
+    const int64_t nf = q->n_forced;
+    double t0 = now_s();
+    enum vl_status st = vl__seq_reserve(s, q, q->n_kv + nf, err);
+    if (st != VL_OK)
+        return st;
+    const int64_t at = q->n_kv;
+    int64_t pos[VL_ROPE_AXES * VL_GEN_MAX_FORCED];
+    for (int a = 0; a < VL_ROPE_AXES; a++)
+        for (int64_t i = 0; i < nf; i++)
+            pos[a * nf + i] = at + i + q->rope_delta;
+    vl__llm_embed(s, s->x, q->forced, nf);
+    struct vl_fwd_seg g = {.q = q, .row0 = 0, .start = at, .n = nf, .pos = pos, .pos_stride = nf};
+    st = vl__llm_forward(s, &g, 1, true, false, err);
+    if (st != VL_OK)
+        return st;
+    for (int64_t i = 0; i < nf; i++)
+        q->kv_ids[at + i] = q->forced[i];
+    q->n_kv = at + nf;
+    q->res.t.n_decoded += nf;
+    q->n_forced = 0;
+    choose(s, q, s->logits);
+    q->res.t.decode_s += now_s() - t0;
+    return VL_OK;
 }
 
 /* ---- prefill ------------------------------------------------------------------------------- */
@@ -427,7 +521,7 @@ static enum vl_status decode_step(struct vl_state *s, struct vl_error *err) {
     double t0 = now_s();
     for (int i = 0; i < ns; i++) {
         struct vl_seq *q = &s->seqs[i];
-        if (q->phase != VL_SEQ_DECODE)
+        if (q->phase != VL_SEQ_DECODE || q->n_forced > 0) /* forced ids: feed_forced */
             continue;
         if (q->p.should_abort && q->p.should_abort(q->p.abort_user)) {
             vl__err(&q->err, VL_ERR_CANCELLED, "cancelled after %lld tokens", (long long)q->res.n);
@@ -470,6 +564,26 @@ static enum vl_status decode_step(struct vl_state *s, struct vl_error *err) {
 /* ---- the step ------------------------------------------------------------------------------ */
 
 enum vl_status vl_step(struct vl_state *s, struct vl_error *err) {
+    for (int i = 0; i < s->params.max_seqs; i++) { /* [constraint hook] forced chunks first */
+        struct vl_seq *q = &s->seqs[i];
+        if (q->phase != VL_SEQ_DECODE || q->n_forced == 0)
+            continue;
+        enum vl_status st = VL_OK;
+        if (q->p.should_abort && q->p.should_abort(q->p.abort_user))
+            st = vl__err(&q->err, VL_ERR_CANCELLED, "cancelled after %lld tokens",
+                         (long long)q->res.n);
+        else
+            st = feed_forced(s, q, &q->err);
+        if (st == VL_ERR_INTERNAL) {
+            if (err && err->code == VL_OK)
+                *err = q->err;
+            fail(q, st);
+            return st;
+        }
+        if (st != VL_OK)
+            fail(q, st);
+        return VL_OK;
+    }
     struct vl_seq *pre = NULL, *pend = NULL;
     bool decoding = false;
     for (int i = 0; i < s->params.max_seqs; i++) {

@@ -269,6 +269,7 @@ void vl__seq_free_buffers(struct vl_seq *q) {
     vl__free(q->ids);
     vl__free(q->out_ids);
     vl__free(q->out_logprobs);
+    vl__free(q->out_masked_logprobs);
     vl__free(q->sampler.seen);
     memset(q, 0, sizeof *q);
 }

@@ -82,6 +82,9 @@ struct sc_schema {
     char *system_prompt; /* x-system-prompt or NULL (the model's default) */
     struct sc_field *fields; /* (n_fields) top-level properties in file order */
     size_t n_fields;
+    char *source;        /* the schema file's bytes (NUL-terminated), for the constrained-decoding
+                          * compiler, which checks every keyword (extractors/ex_cons_gram.c) */
+    size_t source_len;
 };
 
 /* Loads a schema by built-in name ("invoice") or by path (anything containing '/' or ending in

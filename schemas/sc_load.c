@@ -80,6 +80,7 @@ void sc_schema_free(struct sc_schema *s) {
     dp_free(s->path);
     dp_free(s->prompt);
     dp_free(s->system_prompt);
+    dp_free(s->source);
     dp_free(s);
 }
 
@@ -329,6 +330,11 @@ enum dp_status sc_schema_parse(struct sc_schema **out, const char *data, size_t 
         } else {
             st = dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", path);
         }
+    }
+    if (st == DP_OK) {
+        s->source = dp_strndup(data, len);
+        s->source_len = len;
+        st = s->source ? DP_OK : dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", path);
     }
     if (st == DP_OK)
         st = sc__prompt_build(s, x_prompt, err);

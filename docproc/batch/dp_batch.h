@@ -28,6 +28,9 @@
 
 enum dp_batch_cmd { DP_BATCH_CMD_EXTRACT = 0, DP_BATCH_CMD_BATCH, DP_BATCH_CMD_TABLES };
 
+/* --constrain (docs/constrain.md): AUTO is on for kie and chart schemas, off otherwise. */
+enum dp_constrain_mode { DP_CONSTRAIN_AUTO = 0, DP_CONSTRAIN_ON, DP_CONSTRAIN_OFF };
+
 enum dp_progress_mode {
     DP_PROGRESS_AUTO = 0, /* a progress line when stderr is a TTY and not -q */
     DP_PROGRESS_OFF,
@@ -64,6 +67,7 @@ struct dp_batch_opts {
     const char *password_file; /* NAME=PASSWORD lines */
     struct dp_cli_gen gen;     /* --max-new-tokens ... --threads (shared with ask) */
     double doc_timeout_s, page_timeout_s; /* 0 = none */
+    enum dp_constrain_mode constrain;     /* --constrain on|off */
     bool keep_blank;            /* send blank pages to the model anyway */
     bool no_prefix_cache;       /* recompute the prompt prefix for every page (to measure it) */
     enum dp_progress_mode progress;
@@ -99,6 +103,31 @@ struct dp_batch_summary {
  * (output not writable), DP_ERR_CANCELLED (signal), DP_ERR_USAGE. */
 enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summary *sum,
                             struct dp_err *err);
+
+/* ---- schema-constrained decoding (dp_constrain.c) ------------------------------------------- */
+struct sc_schema;
+struct ex_gram;
+struct ex_cons;
+struct vl_model;
+struct vl_gen_params;
+struct dp_constrain;
+/* "on" / "off"; false for anything else. */
+bool dp_constrain_parse(const char *arg, enum dp_constrain_mode *out);
+/* Compiles the schema's answer contract when the mode says so (*out NULL when off). Fails
+ * closed: DP_ERR_SCHEMA naming the keyword and path of a construct it cannot enforce;
+ * DP_ERR_USAGE for --constrain on with a layout or table schema. */
+enum dp_status dp_constrain_compile(struct ex_gram **out, const struct sc_schema *s,
+                                    enum dp_constrain_mode mode, struct dp_err *err);
+/* Binds gram (taken over, also on failure) to the model's vocabulary and makes the matcher.
+ * DP_ERR_USAGE when max_new_tokens cannot hold the shortest valid answer. */
+enum dp_status dp_constrain_new(struct dp_constrain **out, struct ex_gram *gram,
+                                const struct vl_model *m, int64_t max_new_tokens,
+                                struct dp_err *err);
+/* Resets the matcher to a new answer and installs it as p's constrain / accept hooks. */
+void dp_constrain_attach(struct dp_constrain *c, struct vl_gen_params *p);
+struct ex_cons *dp_constrain_cons(struct dp_constrain *c); /* borrowed */
+const struct ex_gram *dp_constrain_gram(const struct dp_constrain *c);
+void dp_constrain_free(struct dp_constrain *c); /* NULL-safe */
 
 /* The message shown when no model is configured (how to obtain the published checkpoint). */
 const char *dp_batch_no_model_help(void);

@@ -21,6 +21,9 @@ struct dp_page_answer {
     bool timed_out;       /* the page time limit stopped generation */
     enum ex_stop stop;    /* why generation stopped (eos, max_new_tokens, repetition, ...) */
     int64_t n_tokens;     /* tokens generated */
+    bool constrained;     /* --constrain: generated under the schema's automaton */
+    int64_t n_forced;     /* of n_tokens, appended without sampling (jump-forward) */
+    int64_t n_jumps;      /* forced stretches (one prefill chunk each) */
     struct ex_geom geom;
 };
 
@@ -78,8 +81,10 @@ void dp__progress_end(struct dp_progress *p);
 
 struct dp_infer;
 /* Loads the model once and starts the ingest thread over docs (pending entries, in order). */
+/* gram (may be NULL: unconstrained) is taken over, also on failure. */
 enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts *o,
-                              const struct sc_schema *schema, struct dp_inputs *docs,
+                              const struct sc_schema *schema, struct ex_gram *gram,
+                              struct dp_inputs *docs,
                               const struct dp_pwfile *pw, struct dp_err *err);
 /* Answers of docs->items[index] (the next pending document in order). A document failure is
  * returned as its status with err set; the pipeline continues with the next document. */

@@ -20,7 +20,7 @@ enum {
     OPT_FROM_RAW = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON, OPT_PASSWORD_FILE, OPT_DOC_TIMEOUT, OPT_PAGE_TIMEOUT, OPT_PARALLEL, OPT_KEEP_BLANK,
     OPT_PROGRESS, OPT_SHARD, OPT_RESUME, OPT_INPUT, OPT_MERGE, OPT_NO_PREFIX_CACHE, OPT_STRICT,
     OPT_CSV_SPANS, OPT_CSV_SAFE, OPT_CSV_BOM,
-    OPT_PDFA,
+    OPT_PDFA, OPT_CONSTRAIN,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +44,7 @@ static const struct option long_opts[] = {
     {"page-timeout", required_argument, NULL, OPT_PAGE_TIMEOUT},
     {"parallel", required_argument, NULL, OPT_PARALLEL},
     {"keep-blank", no_argument, NULL, OPT_KEEP_BLANK},
+    {"constrain", required_argument, NULL, OPT_CONSTRAIN},
     {"no-prefix-cache", no_argument, NULL, OPT_NO_PREFIX_CACHE},
     {"progress", optional_argument, NULL, OPT_PROGRESS},
     {"quiet", no_argument, NULL, 'q'},
@@ -207,6 +208,10 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
             *(c == OPT_DOC_TIMEOUT ? &o->doc_timeout_s : &o->page_timeout_s) = d;
             break;
         case OPT_KEEP_BLANK: o->keep_blank = true; break;
+        case OPT_CONSTRAIN:
+            if (!dp_constrain_parse(a, &o->constrain))
+                BAD("--constrain: expected on or off, got '%s'", a);
+            break;
         case OPT_NO_PREFIX_CACHE: o->no_prefix_cache = true; break;
         case OPT_PROGRESS:
             if (!a || !strcmp(a, "tty"))
@@ -343,6 +348,11 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
                 "  -m, --model DIR            Qwen2.5-VL checkpoint [$DOCPROC_MODEL: %s]\n",
             o->model_dir ? o->model_dir : "unset");
     dp_cli_gen_help(b, DP_CLI_GEN_SAMPLING, &o->gen);
+    dp_buf_appendf(b, "      --constrain on|off     schema-constrained decoding: every answer a valid\n"
+                "                             instance of the schema [%s]\n",
+            o->constrain == DP_CONSTRAIN_ON    ? "on"
+            : o->constrain == DP_CONSTRAIN_OFF ? "off"
+                                               : "on for kie and chart schemas");
     dp_buf_appendf(b, "      --page-timeout S       stop a page's answer after S seconds (0 = none) [%g]\n"
                 "      --doc-timeout S        fail a document after S seconds (0 = none) [%g]\n"
                 "      --keep-blank           send blank pages to the model too [%s]\n"

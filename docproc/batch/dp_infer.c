@@ -19,6 +19,7 @@
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
+#include "ex_cons.h"
 #include "vl.h"
 
 #include <pthread.h>
@@ -113,6 +114,7 @@ struct dp_infer {
     struct job *jobs;  /* (parallel) */
     struct doc_acc *accs; /* (n_accs) */
     int n_accs, cap_accs;
+    struct dp_constrain *cons; /* --constrain: the matcher, NULL when off (one page at a time) */
 };
 
 /* ---- queue ------------------------------------------------------------------------------- */
@@ -241,14 +243,20 @@ static bool on_token(int32_t id, float logprob, void *user) {
     struct gen_ctx *g = user;
     if (g->n < g->cap)
         g->ids[g->n++] = id;
-    if (dp__repetition_period(g->ids, g->n) > 0) {
+    /* constrained: a guard ends the answer by its shortest completion instead of cutting it */
+    struct ex_cons *c = g->inf->cons ? dp_constrain_cons(g->inf->cons) : NULL;
+    if (!g->repetition && dp__repetition_period(g->ids, g->n) > 0) {
         g->repetition = true;
-        return false;
+        if (!c)
+            return false;
+        ex_cons_finish(c);
     }
     double ps = g->inf->o->page_timeout_s;
-    if (ps > 0 && dp__now() - g->t_page0 > ps) {
+    if (!g->page_timeout && ps > 0 && dp__now() - g->t_page0 > ps) {
         g->page_timeout = true;
-        return false;
+        if (!c)
+            return false;
+        ex_cons_finish(c);
     }
     return true;
 }
@@ -389,12 +397,15 @@ static int auto_parallel(const struct dp_infer *inf, const struct vl_state_param
 }
 
 enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts *o,
-                              const struct sc_schema *schema, struct dp_inputs *docs,
-                              const struct dp_pwfile *pw, struct dp_err *err) {
+                              const struct sc_schema *schema, struct ex_gram *gram,
+                              struct dp_inputs *docs, const struct dp_pwfile *pw,
+                              struct dp_err *err) {
     *out = NULL;
     struct dp_infer *inf = dp_calloc(1, sizeof *inf);
-    if (!inf)
+    if (!inf) {
+        ex_gram_free(gram);
         return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    }
     inf->o = o;
     inf->schema = schema;
     inf->docs = docs;
@@ -416,6 +427,11 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
         st = dp_err_set(err, DP_ERR_MODEL, "%s: no tokenizer.json", o->model_dir);
     if (st == DP_OK)
         st = prompt_build(&inf->prompt, tok, schema, err);
+    if (st == DP_OK && gram) { /* budget checked here, before any page */
+        st = dp_constrain_new(&inf->cons, gram, inf->model, o->gen.max_new_tokens, err);
+        gram = NULL;
+    }
+    ex_gram_free(gram);
     char path[PATH_BYTES];
     snprintf(path, sizeof path, "%s/preprocessor_config.json", o->model_dir);
     vl_image_params_default(&inf->ip);
@@ -435,6 +451,11 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
             sp.n_ctx = need;
         sp.max_vision_patches = max_patches;
         inf->parallel = o->parallel > 0 ? o->parallel : auto_parallel(inf, &sp, need, max_patches);
+        if (inf->cons && inf->parallel > 1) { /* one matcher: one constrained page at a time */
+            DP_LOG_INFO("--constrain: pages are decoded one at a time (--parallel %d ignored)",
+                        inf->parallel);
+            inf->parallel = 1;
+        }
         sp.max_seqs = inf->parallel;
         inf->jobs = dp_calloc((size_t)inf->parallel, sizeof *inf->jobs);
         if (!inf->jobs)
@@ -567,6 +588,8 @@ static enum dp_status job_start(struct dp_infer *inf, struct job *j, struct doc_
     gp.token_user = &j->g;
     gp.should_abort = should_abort;
     gp.abort_user = &j->g;
+    if (inf->cons)
+        dp_constrain_attach(inf->cons, &gp);
     struct vl_request rq = {
         .ids = j->prompt, .n_ids = (int64_t)n, .vision = &j->it.vin, .n_vision = 1};
     struct vl_error ve = {0};
@@ -590,6 +613,12 @@ static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc
     d->t.decode += res.t.decode_s;
     struct gen_ctx *g = &j->g;
     int page = j->it.page_no;
+    struct ex_cons *cons = inf->cons ? dp_constrain_cons(inf->cons) : NULL;
+    if (cons && (ex_cons_failed(cons) || (vs == VL_OK && res.stop == VL_STOP_EOS &&
+                                          !ex_cons_complete(cons))))
+        return dp_err_set(err, DP_ERR_INTERNAL,
+                          "page %d: constrained decoding lost the schema after %lld tokens "
+                          "(internal error; the answer is not used)", page, (long long)res.n);
     if (vs != VL_OK) {
         if (a->st != DP_OK) /* cancelled because another page of the document failed */
             return a->st;
@@ -621,6 +650,9 @@ static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc
         return dp_err_set(err, DP_ERR_NOMEM, "page %d: out of memory", page);
     pa.len = len;
     pa.n_tokens = res.n;
+    pa.constrained = cons != NULL;
+    pa.n_forced = res.n_forced;
+    pa.n_jumps = res.n_forced_chunks;
     pa.repetition = g->repetition;
     pa.timed_out = g->page_timeout;
     pa.truncated = res.truncated || g->repetition || g->page_timeout;
@@ -769,6 +801,7 @@ void dp__infer_close(struct dp_infer *inf) {
         acc_remove(inf, &inf->accs[inf->n_accs - 1]);
     dp_free(inf->accs);
     prompt_free(&inf->prompt);
+    dp_constrain_free(inf->cons);
     dp_page_sel_free(&inf->sel);
     vl_state_free(inf->state);
     vl_model_free(inf->model);

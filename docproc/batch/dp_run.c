@@ -5,6 +5,7 @@
  * manifest. A failed document is recorded and the run goes on.
  * Not thread-safe: one run per call; the model pipeline's threads live in dp_infer.c. */
 #include "dp_batch_impl.h"
+#include "ex_cons.h"
 #include "../base/dp_alloc.h"
 #include "../base/dp_buf.h"
 #include "../base/dp_fs.h"
@@ -31,6 +32,7 @@
 struct run {
     const struct dp_batch_opts *o;
     struct sc_schema *schema;
+    struct ex_gram *gram;      /* --constrain: compiled answer contract, until the model takes it */
     struct dp_inputs docs;
     struct dp_raw_set *raw;
     struct dp_infer *inf;
@@ -840,7 +842,9 @@ static enum dp_status run_docs(struct run *r, bool *input_failed, struct dp_err 
     for (int i = 0; i < r->docs.n; i++)
         pending += r->docs.items[i].state == DP_INPUT_PENDING && !r->docs.items[i].from_kept_raw;
     if (!o->from_raw && pending) {
-        st = dp__infer_open(&r->inf, o, r->schema, &r->docs, &r->pw, err);
+        struct ex_gram *gram = r->gram;
+        r->gram = NULL; /* dp__infer_open takes it over */
+        st = dp__infer_open(&r->inf, o, r->schema, gram, &r->docs, &r->pw, err);
         if (st != DP_OK)
             return st;
         r->model_id = dp__infer_model_id(r->inf);
@@ -919,6 +923,9 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
         olm.ingest.long_side = EX_OLMOCR_LONGEST_SIDE;
         r.o = &olm;
     }
+    /* fail closed before any page: a schema the constraint cannot enforce is a load error */
+    if (st == DP_OK && !o->from_raw)
+        st = dp_constrain_compile(&r.gram, r.schema, o->constrain, err);
     bool input_failed = false;
     if (st == DP_OK)
         st = run_docs(&r, &input_failed, err);
@@ -966,6 +973,7 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
     dp_free(r.digest_cache);
     dp_inputs_free(&r.docs);
     sc_schema_free(r.schema);
+    ex_gram_free(r.gram);
     pthread_mutex_destroy(&r.mu);
     return st;
 }

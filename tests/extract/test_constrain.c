@@ -1,0 +1,497 @@
+/* Constrained decoding (extractors/ex_cons*.c) against the real Qwen2.5 vocabulary of the tiny
+ * fixture (151,665 byte-level BPE tokens): hostile sampling (random logits, seeds 1..50) under
+ * every built-in kie schema, the chart schema and a test schema with enums, integers, booleans,
+ * nested arrays and optional fields must always give a valid instance of the answer contract,
+ * checked by an independent validator (jansson + GRegex) — and the same sampling without the
+ * mask must not; budgets down to the minimum still end in a valid instance; a teacher-forced
+ * valid answer passes through unchanged; every unsupported keyword is a load error naming the
+ * keyword and its path; pattern features likewise. */
+#include "dp_buf.h"
+#include "ex_cons.h"
+#include "sc.h"
+#include "t.h"
+#include "vl.h"
+
+#include <glib.h>
+#include <jansson.h>
+
+#define SEEDS 50
+
+static const struct vl_tokenizer *g_tok;
+static int32_t g_eos;
+
+static const char *tok_bytes(void *user, int32_t id, size_t *len) {
+    (void)user;
+    if (vl_tokenizer_is_special(g_tok, id))
+        return NULL;
+    return vl_tokenizer_token_bytes(g_tok, id, len);
+}
+
+/* ---- an independent validator of the answer contract ------------------------------------------ */
+
+static bool check_value(json_t *v, json_t *sch, bool plain);
+
+static bool check_scalar(json_t *v, json_t *sch) {
+    const char *t = json_string_value(json_object_get(sch, "type"));
+    if (!t)
+        t = "string";
+    bool ok = (!strcmp(t, "string") && json_is_string(v)) ||
+              (!strcmp(t, "number") && json_is_number(v)) ||
+              (!strcmp(t, "integer") && json_is_integer(v)) ||
+              (!strcmp(t, "boolean") && json_is_boolean(v));
+    json_t *en = json_object_get(sch, "enum");
+    if (ok && en) {
+        bool found = false;
+        for (size_t i = 0; i < json_array_size(en); i++)
+            found = found || json_equal(json_array_get(en, i), v);
+        ok = found;
+    }
+    const char *pat = json_string_value(json_object_get(sch, "pattern"));
+    if (ok && pat)
+        ok = g_regex_match_simple(pat, json_string_value(v), 0, 0);
+    return ok;
+}
+
+static bool check_object(json_t *v, json_t *sch, bool plain) {
+    if (!json_is_object(v))
+        return false;
+    json_t *props = json_object_get(sch, "properties");
+    if (!props || !json_object_size(props)) { /* free keys, grounded string values */
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) {
+            json_t *str = json_pack("{s:s}", "type", "string");
+            bool ok = plain ? json_is_string(e) : check_value(e, str, false);
+            json_decref(str);
+            if (!ok)
+                return false;
+        }
+        return true;
+    }
+    if (json_object_size(v) != json_object_size(props))
+        return false;
+    const char *k;
+    json_t *def;
+    json_object_foreach(props, k, def) {
+        json_t *e = json_object_get(v, k);
+        if (!e)
+            return false;
+        if (!json_is_null(e) && !check_value(e, def, plain))
+            return false;
+    }
+    return true;
+}
+
+static bool check_value(json_t *v, json_t *sch, bool plain) {
+    const char *t = json_string_value(json_object_get(sch, "type"));
+    if (t && !strcmp(t, "object"))
+        return check_object(v, sch, plain);
+    if (t && !strcmp(t, "array")) {
+        if (!json_is_array(v))
+            return false;
+        json_t *items = json_object_get(sch, "items");
+        json_t *dflt = json_object();
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (!check_value(json_array_get(v, i), items ? items : dflt, plain)) {
+                json_decref(dflt);
+                return false;
+            }
+        json_decref(dflt);
+        return true;
+    }
+    if (plain)
+        return check_scalar(v, sch);
+    /* {"value": scalar, "bbox_2d": [4 numbers]} */
+    json_t *val = json_object_get(v, "value"), *box = json_object_get(v, "bbox_2d");
+    if (!json_is_object(v) || json_object_size(v) != 2 || !val || !json_is_array(box) ||
+        json_array_size(box) != 4)
+        return false;
+    for (size_t i = 0; i < 4; i++)
+        if (!json_is_number(json_array_get(box, i)))
+            return false;
+    return check_scalar(val, sch);
+}
+
+/* True when text is "```json\n" + a valid instance + "\n```". */
+static bool valid_answer(const char *text, size_t len, json_t *schema, bool plain) {
+    static const char head[] = "```json\n", tail[] = "\n```";
+    if (len < sizeof head + sizeof tail - 2 || memcmp(text, head, sizeof head - 1) ||
+        memcmp(text + len - (sizeof tail - 1), tail, sizeof tail - 1))
+        return false;
+    json_error_t e;
+    json_t *v = json_loadb(text + sizeof head - 1, len - (sizeof head - 1) - (sizeof tail - 1), 0, &e);
+    if (!v)
+        return false;
+    bool ok = check_object(v, schema, plain);
+    json_decref(v);
+    return ok;
+}
+
+/* ---- hostile sampling ------------------------------------------------------------------------------ */
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double rng_unit(uint64_t *s) {
+    return (double)(rng_next(s) >> 11) / 9007199254740992.0;
+}
+
+#define SPIKES 256
+
+/* Samples at temperature 1 from the (masked) softmax of noise(): most logits are 0 (weight 1),
+ * SPIKES random ones up to 8. */
+static int32_t sample(const float *z, int64_t n, uint64_t *rng) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++)
+        sum += z[i] == 0.0f ? 1.0 : isinf(z[i]) ? 0.0 : exp((double)z[i]);
+    double r = rng_unit(rng) * sum, acc = 0;
+    for (int64_t i = 0; i < n; i++) {
+        acc += z[i] == 0.0f ? 1.0 : isinf(z[i]) ? 0.0 : exp((double)z[i]);
+        if (r < acc)
+            return (int32_t)i;
+    }
+    return (int32_t)(n - 1);
+}
+
+/* The most hostile model: nearly uniform over the whole vocabulary, with random spikes. */
+static void noise(float *z, int64_t n, int32_t n_tok, uint64_t *rng) {
+    for (int64_t i = 0; i < n; i++)
+        z[i] = i < n_tok ? 0.0f : -INFINITY;
+    for (int k = 0; k < SPIKES; k++)
+        z[rng_next(rng) % (uint64_t)n_tok] = (float)(rng_unit(rng) * 8.0);
+}
+
+/* One answer; returns true when it is valid. constrain false: the same sampling, no mask. */
+static bool run_one(const struct ex_gram *g, const struct ex_vocab *v, json_t *sch, bool plain,
+                    int64_t budget, uint64_t seed, bool constrain, int32_t n_tok, int64_t n_logits,
+                    float *z, struct ex_cons_stats *st_out) {
+    struct dp_err err = {0};
+    struct ex_cons *c = NULL;
+    if (ex_cons_new(&c, g, v, budget, &err) != DP_OK) {
+        T_FAIL_AT("ex_cons_new: %s", err.msg);
+        return false;
+    }
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 1;
+    struct dp_buf text;
+    dp_buf_init(&text, (size_t)1 << 24);
+    int32_t forced[64];
+    int64_t n = 0;
+    bool ok = true;
+    while (n < budget) {
+        noise(z, n_logits, n_tok, &rng);
+        int nf = constrain ? ex_cons_before(c, z, n_logits, forced, 64) : 0;
+        if (nf < 0) {
+            T_FAIL_AT("no token allowed at %lld (seed %llu)", (long long)n, (unsigned long long)seed);
+            ok = false;
+            break;
+        }
+        int32_t ids[64];
+        int k = nf;
+        if (nf > 0)
+            memcpy(ids, forced, (size_t)nf * sizeof *ids);
+        else
+            ids[k++] = sample(z, n_logits, &rng);
+        bool stop = false;
+        for (int i = 0; i < k && !stop; i++) {
+            if (constrain)
+                ex_cons_accept(c, ids[i]);
+            n++;
+            if (ids[i] == g_eos) {
+                stop = true;
+                break;
+            }
+            size_t len;
+            const char *b = ex_vocab_bytes(v, ids[i], &len);
+            if (b)
+                dp_buf_append(&text, b, len);
+            stop = n >= budget;
+        }
+        if (stop)
+            break;
+    }
+    if (constrain) {
+        T_CHECK_MSG(!ex_cons_failed(c), "automaton failed (seed %llu)", (unsigned long long)seed);
+        T_CHECK_MSG(ex_cons_complete(c), "answer incomplete (seed %llu)", (unsigned long long)seed);
+        if (st_out) {
+            struct ex_cons_stats s = ex_cons_stats_get(c);
+            st_out->n_forced += s.n_forced;
+            st_out->n_jumps += s.n_jumps;
+            st_out->n_masks += s.n_masks;
+            st_out->n_budget_cut += s.n_budget_cut;
+        }
+    }
+    ok = ok && valid_answer(text.data ? text.data : "", text.len, sch, plain);
+    if (constrain && !ok)
+        fprintf(stderr, "invalid answer (seed %llu, budget %lld): %.*s\n",
+                (unsigned long long)seed, (long long)budget, (int)text.len, text.data);
+    dp_buf_free(&text);
+    ex_cons_free(c);
+    return ok;
+}
+
+/* ---- schemas ------------------------------------------------------------------------------------ */
+
+/* Enums (string, integer), integers, booleans, numbers, a pattern, nested arrays of objects,
+ * an array of scalars, a nested object and optional fields. */
+static const char TEST_SCHEMA[] =
+    "{\"x-name\": \"t\", \"x-task\": \"kie\", \"type\": \"object\", \"properties\": {"
+    "\"kind\": {\"type\": \"string\", \"enum\": [\"credit\", \"debit\", \"cr\"]},"
+    "\"level\": {\"type\": \"integer\", \"enum\": [1, 2, 12]},"
+    "\"count\": {\"type\": \"integer\"},"
+    "\"paid\": {\"type\": \"boolean\"},"
+    "\"ratio\": {\"type\": \"number\"},"
+    "\"code\": {\"type\": \"string\", \"pattern\": \"^[A-Z]{2}-[0-9]{2,3}$\"},"
+    "\"tags\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}},"
+    "\"party\": {\"type\": \"object\", \"properties\": {\"name\": {\"type\": \"string\"},"
+    "  \"vat\": {\"type\": \"string\", \"pattern\": \"[0-9]+\"}}},"
+    "\"groups\": {\"type\": \"array\", \"items\": {\"type\": \"object\", \"properties\": {"
+    "  \"label\": {\"type\": \"string\"},"
+    "  \"rows\": {\"type\": \"array\", \"items\": {\"type\": \"object\", \"properties\": {"
+    "     \"qty\": {\"type\": \"integer\"}, \"ok\": {\"type\": \"boolean\"}}, \"required\": [\"qty\"]}}}}}"
+    "}, \"required\": [\"kind\", \"count\"]}";
+
+static bool load(struct sc_schema **s, json_t **j, const char *name_or_text, bool text) {
+    struct dp_err err = {0};
+    enum dp_status st = text ? sc_schema_parse(s, name_or_text, strlen(name_or_text), "t.json", &err)
+                             : sc_schema_load(s, name_or_text, &err);
+    if (st != DP_OK) {
+        T_FAIL_AT("schema %s: %s", text ? "t" : name_or_text, err.msg);
+        return false;
+    }
+    json_error_t je;
+    *j = json_loadb((*s)->source, (*s)->source_len, 0, &je);
+    return *j != NULL;
+}
+
+static void hostile(const struct ex_vocab *v, const char *name, const char *text, float *z,
+                    int32_t n_tok, int64_t n_logits) {
+    struct sc_schema *s = NULL;
+    json_t *j = NULL;
+    if (!load(&s, &j, text ? text : name, text != NULL))
+        return;
+    struct dp_err err = {0};
+    struct ex_gram *g = NULL;
+    T_CHECK_MSG(ex_gram_compile(&g, s, &err) == DP_OK, "%s: %s", name, err.msg);
+    if (g && ex_gram_bind(g, v, &err) == DP_OK) {
+        bool plain = s->task == SC_TASK_CHART;
+        int64_t min = ex_gram_min_tokens(g);
+        int valid_on = 0, valid_off = 0;
+        struct ex_cons_stats st = {0};
+        for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+            /* budgets from generous to the minimum */
+            int64_t budget = seed % 5 == 0 ? min : seed % 5 == 1 ? min + 3 : 400 + (int64_t)seed;
+            valid_on += run_one(g, v, j, plain, budget, seed, true, n_tok, n_logits, z, &st);
+            valid_off += run_one(g, v, j, plain, budget, seed, false, n_tok, n_logits, z, NULL);
+        }
+        printf("%s: min answer %lld tokens; valid %d/%d constrained, %d/%d unconstrained; "
+               "%lld forced ids in %lld jumps, %lld masks, %lld budget cuts\n",
+               name, (long long)min, valid_on, SEEDS, valid_off, SEEDS, (long long)st.n_forced,
+               (long long)st.n_jumps, (long long)st.n_masks, (long long)st.n_budget_cut);
+        T_CHECK_MSG(valid_on == SEEDS, "%s: %d of %d constrained answers valid", name, valid_on,
+                    SEEDS);
+        T_CHECK_MSG(valid_off < SEEDS / 10, "%s: %d unconstrained answers valid", name, valid_off);
+        T_CHECK(st.n_jumps > 0 && st.n_forced > st.n_jumps); /* jump-forward did happen */
+        /* a budget below the minimum is refused */
+        struct ex_cons *c = NULL;
+        struct dp_err e2 = {0};
+        T_CHECK(ex_cons_new(&c, g, v, min - 1, &e2) == DP_ERR_USAGE);
+        T_CHECK(strstr(e2.msg, "too small") != NULL);
+    }
+    ex_gram_free(g);
+    json_decref(j);
+    sc_schema_free(s);
+}
+
+/* ---- teacher forcing ------------------------------------------------------------------------------ */
+
+/* The "model" always prefers the next token of the canonical tokenization of what remains of
+ * answer; with the mask and jump-forward the result must be answer itself. */
+static void teacher(const struct ex_vocab *v, const char *schema_text, const char *answer,
+                    float *z, int64_t n_logits) {
+    struct sc_schema *s = NULL;
+    json_t *j = NULL;
+    if (!load(&s, &j, schema_text, true))
+        return;
+    struct dp_err err = {0};
+    struct ex_gram *g = NULL;
+    struct ex_cons *c = NULL;
+    T_CHECK(ex_gram_compile(&g, s, &err) == DP_OK);
+    T_CHECK(g && ex_gram_bind(g, v, &err) == DP_OK);
+    T_CHECK(valid_answer(answer, strlen(answer), j, false));
+    T_CHECK(g && ex_cons_new(&c, g, v, 1000, &err) == DP_OK);
+    size_t at = 0, alen = strlen(answer);
+    int32_t forced[64], ids[4096];
+    size_t offs[4097], n_ids = 0, base = 0; /* canonical tokens of answer[base..], their offsets */
+    int guard = 0;
+    while (c && !ex_cons_complete(c) && guard++ < 2000) {
+        size_t k0 = 0;
+        while (k0 < n_ids && offs[k0] < at)
+            k0++;
+        if (k0 >= n_ids || offs[k0] != at) { /* a forced stretch moved off the canonical split */
+            struct vl_error ve = {0};
+            vl_tokenizer_encode(g_tok, answer + at, alen - at, ids, 4096, &n_ids, &ve);
+            base = at;
+            offs[0] = base;
+            for (size_t i = 0; i < n_ids; i++) {
+                size_t l;
+                ex_vocab_bytes(v, ids[i], &l);
+                offs[i + 1] = offs[i] + l;
+            }
+            k0 = 0;
+        }
+        for (int64_t i = 0; i < n_logits; i++)
+            z[i] = 0.0f;
+        if (k0 < n_ids)
+            z[ids[k0]] = 50.0f; /* greedy choice of the "model" */
+        int nf = ex_cons_before(c, z, n_logits, forced, 64);
+        T_CHECK(nf >= 0);
+        T_CHECK_MSG(nf > 0 || k0 >= n_ids || !isinf(z[ids[k0]]),
+                    "the valid answer's token %d at byte %zu was masked", ids[k0], at);
+        if (nf < 0)
+            break;
+        int32_t pick[64];
+        int k = nf;
+        if (nf)
+            memcpy(pick, forced, (size_t)nf * sizeof *pick);
+        else {
+            int32_t best = 0;
+            for (int64_t i = 1; i < n_logits; i++)
+                if (z[i] > z[best])
+                    best = (int32_t)i;
+            pick[k++] = best;
+        }
+        for (int i = 0; i < k; i++) {
+            ex_cons_accept(c, pick[i]);
+            size_t len;
+            if (ex_vocab_bytes(v, pick[i], &len))
+                at += len;
+        }
+    }
+    size_t len;
+    const char *out = c ? ex_cons_text(c, &len) : "";
+    T_CHECK_MSG(c && len == alen && !memcmp(out, answer, alen), "teacher-forced answer changed: %.*s",
+                (int)len, out);
+    ex_cons_free(c);
+    ex_gram_free(g);
+    json_decref(j);
+    sc_schema_free(s);
+}
+
+/* ---- fail closed ------------------------------------------------------------------------------------ */
+
+static void unsupported(const char *kw, const char *json_value, const char *want) {
+    char buf[2048];
+    snprintf(buf, sizeof buf,
+             "{\"x-task\": \"kie\", \"type\": \"object\", \"properties\": {\"a\": {\"type\": \"array\","
+             " \"items\": {\"type\": \"object\", \"properties\": {\"b\": {\"type\": \"string\", "
+             "\"%s\": %s}}}}}}", kw, json_value);
+    struct sc_schema *s = NULL;
+    struct dp_err err = {0};
+    if (sc_schema_parse(&s, buf, strlen(buf), "u.json", &err) != DP_OK) {
+        T_FAIL_AT("%s: schema itself refused: %s", kw, err.msg);
+        return;
+    }
+    struct ex_gram *g = NULL;
+    enum dp_status st = ex_gram_compile(&g, s, &err);
+    T_CHECK_MSG(st == DP_ERR_SCHEMA, "%s: compiled (%d)", kw, (int)st);
+    char want_kw[128];
+    snprintf(want_kw, sizeof want_kw, "keyword '%s'", want ? want : kw);
+    T_CHECK_MSG(strstr(err.msg, want_kw) != NULL, "%s: message lacks the keyword: %s", kw, err.msg);
+    T_CHECK_MSG(strstr(err.msg, "/properties/a/items/properties/b") != NULL,
+                "%s: message lacks the path: %s", kw, err.msg);
+    ex_gram_free(g);
+    sc_schema_free(s);
+}
+
+static void pattern_feature(const char *pattern, const char *feature) {
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "{\"type\": \"object\", \"properties\": {\"p\": {\"type\": \"string\", \"pattern\": \"%s\"}}}",
+             pattern);
+    struct sc_schema *s = NULL;
+    struct dp_err err = {0};
+    if (sc_schema_parse(&s, buf, strlen(buf), "p.json", &err) != DP_OK) {
+        T_FAIL_AT("%s: schema refused: %s", pattern, err.msg);
+        return;
+    }
+    struct ex_gram *g = NULL;
+    T_CHECK_MSG(ex_gram_compile(&g, s, &err) == DP_ERR_SCHEMA, "pattern %s compiled", pattern);
+    T_CHECK_MSG(strstr(err.msg, "keyword 'pattern' at /properties/p") && strstr(err.msg, feature),
+                "pattern %s: %s", pattern, err.msg);
+    ex_gram_free(g);
+    sc_schema_free(s);
+}
+
+int main(void) {
+    const char *fx = getenv("DP_FIXTURES");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/qwen25vl-tiny/model/tokenizer.json", fx ? fx : ".");
+    struct vl_tokenizer *tok = NULL;
+    struct vl_error ve = {0};
+    if (vl_tokenizer_load(&tok, path, &ve) != VL_OK) {
+        T_FAIL_AT("tokenizer %s: %s", path, ve.msg);
+        return t_done();
+    }
+    g_tok = tok;
+    g_eos = vl_tokenizer_token_id(tok, "<|im_end|>");
+    int32_t n_tok = vl_tokenizer_n_ids(tok);
+    int64_t n_logits = 151936; /* Qwen2.5-VL's vocab_size: the rows past the tokenizer are padding */
+    struct ex_vocab_src src = {.n_logits = (int32_t)n_logits, .n_tokens = n_tok,
+                               .bytes = tok_bytes, .eos_id = g_eos};
+    struct ex_vocab *v = NULL;
+    struct dp_err err = {0};
+    T_CHECK(n_tok == 151665);
+    T_CHECK(ex_vocab_new(&v, &src, &err) == DP_OK);
+    float *z = calloc((size_t)n_logits, sizeof *z);
+    if (v && z) {
+        hostile(v, "invoice", NULL, z, n_tok, n_logits);
+        hostile(v, "receipt", NULL, z, n_tok, n_logits);
+        hostile(v, "form", NULL, z, n_tok, n_logits);
+        hostile(v, "chart", NULL, z, n_tok, n_logits);
+        hostile(v, "test-schema", TEST_SCHEMA, z, n_tok, n_logits);
+        teacher(v, TEST_SCHEMA,
+                "```json\n{\"kind\": {\"value\": \"cr\", \"bbox_2d\": [1, 2, 30, 40]}, "
+                "\"level\": {\"value\": 12, \"bbox_2d\": [0, 0, 5, 5]}, "
+                "\"count\": {\"value\": -7, \"bbox_2d\": [1, 1, 2, 2]}, "
+                "\"paid\": {\"value\": false, \"bbox_2d\": [3, 4, 5, 6]}, "
+                "\"ratio\": {\"value\": 0.25, \"bbox_2d\": [7, 8, 9, 10]}, "
+                "\"code\": {\"value\": \"AB-123\", \"bbox_2d\": [11, 12, 13, 14]}, "
+                "\"tags\": [{\"value\": \"Straße \\\"x\\\" 東京\", \"bbox_2d\": [1, 2, 3, 4]}], "
+                "\"party\": null, "
+                "\"groups\": [{\"label\": null, \"rows\": [{\"qty\": {\"value\": 3, \"bbox_2d\": "
+                "[5, 6, 7, 8]}, \"ok\": {\"value\": true, \"bbox_2d\": [9, 9, 9, 9]}}]}, "
+                "{\"label\": {\"value\": \"g2\", \"bbox_2d\": [1, 1, 1, 1]}, \"rows\": []}]}\n```",
+                z, n_logits);
+    }
+    static const char *const kws[][2] = {
+        {"oneOf", "[{\"type\": \"string\"}]"}, {"anyOf", "[{\"type\": \"string\"}]"},
+        {"allOf", "[{\"type\": \"string\"}]"}, {"not", "{\"type\": \"number\"}"},
+        {"$ref", "\"#/$defs/x\""},           {"$defs", "{}"},
+        {"const", "\"x\""},                  {"minLength", "2"},
+        {"maxLength", "9"},                  {"if", "{}"},
+        {"minimum", "0"},                    {"maximum", "9"},
+        {"exclusiveMinimum", "0"},           {"multipleOf", "2"},
+        {"minItems", "1"},                   {"maxItems", "3"},
+        {"uniqueItems", "true"},             {"contains", "{}"},
+        {"prefixItems", "[]"},               {"patternProperties", "{}"},
+        {"propertyNames", "{}"},             {"minProperties", "1"},
+        {"dependentRequired", "{}"},         {"unevaluatedProperties", "false"},
+        {"contentEncoding", "\"base64\""},
+    };
+    for (size_t i = 0; i < sizeof kws / sizeof *kws; i++)
+        unsupported(kws[i][0], kws[i][1], NULL);
+    pattern_feature("(a)\\\\1", "backreference");
+    pattern_feature("a(?=b)", "lookaround");
+    pattern_feature("\\\\bword", "word boundary");
+    pattern_feature("a^b", "anchor");
+    pattern_feature("\\\\p{L}+", "Unicode property");
+    pattern_feature("[[:alpha:]]", "POSIX class");
+    free(z);
+    ex_vocab_free(v);
+    vl_tokenizer_free(tok);
+    return t_done();
+}
