@@ -340,9 +340,11 @@ static bool step_bytes(const struct ex_gram *g, struct pstate *s, const uint8_t 
 
 /* ---- mask ------------------------------------------------------------------------------------------ */
 
+/* The thread's CPU time: the mask's own cost, without the time other processes held the core
+ * (the machines are shared; docs/constrain.md). */
 static double now_s(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -387,29 +389,31 @@ static int64_t string_mask(struct ex_cons *c, float *z, int64_t n, int64_t budge
     }
     c->n_ids = 0;
     struct pstate *w = &c->wstk[0];
-    for (int32_t i = 0; i < v->n_exit[q]; i++) {
-        int32_t id = v->exit_ids[q][i];
+    for (int32_t gi = 0; gi < v->n_grp[q]; gi++) { /* one parse per distinct suffix */
+        int32_t i0 = v->grp[q][gi], i1 = v->grp[q][gi + 1];
         size_t len;
-        const uint8_t *b = (const uint8_t *)ex_vocab_bytes(v, id, &len);
+        const uint8_t *b = (const uint8_t *)ex_vocab_bytes(v, v->exit_ids[q][i0], &len);
         copy_state(w, s);
         w->f[w->depth - 1].phase = 1 + EX_STR_NORMAL; /* the byte before the quote left it so */
-        size_t at = v->exit_at[q][i] - 1;
+        size_t at = v->exit_at[q][i0] - 1;
         if (!step_bytes(c->g, w, b + at, len - at))
             continue;
-        if (cost(c->g, w) <= budget) {
-            c->saved[c->n_ids] = z[id];
-            allow(c, id);
-        } else {
-            c->cut++;
+        if (cost(c->g, w) > budget) {
+            c->cut += i1 - i0;
+            continue;
+        }
+        for (int32_t i = i0; i < i1; i++) {
+            c->saved[c->n_ids] = z[v->exit_ids[q][i]];
+            allow(c, v->exit_ids[q][i]);
         }
     }
     const uint8_t *end = v->str_end[q];
     int64_t count = 0;
     if (all) {
+        const float *add = v->stay_add[q];
         for (int64_t i = 0; i < n; i++)
-            z[i] = end[i] < EX_STR_NSUB ? z[i] : -INFINITY;
-        for (int64_t i = 0; i < n; i++)
-            count += end[i] < EX_STR_NSUB;
+            z[i] += add[i];
+        count = v->n_stay[q];
     } else {
         for (int64_t i = 0; i < n; i++) {
             bool keep = ok[end[i]];

@@ -83,7 +83,7 @@ struct ex_cons_stats {
     int64_t n_forced;         /* ids appended without sampling (jump-forward and single choices) */
     int64_t n_jumps;          /* forced stretches (one prefill chunk each) */
     int64_t n_budget_cut;     /* choices where the budget removed otherwise valid tokens */
-    double mask_s;            /* total time in ex_cons_before */
+    double mask_s;            /* total CPU time of this thread in ex_cons_before */
 };
 
 struct ex_cons;
@@ -108,7 +108,7 @@ void ex_cons_finish(struct ex_cons *c);
 int64_t ex_cons_allowed(struct ex_cons *c, int32_t *out, int64_t cap);
 /* Disables jump-forward (each forced id then costs a model step; for the A/B in tests). */
 void ex_cons_set_jump(struct ex_cons *c, bool on);
-/* Keeps per-call mask times (seconds) in a ring of cap entries for percentiles (bench). */
+/* Keeps per-call hook CPU times (seconds) in a ring of cap entries for percentiles (bench). */
 enum dp_status ex_cons_keep_times(struct ex_cons *c, int64_t cap);
 const double *ex_cons_times(const struct ex_cons *c, int64_t *n);
 bool ex_cons_complete(const struct ex_cons *c); /* the answer is a finished instance */

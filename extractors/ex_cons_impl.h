@@ -118,9 +118,13 @@ struct ex_vocab {
     int32_t max_len;
     /* per string substate q: end substate of each id, EX_STR_CLOSE or EX_STR_DEAD (n_logits) */
     uint8_t *str_end[EX_STR_NSUB];
-    int32_t *exit_ids[EX_STR_NSUB]; /* ids whose closing quote ends the string, */
-    uint8_t *exit_at[EX_STR_NSUB];  /* after this many bytes */
+    int32_t *exit_ids[EX_STR_NSUB]; /* ids whose closing quote ends the string, sorted by the */
+    uint8_t *exit_at[EX_STR_NSUB];  /* bytes after it; the quote is at byte exit_at - 1 */
     int32_t n_exit[EX_STR_NSUB];
+    int32_t *grp[EX_STR_NSUB];      /* (n_grp + 1) starts of runs of exit ids with one suffix */
+    int32_t n_grp[EX_STR_NSUB];
+    float *stay_add[EX_STR_NSUB];   /* (n_logits) 0 for ids that stay in the string, -inf else */
+    int64_t n_stay[EX_STR_NSUB];
 };
 
 #endif

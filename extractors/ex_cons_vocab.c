@@ -7,6 +7,7 @@
 #include "ex_cons_impl.h"
 #include "dp_alloc.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +135,36 @@ static bool build(struct ex_vocab *v, int32_t node, const int32_t *ids, int64_t 
 
 /* ---- string classes ------------------------------------------------------------------------------- */
 
+/* Sorts the exit ids of substate q by what follows their quote and marks the runs, so that a
+ * mask parses each distinct suffix once. */
+static bool group_exits(struct ex_vocab *v, int q) {
+    int32_t n = v->n_exit[q];
+    struct key *k = dp_calloc((size_t)(n ? n : 1), sizeof *k);
+    v->grp[q] = dp_calloc((size_t)n + 1, sizeof(int32_t));
+    if (!k || !v->grp[q]) {
+        dp_free(k);
+        return false;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        int32_t id = v->exit_ids[q][i];
+        uint32_t at = v->exit_at[q][i];
+        k[i] = (struct key){v->bytes + v->off[id] + at, v->off[id + 1] - v->off[id] - at, id};
+    }
+    qsort(k, (size_t)n, sizeof *k, cmp_key);
+    int32_t g = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t id = k[i].id;
+        v->exit_ids[q][i] = id;
+        v->exit_at[q][i] = (uint8_t)(v->off[id + 1] - v->off[id] - k[i].len);
+        if (i == 0 || cmp_key(&k[i - 1], &k[i]))
+            v->grp[q][g++] = i;
+    }
+    v->grp[q][g] = n;
+    v->n_grp[q] = g;
+    dp_free(k);
+    return true;
+}
+
 static bool classes(struct ex_vocab *v) {
     for (int q = 0; q < EX_STR_NSUB; q++) {
         v->str_end[q] = dp_malloc((size_t)v->n_logits);
@@ -173,6 +204,16 @@ static bool classes(struct ex_vocab *v) {
             }
         }
         v->n_exit[q] = n_exit;
+        if (!group_exits(v, q))
+            return false;
+        v->stay_add[q] = dp_malloc((size_t)v->n_logits * sizeof(float));
+        if (!v->stay_add[q])
+            return false;
+        for (int32_t id = 0; id < v->n_logits; id++) {
+            bool stay = v->str_end[q][id] < EX_STR_NSUB;
+            v->stay_add[q][id] = stay ? 0.0f : -INFINITY;
+            v->n_stay[q] += stay;
+        }
     }
     return true;
 }
@@ -186,6 +227,8 @@ void ex_vocab_free(struct ex_vocab *v) {
         dp_free(v->str_end[q]);
         dp_free(v->exit_ids[q]);
         dp_free(v->exit_at[q]);
+        dp_free(v->grp[q]);
+        dp_free(v->stay_add[q]);
     }
     dp_free(v->off);
     dp_free(v->bytes);

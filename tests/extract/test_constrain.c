@@ -15,10 +15,18 @@
 #include <glib.h>
 #include <jansson.h>
 
-#define SEEDS 50
+/* seeds 1..SEEDS (argv[1] overrides: the quick variant under sanitizers) */
+static int SEEDS = 50;
 
 static const struct vl_tokenizer *g_tok;
 static int32_t g_eos;
+static double g_times[200000];
+static int64_t g_nt;
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 static const char *tok_bytes(void *user, int32_t id, size_t *len) {
     (void)user;
@@ -176,6 +184,7 @@ static bool run_one(const struct ex_gram *g, const struct ex_vocab *v, json_t *s
         return false;
     }
     uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 1;
+    ex_cons_keep_times(c, 4096);
     struct dp_buf text;
     dp_buf_init(&text, (size_t)1 << 24);
     int32_t forced[64];
@@ -217,6 +226,10 @@ static bool run_one(const struct ex_gram *g, const struct ex_vocab *v, json_t *s
         T_CHECK_MSG(!ex_cons_failed(c), "automaton failed (seed %llu)", (unsigned long long)seed);
         T_CHECK_MSG(ex_cons_complete(c), "answer incomplete (seed %llu)", (unsigned long long)seed);
         if (st_out) {
+            int64_t nt = 0;
+            const double *tt = ex_cons_times(c, &nt);
+            for (int64_t i = 0; i < nt && g_nt < 200000; i++)
+                g_times[g_nt++] = tt[i];
             struct ex_cons_stats s = ex_cons_stats_get(c);
             st_out->n_forced += s.n_forced;
             st_out->n_jumps += s.n_jumps;
@@ -281,19 +294,24 @@ static void hostile(const struct ex_vocab *v, const char *name, const char *text
         int64_t min = ex_gram_min_tokens(g);
         int valid_on = 0, valid_off = 0;
         struct ex_cons_stats st = {0};
-        for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+        for (uint64_t seed = 1; seed <= (uint64_t)SEEDS; seed++) {
             /* budgets from generous to the minimum */
             int64_t budget = seed % 5 == 0 ? min : seed % 5 == 1 ? min + 3 : 400 + (int64_t)seed;
             valid_on += run_one(g, v, j, plain, budget, seed, true, n_tok, n_logits, z, &st);
             valid_off += run_one(g, v, j, plain, budget, seed, false, n_tok, n_logits, z, NULL);
         }
+        qsort(g_times, (size_t)g_nt, sizeof *g_times, cmp_d);
+        printf("%s: hook time per call: median %.1f us, p99 %.1f us, max %.1f us (%lld calls)\n",
+               name, g_nt ? 1e6 * g_times[g_nt / 2] : 0.0, g_nt ? 1e6 * g_times[g_nt * 99 / 100] : 0.0,
+               g_nt ? 1e6 * g_times[g_nt - 1] : 0.0, (long long)g_nt);
+        g_nt = 0;
         printf("%s: min answer %lld tokens; valid %d/%d constrained, %d/%d unconstrained; "
                "%lld forced ids in %lld jumps, %lld masks, %lld budget cuts\n",
                name, (long long)min, valid_on, SEEDS, valid_off, SEEDS, (long long)st.n_forced,
                (long long)st.n_jumps, (long long)st.n_masks, (long long)st.n_budget_cut);
         T_CHECK_MSG(valid_on == SEEDS, "%s: %d of %d constrained answers valid", name, valid_on,
                     SEEDS);
-        T_CHECK_MSG(valid_off < SEEDS / 10, "%s: %d unconstrained answers valid", name, valid_off);
+        T_CHECK_MSG(valid_off <= SEEDS / 10, "%s: %d unconstrained answers valid", name, valid_off);
         T_CHECK(st.n_jumps > 0 && st.n_forced > st.n_jumps); /* jump-forward did happen */
         /* a budget below the minimum is refused */
         struct ex_cons *c = NULL;
@@ -426,7 +444,9 @@ static void pattern_feature(const char *pattern, const char *feature) {
     sc_schema_free(s);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1)
+        SEEDS = atoi(argv[1]);
     const char *fx = getenv("DP_FIXTURES");
     char path[1024];
     snprintf(path, sizeof path, "%s/qwen25vl-tiny/model/tokenizer.json", fx ? fx : ".");
