@@ -117,4 +117,15 @@ const char *ex_cons_text(const struct ex_cons *c, size_t *len); /* answer bytes 
 const struct ex_cons_span *ex_cons_spans(const struct ex_cons *c, size_t *n);
 struct ex_cons_stats ex_cons_stats_get(const struct ex_cons *c);
 
+/* ---- confidence (ex_conf.c) ------------------------------------------------------------------ */
+
+#define EX_CONF_FORCED_P 0.5          /* probability a forced token counts as */
+#define EX_CONF_TRUNCATED_FACTOR 0.5  /* a value the budget cut short */
+/* Confidence in [0, 1] of a value produced by n tokens: exp(mean of log p), with p the model's
+ * unconstrained probability of each token (raw_lp; NAN marks a forced token, counted as
+ * EX_CONF_FORCED_P); masked_lp (log p within the allowed set) is not used: a constrained choice
+ * can be certain within the allowed set while the model wanted something else, which is exactly
+ * what should lower the confidence. Halved when truncated. */
+double ex_conf_value(const float *raw_lp, const float *masked_lp, int64_t n, bool truncated);
+
 #endif

@@ -52,7 +52,11 @@ struct bench_opts {
     int threads;
     struct dp_cli_gen wf; /* only .weights and .vision_weights (dp_cli_gen_opt parses them) */
     bool verbose, warmup;
+    const char *schema; /* --schema: also time constrained decoding's mask for it */
 };
+
+json_t *dp__bench_constrain(const struct vl_model *m, const char *schema_name,
+                            struct dp_err *err); /* cmd_bench_constrain.c */
 
 static void print_help(void) {
     printf("usage: docproc bench --model DIR [options]\n\n"
@@ -75,6 +79,9 @@ static void print_help(void) {
            "                         [bf16; a quantized checkpoint: its own]\n"
            "  --vision-weights F     bf16 (exact) or q8: vision tower weights [likewise]\n"
            "  --no-warmup            time the first request too (incl. mapping the weights)\n"
+           "  --schema NAME|FILE     also report constrained decoding for the schema under\n"
+           "                         \"constrain\": vocabulary index and compile time, CPU time\n"
+           "                         per mask (median, p99) over hostile sampled answers\n"
            "  -v, --verbose          libvl log lines on stderr\n"
            "  -h, --help             this text\n"
            "\n"
@@ -93,7 +100,7 @@ static void print_help(void) {
 
 enum {
     OPT_MODEL = 256, OPT_SIZE, OPT_NO_IMAGE, OPT_PROMPT, OPT_GEN, OPT_BATCH, OPT_ATTN_BLOCK,
-    OPT_REPEAT, OPT_NO_WARMUP, OPT_PARALLEL, OPT_PAGES
+    OPT_REPEAT, OPT_NO_WARMUP, OPT_PARALLEL, OPT_PAGES, OPT_SCHEMA
 };
 
 static const struct option bench_longopts[] = {
@@ -110,6 +117,7 @@ static const struct option bench_longopts[] = {
     DP_CLI_LONGOPT_THREADS,
     DP_CLI_LONGOPTS_WEIGHTS,
     {"no-warmup", no_argument, NULL, OPT_NO_WARMUP},
+    {"schema", required_argument, NULL, OPT_SCHEMA},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -176,6 +184,7 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
             break;
         }
         case OPT_NO_WARMUP: o->warmup = false; break;
+        case OPT_SCHEMA: o->schema = optarg; break;
         case 'v': o->verbose = true; break;
         case 'h': print_help(); return -1;
         default: return dp_cli_getopt_error(CMD, c, argc, argv);
@@ -607,6 +616,17 @@ int dp_cmd_bench(int argc, char **argv) {
     json_object_set_new(j, "weights_huge_page_share", huge_page_share(m, &sm));
     json_object_set_new(j, "config",
                         config_json(&o, &sm, vl_state_params_get(st), have_image ? &vis : NULL));
+    if (o.schema) {
+        struct dp_err derr = {0};
+        json_t *cj = dp__bench_constrain(m, o.schema, &derr);
+        if (!cj) {
+            fprintf(stderr, "docproc %s: --schema %s: %s\n", CMD, o.schema, derr.msg);
+            json_decref(j);
+            rc = dp_cli_exit_for(derr.code == DP_ERR_IO ? DP_ERR_SCHEMA : derr.code);
+            goto out;
+        }
+        json_object_set_new(j, "constrain", cj);
+    }
     if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0)
         rc = DP_EXIT_OUTPUT;
     fputc('\n', stdout);

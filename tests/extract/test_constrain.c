@@ -326,7 +326,28 @@ static void pattern_feature(const char *pattern, const char *feature) {
     sc_schema_free(s);
 }
 
+/* Hand-made probability sequences: sampled at high probability > forced > low probability;
+ * the masked probability does not raise a value the model did not want; truncation lowers. */
+static void confidence(void) {
+    const float hi[] = {logf(0.95f), logf(0.9f), logf(0.97f)};
+    const float lo[] = {logf(0.95f), logf(0.05f), logf(0.97f)};
+    const float fo[] = {logf(0.95f), NAN, NAN};
+    const float masked_one[] = {0.0f, 0.0f, 0.0f}; /* certain within the allowed set */
+    double c_hi = ex_conf_value(hi, masked_one, 3, false);
+    double c_lo = ex_conf_value(lo, masked_one, 3, false);
+    double c_fo = ex_conf_value(fo, masked_one, 3, false);
+    T_NEAR(c_hi, cbrt(0.95 * 0.9 * 0.97), 1e-6);
+    T_NEAR(c_fo, cbrt(0.95 * EX_CONF_FORCED_P * EX_CONF_FORCED_P), 1e-6);
+    T_CHECK(c_hi > c_fo && c_fo > c_lo);
+    T_CHECK(c_lo > 0.0 && c_hi <= 1.0);
+    T_NEAR(ex_conf_value(hi, masked_one, 3, true), c_hi * EX_CONF_TRUNCATED_FACTOR, 1e-9);
+    T_CHECK(ex_conf_value(hi, masked_one, 0, false) == 0.0);
+    const float all_forced[] = {NAN};
+    T_NEAR(ex_conf_value(all_forced, masked_one, 1, false), EX_CONF_FORCED_P, 1e-9);
+}
+
 int main(int argc, char **argv) {
+    confidence();
     if (argc > 1)
         SEEDS = atoi(argv[1]);
     const char *fx = getenv("DP_FIXTURES");
