@@ -617,12 +617,12 @@ int dp_cmd_bench(int argc, char **argv) {
     json_object_set_new(j, "config",
                         config_json(&o, &sm, vl_state_params_get(st), have_image ? &vis : NULL));
     if (o.schema) {
-        struct dp_err derr = {0};
-        json_t *cj = dp__bench_constrain(m, o.schema, &derr);
+        struct dp_err cerr = {0};
+        json_t *cj = dp__bench_constrain(m, o.schema, &cerr);
         if (!cj) {
-            fprintf(stderr, "docproc %s: --schema %s: %s\n", CMD, o.schema, derr.msg);
+            fprintf(stderr, "docproc %s: --schema %s: %s\n", CMD, o.schema, cerr.msg);
             json_decref(j);
-            rc = dp_cli_exit_for(derr.code == DP_ERR_IO ? DP_ERR_SCHEMA : derr.code);
+            rc = dp_cli_exit_for(cerr.code == DP_ERR_IO ? DP_ERR_SCHEMA : cerr.code);
             goto out;
         }
         json_object_set_new(j, "constrain", cj);
