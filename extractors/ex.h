@@ -73,6 +73,9 @@ struct ex_field {
     bool ambiguous;      /* e.g. 03/04/2024: value is one reading, alt the other */
     char *alt;           /* the other reading of an ambiguous value, or NULL */
     bool in_schema;      /* matched a schema field */
+    bool has_conf;       /* conf is known (generated under --constrain) */
+    double conf;         /* [0, 1] from the model's token probabilities (ex_conf_value) */
+    bool value_truncated; /* the token budget forced this value closed (--constrain) */
     struct ex_prov prov;
     struct ex_field *children; /* (n_children) */
     size_t n_children;
@@ -150,6 +153,8 @@ enum ex_warn_code {
     EX_WARN_BBOX,         /* malformed / out-of-range box (clamped or dropped) */
     EX_WARN_LIMIT,        /* a parser limit was hit (depth, size) */
     EX_WARN_EXTRA_TEXT,   /* text outside the answer (prose around a code fence) not used */
+    EX_WARN_DATE,         /* implausible date: in the future beyond a tolerance, due < issue */
+    EX_WARN_CURRENCY,     /* amounts in different currencies, or not the currency field's */
 };
 
 struct ex_warning {
@@ -193,6 +198,8 @@ struct ex_page {
     struct ex_table *tables;   size_t n_tables;
     struct ex_chart *charts;   size_t n_charts;
     struct ex_warning *warnings; size_t n_warnings;
+    bool constrained;       /* generated under --constrain */
+    int64_t n_forced, n_jumps; /* ids appended without sampling, in this many chunks */
 };
 
 /* Reproducibility stamp; the batch fills it (strings are copied by ex_doc_set_stamp). */
@@ -221,7 +228,16 @@ struct ex_doc {
     struct ex_page **pages; size_t n_pages;
     struct ex_field *fields; size_t n_fields;          /* merged document-level fields */
     struct ex_warning *warnings; size_t n_warnings;    /* document-level (validation, checks) */
+    bool needs_review;     /* ex_doc_review: a check failed or a value is below the threshold */
+    char **review_reasons; size_t n_review_reasons;    /* one line each */
 };
+
+/* Review queue (ex_review.c, docs/constrain.md): sets needs_review and its reasons from the
+ * document's check warnings (required, type, enum, pattern, arithmetic, date, currency,
+ * truncated) and from every field whose confidence is below threshold. DP_ERR_NOMEM only. */
+enum dp_status ex_doc_review(struct ex_doc *d, double threshold, struct dp_err *err);
+/* Whether a warning code is a failed check that puts a document up for review. */
+bool ex_warn_needs_review(enum ex_warn_code c);
 
 /* ---- pages ------------------------------------------------------------------------------ */
 

@@ -128,4 +128,15 @@ struct ex_cons_stats ex_cons_stats_get(const struct ex_cons *c);
  * what should lower the confidence. Halved when truncated. */
 double ex_conf_value(const float *raw_lp, const float *masked_lp, int64_t n, bool truncated);
 
+/* A value's confidence as generated, located by its bytes in the page's raw answer. */
+struct ex_value_conf {
+    size_t byte_begin, byte_end;
+    double conf;
+    bool truncated;
+};
+struct ex_page;
+/* Gives every leaf field of the page whose provenance span holds a value's bytes that value's
+ * confidence (fields and list items, recursively). */
+void ex_page_apply_conf(struct ex_page *pg, const struct ex_value_conf *v, size_t n);
+
 #endif

@@ -42,6 +42,9 @@ void ex_doc_free(struct ex_doc *d) {
     doc_fields_free(d);
     for (size_t i = 0; i < sizeof d->stamp_strings / sizeof *d->stamp_strings; i++)
         dp_free(d->stamp_strings[i]);
+    for (size_t i = 0; i < d->n_review_reasons; i++)
+        dp_free(d->review_reasons[i]);
+    dp_free(d->review_reasons);
     dp_free(d->source);
     dp_free(d->source_sha256);
     dp_free(d);
@@ -169,6 +172,8 @@ enum dp_status ex_doc_finish(struct ex_doc *d, const struct sc_schema *schema, s
     if (st == DP_OK) {
         ex__validate(schema, d->fields, d->n_fields, &ws);
         ex__check_arithmetic(schema, d->fields, d->n_fields, &ws);
+        if (schema && (schema->task == SC_TASK_KIE || schema->task == SC_TASK_CHART))
+            ex__check_dates_currency(d->fields, d->n_fields, &ws);
         ex__wsink_close(&ws);
         st = ws.status;
     }

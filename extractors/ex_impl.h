@@ -25,6 +25,8 @@ struct ex__wsink {
 void ex__warn(struct ex__wsink *s, enum ex_warn_code code, size_t off, size_t len, const char *path,
               const char *fmt, ...) DP_PRINTF(6, 7);
 void ex__warning_free(struct ex_warning *w);
+/* Date plausibility and currency consistency over a document's fields (ex_review.c). */
+void ex__check_dates_currency(const struct ex_field *f, size_t n, struct ex__wsink *ws);
 /* Appends "(and N more)" when warnings were dropped. */
 void ex__wsink_close(struct ex__wsink *s);
 

@@ -32,6 +32,8 @@
 #define DP_BATCH_DEFAULT_MAX_PIXELS   1003520 /* 1280 * 28 * 28: ~A4 at 100 dpi, 1280 visual tokens */
 #define DP_BATCH_DEFAULT_MIN_PIXELS   3136    /* 4 * 28 * 28, the published minimum */
 #define DP_BATCH_DEFAULT_MAX_NEW_TOKENS 2048  /* a dense page of HTML fits; loops are cut earlier */
+/* --review-threshold: confidence (docs/constrain.md) below which a value goes to review */
+#define DP_BATCH_DEFAULT_REVIEW_THRESHOLD 0.5
 #define DP_BATCH_DEFAULT_TEMPERATURE  0.0     /* greedy: extraction must be reproducible */
 #define DP_BATCH_DEFAULT_TOP_K        1
 #define DP_BATCH_DEFAULT_TOP_P        1.0

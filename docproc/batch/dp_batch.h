@@ -68,6 +68,7 @@ struct dp_batch_opts {
     struct dp_cli_gen gen;     /* --max-new-tokens ... --threads (shared with ask) */
     double doc_timeout_s, page_timeout_s; /* 0 = none */
     enum dp_constrain_mode constrain;     /* --constrain on|off */
+    double review_threshold;              /* --review-threshold: confidence below -> review */
     bool keep_blank;            /* send blank pages to the model anyway */
     bool no_prefix_cache;       /* recompute the prompt prefix for every page (to measure it) */
     enum dp_progress_mode progress;

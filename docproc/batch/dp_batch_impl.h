@@ -5,6 +5,7 @@
 #include "dp_batch.h"
 #include "dp_manifest.h"
 #include "ex.h"
+#include "ex_cons.h"
 #include "sc.h"
 
 #include <stdbool.h>
@@ -24,6 +25,8 @@ struct dp_page_answer {
     bool constrained;     /* --constrain: generated under the schema's automaton */
     int64_t n_forced;     /* of n_tokens, appended without sampling (jump-forward) */
     int64_t n_jumps;      /* forced stretches (one prefill chunk each) */
+    struct ex_value_conf *confs; /* (n_confs) per generated value, --constrain; owned */
+    size_t n_confs;
     struct ex_geom geom;
 };
 
@@ -38,6 +41,15 @@ char *dp__answer_dup(const char *s, size_t n);
 /* Appends a page; takes ownership of text (also on failure). */
 enum dp_status dp__answers_add(struct dp_answers *a, const struct dp_page_answer *p,
                                struct dp_err *err);
+
+/* ---- review queue (dp_review.c) -------------------------------------------------------------- */
+
+/* Writes DIR/review.jsonl: the document's fields below threshold or failing a check. */
+enum dp_status dp__review_write_doc(const struct ex_doc *doc, const char *doc_name,
+                                    const char *dir, double threshold, struct dp_err *err);
+/* Rewrites OUT/review.jsonl atomically from every document's OUT/<stem>/review.jsonl. */
+enum dp_status dp__review_merge(const char *out_dir, const struct dp_inputs *docs,
+                                struct dp_err *err);
 
 /* ---- guards (dp_guard.c) ------------------------------------------------------------------- */
 

@@ -20,7 +20,7 @@ enum {
     OPT_FROM_RAW = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON, OPT_PASSWORD_FILE, OPT_DOC_TIMEOUT, OPT_PAGE_TIMEOUT, OPT_PARALLEL, OPT_KEEP_BLANK,
     OPT_PROGRESS, OPT_SHARD, OPT_RESUME, OPT_INPUT, OPT_MERGE, OPT_NO_PREFIX_CACHE, OPT_STRICT,
     OPT_CSV_SPANS, OPT_CSV_SAFE, OPT_CSV_BOM,
-    OPT_PDFA, OPT_CONSTRAIN,
+    OPT_PDFA, OPT_CONSTRAIN, OPT_REVIEW_THRESHOLD,
 };
 
 static const struct option long_opts[] = {
@@ -45,6 +45,7 @@ static const struct option long_opts[] = {
     {"parallel", required_argument, NULL, OPT_PARALLEL},
     {"keep-blank", no_argument, NULL, OPT_KEEP_BLANK},
     {"constrain", required_argument, NULL, OPT_CONSTRAIN},
+    {"review-threshold", required_argument, NULL, OPT_REVIEW_THRESHOLD},
     {"no-prefix-cache", no_argument, NULL, OPT_NO_PREFIX_CACHE},
     {"progress", optional_argument, NULL, OPT_PROGRESS},
     {"quiet", no_argument, NULL, 'q'},
@@ -68,6 +69,7 @@ void dp_batch_opts_init(struct dp_batch_opts *o, enum dp_batch_cmd cmd) {
     o->model_dir = dp_cli_model_env();
     o->formats = cmd == DP_BATCH_CMD_EXTRACT ? DP_OUT_JSON : DP_OUT_JSON | DP_OUT_CSV;
     o->shard_k = o->shard_n = 1;
+    o->review_threshold = DP_BATCH_DEFAULT_REVIEW_THRESHOLD;
     o->jobs = 1;
     o->csv = dp_csv_opts_default();
     dp_ingest_opts_init(&o->ingest);
@@ -208,6 +210,11 @@ enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **arg
             *(c == OPT_DOC_TIMEOUT ? &o->doc_timeout_s : &o->page_timeout_s) = d;
             break;
         case OPT_KEEP_BLANK: o->keep_blank = true; break;
+        case OPT_REVIEW_THRESHOLD:
+            if (!dp_cli_parse_double(a, 0, 1, &d))
+                BAD("--review-threshold: expected a confidence in [0, 1], got '%s'", a);
+            o->review_threshold = d;
+            break;
         case OPT_CONSTRAIN:
             if (!dp_constrain_parse(a, &o->constrain))
                 BAD("--constrain: expected on or off, got '%s'", a);
@@ -353,6 +360,9 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
             o->constrain == DP_CONSTRAIN_ON    ? "on"
             : o->constrain == DP_CONSTRAIN_OFF ? "off"
                                                : "on for kie and chart schemas");
+    dp_buf_appendf(b, "      --review-threshold C   a value whose confidence is below C puts the\n"
+                "                             document up for review (batch: OUT/review.jsonl) [%g]\n",
+            o->review_threshold);
     dp_buf_appendf(b, "      --page-timeout S       stop a page's answer after S seconds (0 = none) [%g]\n"
                 "      --doc-timeout S        fail a document after S seconds (0 = none) [%g]\n"
                 "      --keep-blank           send blank pages to the model too [%s]\n"

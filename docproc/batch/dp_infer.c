@@ -491,6 +491,29 @@ void dp__infer_stats(const struct dp_infer *inf, struct dp_infer_stats *out) {
     *out = inf->stats;
 }
 
+/* Confidence of every value of a constrained answer (ex_conf_value over its tokens). */
+static enum dp_status value_confs(struct dp_page_answer *a, const struct ex_cons *cons,
+                                  const struct vl_result *res, int page_no, struct dp_err *err) {
+    size_t n = 0;
+    const struct ex_cons_span *sp = ex_cons_spans(cons, &n);
+    a->confs = n ? dp_calloc(n, sizeof *a->confs) : NULL;
+    if (n && !a->confs)
+        return dp_err_set(err, DP_ERR_NOMEM, "page %d: out of memory", page_no);
+    for (size_t i = 0; i < n; i++) {
+        int64_t b = sp[i].tok_begin, e = sp[i].tok_end < res->n ? sp[i].tok_end : res->n;
+        struct ex_value_conf *v = &a->confs[i];
+        v->byte_begin = sp[i].byte_begin;
+        v->byte_end = sp[i].byte_end;
+        v->truncated = sp[i].truncated;
+        v->conf = e > b ? ex_conf_value(res->logprobs + b, res->masked_logprobs + b, e - b,
+                                        sp[i].truncated)
+                        : 0.0;
+    }
+    a->n_confs = n;
+    return DP_OK;
+}
+
+
 /* ---- pages in flight ------------------------------------------------------------------------ */
 
 /* The recorded stop cause: a guard that stopped generation, else the token limit, else EOS. */
@@ -657,6 +680,10 @@ static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc
     pa.timed_out = g->page_timeout;
     pa.truncated = res.truncated || g->repetition || g->page_timeout;
     pa.stop = stop_cause(&res, g);
+    if (cons && value_confs(&pa, cons, &res, page, err) != DP_OK) {
+        dp_free(pa.text);
+        return err->code;
+    }
     if (g->repetition)
         DP_LOG_WARN("%s: page %d: repetition loop detected after %lld tokens; answer stopped "
                     "and flagged truncated", d->path, page, (long long)res.n);

@@ -75,8 +75,10 @@ char *dp__answer_dup(const char *s, size_t n) {
 }
 
 void dp__answers_free(struct dp_answers *a) {
-    for (int i = 0; i < a->n; i++)
+    for (int i = 0; i < a->n; i++) {
         dp_free(a->pages[i].text);
+        dp_free(a->pages[i].confs);
+    }
     DP_FREE(a->pages);
     a->n = a->cap = 0;
 }
@@ -311,11 +313,19 @@ static enum dp_status build_doc(struct run *r, struct dp_input *d, const struct 
         enum ex_stop stop = p->blank && p->stop == EX_STOP_EOS ? EX_STOP_BLANK : p->stop;
         st = ex_page_parse(&pg, r->schema, p->text ? p->text : "", p->len, &p->geom, p->number,
                            stop, err);
+        if (st == DP_OK && p->constrained) {
+            pg->constrained = true;
+            pg->n_forced = p->n_forced;
+            pg->n_jumps = p->n_jumps;
+            ex_page_apply_conf(pg, p->confs, p->n_confs);
+        }
         if (st == DP_OK)
             st = ex_doc_add_page(doc, pg, err);
     }
     if (st == DP_OK)
         st = ex_doc_finish(doc, r->schema, err);
+    if (st == DP_OK)
+        st = ex_doc_review(doc, o->review_threshold, err);
     if (st != DP_OK) {
         ex_doc_free(doc);
         return st;
@@ -379,6 +389,8 @@ static enum dp_status write_dir(struct run *r, struct dp_input *d, const struct 
         r->n_tables += n;
         pthread_mutex_unlock(&r->mu);
     }
+    if (st == DP_OK && r->o->cmd == DP_BATCH_CMD_BATCH) /* appears atomically with the doc */
+        st = dp__review_write_doc(doc, d->rel, staged, r->o->review_threshold, err);
     if (st == DP_OK && exists && rename(target, old) != 0)
         st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot move the old output aside",
                               target);
@@ -873,6 +885,8 @@ static enum dp_status run_docs(struct run *r, bool *input_failed, struct dp_err 
             st = visit_doc(r, i, err);
     }
     dp__progress_end(&r->prog);
+    if (st == DP_OK && r->out_dir && o->cmd == DP_BATCH_CMD_BATCH)
+        st = dp__review_merge(r->out_dir, &r->docs, err);
     if (r->inf && o->verbosity > 0) {
         struct dp_infer_stats is;
         dp__infer_stats(r->inf, &is);

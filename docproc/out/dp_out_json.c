@@ -109,6 +109,14 @@ static void field(struct dp_jw *w, const struct ex_doc *doc, const struct ex_fie
         dp_jw_key(w, "alternative");
         dp_jw_str(w, f->alt);
     }
+    if (f->has_conf) {
+        dp_jw_key(w, "confidence");
+        dp_jw_num(w, f->conf);
+    }
+    if (f->value_truncated) {
+        dp_jw_key(w, "value_truncated");
+        dp_jw_bool(w, true);
+    }
     prov(w, doc, &f->prov);
     if (f->type == EX_V_OBJECT || f->type == EX_V_ARRAY) {
         dp_jw_key(w, f->type == EX_V_ARRAY ? "items" : "fields");
@@ -352,6 +360,13 @@ enum dp_status dp_out_json(const struct ex_doc *doc, struct dp_buf *out, struct 
         dp_jw_str(&w, line);
     }
     dp_jw_end(&w);
+    dp_jw_key(&w, "needs_review");
+    dp_jw_bool(&w, doc->needs_review);
+    dp_jw_key(&w, "review_reasons");
+    dp_jw_arr(&w);
+    for (size_t i = 0; i < doc->n_review_reasons; i++)
+        dp_jw_str(&w, doc->review_reasons[i]);
+    dp_jw_end(&w);
     fields(&w, doc, doc->fields, doc->n_fields);
     warnings(&w, doc->warnings, doc->n_warnings);
     dp_jw_key(&w, "pages");
@@ -367,6 +382,17 @@ enum dp_status dp_out_json(const struct ex_doc *doc, struct dp_buf *out, struct 
         dp_jw_bool(&w, p->truncated);
         dp_jw_key(&w, "stop");
         dp_jw_str(&w, ex_stop_name(p->stop));
+        if (p->constrained) { /* --constrain: what the automaton appended without sampling */
+            dp_jw_key(&w, "decoding");
+            dp_jw_obj(&w);
+            dp_jw_key(&w, "constrained");
+            dp_jw_bool(&w, true);
+            dp_jw_key(&w, "forced_ids");
+            dp_jw_int(&w, p->n_forced);
+            dp_jw_key(&w, "jumps");
+            dp_jw_int(&w, p->n_jumps);
+            dp_jw_end(&w);
+        }
         dp__out_geom_json(&w, &p->geom);
         dp_jw_key(&w, "blocks");
         dp_jw_arr(&w);

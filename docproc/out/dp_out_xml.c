@@ -98,6 +98,8 @@ static void prov(struct xw *x, const struct ex_doc *doc, const struct ex_prov *p
     end(x);
 }
 
+#define CONF_DECIMALS 4
+
 static void field(struct xw *x, const struct ex_doc *doc, const struct ex_field *f) {
     start(x, "field");
     attr(x, "name", f->name);
@@ -111,6 +113,10 @@ static void field(struct xw *x, const struct ex_doc *doc, const struct ex_field 
         attr_bool(x, "ambiguous", true);
         attr(x, "alternative", f->alt);
     }
+    if (f->has_conf) /* --constrain (docs/constrain.md) */
+        attr_num(x, "confidence", f->conf, CONF_DECIMALS);
+    if (f->value_truncated)
+        attr_bool(x, "value-truncated", true);
     if (f->type != EX_V_OBJECT && f->type != EX_V_ARRAY && f->type != EX_V_NULL) {
         char b[XML_NUM_MAX];
         const char *v = f->value;

@@ -16,6 +16,24 @@ raw=$T/on/oyo.png/raw/page-0001.txt
 check "answer is the code block" grep -q '^```json$' "$raw"
 check "answer has every receipt key" grep -q '"merchant_name": .*"total": .*"items": ' "$raw"
 check "constrained answer not flagged truncated" grep -q '"pages_truncated": 0' "$T/on/manifest.json"
+check "fields carry a confidence or are null" grep -Eq '"confidence": ?[0-9.]+|"needs_review"' "$T/on.jsonl"
+check "the page says how it was decoded" grep -Eq '"constrained": ?true' "$T/on.jsonl"
+# batch: review queue, atomic per document and rebuilt on --resume
+# shellcheck disable=SC2086
+"$BIN" batch --model "$MODEL" --schema receipt $FAST --max-new-tokens 120 --review-threshold 1 \
+    --input "$IMG" -o "$T/b" -q
+check "batch exits 0" [ $? -eq 0 ]
+check "review.jsonl written" [ -s "$T/b/review.jsonl" ]
+check "per-document review lines kept with the document" [ -s "$T/b/oyo.png/review.jsonl" ]
+check "review names document, field and reason" \
+    grep -Eq '"document": ?"oyo.png".*"field": ?"[a-z_]+.*"reason": ?"(required|low_confidence)' \
+    "$T/b/review.jsonl"
+check "needs_review set in the result" grep -rEq '"needs_review": ?true' "$T/b/oyo.png"
+cp "$T/b/review.jsonl" "$T/review1"
+# shellcheck disable=SC2086
+"$BIN" batch --model "$MODEL" --schema receipt $FAST --max-new-tokens 120 --review-threshold 1 \
+    --input "$IMG" -o "$T/b" --resume -q
+check "resume keeps the review queue" cmp -s "$T/review1" "$T/b/review.jsonl"
 # ask --schema: the same contract, and -v reports the jump-forward
 # shellcheck disable=SC2086
 "$BIN" ask --model "$MODEL" --image "$IMG" --schema invoice $FAST --max-new-tokens 160 -v \

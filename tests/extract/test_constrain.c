@@ -7,6 +7,7 @@
  * valid answer passes through unchanged; every unsupported keyword is a load error naming the
  * keyword and its path; pattern features likewise. */
 #include "dp_buf.h"
+#include "ex.h"
 #include "ex_cons.h"
 #include "sc.h"
 #include "t.h"
@@ -346,8 +347,48 @@ static void confidence(void) {
     T_NEAR(ex_conf_value(all_forced, masked_one, 1, false), EX_CONF_FORCED_P, 1e-9);
 }
 
+/* Confidences reach the parsed fields through their provenance spans (top level and list items). */
+static void conf_to_fields(void) {
+    struct sc_schema *s = NULL;
+    struct dp_err err = {0};
+    if (sc_schema_load(&s, "receipt", &err) != DP_OK) {
+        T_FAIL_AT("receipt: %s", err.msg);
+        return;
+    }
+    const char *a = "```json\n{\"merchant_name\": {\"value\": \"ACME\", \"bbox_2d\": [1, 2, 3, 4]}, "
+                    "\"total\": {\"value\": 12.5, \"bbox_2d\": [5, 6, 7, 8]}, \"items\": "
+                    "[{\"description\": {\"value\": \"Tea\", \"bbox_2d\": [1, 1, 2, 2]}}]}\n```";
+    struct ex_geom geom = {.model_w = 100, .model_h = 100, .page_w = 100, .page_h = 100};
+    struct ex_page *pg = NULL;
+    T_CHECK(ex_page_parse(&pg, s, a, strlen(a), &geom, 1, false, &err) == DP_OK);
+    const char *acme = strstr(a, "\"ACME\""), *num = strstr(a, "12.5"), *tea = strstr(a, "\"Tea\"");
+    struct ex_value_conf v[] = {
+        {(size_t)(acme - a), (size_t)(acme - a) + 6, 0.8, false},
+        {(size_t)(num - a), (size_t)(num - a) + 4, 0.3, true},
+        {(size_t)(tea - a), (size_t)(tea - a) + 5, 0.6, false},
+    };
+    if (pg)
+        ex_page_apply_conf(pg, v, 3);
+    const struct ex_field *m = NULL, *t = NULL, *d = NULL;
+    for (size_t i = 0; pg && i < pg->n_fields; i++) {
+        if (!strcmp(pg->fields[i].name, "merchant_name"))
+            m = &pg->fields[i];
+        if (!strcmp(pg->fields[i].name, "total"))
+            t = &pg->fields[i];
+        if (!strcmp(pg->fields[i].name, "items") && pg->fields[i].n_children &&
+            pg->fields[i].children[0].n_children)
+            d = &pg->fields[i].children[0].children[0];
+    }
+    T_CHECK(m && m->has_conf && m->conf == 0.8 && !m->value_truncated);
+    T_CHECK(t && t->has_conf && t->conf == 0.3 && t->value_truncated);
+    T_CHECK_MSG(d && d->has_conf && d->conf == 0.6, "list item field has no confidence");
+    ex_page_free(pg);
+    sc_schema_free(s);
+}
+
 int main(int argc, char **argv) {
     confidence();
+    conf_to_fields();
     if (argc > 1)
         SEEDS = atoi(argv[1]);
     const char *fx = getenv("DP_FIXTURES");
