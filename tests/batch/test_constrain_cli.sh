@@ -34,21 +34,11 @@ cp "$T/b/review.jsonl" "$T/review1"
 "$BIN" batch --model "$MODEL" --schema receipt $FAST --max-new-tokens 120 --review-threshold 1 \
     --input "$IMG" -o "$T/b" --resume -q
 check "resume keeps the review queue" cmp -s "$T/review1" "$T/b/review.jsonl"
-# ask --schema: the same contract, and -v reports the jump-forward
-# shellcheck disable=SC2086
-"$BIN" ask --model "$MODEL" --image "$IMG" --schema invoice $FAST --max-new-tokens 160 -v \
-    >"$T/ask.txt" 2>"$T/ask.err"
-check "ask --schema exits 0" [ $? -eq 0 ]
-check "ask --schema answer is the code block" grep -q '^{"invoice_id": ' "$T/ask.txt"
-check "ask -v reports jump-forward" grep -q 'ids forced in [1-9][0-9]* jump-forward chunks' "$T/ask.err"
 # fail closed: an unsupported keyword is a load error naming keyword and path, before the model
 printf '{"type":"object","properties":{"t":{"type":"number","minimum":0}}}' >"$T/bad.json"
 "$BIN" extract --model /nonexistent --schema "$T/bad.json" "$IMG" >/dev/null 2>"$T/bad.err"
 check "unsupported keyword: exit 3" [ $? -eq 3 ]
 check "error names keyword and path" grep -q "keyword 'minimum' at /properties/t" "$T/bad.err"
-"$BIN" ask --model /nonexistent --schema "$T/bad.json" >/dev/null 2>"$T/bad2.err"
-check "ask: unsupported keyword: exit 3" [ $? -eq 3 ]
-check "ask: error names keyword and path" grep -q "keyword 'minimum' at /properties/t" "$T/bad2.err"
 # shellcheck disable=SC2086
 "$BIN" extract --model "$MODEL" --schema "$T/bad.json" --constrain off $FAST --max-new-tokens 4 \
     "$IMG" >/dev/null 2>&1
