@@ -48,16 +48,12 @@ static const int64_t pub_mrope[VL_MROPE_SECTIONS] = {16, 24, 24};
 #define PUB_IMAGE_PAD_ID VL_PUB_IMAGE_PAD_ID
 #define PUB_VIDEO_PAD_ID VL_PUB_VIDEO_PAD_ID
 
-#define PUB_MIN_PIXELS 3136        /* 56 * 56 */
-#define PUB_MAX_PIXELS 12845056    /* 16384 * 28 * 28 */
+/* Pixel budget and mean/std: the published values of vl.h (VL_IMAGE_DEFAULT_*). */
 #define PUB_RESCALE (1.0 / 255.0)
-static const double pub_mean[3] = {0.48145466, 0.4578275, 0.40821073}; /* OpenAI CLIP */
-static const double pub_std[3] = {0.26862954, 0.26130258, 0.27577711};
 
 /* generation_config.json absent: the published behaviour, effectively greedy with a 1.05
  * repetition penalty (spec §1.4, §7.4). Present but a field missing: transformers'
  * GenerationConfig class defaults, which is what the reference does with such a file. */
-#define PUB_GEN_REPETITION_PENALTY 1.05
 #define HF_GEN_TEMPERATURE 1.0
 #define HF_GEN_TOP_P 1.0
 #define HF_GEN_TOP_K 50
@@ -466,13 +462,13 @@ enum vl_status vl__config_parse(struct vl_config *c, const char *text, size_t le
 /* ---- preprocessor_config.json ----------------------------------------------------------- */
 
 void vl__preproc_defaults(struct vl_preproc_config *p, const struct vl_vision_config *v) {
-    p->min_pixels = PUB_MIN_PIXELS;
-    p->max_pixels = PUB_MAX_PIXELS;
+    p->min_pixels = VL_IMAGE_DEFAULT_MIN_PIXELS;
+    p->max_pixels = VL_IMAGE_DEFAULT_MAX_PIXELS;
     p->patch_size = v ? v->patch_size : PUB_VIT_PATCH;
     p->temporal_patch_size = v ? v->temporal_patch_size : PUB_VIT_TEMPORAL_PATCH;
     p->merge_size = v ? v->spatial_merge_size : PUB_VIT_MERGE;
-    memcpy(p->image_mean, pub_mean, sizeof pub_mean);
-    memcpy(p->image_std, pub_std, sizeof pub_std);
+    memcpy(p->image_mean, vl_image_default_mean, sizeof vl_image_default_mean);
+    memcpy(p->image_std, vl_image_default_std, sizeof vl_image_default_std);
     p->rescale_factor = PUB_RESCALE;
 }
 
@@ -565,7 +561,7 @@ void vl__gen_defaults(struct vl_gen_config *g) {
     g->temperature = HF_GEN_TEMPERATURE;
     g->top_p = HF_GEN_TOP_P;
     g->top_k = 0;
-    g->repetition_penalty = PUB_GEN_REPETITION_PENALTY;
+    g->repetition_penalty = VL_GEN_DEFAULT_REPETITION_PENALTY;
 }
 
 enum vl_status vl__gen_parse(struct vl_gen_config *g, const char *text, size_t len,

@@ -22,9 +22,9 @@
 
 /* ---- parameters ------------------------------------------------------------------------ */
 
-/* OpenAI CLIP mean/std, as published in preprocessor_config.json (spec §1.3). */
-static const double default_mean[VL_IMAGE_CHANNELS] = {0.48145466, 0.4578275, 0.40821073};
-static const double default_std[VL_IMAGE_CHANNELS] = {0.26862954, 0.26130258, 0.27577711};
+/* OpenAI CLIP mean/std, as published in preprocessor_config.json (spec §1.3); the one copy. */
+const double vl_image_default_mean[VL_IMAGE_CHANNELS] = {0.48145466, 0.4578275, 0.40821073};
+const double vl_image_default_std[VL_IMAGE_CHANNELS] = {0.26862954, 0.26130258, 0.27577711};
 
 void vl_image_params_default(struct vl_image_params *out) {
     memset(out, 0, sizeof *out);
@@ -34,8 +34,8 @@ void vl_image_params_default(struct vl_image_params *out) {
     out->temporal_patch_size = VL_IMAGE_DEFAULT_TEMPORAL;
     out->merge_size = VL_IMAGE_DEFAULT_MERGE;
     for (int c = 0; c < VL_IMAGE_CHANNELS; c++) {
-        out->image_mean[c] = default_mean[c];
-        out->image_std[c] = default_std[c];
+        out->image_mean[c] = vl_image_default_mean[c];
+        out->image_std[c] = vl_image_default_std[c];
     }
     out->rescale_factor = VL_IMAGE_DEFAULT_RESCALE;
     out->fused_normalize = false;

@@ -3,7 +3,7 @@
 #ifndef VL_IMAGE_IMPL_H
 #define VL_IMAGE_IMPL_H
 
-#include "vl.h"
+#include "vl_tools.h"
 
 /* Largest temporal_patch_size handled without allocation (the published value is 2). */
 #define VL_IMAGE_MAX_TEMPORAL 16

@@ -7,7 +7,7 @@
 #ifndef VL_IMPL_H
 #define VL_IMPL_H
 
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -32,7 +32,7 @@ struct vl_gen_params vl_gen_default_params(void) {
         .temperature = 0.0f,
         .top_k = 0,
         .top_p = 1.0f,
-        .repetition_penalty = VL_GEN_DEFAULT_REPETITION_PENALTY,
+        .repetition_penalty = (float)VL_GEN_DEFAULT_REPETITION_PENALTY,
         .seed = 0,
         .ignore_eos = false,
         .reuse_prefix = true,

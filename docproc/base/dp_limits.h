@@ -30,14 +30,12 @@
 #define DP_MAX_PASSWORD_FILE_BYTES ((size_t)16 << 20)
 /* Defaults for documents (docs/batch.md explains each). */
 #define DP_BATCH_DEFAULT_MAX_PIXELS   1003520 /* 1280 * 28 * 28: ~A4 at 100 dpi, 1280 visual tokens */
-#define DP_BATCH_DEFAULT_MIN_PIXELS   3136    /* 4 * 28 * 28, the published minimum */
 #define DP_BATCH_DEFAULT_MAX_NEW_TOKENS 2048  /* a dense page of HTML fits; loops are cut earlier */
 /* --review-threshold: confidence (docs/constrain.md) below which a value goes to review */
 #define DP_BATCH_DEFAULT_REVIEW_THRESHOLD 0.5
 #define DP_BATCH_DEFAULT_TEMPERATURE  0.0     /* greedy: extraction must be reproducible */
 #define DP_BATCH_DEFAULT_TOP_K        1
 #define DP_BATCH_DEFAULT_TOP_P        1.0
-#define DP_BATCH_DEFAULT_REP_PENALTY  1.05    /* Qwen2.5-VL generation_config.json */
 #define DP_BATCH_DEFAULT_SEED         0
 #define DP_BATCH_QUEUE_PAGES          2       /* rasterised pages waiting for the model */
 #define DP_BATCH_AUTO_PARALLEL        8       /* --parallel auto: at most this many pages in flight */

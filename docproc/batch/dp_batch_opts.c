@@ -8,6 +8,7 @@
 #include "../base/dp_buf.h"
 #include "../base/dp_limits.h"
 #include "../out/dp_out.h"
+#include "vl.h"
 #include "dp_manifest.h"
 
 #include <getopt.h>
@@ -73,13 +74,13 @@ void dp_batch_opts_init(struct dp_batch_opts *o, enum dp_batch_cmd cmd) {
     o->jobs = 1;
     o->csv = dp_csv_opts_default();
     dp_ingest_opts_init(&o->ingest);
-    o->ingest.min_pixels = DP_BATCH_DEFAULT_MIN_PIXELS;
+    o->ingest.min_pixels = VL_IMAGE_DEFAULT_MIN_PIXELS; /* the published minimum */
     o->ingest.max_pixels = DP_BATCH_DEFAULT_MAX_PIXELS;
     o->gen.max_new_tokens = DP_BATCH_DEFAULT_MAX_NEW_TOKENS;
     o->gen.temperature = DP_BATCH_DEFAULT_TEMPERATURE;
     o->gen.top_k = DP_BATCH_DEFAULT_TOP_K;
     o->gen.top_p = DP_BATCH_DEFAULT_TOP_P;
-    o->gen.repetition_penalty = DP_BATCH_DEFAULT_REP_PENALTY;
+    o->gen.repetition_penalty = VL_GEN_DEFAULT_REPETITION_PENALTY; /* published */
     o->gen.seed = DP_BATCH_DEFAULT_SEED;
     o->gen.threads = dp_cli_default_threads();
     o->gen.weights = o->gen.vision_weights = -1;

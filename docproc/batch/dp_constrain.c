@@ -7,7 +7,7 @@
 #include "dp_batch.h"
 #include "../base/dp_alloc.h"
 #include "ex_cons.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <string.h>
 

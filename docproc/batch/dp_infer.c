@@ -19,8 +19,9 @@
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
+#include "dp_vl.h"
 #include "ex_cons.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -177,8 +178,7 @@ static enum dp_status ingest_page(struct dp_infer *inf, struct dp_doc *doc, int 
     if (!it->blank) {
         struct vl_error ve = {0};
         if (vl_image_preprocess(&it->vin, pg.rgb, pg.width, pg.height, &inf->ip, &ve) != VL_OK)
-            st = dp_err_set(err, ve.code == VL_ERR_NOMEM ? DP_ERR_NOMEM : DP_ERR_FORMAT,
-                            "page %d: %s", pg.page_no, ve.msg);
+            st = dp_vl_err(err, &ve, DP_ERR_FORMAT, "page %d", pg.page_no);
         it->geom.model_w = (int)(it->vin.grid_w * inf->ip.patch_size);
         it->geom.model_h = (int)(it->vin.grid_h * inf->ip.patch_size);
     }
@@ -283,7 +283,7 @@ static enum dp_status encode(const struct vl_tokenizer *tok, const char *text, i
     struct vl_error ve = {0};
     if (vl_tokenizer_encode(tok, text, strlen(text), ids, PROMPT_MAX_IDS, n, &ve) != VL_OK) {
         dp_free(ids);
-        return dp_err_set(err, DP_ERR_SCHEMA, "schema prompt: %s", ve.msg);
+        return dp_vl_err(err, &ve, DP_ERR_SCHEMA, "schema prompt");
     }
     *out = ids;
     return DP_OK;
@@ -318,13 +318,11 @@ static void prompt_free(struct prompt *p) {
 
 /* ---- open / per document / close ----------------------------------------------------------- */
 
+/* "<what>: <libvl's message>" through the one libvl mapping (dp_vl.h); fallback names what
+ * failed for the codes without a docproc twin. */
 static enum dp_status from_vl(const struct vl_error *ve, enum dp_status fallback,
                               struct dp_err *err, const char *what) {
-    enum dp_status c = ve->code == VL_ERR_NOMEM ? DP_ERR_NOMEM
-                       : ve->code == VL_ERR_LIMIT ? DP_ERR_LIMIT
-                       : ve->code == VL_ERR_CANCELLED ? DP_ERR_CANCELLED
-                                                     : fallback;
-    return dp_err_set(err, c, "%s: %s", what, ve->msg);
+    return dp_vl_err(err, ve, fallback, "%s", what);
 }
 
 /* Bytes of memory this process may still take: MemAvailable, lowered by a cgroup v2 limit, by
@@ -419,7 +417,7 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
     enum dp_status st = dp_page_sel_parse(&inf->sel, o->pages, err);
     struct vl_error ve = {0};
     if (st == DP_OK && vl_model_load(&inf->model, o->model_dir, &ve) != VL_OK)
-        st = dp_err_set(err, DP_ERR_MODEL, "%s: %s", o->model_dir, ve.msg);
+        st = dp_vl_err(err, &ve, DP_ERR_MODEL, "%s", o->model_dir);
     if (st == DP_OK)
         st = dp_cli_model_weights(inf->model, &o->gen, err);
     const struct vl_tokenizer *tok = inf->model ? vl_model_tokenizer(inf->model) : NULL;
@@ -436,7 +434,7 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
     snprintf(path, sizeof path, "%s/preprocessor_config.json", o->model_dir);
     vl_image_params_default(&inf->ip);
     if (st == DP_OK && vl_image_params_load(&inf->ip, path, &ve) != VL_OK)
-        st = dp_err_set(err, DP_ERR_MODEL, "%s: %s", path, ve.msg);
+        st = dp_vl_err(err, &ve, DP_ERR_MODEL, "%s", path);
     inf->ip.min_pixels = o->ingest.min_pixels;
     inf->ip.max_pixels = o->ingest.max_pixels;
     if (st == DP_OK) {

@@ -13,7 +13,8 @@
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "../ingest/dp_ingest.h"
-#include "vl.h"
+#include "../ingest/dp_vl.h"
+#include "vl_tools.h"
 
 #include <jansson.h>
 
@@ -238,12 +239,12 @@ static int cmp_str(const void *a, const void *b) {
  * or a comma-separated list. *out (strings and array) freed with free_list. */
 static void free_list(char **list, int n) {
     for (int i = 0; list && i < n; i++)
-        free(list[i]);
-    free(list);
+        dp_free(list[i]);
+    dp_free(list);
 }
 
 static enum dp_status frame_list(char ***out, int *n_out, const char *spec, struct dp_err *err) {
-    char **list = calloc(DP_ASK_MAX_FRAMES, sizeof *list);
+    char **list = dp_calloc(DP_ASK_MAX_FRAMES, sizeof *list);
     int n = 0;
     *out = NULL;
     *n_out = 0;
@@ -262,9 +263,12 @@ static enum dp_status frame_list(char ***out, int *n_out, const char *spec, stru
                                   DP_ASK_MAX_FRAMES);
             }
             size_t len = strlen(spec) + strlen(e->d_name) + 2;
-            list[n] = malloc(len);
-            if (!list[n])
-                break;
+            list[n] = dp_malloc(len);
+            if (!list[n]) {
+                closedir(d);
+                free_list(list, n);
+                return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory listing frames", spec);
+            }
             snprintf(list[n], len, "%s/%s", spec, e->d_name);
             n++;
         }
@@ -281,9 +285,11 @@ static enum dp_status frame_list(char ***out, int *n_out, const char *spec, stru
                     return dp_err_set(err, DP_ERR_LIMIT, "more than %d frames in '%s'",
                                       DP_ASK_MAX_FRAMES, spec);
                 }
-                list[n] = malloc(len + 1);
-                if (!list[n])
-                    break;
+                list[n] = dp_malloc(len + 1);
+                if (!list[n]) {
+                    free_list(list, n);
+                    return dp_err_set(err, DP_ERR_NOMEM, "out of memory listing frames");
+                }
                 memcpy(list[n], p, len);
                 list[n][len] = 0;
                 n++;
@@ -300,24 +306,9 @@ static enum dp_status frame_list(char ***out, int *n_out, const char *spec, stru
     return DP_OK;
 }
 
-static enum dp_status vl_to_dp(enum vl_status st) {
-    switch (st) {
-    case VL_OK: return DP_OK;
-    case VL_ERR_NOMEM: return DP_ERR_NOMEM;
-    case VL_ERR_IO: return DP_ERR_IO;
-    case VL_ERR_FORMAT: return DP_ERR_FORMAT;
-    case VL_ERR_LIMIT: return DP_ERR_LIMIT;
-    case VL_ERR_UNSUPPORTED: return DP_ERR_UNSUPPORTED;
-    case VL_ERR_MODEL: return DP_ERR_MODEL;
-    case VL_ERR_INVALID: return DP_ERR_FORMAT;
-    case VL_ERR_CANCELLED: return DP_ERR_CANCELLED;
-    case VL_ERR_INTERNAL: return DP_ERR_INTERNAL;
-    }
-    return DP_ERR_INTERNAL;
-}
-
+/* "<what>: <libvl's message>" with the status of the one libvl mapping (dp_vl.h). */
 static enum dp_status from_vl(struct dp_err *err, const struct vl_error *verr, const char *what) {
-    return dp_err_set(err, vl_to_dp(verr->code), "%s: %s", what, verr->msg);
+    return dp_vl_err(err, verr, DP_OK, "%s", what);
 }
 
 static enum dp_status load_image(struct vl_vision_input *out, const char *path,
@@ -342,8 +333,8 @@ static enum dp_status load_video(struct vl_vision_input *out, const char *spec, 
     enum dp_status st = frame_list(&paths, &n, spec, err);
     if (st != DP_OK)
         return st;
-    struct dp_page *pages = calloc((size_t)n, sizeof *pages);
-    const uint8_t **rgb = calloc((size_t)n, sizeof *rgb);
+    struct dp_page *pages = dp_calloc((size_t)n, sizeof *pages);
+    const uint8_t **rgb = dp_calloc((size_t)n, sizeof *rgb);
     if (!pages || !rgb)
         st = dp_err_set(err, DP_ERR_NOMEM, "out of memory");
     for (int i = 0; st == DP_OK && i < n; i++) {
@@ -364,8 +355,8 @@ static enum dp_status load_video(struct vl_vision_input *out, const char *spec, 
     }
     for (int i = 0; pages && i < n; i++)
         dp_page_free(&pages[i]);
-    free(pages);
-    free(rgb);
+    dp_free(pages);
+    dp_free(rgb);
     free_list(paths, n);
     return st;
 }
@@ -375,12 +366,12 @@ static enum dp_status load_video(struct vl_vision_input *out, const char *spec, 
 static enum dp_status tokenize(int32_t **out, int64_t *n_out, const struct vl_tokenizer *tok,
                                const char *text, struct dp_err *err) {
     size_t len = strlen(text), n = 0;
-    int32_t *ids = malloc((len + 1) * sizeof *ids); /* every token covers >= 1 byte */
+    int32_t *ids = dp_reallocarray(NULL, len + 1, sizeof *ids); /* a token covers >= 1 byte */
     if (!ids)
         return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
     struct vl_error verr = {0};
     if (vl_tokenizer_encode(tok, text, len, ids, len + 1, &n, &verr) != VL_OK) {
-        free(ids);
+        dp_free(ids);
         return from_vl(err, &verr, "prompt");
     }
     *out = ids;
@@ -449,9 +440,9 @@ struct ask_run {
 static void run_free(struct ask_run *r) {
     for (int i = 0; i < r->n_vis; i++)
         vl_vision_input_free(&r->vis[i]);
-    free(r->ids0);
-    free(r->ids);
-    free(r->sbuf);
+    dp_free(r->ids0);
+    free(r->ids); /* libvl's allocation (vl_chat_build, vl_prompt_expand) */
+    dp_free(r->sbuf);
     dp_free(r->prompts_buf);
     vl_dump_free(r->dump);
     vl_state_free(r->st);
@@ -682,10 +673,12 @@ int dp_cmd_ask(int argc, char **argv) {
         return rc < 0 ? DP_EXIT_OK : rc;
     struct ask_run r;
     memset(&r, 0, sizeof r);
+    dp_vl_log_route();
     struct vl_error verr = {0};
     struct dp_err err = {0};
     if (vl_model_load(&r.m, o.model_dir, &verr) != VL_OK) {
-        fprintf(stderr, "docproc ask: %s: %s\n", o.model_dir, verr.msg);
+        dp_vl_err(&err, &verr, DP_ERR_MODEL, "%s", o.model_dir);
+        fprintf(stderr, "docproc ask: %s\n", err.msg);
         return DP_EXIT_LOAD;
     }
     if (dp_cli_model_weights(r.m, &o.gen, &err) != DP_OK) {
@@ -751,7 +744,7 @@ int dp_cmd_ask(int argc, char **argv) {
         vl_set_hook(r.st, vl_dump_hook, r.dump);
     }
     struct stream s = {.tok = tok, .cap = vl_tok_stream_bound(tok), .ends_with_newline = true};
-    r.sbuf = malloc(s.cap ? s.cap : 1);
+    r.sbuf = dp_malloc(s.cap ? s.cap : 1);
     s.buf = r.sbuf;
     if (!s.buf) {
         dp_err_set(&err, DP_ERR_NOMEM, "out of memory");

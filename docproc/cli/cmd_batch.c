@@ -6,7 +6,7 @@
 #include "../base/dp_alloc.h"
 #include "../base/dp_log.h"
 #include "../batch/dp_batch.h"
-#include "vl.h"
+#include "../ingest/dp_vl.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -33,16 +33,6 @@ static void emit(enum dp_batch_stream s, const char *text, void *user) {
     }
     fputs(text, fp);
     fflush(fp);
-}
-
-/* libvl's log lines go to the same sink and -q/-v handling as ours (STYLE 2.6). */
-static void vl_to_dp_log(enum vl_log_level level, const char *msg, void *user) {
-    (void)user;
-    enum dp_log_level l = level == VL_LOG_ERROR  ? DP_LOG_ERROR
-                          : level == VL_LOG_WARN ? DP_LOG_WARN
-                          : level == VL_LOG_INFO ? DP_LOG_INFO
-                                                 : DP_LOG_DEBUG;
-    DP_LOG_AT(l, "model: %s", msg);
 }
 
 /* "docproc batch: 3 documents: 2 ok (1 reused; 1 recomputed: settings changed), 1 failed;
@@ -101,7 +91,7 @@ int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv) {
                                                DP_LOG_DEBUG};
     int lv = o.verbosity + 1; /* -q: errors only; default: warnings; -v: info; -vv: debug */
     dp_log_set_level(levels[lv < 0 ? 0 : lv > 3 ? 3 : lv]);
-    vl_log_set(vl_to_dp_log, NULL, o.verbosity >= 2 ? VL_LOG_DEBUG : VL_LOG_INFO);
+    dp_vl_log_route(); /* libvl's lines: same sink and -q/-v as ours (STYLE 2.6) */
     o.cancel = &g_cancel;
     o.emit = emit;
     struct sigaction sa;

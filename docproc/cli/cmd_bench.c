@@ -8,7 +8,9 @@
 #include "dp_cli.h"
 #include "dp_cli_opts.h"
 #include "dp_limits.h"
-#include "vl.h"
+#include "../base/dp_log.h"
+#include "../ingest/dp_vl.h"
+#include "vl_tools.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -210,12 +212,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void log_to_stderr(enum vl_log_level level, const char *msg, void *user) {
-    (void)level;
-    (void)user;
-    fprintf(stderr, "docproc: %s: %s\n", CMD, msg);
-}
-
 /* A deterministic page-like RGB8 image (w, h, 3): light background, dark text-like strokes and
  * noise, so preprocessing does real work and the pixel values are not constant. */
 static uint8_t *synthetic_page(long w, long h) {
@@ -275,16 +271,18 @@ static double peak_rss_mib(void) {
     return (double)ru.ru_maxrss * BENCH_KIB / BENCH_MIB; /* ru_maxrss is in KiB on Linux */
 }
 
-static int fail(const char *what, const struct vl_error *err) {
-    fprintf(stderr, "docproc %s: %s: %s\n", CMD, what, err->msg);
-    switch (err->code) {
-    case VL_ERR_MODEL:
-    case VL_ERR_UNSUPPORTED:
-    case VL_ERR_FORMAT:
-    case VL_ERR_IO: return DP_EXIT_LOAD;
-    case VL_ERR_CANCELLED: return DP_EXIT_INTERRUPTED;
-    case VL_ERR_INVALID:
-    case VL_ERR_LIMIT: return DP_EXIT_USAGE;
+/* Prints "docproc bench: WHAT: <libvl's message>"; the exit code by the docproc status. */
+static int fail(const char *what, const struct vl_error *verr) {
+    struct dp_err err = {0};
+    enum dp_status st = dp_vl_err(&err, verr, DP_OK, "%s", what);
+    fprintf(stderr, "docproc %s: %s\n", CMD, err.msg);
+    switch (st) {
+    case DP_ERR_MODEL:
+    case DP_ERR_UNSUPPORTED:
+    case DP_ERR_FORMAT:
+    case DP_ERR_IO: return DP_EXIT_LOAD;
+    case DP_ERR_CANCELLED: return DP_EXIT_INTERRUPTED;
+    case DP_ERR_LIMIT: return DP_EXIT_USAGE;
     default: return DP_EXIT_INTERNAL;
     }
 }
@@ -456,7 +454,9 @@ int dp_cmd_bench(int argc, char **argv) {
     int rc = parse_opts(&o, argc, argv);
     if (rc != DP_EXIT_OK)
         return rc < 0 ? DP_EXIT_OK : rc;
-    vl_log_set(log_to_stderr, NULL, o.verbose ? VL_LOG_DEBUG : VL_LOG_WARN);
+    if (o.verbose)
+        dp_log_set_level(DP_LOG_DEBUG);
+    dp_vl_log_route();
 
     struct vl_error err = {0};
     struct vl_model *m = NULL;

@@ -9,7 +9,7 @@
 #include "../batch/dp_batch.h"
 #include "ex_cons.h"
 #include "sc.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <jansson.h>
 #include <math.h>

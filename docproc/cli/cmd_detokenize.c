@@ -4,7 +4,7 @@
  * U+FFFD, ids without a token are dropped (as HF `tokenizers` does). */
 #include "dp_cli.h"
 #include "../base/dp_alloc.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <getopt.h>
 #include <stdio.h>

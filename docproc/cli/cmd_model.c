@@ -5,7 +5,8 @@
  * published layout (streamed, sharded like the real ones) for tests and benchmarks. */
 #include "dp_cli.h"
 #include "../base/dp_fs.h"
-#include "vl.h"
+#include "../ingest/dp_vl.h"
+#include "vl_tools.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -43,19 +44,13 @@ static void print_help(void) {
            (size_t)VL_SYNTH_SHARD_BYTES);
 }
 
-static void log_to_stderr(enum vl_log_level level, const char *msg, void *user) {
-    (void)user;
-    if (level <= VL_LOG_WARN)
-        fprintf(stderr, "docproc %s: %s\n", CMD, msg);
-}
-
-static int exit_for(enum vl_status st) {
-    switch (st) {
-    case VL_OK: return DP_EXIT_OK;
-    case VL_ERR_NOMEM:
-    case VL_ERR_INTERNAL: return DP_EXIT_INTERNAL;
-    default: return DP_EXIT_LOAD;
-    }
+/* Prints "docproc model: <what>: <libvl's message>"; exit code: out of memory and internal
+ * errors are internal, anything else failed to load. */
+static int fail_load(const char *what, const struct vl_error *verr) {
+    struct dp_err err = {0};
+    enum dp_status st = dp_vl_err(&err, verr, DP_OK, "%s", what);
+    fprintf(stderr, "docproc %s: %s\n", CMD, err.msg);
+    return st == DP_ERR_NOMEM || st == DP_ERR_INTERNAL ? DP_EXIT_INTERNAL : DP_EXIT_LOAD;
 }
 
 /* Resident memory of this process from /proc (Linux); 0 when unavailable. */
@@ -220,23 +215,19 @@ static int cmd_info(int argc, char **argv) {
     if (optind + 1 != argc)
         return dp_cli_usage_error(CMD_INFO, "needs exactly one checkpoint DIR");
     const char *dir = argv[optind];
-    vl_log_set(log_to_stderr, NULL, VL_LOG_WARN);
+    dp_vl_log_route();
     struct vl_error err = {0};
     struct vl_model *m = NULL;
-    if (vl_model_load(&m, dir, &err) != VL_OK) {
-        fprintf(stderr, "docproc %s: %s: %s\n", CMD, dir, err.msg);
-        return exit_for(err.code);
-    }
+    if (vl_model_load(&m, dir, &err) != VL_OK)
+        return fail_load(dir, &err);
     size_t rss = resident_bytes();
     struct vl_model_summary s;
     vl_model_summary(m, &s);
     int64_t bad = 0;
     char first[256] = "";
     int rc = DP_EXIT_OK;
-    if (scan && vl_model_scan(m, &bad, first, sizeof first, &err) != VL_OK) {
-        fprintf(stderr, "docproc %s: %s: %s\n", CMD, dir, err.msg);
-        rc = exit_for(err.code);
-    }
+    if (scan && vl_model_scan(m, &bad, first, sizeof first, &err) != VL_OK)
+        rc = fail_load(dir, &err);
     if (rc == DP_EXIT_OK) {
         if (json)
             print_json(m, &s, dir, rss, scan, bad);
@@ -318,12 +309,15 @@ static int cmd_synth(int argc, char **argv) {
         fprintf(stderr, "docproc %s: %s\n", CMD, derr.msg);
         rc = DP_EXIT_OUTPUT;
     }
-    vl_log_set(log_to_stderr, NULL, VL_LOG_WARN);
+    dp_vl_log_route();
     struct vl_synth_result res;
     struct vl_error err = {0};
     if (rc == DP_EXIT_OK && vl_synth_write(&o, &res, &err) != VL_OK) {
-        fprintf(stderr, "docproc %s: synth %s: %s\n", CMD, o.dir, err.msg);
-        rc = err.code == VL_ERR_INVALID ? DP_EXIT_USAGE : DP_EXIT_OUTPUT;
+        /* a bad --shape is the request's fault (VL_ERR_INVALID, mapped to DP_ERR_FORMAT) */
+        struct dp_err e = {0};
+        enum dp_status st = dp_vl_err(&e, &err, DP_OK, "synth %s", o.dir);
+        fprintf(stderr, "docproc %s: %s\n", CMD, e.msg);
+        rc = st == DP_ERR_FORMAT ? DP_EXIT_USAGE : DP_EXIT_OUTPUT;
     }
     if (rc == DP_EXIT_OK)
         printf("%s: %s checkpoint, %d tensors, %.3f GB of BF16 weights in %d file%s\n", o.dir,

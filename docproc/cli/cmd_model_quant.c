@@ -9,7 +9,8 @@
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
 #include "../ingest/dp_ingest.h"
-#include "vl.h"
+#include "../ingest/dp_vl.h"
+#include "vl_tools.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -291,7 +292,7 @@ static enum dp_status load_image(struct vl_vision_input *out, const char *path,
     dp_doc_close(doc);
     struct vl_error verr = {0};
     if (st == DP_OK && vl_image_preprocess(out, pg.rgb, pg.width, pg.height, &ip, &verr) != VL_OK)
-        st = dp_err_set(err, DP_ERR_FORMAT, "%s: %s", path, verr.msg);
+        st = dp_vl_err(err, &verr, DP_ERR_FORMAT, "%s", path);
     else if (st != DP_OK)
         dp_err_prefix(err, "%s", path);
     dp_page_free(&pg);
@@ -369,7 +370,7 @@ int dp_cmd_model_compare(int argc, char **argv) {
             struct vl_compare_stats s;
             if (vl_compare_run(ref, cand, &rq, o.steps, (int)o.gen.threads, &s, &err) != VL_OK) {
                 fprintf(stderr, "docproc %s: %s\n", CMD_COMPARE, err.msg);
-                rc = err.code == VL_ERR_NOMEM ? DP_EXIT_INTERNAL : DP_EXIT_INPUT;
+                rc = dp_vl_status(err.code, DP_OK) == DP_ERR_NOMEM ? DP_EXIT_INTERNAL : DP_EXIT_INPUT;
                 free(ids);
                 break;
             }

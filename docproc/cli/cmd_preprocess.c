@@ -12,7 +12,8 @@
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "../ingest/dp_ingest.h"
-#include "vl.h"
+#include "../ingest/dp_vl.h"
+#include "vl_tools.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -97,8 +98,7 @@ static enum dp_status preprocess_one(struct pp_acc *a, const char *input,
         struct vl_vision_input vi;
         struct vl_error verr = {0};
         if (vl_image_preprocess(&vi, pg.rgb, pg.width, pg.height, p, &verr) != VL_OK) {
-            st = dp_err_set(err, verr.code == VL_ERR_NOMEM ? DP_ERR_NOMEM : DP_ERR_FORMAT,
-                            "%s: page %d: %s", input, i + 1, verr.msg);
+            st = dp_vl_err(err, &verr, DP_ERR_FORMAT, "%s: page %d", input, i + 1);
         } else {
             st = acc_add(a, &vi, err);
             vl_vision_input_free(&vi);

@@ -6,7 +6,8 @@
 #include "../base/dp_alloc.h"
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
-#include "vl.h"
+#include "../ingest/dp_vl.h"
+#include "vl_tools.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -84,8 +85,11 @@ static int encode_all(const struct vl_tokenizer *tok, const char *source, const 
             return DP_EXIT_OK;
         DP_FREE(*ids);
         if (st != VL_ERR_LIMIT) {
-            fprintf(stderr, "docproc %s: %s: %s\n", CMD, source, err.msg);
-            return st == VL_ERR_INVALID ? DP_EXIT_INPUT : DP_EXIT_INTERNAL;
+            struct dp_err e = {0};
+            /* invalid UTF-8 (VL_ERR_INVALID) is the input's fault, anything else ours */
+            enum dp_status ds = dp_vl_err(&e, &err, DP_OK, "%s", source);
+            fprintf(stderr, "docproc %s: %s\n", CMD, e.msg);
+            return ds == DP_ERR_FORMAT ? DP_EXIT_INPUT : DP_EXIT_INTERNAL;
         }
         cap = *n; /* NFC may lengthen text: retry with the exact count */
     }

@@ -6,7 +6,7 @@
 #include "dp_cli.h"
 
 #include "../base/dp_limits.h"
-#include "vl.h"
+#include "../ingest/dp_vl.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,7 +37,7 @@ enum dp_status dp_cli_model_weights(struct vl_model *m, const struct dp_cli_gen 
         g->vision_weights >= 0 ? (enum vl_wformat)g->vision_weights : vl_model_wformat(m, true);
     struct vl_error verr = {0};
     if (vl_model_quantize(m, text, vision, (int)g->threads, &verr) != VL_OK)
-        return dp_err_set(err, DP_ERR_MODEL, "%s", verr.msg);
+        return dp_vl_err(err, &verr, DP_ERR_MODEL, NULL);
     return DP_OK;
 }
 
@@ -56,7 +56,7 @@ enum dp_status dp_cli_image_params_load(struct vl_image_params *out, const char 
         return DP_OK;
     struct vl_error verr = {0};
     if (vl_image_params_load(out, path, &verr) != VL_OK)
-        return dp_err_set(err, DP_ERR_MODEL, "%s", verr.msg);
+        return dp_vl_err(err, &verr, DP_ERR_MODEL, NULL);
     return DP_OK;
 }
 

@@ -4,7 +4,7 @@
 #include "dp_cli_opts.h"
 #include "../base/dp_log.h"
 
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <cblas.h>
 

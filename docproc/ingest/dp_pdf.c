@@ -9,7 +9,8 @@
 #include "dp_ingest_impl.h"
 
 #include "../base/dp_alloc.h"
-#include "vl.h"
+#include "dp_vl.h"
+#include "vl_tools.h"
 
 #include <cairo.h>
 #include <glib.h>
@@ -109,8 +110,7 @@ static enum dp_status pdf_render_locked(struct dp_doc *d, int index, struct dp_p
     struct vl_error verr = {0};
     if (vl_smart_resize(&th, &tw, lh, lw, d->opts.factor, d->opts.min_pixels,
                         d->opts.max_pixels, &verr) != VL_OK) {
-        st = dp_err_set(err, verr.code == VL_ERR_LIMIT ? DP_ERR_LIMIT : DP_ERR_FORMAT,
-                        "page %gx%g pt: %s", wpt, hpt, verr.msg);
+        st = dp_vl_err(err, &verr, DP_ERR_FORMAT, "page %gx%g pt", wpt, hpt);
         goto done;
     }
     size_t bytes = 0;

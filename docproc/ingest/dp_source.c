@@ -8,7 +8,8 @@
 #include "../base/dp_alloc.h"
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
-#include "vl.h"
+#include "dp_vl.h"
+#include "vl_tools.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -194,7 +195,7 @@ enum dp_status dp_page_fit(struct dp_page *p, const struct dp_ingest_opts *o, st
     int64_t h = p->height, w = p->width;
     dp__long_side(&w, &h, o->long_side);
     if (vl_smart_resize(&th, &tw, h, w, o->factor, o->min_pixels, o->max_pixels, &verr) != VL_OK)
-        return dp_err_set(err, DP_ERR_FORMAT, "page %d: %s", p->page_no, verr.msg);
+        return dp_vl_err(err, &verr, DP_ERR_FORMAT, "page %d", p->page_no);
     if (tw == p->width && th == p->height) {
         p->at_target = true;
         return DP_OK;
@@ -211,8 +212,7 @@ enum dp_status dp_page_fit(struct dp_page *p, const struct dp_ingest_opts *o, st
                           p->page_no, (long long)tw, (long long)th);
     if (vl_image_resize_bicubic(dst, tw, th, p->rgb, p->width, p->height, &verr) != VL_OK) {
         dp_free(dst);
-        return dp_err_set(err, verr.code == VL_ERR_NOMEM ? DP_ERR_NOMEM : DP_ERR_INTERNAL,
-                          "page %d: %s", p->page_no, verr.msg);
+        return dp_vl_err(err, &verr, DP_ERR_INTERNAL, "page %d", p->page_no);
     }
     dp_free(p->rgb);
     p->rgb = dst;

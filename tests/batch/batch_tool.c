@@ -19,7 +19,7 @@
 #include "../../docproc/ingest/dp_ingest.h"
 #include "../../docproc/out/dp_out.h"
 #include "ex.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <jansson.h>
 #include <zip.h>

@@ -12,7 +12,7 @@
 #include "sc.h"
 #include "t.h"
 #include "t_answer.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <glib.h>
 #include <jansson.h>

@@ -1,7 +1,7 @@
 /* Fuzz target safetensors: arbitrary bytes as a safetensors file (header length, JSON header,
  * dtypes, shapes, offsets, overlaps) through vl_st_open_mem; every accepted tensor's bytes are
  * read in full so out-of-range views show up under ASan. Inputs are capped early. */
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <stddef.h>
 #include <stdint.h>

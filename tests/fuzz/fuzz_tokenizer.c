@@ -5,7 +5,7 @@
  * without added-token markers, decode(encode(x)) == NFC(x) (byte-level BPE is lossless).
  * Added tokens are ASCII, as Qwen's are: the ByteLevel decoder maps a non-ASCII added token's
  * characters through the byte table too (HF does the same), which is not a round trip. */
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <glib.h>
 #include <jansson.h>

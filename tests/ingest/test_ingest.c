@@ -7,6 +7,7 @@
 
 #include "dp_alloc.h"
 #include "dp_ingest.h"
+#include "dp_vl.h"
 
 #include <dirent.h>
 #include <jpeglib.h>
@@ -615,7 +616,33 @@ static void test_threads(void) {
     T_CHECK(par[0].sum == serial[0].sum && par[1].sum == serial[1].sum);
 }
 
+/* The one libvl -> docproc boundary (dp_vl.h): twins kept, the caller's code for the rest. */
+static void test_vl_boundary(void) {
+    T_EQ_I64(dp_vl_status(VL_OK, DP_ERR_MODEL), DP_OK);
+    T_EQ_I64(dp_vl_status(VL_ERR_NOMEM, DP_ERR_MODEL), DP_ERR_NOMEM);
+    T_EQ_I64(dp_vl_status(VL_ERR_LIMIT, DP_ERR_FORMAT), DP_ERR_LIMIT);
+    T_EQ_I64(dp_vl_status(VL_ERR_CANCELLED, DP_ERR_MODEL), DP_ERR_CANCELLED);
+    T_EQ_I64(dp_vl_status(VL_ERR_IO, DP_ERR_MODEL), DP_ERR_MODEL);
+    T_EQ_I64(dp_vl_status(VL_ERR_INTERNAL, DP_ERR_FORMAT), DP_ERR_FORMAT);
+    T_EQ_I64(dp_vl_status(VL_ERR_IO, DP_OK), DP_ERR_IO);
+    T_EQ_I64(dp_vl_status(VL_ERR_FORMAT, DP_OK), DP_ERR_FORMAT);
+    T_EQ_I64(dp_vl_status(VL_ERR_UNSUPPORTED, DP_OK), DP_ERR_UNSUPPORTED);
+    T_EQ_I64(dp_vl_status(VL_ERR_MODEL, DP_OK), DP_ERR_MODEL);
+    T_EQ_I64(dp_vl_status(VL_ERR_INVALID, DP_OK), DP_ERR_FORMAT);
+    T_EQ_I64(dp_vl_status(VL_ERR_INTERNAL, DP_OK), DP_ERR_INTERNAL);
+    struct vl_error ve = {.code = VL_ERR_LIMIT, .msg = "prompt has 9 tokens, context is 8"};
+    struct dp_err err = {0};
+    T_EQ_I64(dp_vl_err(&err, &ve, DP_ERR_MODEL, "page %d", 3), DP_ERR_LIMIT);
+    T_EQ_I64(err.code, DP_ERR_LIMIT);
+    T_EQ_STR(err.msg, "page 3: prompt has 9 tokens, context is 8");
+    struct dp_err e2 = {0};
+    ve.code = VL_ERR_FORMAT;
+    T_EQ_I64(dp_vl_err(&e2, &ve, DP_ERR_MODEL, NULL), DP_ERR_MODEL);
+    T_EQ_STR(e2.msg, "prompt has 9 tokens, context is 8");
+}
+
 int main(void) {
+    test_vl_boundary();
     test_sniff();
     test_page_sel();
     test_samples();

@@ -5,7 +5,7 @@
 #include "t.h"
 
 #include "dp_ingest.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <jansson.h>
 

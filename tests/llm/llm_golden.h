@@ -3,7 +3,7 @@
 #ifndef LLM_GOLDEN_H
 #define LLM_GOLDEN_H
 
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <dirent.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * fail with VL_ERR_FORMAT and a message naming the problem (and the tensor), never crash (the
  * ASan/UBSan build runs this too). Files are made at run time in a temporary directory. */
 #include "t.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <stdint.h>
 #include <unistd.h>

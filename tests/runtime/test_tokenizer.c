@@ -3,7 +3,7 @@
  * no overflow); invalid UTF-8; the streaming decoder (byte-by-byte UTF-8, held-back sequences);
  * and the chat template + placeholder expansion against spec §5.3. */
 #include "t.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <glib.h>
 #include <pthread.h>

@@ -6,7 +6,7 @@
  * Steps: vl_model_load of the fixture; vl_tokenizer_load + encode; vl_state_new + a short
  * vl_generate on the fixture's model. */
 #include "t.h"
-#include "vl.h"
+#include "vl_tools.h"
 #include "vl_impl.h"
 
 #include <string.h>

@@ -1,0 +1,56 @@
+/* The docproc <-> libvl boundary (dp_vl.h): status mapping, error messages, the log route.
+ * Stateless apart from libvl's process-wide log hook; thread-safe. */
+#include "dp_vl.h"
+
+#include "../base/dp_log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+enum dp_status dp_vl_status(enum vl_status st, enum dp_status other) {
+    switch (st) {
+    case VL_OK: return DP_OK;
+    case VL_ERR_NOMEM: return DP_ERR_NOMEM;
+    case VL_ERR_LIMIT: return DP_ERR_LIMIT;
+    case VL_ERR_CANCELLED: return DP_ERR_CANCELLED;
+    default: break;
+    }
+    if (other != DP_OK)
+        return other;
+    switch (st) {
+    case VL_ERR_IO: return DP_ERR_IO;
+    case VL_ERR_FORMAT: return DP_ERR_FORMAT;
+    case VL_ERR_UNSUPPORTED: return DP_ERR_UNSUPPORTED;
+    case VL_ERR_MODEL: return DP_ERR_MODEL;
+    case VL_ERR_INVALID: return DP_ERR_FORMAT;
+    default: return DP_ERR_INTERNAL;
+    }
+}
+
+enum dp_status dp_vl_err(struct dp_err *err, const struct vl_error *ve, enum dp_status other,
+                         const char *fmt, ...) {
+    enum dp_status st = dp_vl_status(ve->code, other);
+    if (st == DP_OK) /* a vl_error without a code: still an error */
+        st = other != DP_OK ? other : DP_ERR_INTERNAL;
+    if (!fmt)
+        return dp_err_set(err, st, "%s", ve->msg);
+    char prefix[DP_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    return dp_err_set(err, st, "%s: %s", prefix, ve->msg);
+}
+
+static void log_line(enum vl_log_level level, const char *msg, void *user) {
+    (void)user;
+    enum dp_log_level l = level == VL_LOG_ERROR  ? DP_LOG_ERROR
+                          : level == VL_LOG_WARN ? DP_LOG_WARN
+                          : level == VL_LOG_INFO ? DP_LOG_INFO
+                                                 : DP_LOG_DEBUG;
+    DP_LOG_AT(l, "model: %s", msg);
+}
+
+void dp_vl_log_route(void) {
+    vl_log_set(log_line, NULL, (enum vl_log_level)dp_log_get_level());
+}

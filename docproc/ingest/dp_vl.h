@@ -1,0 +1,32 @@
+/* The one boundary between docproc and libvl: how a libvl status becomes a docproc status and
+ * message, and where libvl's log lines go. Every docproc caller of libvl uses these.
+ *
+ *   struct vl_error ve = {0};
+ *   if (vl_model_load(&m, dir, &ve) != VL_OK)
+ *       return dp_vl_err(err, &ve, DP_ERR_MODEL, "%s", dir);   // "DIR: <libvl's message>"
+ *   ...
+ *   dp_vl_log_route();   // once, after dp_log_set_level: libvl lines as "docproc: LEVEL: model: ..."
+ *
+ * Lives in dpingest because ingest is the lowest docproc layer that links libvl. */
+#ifndef DP_VL_H
+#define DP_VL_H
+
+#include "../base/dp_status.h"
+#include "vl.h"
+
+/* The docproc status for a libvl one. NOMEM, LIMIT and CANCELLED always keep their twins. The
+ * rest say what failed in the caller's terms: `other` when it is not DP_OK (e.g. DP_ERR_MODEL
+ * while loading, DP_ERR_FORMAT for an input), else the twin (IO, FORMAT, UNSUPPORTED, MODEL,
+ * INTERNAL; VL_ERR_INVALID, a bad request, is DP_ERR_FORMAT). */
+enum dp_status dp_vl_status(enum vl_status st, enum dp_status other);
+
+/* Records dp_vl_status(ve->code, other) in err with the message "<prefix>: <ve->msg>" (prefix
+ * formatted from fmt; the message alone when fmt is NULL) and returns the status. */
+enum dp_status dp_vl_err(struct dp_err *err, const struct vl_error *ve, enum dp_status other,
+                         const char *fmt, ...) DP_PRINTF(4, 5);
+
+/* Routes libvl's log lines into dp_log as "model: <line>", each at its own level, filtered by
+ * dp_log's level (dp_log_set_level). */
+void dp_vl_log_route(void);
+
+#endif
