@@ -261,10 +261,10 @@ void vl_dump_free(struct vl_dump *d); /* NULL-safe */
 /* ---- kernels: BLAS, SIMD and GEMV tuning (vl_ops_blas.c, vl_ops_x86.c) ------------------------ */
 
 /* The OpenBLAS kernel family in use (its corename, e.g. "Haswell"), and, when OpenBLAS picked a
- * narrower family than this CPU runs (Debian 12's OpenBLAS 0.3.21 falls back to "Prescott" SSE3
- * kernels on CPUs newer than it knows, such as Sapphire Rapids: GEMMs ~4x slower), the
- * OPENBLAS_CORETYPE value that selects the widest ("SkylakeX" or "Haswell"); else NULL.
- * OpenBLAS reads OPENBLAS_CORETYPE when it is loaded: a program sets it and re-executes itself. */
+ * narrower family than this CPU runs (an OpenBLAS older than the CPU falls back to "Prescott"
+ * SSE3 kernels), the OPENBLAS_CORETYPE value that selects the widest ("SkylakeX" or "Haswell");
+ * else NULL. OpenBLAS reads OPENBLAS_CORETYPE when it is loaded: a program sets it and
+ * re-executes itself. What this costs and gains: docs/performance.md, "Design decisions". */
 const char *vl_blas_core(void);
 const char *vl_blas_core_upgrade(void);
 /* The compute kernels in use: "avx512", "avx2" or "scalar" (VL_SIMD=off|avx2 caps it). */
@@ -275,10 +275,10 @@ const char *vl_simd_name(void);
 #define VL_GEMV_PREFETCH_MAX_BYTES     16384
 int vl_gemv_prefetch_bytes(void);
 /* The GEMVs' page-ahead prefetch in bytes: one line of every 4 KB page of weights is requested
- * this far ahead of the stream, so the page's address translation (a page walk, nested under a
- * hypervisor) is done before the stream reaches it: decode +14 % over a long-used checkpoint on
- * the 2-core AVX2 machine, +4 % over a fresh copy (docs/performance.md). VL_GEMV_PAGE_AHEAD=BYTES (0..VL_GEMV_PAGE_AHEAD_MAX_BYTES; 0 requests
- * the current page, i.e. off) overrides the default; it changes speed only. */
+ * this far ahead of the stream, so the page's address translation is done before the stream
+ * reaches it (measurements: docs/performance.md, "Page-ahead prefetch").
+ * VL_GEMV_PAGE_AHEAD=BYTES (0..VL_GEMV_PAGE_AHEAD_MAX_BYTES; 0 requests the current page, i.e.
+ * off) overrides the default; it changes speed only. */
 #define VL_GEMV_PAGE_AHEAD_DEFAULT_BYTES 65536
 #define VL_GEMV_PAGE_AHEAD_MAX_BYTES     4194304
 int vl_gemv_page_ahead_bytes(void);
