@@ -219,6 +219,7 @@ const char *vl__canonical_name(const char *name, char *buf, size_t n);
 
 struct vl_st_file;      /* vl_safetensors.c: one mapped file (vl.h) */
 struct vl_tokenizer;    /* vl_tokenizer.c */
+struct vl_gguf;         /* vl_gguf.c */
 
 struct vl_model {
     char *dir;
@@ -229,6 +230,8 @@ struct vl_model {
     struct vl_tokenizer *tok;      /* NULL if loaded without tokenizer */
     void **owned;                  /* aligned copies of unaligned tensors, quantized weights */
     int n_owned;
+    struct vl_gguf *gguf;          /* a llama.cpp GGUF the files view (vl_gguf_model.c), or NULL */
+    bool text_only;                /* no vision tower bound (GGUF without a projector) */
     void *quant_desc;              /* GHashTable canonical name -> block dtype + 1 of a
                                     * `model quantize` checkpoint (vl_quant_model.c); or NULL */
 };
@@ -236,6 +239,10 @@ struct vl_model {
 /* Binds m->files' tensors to m->w per the table (m->cfg set); errors on missing, unexpected,
  * duplicate or wrong-shape tensors. Decides tying when config.json does not say. */
 enum vl_status vl__weights_bind(struct vl_model *m, struct vl_error *err);
+/* A file view over entries that live elsewhere (a GGUF's tensors under their canonical names):
+ * copies the entries and names, borrows dtype strings and data. vl_st_close frees it. */
+enum vl_status vl__st_from_entries(struct vl_st_file **out, const char *path, size_t file_size,
+                                   const struct vl_st_entry *e, int n, struct vl_error *err);
 void vl__weights_free(struct vl_weights *w);
 
 /* ---- compute kernels (vl_pool.c, vl_compute.c, vl_ops.c, vl_ops_blas.c, vl_ops_x86.c,

@@ -5,6 +5,7 @@
  * Weights stay mmapped in their stored dtype (no copy; RSS grows only with the pages touched).
  * Thread-safety: a loaded model is immutable and may be shared by threads. */
 #include "vl_impl.h"
+#include "vl_gguf_impl.h"
 #include "vl_quant_impl.h"
 
 #include <errno.h>
@@ -142,6 +143,7 @@ void vl_model_free(struct vl_model *m) {
     vl__free(m->owned);
     vl__weights_free(&m->w);
     vl__quant_desc_free(m);
+    vl__gguf_close(m->gguf);
     vl_tokenizer_free(m->tok);
     vl__free(m->dir);
     vl__free(m);
@@ -153,6 +155,16 @@ enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_e
     if (!m || !(m->dir = vl__strdup(dir))) {
         vl__free(m);
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
+    }
+    if (vl__is_gguf_file(dir)) { /* llama.cpp's text model (vl_gguf_model.c) */
+        enum vl_status st = vl__gguf_model_load(m, dir, NULL, err);
+        if (st != VL_OK) {
+            vl_model_free(m);
+            return st;
+        }
+        vl__log(VL_LOG_WARN, "%s: GGUF tokenizer not read; text cannot be tokenized", dir);
+        *out = m;
+        return VL_OK;
     }
     enum vl_status st = vl__config_load_dir(&m->cfg, dir, err);
     bool sharded = false, single = false, has_tok = false;

@@ -180,7 +180,7 @@ enum vl_status vl_model_quantize(struct vl_model *m, enum vl_wformat text,
     enum vl_status st = VL_OK;
     if (text != VL_WFORMAT_BF16)
         st = quantize_group(m, false, text, pool, err);
-    if (st == VL_OK && vision != VL_WFORMAT_BF16)
+    if (st == VL_OK && vision != VL_WFORMAT_BF16 && !m->text_only)
         st = quantize_group(m, true, vision, pool, err);
     vl__pool_free(pool);
     return st;

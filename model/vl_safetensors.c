@@ -374,6 +374,41 @@ enum vl_status vl_st_open_mem(struct vl_st_file **out, const void *data, size_t 
     return finish_open(f, out, err);
 }
 
+enum vl_status vl__st_from_entries(struct vl_st_file **out, const char *path, size_t file_size,
+                                   const struct vl_st_entry *e, int n, struct vl_error *err) {
+    *out = NULL;
+    struct vl_st_file *f = vl__calloc(1, sizeof *f);
+    if (!f || !(f->path = vl__strdup(path))) {
+        vl__free(f);
+        return vl__err(err, VL_ERR_NOMEM, "out of memory");
+    }
+    f->size = file_size;
+    f->entries = vl__calloc((size_t)n + 1, sizeof *f->entries);
+    f->names = vl__calloc((size_t)n + 1, sizeof *f->names);
+    f->index = g_hash_table_new(g_str_hash, g_str_equal);
+    if (!f->entries || !f->names) {
+        vl_st_close(f);
+        return vl__err(err, VL_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        f->entries[i] = e[i];
+        if (!(f->names[i] = vl__strdup(e[i].name))) {
+            vl_st_close(f);
+            return vl__err(err, VL_ERR_NOMEM, "out of memory");
+        }
+        f->n = i + 1;
+        f->entries[i].name = f->names[i];
+        if (g_hash_table_contains(f->index, f->names[i])) {
+            vl__err(err, VL_ERR_MODEL, "%s: tensor '%s' appears twice", path, f->names[i]);
+            vl_st_close(f);
+            return VL_ERR_MODEL;
+        }
+        g_hash_table_insert(f->index, f->names[i], GINT_TO_POINTER(i + 1));
+    }
+    *out = f;
+    return VL_OK;
+}
+
 int vl_st_count(const struct vl_st_file *f) { return f ? f->n : 0; }
 
 const struct vl_st_entry *vl_st_get(const struct vl_st_file *f, int i) {

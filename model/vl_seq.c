@@ -27,11 +27,17 @@ static bool is_pad(const struct vl_config *cfg, int32_t id) {
 
 /* ---- admission ---------------------------------------------------------------------------- */
 
+#define TEXT_ONLY_MSG                                                                         \
+    "this model has no vision tower (a GGUF text model without its projector): text-only "      \
+    "requests only"
+
 static enum vl_status check_request(const struct vl_state *s, const struct vl_request *rq,
                                     const struct vl_gen_params *p, struct vl_error *err) {
     const struct vl_config *cfg = &s->m->cfg;
     if (rq->n_ids < 1 || !rq->ids)
         return vl__err(err, VL_ERR_INVALID, "empty prompt");
+    if (rq->n_vision && s->m->text_only)
+        return vl__err(err, VL_ERR_INVALID, TEXT_ONLY_MSG);
     if (rq->n_ids > s->params.n_ctx)
         return vl__err(err, VL_ERR_LIMIT, "prompt has %lld tokens, the context holds %lld",
                        (long long)rq->n_ids, (long long)s->params.n_ctx);
@@ -234,6 +240,8 @@ static enum vl_status run_vision(struct vl_state *s, struct vl_seq *q, struct vl
     const struct vl_config *cfg = &s->m->cfg;
     const int64_t H = cfg->text.hidden_size;
     int64_t row = 0;
+    if (q->n_vision && s->m->text_only)
+        return vl__err(err, VL_ERR_INVALID, TEXT_ONLY_MSG);
     for (int k = 0; k < q->n_vision; k++) {
         const struct vl_vision_input *in = &q->vision[k];
         int64_t nt = vl__vision_tokens(cfg, in);

@@ -283,6 +283,8 @@ enum vl_status vl__weights_bind(struct vl_model *m, struct vl_error *err) {
     for (size_t k = 0; k < N_TABLE && st == VL_OK; k++) {
         const struct binding *b = &table[k];
         bool is_head = !strcmp(b->pattern, VL_LM_HEAD_NAME);
+        if (m->text_only && !strncmp(b->pattern, "visual.", 7))
+            continue; /* a GGUF text model without its projector */
         for (int64_t i = 0; i < scope_count(c, b->scope) && st == VL_OK; i++) {
             entry_name(buf, sizeof buf, b, i);
             int nd = expected_shape(c, b, ne);

@@ -1,0 +1,293 @@
+/* llama.cpp's Qwen2.5-VL text model as a libvl model (docs/quantization.md, "GGUF").
+ * The config comes from the qwen2vl.* metadata (written as a config.json text and parsed by the
+ * same validating parser as a checkpoint's); the tensors are renamed from llama.cpp's names to
+ * the checkpoint's canonical names (ggml's innermost-first dims reversed to [out, in]) and bound
+ * by the ordinary binding table through a file view (vl__st_from_entries):
+ *   F32 / F16 / BF16   views of the mapping
+ *   Q8_0 / Q4_0        block views of the mapping (same byte layout as libvl's q8/q4) for the
+ *                      Linear weights; other tensors in those types are dequantized to F32
+ *   anything else      a clear error naming the type
+ * llama.cpp stores qwen2's q/k weights unpermuted (its converter permutes llama's only), so the
+ * rows are in the checkpoint's order. No vision tower: the model is text-only (m->text_only). */
+#include "vl_gguf_impl.h"
+#include "vl_quant_impl.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GGUF_ARCH "qwen2vl"
+#define NAME_CAP 256
+#define FLOAT_DIGITS_MAX 9 /* %.9g round-trips any f32 */
+
+static const struct {
+    const char *gguf, *hf; /* %d: layer */
+} names[] = {
+    {"token_embd.weight", "model.embed_tokens.weight"},
+    {"output_norm.weight", "model.norm.weight"},
+    {"output.weight", "lm_head.weight"},
+    {"blk.%d.attn_norm.weight", "model.layers.%d.input_layernorm.weight"},
+    {"blk.%d.attn_q.weight", "model.layers.%d.self_attn.q_proj.weight"},
+    {"blk.%d.attn_q.bias", "model.layers.%d.self_attn.q_proj.bias"},
+    {"blk.%d.attn_k.weight", "model.layers.%d.self_attn.k_proj.weight"},
+    {"blk.%d.attn_k.bias", "model.layers.%d.self_attn.k_proj.bias"},
+    {"blk.%d.attn_v.weight", "model.layers.%d.self_attn.v_proj.weight"},
+    {"blk.%d.attn_v.bias", "model.layers.%d.self_attn.v_proj.bias"},
+    {"blk.%d.attn_output.weight", "model.layers.%d.self_attn.o_proj.weight"},
+    {"blk.%d.ffn_norm.weight", "model.layers.%d.post_attention_layernorm.weight"},
+    {"blk.%d.ffn_gate.weight", "model.layers.%d.mlp.gate_proj.weight"},
+    {"blk.%d.ffn_up.weight", "model.layers.%d.mlp.up_proj.weight"},
+    {"blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight"},
+};
+
+/* The Linear weights that may stay blocks (what vl__quant_targets covers, lm_head included). */
+static bool is_linear(const char *gguf_name) {
+    static const char *const sfx[] = {".attn_q.weight", ".attn_k.weight", ".attn_v.weight",
+                                      ".attn_output.weight", ".ffn_gate.weight",
+                                      ".ffn_up.weight", ".ffn_down.weight"};
+    if (!strcmp(gguf_name, "output.weight"))
+        return true;
+    size_t n = strlen(gguf_name);
+    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+        size_t k = strlen(sfx[i]);
+        if (n > k && !strcmp(gguf_name + n - k, sfx[i]) && !strncmp(gguf_name, "blk.", 4))
+            return true;
+    }
+    return false;
+}
+
+/* llama.cpp name -> canonical checkpoint name (unknown names kept, so binding reports them). */
+static void hf_name(char *buf, size_t cap, const char *g) {
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const char *pct = strstr(names[i].gguf, "%d");
+        if (!pct) {
+            if (!strcmp(g, names[i].gguf)) {
+                snprintf(buf, cap, "%s", names[i].hf);
+                return;
+            }
+            continue;
+        }
+        size_t pre = (size_t)(pct - names[i].gguf);
+        if (strncmp(g, names[i].gguf, pre))
+            continue;
+        char *end;
+        long layer = strtol(g + pre, &end, 10);
+        if (end == g + pre || layer < 0 || layer > 1000000 || strcmp(end, pct + 2))
+            continue;
+        const char *hp = strstr(names[i].hf, "%d");
+        snprintf(buf, cap, "%.*s%ld%s", (int)(hp - names[i].hf), names[i].hf, layer, hp + 2);
+        return;
+    }
+    snprintf(buf, cap, "%s", g);
+}
+
+static enum vl_status need_int(const struct vl_gguf *g, const char *key, int64_t *out,
+                               struct vl_error *err) {
+    if (!vl__gguf_int(g, key, out))
+        return vl__err(err, VL_ERR_MODEL, "%s: metadata '%s' missing or not an integer", g->path,
+                       key);
+    return VL_OK;
+}
+
+/* The shortest decimal that gives back the stored f32 (1e-06, not 9.99999997e-07): the value
+ * the checkpoint's config.json held before conversion. */
+static double f32_decimal(double v) {
+    char buf[64];
+    for (int p = 1; p <= FLOAT_DIGITS_MAX; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, v);
+        double d = strtod(buf, NULL);
+        if ((float)d == (float)v)
+            return d;
+    }
+    return v;
+}
+
+/* config.json text from the metadata; parsed by vl__config_parse (all range checks there). */
+static enum vl_status config_from(struct vl_model *m, const struct vl_gguf *g,
+                                  struct vl_error *err) {
+    const struct vl_gguf_kv *arch = vl__gguf_find(g, "general.architecture");
+    const char *a;
+    size_t alen;
+    if (!vl__gguf_str(arch, 0, &a, &alen) || arch->type != VL_GGUF_STRING)
+        return vl__err(err, VL_ERR_MODEL, "%s: no general.architecture string", g->path);
+    if (alen != strlen(GGUF_ARCH) || memcmp(a, GGUF_ARCH, alen))
+        return vl__err(err, VL_ERR_UNSUPPORTED,
+                       "%s: GGUF of architecture '%.*s'; docproc reads '%s' (Qwen2.5-VL's text "
+                       "model)%s",
+                       g->path, (int)(alen > 64 ? 64 : alen), a, GGUF_ARCH,
+                       alen == 4 && !memcmp(a, "clip", 4) ? ": this is a vision projector, give "
+                                                            "the text model as --model"
+                                                          : "");
+    static const struct {
+        const char *key, *json;
+    } ints[] = {
+        {GGUF_ARCH ".embedding_length", "hidden_size"},
+        {GGUF_ARCH ".feed_forward_length", "intermediate_size"},
+        {GGUF_ARCH ".block_count", "num_hidden_layers"},
+        {GGUF_ARCH ".attention.head_count", "num_attention_heads"},
+        {GGUF_ARCH ".attention.head_count_kv", "num_key_value_heads"},
+        {GGUF_ARCH ".context_length", "max_position_embeddings"},
+    };
+    json_t *root = json_object();
+    json_object_set_new(root, "model_type", json_string("qwen2_5_vl"));
+    enum vl_status st = VL_OK;
+    for (size_t i = 0; i < sizeof ints / sizeof *ints && st == VL_OK; i++) {
+        int64_t v;
+        if ((st = need_int(g, ints[i].key, &v, err)) == VL_OK)
+            json_object_set_new(root, ints[i].json, json_integer(v));
+    }
+    double eps, theta;
+    if (st == VL_OK && !vl__gguf_float(g, GGUF_ARCH ".attention.layer_norm_rms_epsilon", &eps))
+        st = vl__err(err, VL_ERR_MODEL, "%s: metadata '%s' missing or not a float", g->path,
+                     GGUF_ARCH ".attention.layer_norm_rms_epsilon");
+    if (st == VL_OK && !vl__gguf_float(g, GGUF_ARCH ".rope.freq_base", &theta))
+        st = vl__err(err, VL_ERR_MODEL, "%s: metadata '%s' missing or not a float", g->path,
+                     GGUF_ARCH ".rope.freq_base");
+    const struct vl_gguf_kv *sec = vl__gguf_find(g, GGUF_ARCH ".rope.dimension_sections");
+    json_t *ms = json_array();
+    for (uint64_t i = 0; st == VL_OK && i < VL_MROPE_SECTIONS; i++) {
+        int64_t v;
+        if (!sec || sec->n < VL_MROPE_SECTIONS || !vl__gguf_arr_int(sec, i, &v))
+            st = vl__err(err, VL_ERR_MODEL,
+                         "%s: metadata '%s' must be an integer array of at least %d sections",
+                         g->path, GGUF_ARCH ".rope.dimension_sections", VL_MROPE_SECTIONS);
+        else
+            json_array_append_new(ms, json_integer(v));
+    }
+    for (uint64_t i = VL_MROPE_SECTIONS; st == VL_OK && i < sec->n; i++) {
+        int64_t v;
+        if (!vl__gguf_arr_int(sec, i, &v) || v != 0)
+            st = vl__err(err, VL_ERR_UNSUPPORTED, "%s: rope section %llu is not 0", g->path,
+                         (unsigned long long)i);
+    }
+    const struct vl_gguf_tensor *emb = vl__gguf_tensor(g, "token_embd.weight");
+    if (st == VL_OK && (!emb || emb->ndim != 2))
+        st = vl__err(err, VL_ERR_MODEL, "%s: no 2-D tensor 'token_embd.weight'", g->path);
+    if (st == VL_OK) {
+        json_object_set_new(root, "vocab_size", json_integer(emb->ne[1]));
+        json_object_set_new(root, "rms_norm_eps", json_real(f32_decimal(eps)));
+        json_object_set_new(root, "rope_theta", json_real(f32_decimal(theta)));
+        json_t *rs = json_object();
+        json_object_set_new(rs, "type", json_string("mrope"));
+        json_object_set(rs, "mrope_section", ms);
+        json_object_set_new(root, "rope_scaling", rs);
+        char *text = json_dumps(root, JSON_COMPACT);
+        st = text ? vl__config_parse(&m->cfg, text, strlen(text), g->path, err)
+                  : vl__err(err, VL_ERR_NOMEM, "out of memory");
+        free(text);
+    }
+    json_decref(ms);
+    json_decref(root);
+    return st;
+}
+
+static const char *st_dtype(uint32_t t) {
+    return t == VL_GGML_F32 ? "F32" : t == VL_GGML_F16 ? "F16" : t == VL_GGML_BF16 ? "BF16" : NULL;
+}
+
+/* One tensor as a file-view entry (and, for blocks, a quant_desc line or an F32 copy). */
+static enum vl_status entry_of(struct vl_model *m, const struct vl_gguf *g,
+                               const struct vl_gguf_tensor *t, struct vl_st_entry *e, char *name,
+                               GHashTable *desc, struct vl_error *err) {
+    memset(e, 0, sizeof *e);
+    e->name = name;
+    e->ndim = t->ndim;
+    for (int d = 0; d < t->ndim; d++)
+        e->shape[d] = t->ne[t->ndim - 1 - d];
+    e->data = t->data;
+    e->nbytes = t->nbytes;
+    if ((e->dtype = st_dtype(t->type)))
+        return VL_OK;
+    if (t->type != VL_GGML_Q8_0 && t->type != VL_GGML_Q4_0)
+        return vl__err(err, VL_ERR_UNSUPPORTED,
+                       "%s: tensor '%s' has type %s; docproc reads GGUF tensors of types F32, "
+                       "F16, BF16, Q8_0 and Q4_0",
+                       g->path, t->name, vl__ggml_type_name(t->type));
+    enum vl_dtype qt = t->type == VL_GGML_Q8_0 ? VL_DTYPE_Q8_0 : VL_DTYPE_Q4_0;
+    if (t->ndim != 2)
+        return vl__err(err, VL_ERR_MODEL, "%s: tensor '%s' (%s) must be 2-D", g->path, t->name,
+                       vl__ggml_type_name(t->type));
+    if (is_linear(t->name)) { /* a block view: U8 [out, row bytes], listed as blocks */
+        e->dtype = "U8";
+        e->shape[0] = t->ne[1];
+        e->shape[1] = (int64_t)vl__q_row_bytes(qt, t->ne[0]);
+        g_hash_table_insert(desc, g_strdup(name), GINT_TO_POINTER((int)qt + 1));
+        return VL_OK;
+    }
+    /* the embedding lookup reads floats: dequantize (small next to the Linear weights) */
+    size_t n;
+    if (!vl__size_mul(&n, (size_t)t->ne[0], (size_t)t->ne[1]) || !vl__size_mul(&n, n, sizeof(float)))
+        return vl__err(err, VL_ERR_MODEL, "%s: tensor '%s' too large", g->path, t->name);
+    float *f = vl__malloc(n ? n : 1);
+    void **owned = f ? vl__realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned) : NULL;
+    if (!f || !owned) {
+        vl__free(f);
+        return vl__err(err, VL_ERR_NOMEM, "tensor '%s': out of memory", t->name);
+    }
+    m->owned = owned;
+    m->owned[m->n_owned++] = f;
+    size_t rb = vl__q_row_bytes(qt, t->ne[0]);
+    for (int64_t r = 0; r < t->ne[1]; r++)
+        vl__dequantize_row(f + r * t->ne[0], qt, (const uint8_t *)t->data + (size_t)r * rb,
+                           t->ne[0]);
+    e->dtype = "F32";
+    e->data = f;
+    e->nbytes = n;
+    return VL_OK;
+}
+
+enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const char *mmproj,
+                                   struct vl_error *err) {
+    if (mmproj)
+        return vl__err(err, VL_ERR_UNSUPPORTED,
+                       "%s: GGUF vision projectors are not supported yet; leave out the projector "
+                       "for text-only requests",
+                       mmproj);
+    enum vl_status st = vl__gguf_open(&m->gguf, path, err);
+    if (st != VL_OK)
+        return st;
+    const struct vl_gguf *g = m->gguf;
+    if ((st = config_from(m, g, err)) != VL_OK)
+        return st;
+    m->text_only = true;
+    int64_t n = g->n_tensors;
+    struct vl_st_entry *es = vl__calloc((size_t)n + 1, sizeof *es);
+    char *nm = vl__calloc((size_t)n + 1, NAME_CAP);
+    GHashTable *desc = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    if (!es || !nm)
+        st = vl__err(err, VL_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n && st == VL_OK; i++) {
+        hf_name(nm + i * NAME_CAP, NAME_CAP, g->tensors[i].name);
+        st = entry_of(m, g, &g->tensors[i], &es[i], nm + i * NAME_CAP, desc, err);
+    }
+    struct vl_st_file *f = NULL;
+    if (st == VL_OK && n > INT32_MAX / 2)
+        st = vl__err(err, VL_ERR_MODEL, "%s: too many tensors", path);
+    if (st == VL_OK)
+        st = vl__st_from_entries(&f, path, g->size, es, (int)n, err);
+    if (st == VL_OK) {
+        m->files = vl__calloc(1, sizeof *m->files);
+        if (!m->files) {
+            vl_st_close(f);
+            st = vl__err(err, VL_ERR_NOMEM, "out of memory");
+        } else {
+            m->files[0] = f;
+            m->n_files = 1;
+        }
+    }
+    vl__free(es);
+    vl__free(nm);
+    if (st == VL_OK && g_hash_table_size(desc)) {
+        m->quant_desc = desc;
+        desc = NULL;
+    }
+    if (desc)
+        g_hash_table_destroy(desc);
+    if (st == VL_OK)
+        st = vl__weights_bind(m, err);
+    if (st == VL_OK)
+        st = vl__quant_desc_check(m, err);
+    return st;
+}
