@@ -99,6 +99,9 @@ bool vl__gguf_arr_int(const struct vl_gguf_kv *kv, uint64_t i, int64_t *out);
  * (text only: no vision tower). Sets m->files to one view per GGUF. */
 enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const char *mmproj,
                                    struct vl_error *err);
+/* The tokenizer from tokenizer.ggml.* (gpt2 model, qwen2 pre-tokenizer; vl_gguf_tok.c). */
+enum vl_status vl__gguf_tokenizer(struct vl_tokenizer **out, const struct vl_gguf *g,
+                                  struct vl_error *err);
 /* True when path is a regular file starting with the GGUF magic. */
 bool vl__is_gguf_file(const char *path);
 

@@ -162,7 +162,14 @@ enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_e
             vl_model_free(m);
             return st;
         }
-        vl__log(VL_LOG_WARN, "%s: GGUF tokenizer not read; text cannot be tokenized", dir);
+        if (vl__gguf_find(m->gguf, "tokenizer.ggml.tokens"))
+            st = vl__gguf_tokenizer(&m->tok, m->gguf, err);
+        else
+            vl__log(VL_LOG_WARN, "%s: no tokenizer.ggml.tokens; text cannot be tokenized", dir);
+        if (st != VL_OK) {
+            vl_model_free(m);
+            return st;
+        }
         *out = m;
         return VL_OK;
     }

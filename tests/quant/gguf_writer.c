@@ -4,6 +4,7 @@
 
 #include "vl_quant_impl.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,74 @@ static void add(struct gw_tensor *ts, int *n, const char *name, const struct vl_
     g->nbytes = tensor_bytes(t, g->type);
 }
 
-int gw_write(const char *path, const struct vl_model *m, uint32_t ftype, const char *arch) {
+static void arr_head(FILE *fp, const char *k, uint32_t et, uint64_t n) {
+    put_str(fp, k);
+    put(fp, VL_GGUF_ARRAY, 4);
+    put(fp, et, 4);
+    put(fp, n, 8);
+}
+
+/* tokenizer.ggml.* from tokenizer.json (7 keys); -1 when the file cannot be read */
+static int write_tokenizer(FILE *fp, const char *tj, int64_t n_ids) {
+    json_error_t je;
+    json_t *root = json_load_file(tj, 0, &je);
+    json_t *vocab = json_object_get(json_object_get(root, "model"), "vocab");
+    json_t *merges = json_object_get(json_object_get(root, "model"), "merges");
+    json_t *added = json_object_get(root, "added_tokens");
+    if (!json_is_object(vocab) || !json_is_array(merges))
+        return -1;
+    const char **tok = calloc((size_t)n_ids, sizeof *tok);
+    int *type = calloc((size_t)n_ids, sizeof *type);
+    const char *key;
+    json_t *v;
+    json_object_foreach(vocab, key, v) {
+        json_int_t id = json_integer_value(v);
+        if (id >= 0 && id < n_ids) {
+            tok[id] = key;
+            type[id] = 1; /* NORMAL */
+        }
+    }
+    size_t i;
+    json_array_foreach(added, i, v) {
+        json_int_t id = json_integer_value(json_object_get(v, "id"));
+        if (id >= 0 && id < n_ids) {
+            tok[id] = json_string_value(json_object_get(v, "content"));
+            type[id] = json_is_true(json_object_get(v, "special")) ? 3 : 4; /* CONTROL, USER_DEF */
+        }
+    }
+    kv_str(fp, "tokenizer.ggml.model", "gpt2");
+    kv_str(fp, "tokenizer.ggml.pre", "qwen2");
+    arr_head(fp, "tokenizer.ggml.tokens", VL_GGUF_STRING, (uint64_t)n_ids);
+    char pad[32];
+    for (int64_t k = 0; k < n_ids; k++) {
+        snprintf(pad, sizeof pad, "[PAD%lld]", (long long)k);
+        put_str(fp, tok[k] ? tok[k] : pad);
+    }
+    arr_head(fp, "tokenizer.ggml.token_type", VL_GGUF_I32, (uint64_t)n_ids);
+    for (int64_t k = 0; k < n_ids; k++)
+        put(fp, (uint64_t)(tok[k] ? type[k] : 5), 4); /* UNUSED */
+    arr_head(fp, "tokenizer.ggml.merges", VL_GGUF_STRING, json_array_size(merges));
+    json_array_foreach(merges, i, v) {
+        char buf[1024];
+        if (json_is_array(v))
+            snprintf(buf, sizeof buf, "%s %s", json_string_value(json_array_get(v, 0)),
+                     json_string_value(json_array_get(v, 1)));
+        else
+            snprintf(buf, sizeof buf, "%s", json_string_value(v));
+        put_str(fp, buf);
+    }
+    kv_u32(fp, "tokenizer.ggml.bos_token_id", 151643);
+    kv_u32(fp, "tokenizer.ggml.eos_token_id", 151645);
+    free(tok);
+    free(type);
+    json_decref(root);
+    return 0;
+}
+
+#define GW_TOKENIZER_KEYS 7
+
+int gw_write(const char *path, const struct vl_model *m, uint32_t ftype, const char *arch,
+             const char *tokenizer_json) {
     const struct vl_weights *w = &m->w;
     const struct vl_text_config *c = &m->cfg.text;
     static struct gw_tensor ts[GW_MAX_TENSORS];
@@ -129,7 +197,7 @@ int gw_write(const char *path, const struct vl_model *m, uint32_t ftype, const c
     fwrite("GGUF", 1, 4, fp);
     put(fp, 3, 4);
     put(fp, (uint64_t)n, 8);
-    put(fp, 12, 8); /* kv count */
+    put(fp, 12 + (tokenizer_json ? GW_TOKENIZER_KEYS : 0), 8); /* kv count */
     kv_str(fp, "general.architecture", arch ? arch : "qwen2vl");
     kv_str(fp, "general.name", "docproc test fixture");
     kv_u32(fp, "general.alignment", GW_ALIGN);
@@ -147,6 +215,10 @@ int gw_write(const char *path, const struct vl_model *m, uint32_t ftype, const c
     put(fp, 4, 8);
     for (int k = 0; k < 4; k++)
         put(fp, k < VL_MROPE_SECTIONS ? (uint64_t)c->mrope_section[k] : 0, 4);
+    if (tokenizer_json && write_tokenizer(fp, tokenizer_json, c->vocab_size)) {
+        fclose(fp);
+        return -1;
+    }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const struct vl_tensor *t = ts[i].t;

@@ -8,7 +8,10 @@
 
 #include "vl_gguf_impl.h"
 
-/* arch: general.architecture to write (NULL: "qwen2vl"). Returns 0 on success. */
-int gw_write(const char *path, const struct vl_model *m, uint32_t float_type, const char *arch);
+/* arch: general.architecture to write (NULL: "qwen2vl"). tokenizer_json: a tokenizer.json whose
+ * vocabulary, merges and added tokens are written as tokenizer.ggml.* the way llama.cpp's
+ * converter does (ids without a token: "[PADn]", type UNUSED), or NULL. Returns 0 on success. */
+int gw_write(const char *path, const struct vl_model *m, uint32_t float_type, const char *arch,
+             const char *tokenizer_json);
 
 #endif

@@ -5,6 +5,7 @@
  * other weight format, image requests without a projector); every truncation and a sweep of
  * byte corruptions of a real file load or fail with a message, never crash. */
 #include <math.h>
+#include <jansson.h>
 #include <unistd.h>
 
 #include "gguf_writer.h"
@@ -168,6 +169,48 @@ static void hostile(const char *good) {
     unlink(p);
 }
 
+/* the tokenizer from tokenizer.ggml.*: the same ids as tokenizer.json on every golden row */
+static void test_tokenizer(struct vl_model *bf) {
+    char dir[LG_PATH_MAX], tj[LG_PATH_MAX + 32], gold[LG_PATH_MAX + 32], p[LG_PATH_MAX + 32];
+    lg_model_dir(dir, sizeof dir);
+    snprintf(tj, sizeof tj, "%s/tokenizer.json", dir);
+    snprintf(gold, sizeof gold, "%s/../tokenizer_goldens.json", dir);
+    path_of(p, sizeof p, "tok.gguf");
+    T_CHECK(gw_write(p, bf, VL_GGML_BF16, NULL, tj) == 0);
+    struct vl_model *g = load_gguf(p, VL_WFORMAT_BF16, VL_OK);
+    json_error_t je;
+    json_t *root = json_load_file(gold, 0, &je);
+    T_CHECK_MSG(root != NULL, "%s: %s", gold, je.text);
+    const struct vl_tokenizer *gt = g ? vl_model_tokenizer(g) : NULL, *rt = vl_model_tokenizer(bf);
+    T_CHECK(gt != NULL && rt != NULL);
+    json_t *rows = json_object_get(root, "rows");
+    size_t i, compared = 0;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        if (!gt || !rt)
+            break;
+        const char *text = json_string_value(json_object_get(row, "text"));
+        json_t *jids = json_object_get(row, "ids");
+        static int32_t a[8192], b[8192];
+        size_t na = 0, nb = 0;
+        struct vl_error err = {0};
+        T_CHECK_MSG(vl_tokenizer_encode(gt, text, strlen(text), a, 8192, &na, &err) == VL_OK,
+                    "%s", err.msg);
+        T_CHECK(vl_tokenizer_encode(rt, text, strlen(text), b, 8192, &nb, &err) == VL_OK);
+        bool same = na == nb && na == json_array_size(jids);
+        for (size_t k = 0; same && k < na; k++)
+            same = a[k] == b[k] && a[k] == json_integer_value(json_array_get(jids, k));
+        T_CHECK_MSG(same, "row %zu: GGUF tokenizer gives other ids (%zu vs %zu)", i, na, nb);
+        compared++;
+    }
+    fprintf(stderr, "tokenizer goldens: %zu rows identical\n", compared);
+    T_CHECK(compared >= 50);
+    json_decref(root);
+    vl_model_free(g);
+    /* a GGUF vocabulary with another pre-tokenizer: refused */
+    unlink(p);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "%s/gguf-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     T_CHECK(mkdtemp(tmpdir) != NULL);
@@ -204,7 +247,7 @@ int main(void) {
                                : cases[i].w == VL_WFORMAT_Q4 ? q4
                                                              : bf;
         path_of(p, sizeof p, cases[i].file);
-        T_CHECK(gw_write(p, src, cases[i].ftype, NULL) == 0);
+        T_CHECK(gw_write(p, src, cases[i].ftype, NULL, NULL) == 0);
         struct vl_model *g = load_gguf(p, cases[i].w, VL_OK);
         if (!g)
             continue;
@@ -238,13 +281,14 @@ int main(void) {
     }
     /* a Q8_0 file asked for with the default format, and a GGUF of another architecture */
     path_of(p, sizeof p, "q8b.gguf");
-    T_CHECK(gw_write(p, q8, VL_GGML_BF16, NULL) == 0);
+    T_CHECK(gw_write(p, q8, VL_GGML_BF16, NULL, NULL) == 0);
     load_gguf(p, VL_WFORMAT_Q4, VL_ERR_INVALID);
     unlink(p);
     path_of(p, sizeof p, "llama.gguf");
-    T_CHECK(gw_write(p, bf, VL_GGML_BF16, "llama") == 0);
+    T_CHECK(gw_write(p, bf, VL_GGML_BF16, "llama", NULL) == 0);
     load_gguf(p, VL_WFORMAT_BF16, VL_ERR_UNSUPPORTED);
     unlink(p);
+    test_tokenizer(bf);
     rmdir(tmpdir);
     free(ids);
     free(ids64);
