@@ -102,6 +102,9 @@ enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const c
 /* The tokenizer from tokenizer.ggml.* (gpt2 model, qwen2 pre-tokenizer; vl_gguf_tok.c). */
 enum vl_status vl__gguf_tokenizer(struct vl_tokenizer **out, const struct vl_gguf *g,
                                   struct vl_error *err);
+/* A directory holding llama.cpp's files: *text = the qwen2vl GGUF, *mmproj = the clip one (each
+ * NULL when absent; caller frees). Two of one kind: VL_ERR_MODEL. */
+enum vl_status vl__gguf_dir(const char *dir, char **text, char **mmproj, struct vl_error *err);
 /* True when path is a regular file starting with the GGUF magic. */
 bool vl__is_gguf_file(const char *path);
 

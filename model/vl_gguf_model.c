@@ -291,3 +291,55 @@ enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const c
         st = vl__quant_desc_check(m, err);
     return st;
 }
+
+/* general.architecture of a GGUF file ("" when unreadable), into buf */
+static void arch_of(const char *path, char *buf, size_t cap) {
+    struct vl_gguf *g = NULL;
+    struct vl_error err = {0};
+    buf[0] = '\0';
+    if (vl__gguf_open(&g, path, &err) != VL_OK)
+        return;
+    const char *s;
+    size_t n;
+    const struct vl_gguf_kv *kv = vl__gguf_find(g, "general.architecture");
+    if (kv && kv->type == VL_GGUF_STRING && vl__gguf_str(kv, 0, &s, &n))
+        snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+    vl__gguf_close(g);
+}
+
+enum vl_status vl__gguf_dir(const char *dir, char **text, char **mmproj, struct vl_error *err) {
+    *text = *mmproj = NULL;
+    GDir *d = g_dir_open(dir, 0, NULL);
+    if (!d)
+        return VL_OK;
+    const char *name;
+    enum vl_status st = VL_OK;
+    while (st == VL_OK && (name = g_dir_read_name(d))) {
+        size_t n = strlen(name);
+        if (n < 5 || strcmp(name + n - 5, ".gguf"))
+            continue;
+        char *p = vl__path_join(dir, name);
+        if (!p) {
+            st = vl__err(err, VL_ERR_NOMEM, "out of memory");
+            break;
+        }
+        char arch[64];
+        arch_of(p, arch, sizeof arch);
+        char **slot = !strcmp(arch, GGUF_ARCH) ? text : !strcmp(arch, "clip") ? mmproj : NULL;
+        if (slot && *slot)
+            st = vl__err(err, VL_ERR_MODEL, "%s: two GGUF files of architecture '%s' (%s, %s)",
+                         dir, arch, *slot, name);
+        if (slot && !*slot) {
+            *slot = p;
+            p = NULL;
+        }
+        vl__free(p);
+    }
+    g_dir_close(d);
+    if (st != VL_OK) {
+        vl__free(*text);
+        vl__free(*mmproj);
+        *text = *mmproj = NULL;
+    }
+    return st;
+}

@@ -156,8 +156,21 @@ enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_e
         vl__free(m);
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
     }
-    if (vl__is_gguf_file(dir)) { /* llama.cpp's text model (vl_gguf_model.c) */
-        enum vl_status st = vl__gguf_model_load(m, dir, NULL, err);
+    char *gtext = NULL, *gproj = NULL;
+    bool has_cfg = false;
+    enum vl_status gst = exists(&has_cfg, dir, "config.json", err);
+    if (gst == VL_OK && !has_cfg && !vl__is_gguf_file(dir))
+        gst = vl__gguf_dir(dir, &gtext, &gproj, err);
+    if (gst != VL_OK) {
+        vl_model_free(m);
+        return gst;
+    }
+    if (gproj) /* the projector is not read yet: the model is text-only */
+        vl__log(VL_LOG_WARN, "%s: GGUF vision projectors are not supported yet; text-only", gproj);
+    vl__free(gproj);
+    if (vl__is_gguf_file(dir) || gtext) { /* llama.cpp's text model (vl_gguf_model.c) */
+        enum vl_status st = vl__gguf_model_load(m, gtext ? gtext : dir, NULL, err);
+        vl__free(gtext);
         if (st != VL_OK) {
             vl_model_free(m);
             return st;

@@ -6,6 +6,7 @@
  * byte corruptions of a real file load or fail with a message, never crash. */
 #include <math.h>
 #include <jansson.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gguf_writer.h"
@@ -288,6 +289,22 @@ int main(void) {
     T_CHECK(gw_write(p, bf, VL_GGML_BF16, "llama", NULL) == 0);
     load_gguf(p, VL_WFORMAT_BF16, VL_ERR_UNSUPPORTED);
     unlink(p);
+    /* a directory holding the file (llama.cpp's layout); two text models in it: refused */
+    char d[LG_PATH_MAX + 32], p2[LG_PATH_MAX + 64], pd[LG_PATH_MAX + 64];
+    path_of(d, sizeof d, "dir");
+    T_CHECK(mkdir(d, 0700) == 0);
+    snprintf(pd, sizeof pd, "%s/model-q8_0.gguf", d);
+    T_CHECK(gw_write(pd, q8, VL_GGML_BF16, NULL, NULL) == 0);
+    struct vl_model *dm = load_gguf(d, VL_WFORMAT_Q8, VL_OK);
+    if (dm)
+        compare(q8, dm, ids, (int64_t)nid, 0, "directory");
+    vl_model_free(dm);
+    snprintf(p2, sizeof p2, "%s/other.gguf", d);
+    T_CHECK(gw_write(p2, bf, VL_GGML_BF16, NULL, NULL) == 0);
+    load_gguf(d, VL_WFORMAT_BF16, VL_ERR_MODEL);
+    unlink(p2);
+    unlink(pd);
+    rmdir(d);
     test_tokenizer(bf);
     rmdir(tmpdir);
     free(ids);
