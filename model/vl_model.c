@@ -288,6 +288,10 @@ void vl_model_summary(const struct vl_model *m, struct vl_model_summary *s) {
     s->n_fullatt = (int)c->vision.n_fullatt;
     for (int i = 0; i < s->n_fullatt && i < VL_SUMMARY_MAX_FULLATT; i++)
         s->fullatt[i] = c->vision.fullatt_block_indexes[i];
+    if (m->text_only) { /* a GGUF text model: no vision tower to describe */
+        s->vit_depth = s->vit_hidden = s->vit_heads = s->vit_intermediate = 0;
+        s->n_fullatt = 0;
+    }
     s->min_pixels = c->preproc.min_pixels;
     s->max_pixels = c->preproc.max_pixels;
 

@@ -146,15 +146,20 @@ static void print_text(const struct vl_model *m, const struct vl_model_summary *
            (long long)s->vocab_size, s->rope_theta, (long long)s->mrope_section[0],
            (long long)s->mrope_section[1], (long long)s->mrope_section[2], s->rms_norm_eps,
            (long long)s->max_positions, s->tied_embeddings ? "yes" : "no");
-    printf("vision: depth %lld, hidden %lld, heads %lld, intermediate %lld, patch %lld, temporal "
-           "%lld, merge %lld, window %lld, full attention blocks [",
-           (long long)s->vit_depth, (long long)s->vit_hidden, (long long)s->vit_heads,
-           (long long)s->vit_intermediate, (long long)s->patch_size,
-           (long long)s->temporal_patch_size, (long long)s->merge_size,
-           (long long)s->window_size);
-    for (int i = 0; i < s->n_fullatt; i++)
-        printf("%s%lld", i ? ", " : "", (long long)s->fullatt[i]);
-    printf("]\npreprocessor: min_pixels %lld, max_pixels %lld\n", (long long)s->min_pixels,
+    if (!s->vit_depth) {
+        printf("vision: none (a GGUF text model without its projector: text-only requests)\n");
+    } else {
+        printf("vision: depth %lld, hidden %lld, heads %lld, intermediate %lld, patch %lld, "
+               "temporal %lld, merge %lld, window %lld, full attention blocks [",
+               (long long)s->vit_depth, (long long)s->vit_hidden, (long long)s->vit_heads,
+               (long long)s->vit_intermediate, (long long)s->patch_size,
+               (long long)s->temporal_patch_size, (long long)s->merge_size,
+               (long long)s->window_size);
+        for (int i = 0; i < s->n_fullatt; i++)
+            printf("%s%lld", i ? ", " : "", (long long)s->fullatt[i]);
+        printf("]\n");
+    }
+    printf("preprocessor: min_pixels %lld, max_pixels %lld\n", (long long)s->min_pixels,
            (long long)s->max_pixels);
     if (tok)
         printf("tokenizer: %d ids\n", (int)vl_tokenizer_n_ids(tok));

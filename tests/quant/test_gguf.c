@@ -253,6 +253,10 @@ int main(void) {
         if (!g)
             continue;
         T_CHECK(g->text_only);
+        struct vl_model_summary sm;
+        vl_model_summary(g, &sm);
+        T_EQ_I64(sm.vit_depth, 0); /* model info: "vision: none" */
+        T_EQ_I64(sm.params_vision, 0);
         if (cases[i].w != VL_WFORMAT_BF16) {
             /* blocks bound in place: the Linear weights point into the mapping */
             T_EQ_I64(g->w.layers[0].q_w.dtype, src->w.layers[0].q_w.dtype);
