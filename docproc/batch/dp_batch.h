@@ -124,9 +124,11 @@ enum dp_status dp_constrain_compile(struct ex_gram **out, const struct sc_schema
 enum dp_status dp_constrain_new(struct dp_constrain **out, struct ex_gram *gram,
                                 const struct vl_model *m, int64_t max_new_tokens,
                                 struct dp_err *err);
-/* Resets the matcher to a new answer and installs it as p's constrain / accept hooks. */
-void dp_constrain_attach(struct dp_constrain *c, struct vl_gen_params *p);
-struct ex_cons *dp_constrain_cons(struct dp_constrain *c); /* borrowed */
+/* Makes n matchers (one per page in flight; dp_constrain_new makes one). */
+enum dp_status dp_constrain_reserve(struct dp_constrain *c, int n, struct dp_err *err);
+/* Resets matcher k to a new answer and installs it as p's constrain / accept hooks. */
+void dp_constrain_attach(struct dp_constrain *c, int k, struct vl_gen_params *p);
+struct ex_cons *dp_constrain_cons(struct dp_constrain *c, int k); /* borrowed */
 const struct ex_gram *dp_constrain_gram(const struct dp_constrain *c);
 void dp_constrain_free(struct dp_constrain *c); /* NULL-safe */
 

@@ -14,7 +14,9 @@
 struct dp_constrain {
     struct ex_gram *gram; /* owned */
     struct ex_vocab *vocab;
-    struct ex_cons *cons;
+    struct ex_cons **cons; /* (n_cons) one matcher per page in flight */
+    int n_cons;
+    int64_t max_new_tokens;
     const struct vl_tokenizer *tok;
 };
 
@@ -74,8 +76,9 @@ enum dp_status dp_constrain_new(struct dp_constrain **out, struct ex_gram *gram,
     }
     if (st == DP_OK)
         st = ex_gram_bind(c->gram, c->vocab, err);
+    c->max_new_tokens = max_new_tokens;
     if (st == DP_OK)
-        st = ex_cons_new(&c->cons, c->gram, c->vocab, max_new_tokens, err);
+        st = dp_constrain_reserve(c, 1, err);
     if (st != DP_OK) {
         dp_constrain_free(c);
         return st;
@@ -92,15 +95,33 @@ static void accept(int32_t id, void *user) {
     ex_cons_accept(user, id);
 }
 
-void dp_constrain_attach(struct dp_constrain *c, struct vl_gen_params *p) {
-    ex_cons_reset(c->cons);
-    p->constrain = before;
-    p->accept = accept;
-    p->constrain_user = c->cons;
+enum dp_status dp_constrain_reserve(struct dp_constrain *c, int n, struct dp_err *err) {
+    if (n <= c->n_cons)
+        return DP_OK;
+    struct ex_cons **m = dp_reallocarray(c->cons, (size_t)n, sizeof *m);
+    if (!m)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    c->cons = m;
+    for (; c->n_cons < n; c->n_cons++) {
+        enum dp_status st = ex_cons_new(&c->cons[c->n_cons], c->gram, c->vocab, c->max_new_tokens,
+                                        err);
+        if (st != DP_OK)
+            return st;
+    }
+    return DP_OK;
 }
 
-struct ex_cons *dp_constrain_cons(struct dp_constrain *c) {
-    return c->cons;
+void dp_constrain_attach(struct dp_constrain *c, int k, struct vl_gen_params *p) {
+    DP_ASSERT(k >= 0 && k < c->n_cons);
+    ex_cons_reset(c->cons[k]);
+    p->constrain = before;
+    p->accept = accept;
+    p->constrain_user = c->cons[k];
+}
+
+struct ex_cons *dp_constrain_cons(struct dp_constrain *c, int k) {
+    DP_ASSERT(k >= 0 && k < c->n_cons);
+    return c->cons[k];
 }
 
 const struct ex_gram *dp_constrain_gram(const struct dp_constrain *c) {
@@ -110,7 +131,9 @@ const struct ex_gram *dp_constrain_gram(const struct dp_constrain *c) {
 void dp_constrain_free(struct dp_constrain *c) {
     if (!c)
         return;
-    ex_cons_free(c->cons);
+    for (int k = 0; k < c->n_cons; k++)
+        ex_cons_free(c->cons[k]);
+    dp_free(c->cons);
     ex_vocab_free(c->vocab);
     ex_gram_free(c->gram);
     dp_free(c);

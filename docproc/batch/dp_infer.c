@@ -60,6 +60,7 @@ struct item {
 /* Per-page generation guards (the vl_gen_params callbacks' user data). */
 struct gen_ctx {
     struct dp_infer *inf;
+    struct ex_cons *cons; /* the page's matcher (--constrain), else NULL */
     int doc;
     int32_t *ids; /* (cap) generated so far */
     int64_t n, cap;
@@ -244,7 +245,7 @@ static bool on_token(int32_t id, float logprob, void *user) {
     if (g->n < g->cap)
         g->ids[g->n++] = id;
     /* constrained: a guard ends the answer by its shortest completion instead of cutting it */
-    struct ex_cons *c = g->inf->cons ? dp_constrain_cons(g->inf->cons) : NULL;
+    struct ex_cons *c = g->cons;
     if (!g->repetition && dp__repetition_period(g->ids, g->n) > 0) {
         g->repetition = true;
         if (!c)
@@ -449,14 +450,13 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
             sp.n_ctx = need;
         sp.max_vision_patches = max_patches;
         inf->parallel = o->parallel > 0 ? o->parallel : auto_parallel(inf, &sp, need, max_patches);
-        if (inf->cons && inf->parallel > 1) { /* one matcher: one constrained page at a time */
-            DP_LOG_INFO("--constrain: pages are decoded one at a time (--parallel %d ignored)",
-                        inf->parallel);
-            inf->parallel = 1;
-        }
         sp.max_seqs = inf->parallel;
         inf->jobs = dp_calloc((size_t)inf->parallel, sizeof *inf->jobs);
-        if (!inf->jobs)
+        if (inf->jobs && inf->cons) /* one matcher per page in flight */
+            st = dp_constrain_reserve(inf->cons, inf->parallel, err);
+        if (st != DP_OK)
+            ;
+        else if (!inf->jobs)
             st = dp_err_set(err, DP_ERR_NOMEM, "out of memory");
         else if (vl_state_new(&inf->state, inf->model, &sp, &ve) != VL_OK)
             st = from_vl(&ve, DP_ERR_MODEL, err, "inference state");
@@ -609,8 +609,11 @@ static enum dp_status job_start(struct dp_infer *inf, struct job *j, struct doc_
     gp.token_user = &j->g;
     gp.should_abort = should_abort;
     gp.abort_user = &j->g;
-    if (inf->cons)
-        dp_constrain_attach(inf->cons, &gp);
+    if (inf->cons) {
+        int k = (int)(j - inf->jobs);
+        dp_constrain_attach(inf->cons, k, &gp);
+        j->g.cons = dp_constrain_cons(inf->cons, k);
+    }
     struct vl_request rq = {
         .ids = j->prompt, .n_ids = (int64_t)n, .vision = &j->it.vin, .n_vision = 1};
     struct vl_error ve = {0};
@@ -634,7 +637,7 @@ static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc
     d->t.decode += res.t.decode_s;
     struct gen_ctx *g = &j->g;
     int page = j->it.page_no;
-    struct ex_cons *cons = inf->cons ? dp_constrain_cons(inf->cons) : NULL;
+    struct ex_cons *cons = g->cons;
     if (cons && (ex_cons_failed(cons) || (vs == VL_OK && res.stop == VL_STOP_EOS &&
                                           !ex_cons_complete(cons))))
         return dp_err_set(err, DP_ERR_INTERNAL,

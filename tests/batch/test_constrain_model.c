@@ -26,7 +26,7 @@ static int valid_run(struct vl_state *st, const struct vl_model *m, const int32_
     gp.repetition_penalty = 1.0f;
     gp.seed = seed;
     if (dc)
-        dp_constrain_attach(dc, &gp);
+        dp_constrain_attach(dc, 0, &gp);
     struct vl_request rq = {.ids = ids, .n_ids = n};
     struct vl_result res;
     struct vl_error ve = {0};
@@ -48,7 +48,7 @@ static int valid_run(struct vl_state *st, const struct vl_model *m, const int32_
             fprintf(stderr, "seed %llu: invalid constrained answer: %.*s\n",
                     (unsigned long long)seed, (int)len, text);
         T_CHECK(res.stop == VL_STOP_EOS);
-        T_CHECK(ex_cons_complete(dp_constrain_cons(dc)));
+        T_CHECK(ex_cons_complete(dp_constrain_cons(dc, 0)));
     }
     free(text);
     return ok;
