@@ -40,6 +40,18 @@ n_distinct=$(find "$T/p4" -path '*/raw/page-*.txt' -exec md5sum {} + | cut -d' '
 check "several pages answered ($n_raw)" [ "$n_raw" -ge 8 ]
 check "the answers differ between pages ($n_distinct distinct)" [ "$n_distinct" -ge 3 ]
 
+# constrained decoding (invoice: on by default) with one matcher per page in flight
+COPTS="--model $MODEL --schema invoice --max-pixels 12544 --max-new-tokens 160 --threads 2 --pages 1-2 --temperature 1 --seed 5"
+# shellcheck disable=SC2086
+"$BIN" extract $COPTS --parallel 1 -o "$T/c1" "$IN/QualityHosting.pdf" "$IN/oyo.pdf" \
+    "$IN/AmazonWebServices.png" >/dev/null 2>&1
+# shellcheck disable=SC2086
+"$BIN" extract $COPTS --parallel 3 -o "$T/c3" "$IN/QualityHosting.pdf" "$IN/oyo.pdf" \
+    "$IN/AmazonWebServices.png" >/dev/null 2>&1
+check "constrained: results byte-identical at --parallel 3" \
+    diff -r -x .docproc -x manifest.json "$T/c1" "$T/c3"
+check "constrained: answers were written" [ "$(find "$T/c3" -name result.json | wc -l)" -eq 3 ]
+
 # usage errors
 for v in 0 -1 abc 65 2x ""; do
     # shellcheck disable=SC2086
