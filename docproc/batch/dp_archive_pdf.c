@@ -1,9 +1,10 @@
 /* The searchable PDF of one document (docs/archive.md): opens the source document again (for
  * --from-raw the path recorded with the answers), decodes each answered page at its native size
  * and hands the images to dp_out_pdf; a JPEG file without an EXIF rotation is embedded byte for
- * byte. PDF input (born-digital pages) is refused with a message: keeping the original pages
- * needs a PDF rewriter docproc does not have yet. Pages without boxed lines get the image only
- * and a warning. Thread-safe per call (one dp_doc per call). */
+ * byte. PDF input (born-digital pages) keeps its pages: poppler tells which answered pages have
+ * no text of their own and dp_out_pdf_graft adds the invisible text to those only (OCRmyPDF's
+ * --skip-text). Pages without boxed lines get the image only (scans) or stay as they are (PDF),
+ * with a warning. Thread-safe per call (one dp_doc per call). */
 #include "dp_batch_impl.h"
 #include "../base/dp_alloc.h"
 #include "../base/dp_fs.h"
@@ -12,6 +13,40 @@
 #include "../out/dp_out_pdf.h"
 
 #include <string.h>
+
+/* PDF input: the original document with text added where a page has none. */
+static enum dp_status archive_pdf_input(const struct dp_batch_opts *o, const struct ex_doc *doc,
+                                        struct dp_doc *src, struct dp_buf *out,
+                                        struct dp_err *err) {
+    size_t n = doc->n_pages;
+    bool *has_text = dp_calloc(n ? n : 1, sizeof *has_text);
+    if (!has_text)
+        return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", doc->source);
+    enum dp_status st = DP_OK;
+    for (size_t i = 0; i < n && st == DP_OK; i++) {
+        int number = doc->pages[i]->number;
+        if (number < 1 || number > dp_doc_page_count(src))
+            st = dp_err_set(err, DP_ERR_FORMAT, "%s: page %d of the answers is not in the document",
+                            doc->source, number);
+        else
+            st = dp_doc_page_has_text(src, number - 1, &has_text[i], err);
+    }
+    struct dp_pdf_graft_stats gs = {0};
+    if (st == DP_OK) {
+        struct dp_pdf_opts po = {.pdfa = o->pdfa};
+        st = dp_out_pdf_graft(doc, doc->source, o->ingest.password, has_text, NULL, &po, out, &gs,
+                              err);
+    }
+    dp_free(has_text);
+    if (st == DP_OK && gs.pages_without_text && o->verbosity >= 0)
+        DP_LOG_WARN("%s: %d of %zu pages have no line boxes in the answer and no text of their "
+                    "own: kept without a text layer in the PDF",
+                    doc->source, gs.pages_without_text, n);
+    if (st == DP_OK)
+        DP_LOG_INFO("%s: searchable PDF: %d pages kept their own text, %d got a text layer",
+                    doc->source, gs.pages_kept_text, gs.pages_text_added);
+    return st;
+}
 
 enum dp_status dp__archive_pdf(const struct dp_batch_opts *o, const struct ex_doc *doc,
                                struct dp_buf *out, struct dp_err *err) {
@@ -22,11 +57,9 @@ enum dp_status dp__archive_pdf(const struct dp_batch_opts *o, const struct ex_do
         return st;
     }
     if (dp_doc_format(src) == DP_FORMAT_PDF) {
+        st = archive_pdf_input(o, doc, src, out, err);
         dp_doc_close(src);
-        return dp_err_set(err, DP_ERR_UNSUPPORTED,
-                          "%s: --format pdf of a PDF input is not supported (the original pages "
-                          "would have to be kept); use alto/hocr/page or an image input",
-                          doc->source);
+        return st;
     }
     size_t n = doc->n_pages;
     struct dp_pdf_image *im = dp_calloc(n ? n : 1, sizeof *im);

@@ -371,9 +371,10 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
             o->page_timeout_s, o->doc_timeout_s, o->keep_blank ? "yes" : "no");
     dp_buf_appendf(b, "\noutput:\n"
                 "  -o, --output PATH          output directory%s [%s]\n"
-                "      --format LIST          json,xml,csv,zip and archive formats pdf (searchable),\n"
-                "                             alto (ALTO 4.4), hocr, page (PAGE XML), md, txt (raw\n"
-                "                             answers always kept; docs/archive.md) [%s]\n"
+                "      --format LIST          json,xml,csv,zip and archive formats pdf (searchable; a\n"
+                "                             PDF input keeps its pages, text added where a page has\n"
+                "                             none), alto (ALTO 4.4), hocr, page (PAGE XML), md, txt\n"
+                "                             (raw answers always kept; docs/archive.md) [%s]\n"
                 "      --pdfa                 pdf: PDF/A-2b (XMP metadata, sRGB output intent)\n"
                 "      --force                overwrite existing outputs\n"
                 "      --csv-spans MODE       repeat or empty: CSV text in positions covered by a span\n"

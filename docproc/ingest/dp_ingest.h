@@ -98,6 +98,11 @@ const char *dp_doc_name(const struct dp_doc *d); /* borrowed; the path or name g
  * DP_ERR_LIMIT pixel cap, DP_ERR_UNSUPPORTED e.g. TIFF photometric, DP_ERR_FORMAT damaged. */
 enum dp_status dp_doc_render(struct dp_page *out, struct dp_doc *d, int index, struct dp_err *err);
 
+/* Whether page index (0-based) has a text layer of its own: poppler finds any non-space
+ * character on it, invisible text included (OCRmyPDF's --skip-text test). Raster formats:
+ * false. DP_ERR_FORMAT for an unreadable page (message names file and page). */
+enum dp_status dp_doc_page_has_text(struct dp_doc *d, int index, bool *out, struct dp_err *err);
+
 /* Resamples a raster page to the smart_resize target of o (PIL-exact bicubic); no-op when
  * p->at_target or the size already matches. DP_ERR_FORMAT for aspect ratio > 200. */
 enum dp_status dp_page_fit(struct dp_page *p, const struct dp_ingest_opts *o, struct dp_err *err);

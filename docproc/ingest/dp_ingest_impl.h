@@ -12,6 +12,8 @@ struct dp_doc_ops {
     enum dp_status (*render)(struct dp_doc *d, int index, struct dp_page *out,
                              struct dp_err *err);
     void (*close)(struct dp_doc *d);
+    /* Whether the page has text of its own; NULL for formats without text (raster). */
+    enum dp_status (*has_text)(struct dp_doc *d, int index, bool *out, struct dp_err *err);
 };
 
 struct dp_doc {

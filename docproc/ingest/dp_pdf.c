@@ -169,7 +169,26 @@ static enum dp_status pdf_render(struct dp_doc *d, int index, struct dp_page *ou
     return st;
 }
 
-static const struct dp_doc_ops pdf_ops = {pdf_render, pdf_close};
+/* Any non-space character in poppler's text of the page (invisible text included). */
+static enum dp_status pdf_has_text(struct dp_doc *d, int index, bool *out, struct dp_err *err) {
+    struct pdf_impl *im = d->impl;
+    *out = false;
+    pthread_mutex_lock(&poppler_lock);
+    PopplerPage *page = poppler_document_get_page(im->doc, index);
+    char *text = page ? poppler_page_get_text(page) : NULL;
+    for (const char *p = text; p && *p && !*out; p++)
+        *out = !g_ascii_isspace(*p);
+    g_free(text);
+    if (page)
+        g_object_unref(page);
+    pthread_mutex_unlock(&poppler_lock);
+    if (!page)
+        return dp_err_set(err, DP_ERR_FORMAT, "PDF damaged beyond repair: page %d unreadable",
+                          index + 1);
+    return DP_OK;
+}
+
+static const struct dp_doc_ops pdf_ops = {pdf_render, pdf_close, pdf_has_text};
 
 enum dp_status dp__pdf_open(struct dp_doc *d, bool from_memory, struct dp_err *err) {
     if (!(d->opts.dpi >= 1.0) || d->opts.dpi > 1e5)

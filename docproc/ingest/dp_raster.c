@@ -286,5 +286,5 @@ enum dp_status dp__jpeg_open(struct dp_doc *d, struct dp_err *err) {
     return DP_OK;
 }
 
-static const struct dp_doc_ops png_ops = {png_render, raster_close};
-static const struct dp_doc_ops jpeg_ops = {jpeg_render, raster_close};
+static const struct dp_doc_ops png_ops = {png_render, raster_close, NULL};
+static const struct dp_doc_ops jpeg_ops = {jpeg_render, raster_close, NULL};

@@ -341,6 +341,19 @@ enum dp_status dp_doc_render(struct dp_page *out, struct dp_doc *d, int index, s
     return DP_OK;
 }
 
+enum dp_status dp_doc_page_has_text(struct dp_doc *d, int index, bool *out, struct dp_err *err) {
+    *out = false;
+    if (index < 0 || index >= d->n_pages)
+        return dp_err_set(err, DP_ERR_USAGE, "%s: page %d out of range (document has %d)",
+                          d->name, index + 1, d->n_pages);
+    if (!d->ops->has_text)
+        return DP_OK;
+    enum dp_status st = d->ops->has_text(d, index, out, err);
+    if (st != DP_OK)
+        dp_err_prefix(err, "%s", d->name);
+    return st;
+}
+
 /* ---- page selection -------------------------------------------------------------------- */
 
 static bool parse_page_no(const char **s, int *out) {

@@ -379,7 +379,7 @@ static enum dp_status tiff_render(struct dp_doc *d, int index, struct dp_page *o
     return DP_OK;
 }
 
-static const struct dp_doc_ops tiff_ops = {tiff_render, tiff_close};
+static const struct dp_doc_ops tiff_ops = {tiff_render, tiff_close, NULL};
 
 enum dp_status dp__tiff_open(struct dp_doc *d, struct dp_err *err) {
     struct tiff_impl *im = dp_calloc(1, sizeof *im);

@@ -179,7 +179,7 @@ static enum dp_status write_image(struct dp__pdf *w, int id, const struct dp_pdf
 
 /* ---- font ------------------------------------------------------------------------------------ */
 
-static const char TO_UNICODE[] =
+const char dp__pdf_to_unicode[] =
     "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
     "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
     "/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
@@ -187,53 +187,58 @@ static const char TO_UNICODE[] =
     "1 beginbfrange\n<0000> <FFFF> <0000>\nendbfrange\n"
     "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n";
 
-static enum dp_status write_font(struct dp__pdf *w) {
-    dp__pdf_obj_begin(w, DP_PDF_OBJ_FONT);
-    dp_buf_appendf(w->b,
-                   "<< /Type /Font /Subtype /Type0 /BaseFont /GlyphLessFont /Encoding /Identity-H"
-                   " /DescendantFonts [%d 0 R] /ToUnicode %d 0 R >>\nendobj\n",
-                   DP_PDF_OBJ_CIDFONT, DP_PDF_OBJ_TOUNICODE);
-    dp__pdf_obj_begin(w, DP_PDF_OBJ_CIDFONT);
-    dp_buf_appendf(w->b,
-                   "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /GlyphLessFont"
-                   " /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >>"
-                   " /FontDescriptor %d 0 R /DW %d /CIDToGIDMap %d 0 R >>\nendobj\n",
-                   DP_PDF_OBJ_DESCRIPTOR, DP_PDF_GLYPH_WIDTH, DP_PDF_OBJ_CIDTOGID);
-    dp__pdf_obj_begin(w, DP_PDF_OBJ_DESCRIPTOR);
-    dp_buf_appendf(w->b,
-                   "<< /Type /FontDescriptor /FontName /GlyphLessFont /Flags 5"
-                   " /FontBBox [0 -1 %d 1000] /ItalicAngle 0 /Ascent 1000 /Descent -1"
-                   " /CapHeight 1000 /StemV 80 /FontFile2 %d 0 R >>\nendobj\n",
-                   DP_PDF_GLYPH_WIDTH, DP_PDF_OBJ_FONTFILE);
-    size_t tl = 0;
-    uint8_t *ttf = dp_pdf_glyphless_ttf(&tl);
-    uint8_t *z = NULL;
-    size_t zl = 0;
-    enum dp_status st = ttf ? dp__pdf_flate(ttf, tl, &z, &zl) : DP_ERR_NOMEM;
-    if (st == DP_OK) {
-        char extra[64];
-        snprintf(extra, sizeof extra, " /Length1 %zu /Filter /FlateDecode", tl);
-        dp__pdf_stream(w, DP_PDF_OBJ_FONTFILE, extra, z, zl);
-    }
+enum dp_status dp__pdf_font_data(struct dp__pdf_font_data *out) {
+    memset(out, 0, sizeof *out);
+    uint8_t *ttf = dp_pdf_glyphless_ttf(&out->ttf_len);
+    enum dp_status st = ttf ? dp__pdf_flate(ttf, out->ttf_len, &out->ttf_z, &out->ttf_z_len)
+                            : DP_ERR_NOMEM;
     dp_free(ttf);
-    dp_free(z);
-    if (st != DP_OK)
-        return st;
     /* every CID -> glyph 1: 65536 big-endian 0x0001 */
-    uint8_t *map = dp_malloc(2 * CID_RANGE);
-    if (!map)
-        return DP_ERR_NOMEM;
-    for (size_t i = 0; i < CID_RANGE; i++) {
+    uint8_t *map = st == DP_OK ? dp_malloc(2 * CID_RANGE) : NULL;
+    if (st == DP_OK && !map)
+        st = DP_ERR_NOMEM;
+    for (size_t i = 0; map && i < CID_RANGE; i++) {
         map[2 * i] = 0;
         map[2 * i + 1] = 1;
     }
-    st = dp__pdf_flate(map, 2 * CID_RANGE, &z, &zl);
+    if (st == DP_OK)
+        st = dp__pdf_flate(map, 2 * CID_RANGE, &out->map_z, &out->map_z_len);
     dp_free(map);
     if (st != DP_OK)
+        dp__pdf_font_data_free(out);
+    return st;
+}
+
+void dp__pdf_font_data_free(struct dp__pdf_font_data *f) {
+    DP_FREE(f->ttf_z);
+    DP_FREE(f->map_z);
+}
+
+static enum dp_status write_font(struct dp__pdf *w) {
+    dp__pdf_obj_begin(w, DP_PDF_OBJ_FONT);
+    dp_buf_appendf(w->b,
+                   "<< " DP_PDF_TYPE0_KEYS " /DescendantFonts [%d 0 R] /ToUnicode %d 0 R >>"
+                   "\nendobj\n",
+                   DP_PDF_OBJ_CIDFONT, DP_PDF_OBJ_TOUNICODE);
+    dp__pdf_obj_begin(w, DP_PDF_OBJ_CIDFONT);
+    dp_buf_appendf(w->b,
+                   "<< " DP_PDF_CIDFONT_KEYS " /FontDescriptor %d 0 R /CIDToGIDMap %d 0 R >>"
+                   "\nendobj\n",
+                   DP_PDF_GLYPH_WIDTH, DP_PDF_OBJ_DESCRIPTOR, DP_PDF_OBJ_CIDTOGID);
+    dp__pdf_obj_begin(w, DP_PDF_OBJ_DESCRIPTOR);
+    dp_buf_appendf(w->b, "<< " DP_PDF_DESCRIPTOR_KEYS " /FontFile2 %d 0 R >>\nendobj\n",
+                   DP_PDF_GLYPH_WIDTH, DP_PDF_OBJ_FONTFILE);
+    struct dp__pdf_font_data f;
+    enum dp_status st = dp__pdf_font_data(&f);
+    if (st != DP_OK)
         return st;
-    dp__pdf_stream(w, DP_PDF_OBJ_CIDTOGID, " /Filter /FlateDecode", z, zl);
-    dp_free(z);
-    dp__pdf_stream(w, DP_PDF_OBJ_TOUNICODE, NULL, TO_UNICODE, strlen(TO_UNICODE));
+    char extra[64];
+    snprintf(extra, sizeof extra, " /Length1 %zu /Filter /FlateDecode", f.ttf_len);
+    dp__pdf_stream(w, DP_PDF_OBJ_FONTFILE, extra, f.ttf_z, f.ttf_z_len);
+    dp__pdf_stream(w, DP_PDF_OBJ_CIDTOGID, " /Filter /FlateDecode", f.map_z, f.map_z_len);
+    dp__pdf_font_data_free(&f);
+    dp__pdf_stream(w, DP_PDF_OBJ_TOUNICODE, NULL, dp__pdf_to_unicode,
+                   strlen(dp__pdf_to_unicode));
     return DP_OK;
 }
 
@@ -257,9 +262,8 @@ static size_t hex_units(struct dp_buf *b, const char *s) {
     return n;
 }
 
-/* Appends the invisible words of one page; sx, sy: lines-model pixels -> points. */
-static void text_layer(struct dp_buf *c, const struct ex_lines *L, double sx, double sy,
-                       double page_h_pt) {
+void dp__pdf_text_layer(struct dp_buf *c, const struct ex_lines *L, double sx, double sy,
+                        double page_h_pt, const char *font) {
     char a[NUM_MAX], bb[NUM_MAX], x[NUM_MAX], y[NUM_MAX];
     dp_buf_puts(c, "BT\n3 Tr\n");
     for (size_t r = 0; r < L->n_regions; r++)
@@ -278,7 +282,8 @@ static void text_layer(struct dp_buf *c, const struct ex_lines *L, double sx, do
                 double width = (wd->box.x2 - wd->box.x1) * sx;
                 if (n && width > 0 && hex.status == DP_OK) {
                     double scale = width / ((double)n * DP_PDF_GLYPH_WIDTH / 1000.0 * size);
-                    dp_buf_appendf(c, "/F0 %s Tf %s 0 0 1 %s %s Tm <%s> Tj\n", dp__pdf_num(a, size),
+                    dp_buf_appendf(c, "/%s %s Tf %s 0 0 1 %s %s Tm <%s> Tj\n", font,
+                                   dp__pdf_num(a, size),
                                    dp__pdf_num(bb, scale), dp__pdf_num(x, wd->box.x1 * sx),
                                    dp__pdf_num(y, page_h_pt - l->box.y2 * sy), hex.data);
                 }
@@ -311,7 +316,7 @@ static enum dp_status write_page(struct dp__pdf *w, int id, const struct ex_page
     dp_buf_init(&c, DP_PDF_MAX_BYTES);
     dp_buf_appendf(&c, "q\n%s 0 0 %s 0 0 cm\n/Im0 Do\nQ\n", a, b);
     if (L->n_boxed_lines)
-        text_layer(&c, L, sx, sy, hpt);
+        dp__pdf_text_layer(&c, L, sx, sy, hpt, "F0");
     else
         (*no_text)++;
     ex_lines_free(L);

@@ -11,7 +11,7 @@
  *
  * Images: JPEG bytes are embedded as they are (DCTDecode, no recompression); pixels are stored
  * losslessly with Flate, as 1-bit gray when the page is bilevel, 8-bit gray when R = G = B, else
- * RGB. Thread-safe per call. */
+ * RGB. A PDF input keeps its pages (dp_out_pdf_graft). Thread-safe per call. */
 #ifndef DP_OUT_PDF_H
 #define DP_OUT_PDF_H
 
@@ -49,6 +49,24 @@ struct dp_pdf_opts {
 enum dp_status dp_out_pdf(const struct ex_doc *doc, const struct dp_pdf_image *images, size_t n,
                           const struct ex_tokconf *conf, const struct dp_pdf_opts *opts,
                           struct dp_buf *out, int *pages_without_text, struct dp_err *err);
+
+/* What dp_out_pdf_graft did with the answered pages. */
+struct dp_pdf_graft_stats {
+    int pages_kept_text;    /* had a text layer of their own: left as they were */
+    int pages_text_added;   /* got the invisible text layer */
+    int pages_without_text; /* needed one, but the answer has no line boxes: left as they were */
+};
+
+/* Born-digital PDF input (like OCRmyPDF's --skip-text): the PDF at path (password or NULL),
+ * every page, object and stream kept as stored (libqpdf), plus an invisible text layer on each
+ * answered page doc->pages[i] with has_text[i] false (the page has no text of its own), placed
+ * at its lines' boxes mapped through the page's crop box and /Rotate. Pages of the document
+ * without an answer are kept too. conf as in dp_out_pdf. DP_ERR_FORMAT (unreadable PDF, a page
+ * number not in it), DP_ERR_NOMEM, DP_ERR_LIMIT. */
+enum dp_status dp_out_pdf_graft(const struct ex_doc *doc, const char *path, const char *password,
+                                const bool *has_text, const struct ex_tokconf *conf,
+                                const struct dp_pdf_opts *opts, struct dp_buf *out,
+                                struct dp_pdf_graft_stats *stats, struct dp_err *err);
 
 /* Reads width, height and components from a JPEG's SOF marker; false if none is found. */
 bool dp_pdf_jpeg_info(const uint8_t *data, size_t len, int *w, int *h, int *components);

@@ -14,7 +14,6 @@
 #define ICC_HEADER 128
 #define ICC_TAGS 9
 #define ICC_CURVE_POINTS 1024
-#define ICC_BYTES 4096
 #define TIME_BYTES 32
 
 static void be16(uint8_t *p, unsigned v) {
@@ -45,8 +44,7 @@ static size_t align4(size_t n) {
     return (n + 3) & ~(size_t)3;
 }
 
-/* Writes the profile into p (ICC_BYTES, zeroed); returns its size. */
-static size_t srgb_icc(uint8_t *p) {
+size_t dp__pdf_srgb_icc(uint8_t *p) {
     static const char desc[] = "sRGB IEC61966-2.1 (docproc)";
     static const char cprt[] = "No copyright, use freely";
     static const char *const sigs[ICC_TAGS] = {"desc", "cprt", "wtpt", "rXYZ", "gXYZ",
@@ -132,14 +130,12 @@ static void xml_escaped(struct dp_buf *b, const char *s) {
     }
 }
 
-enum dp_status dp__pdf_pdfa(struct dp__pdf *w, const char *title, const char *version,
-                            const char *pdf_date) {
+void dp__pdf_xmp(struct dp_buf *x, const char *title, const char *version,
+                 const char *pdf_date) {
     char iso[TIME_BYTES];
     snprintf(iso, sizeof iso, "%.4s-%.2s-%.2sT%.2s:%.2s:%.2sZ", pdf_date, pdf_date + 4,
              pdf_date + 6, pdf_date + 8, pdf_date + 10, pdf_date + 12);
-    struct dp_buf x;
-    dp_buf_init(&x, DP_PDF_MAX_BYTES);
-    dp_buf_puts(&x, "<?xpacket begin=\"\xEF\xBB\xBF\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n"
+    dp_buf_puts(x, "<?xpacket begin=\"\xEF\xBB\xBF\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n"
                     "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n"
                     "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n"
                     "<rdf:Description rdf:about=\"\""
@@ -150,13 +146,20 @@ enum dp_status dp__pdf_pdfa(struct dp__pdf *w, const char *title, const char *ve
                     "<pdfaid:part>2</pdfaid:part>\n<pdfaid:conformance>B</pdfaid:conformance>\n"
                     "<dc:format>application/pdf</dc:format>\n"
                     "<dc:title><rdf:Alt><rdf:li xml:lang=\"x-default\">");
-    xml_escaped(&x, title);
-    dp_buf_appendf(&x, "</rdf:li></rdf:Alt></dc:title>\n<xmp:CreateDate>%s</xmp:CreateDate>\n"
+    xml_escaped(x, title);
+    dp_buf_appendf(x, "</rdf:li></rdf:Alt></dc:title>\n<xmp:CreateDate>%s</xmp:CreateDate>\n"
                        "<xmp:ModifyDate>%s</xmp:ModifyDate>\n<pdf:Producer>docproc ",
                    iso, iso);
-    xml_escaped(&x, version);
-    dp_buf_puts(&x, "</pdf:Producer>\n</rdf:Description>\n</rdf:RDF>\n</x:xmpmeta>\n"
-                    "<?xpacket end=\"w\"?>");
+    xml_escaped(x, version);
+    dp_buf_puts(x, "</pdf:Producer>\n</rdf:Description>\n</rdf:RDF>\n</x:xmpmeta>\n"
+                   "<?xpacket end=\"w\"?>");
+}
+
+enum dp_status dp__pdf_pdfa(struct dp__pdf *w, const char *title, const char *version,
+                            const char *pdf_date) {
+    struct dp_buf x;
+    dp_buf_init(&x, DP_PDF_MAX_BYTES);
+    dp__pdf_xmp(&x, title, version, pdf_date);
     enum dp_status st = x.status;
     if (st == DP_OK)
         dp__pdf_stream(w, DP_PDF_OBJ_XMP, " /Type /Metadata /Subtype /XML", x.data, x.len);
@@ -164,15 +167,12 @@ enum dp_status dp__pdf_pdfa(struct dp__pdf *w, const char *title, const char *ve
     if (st != DP_OK)
         return st;
     dp__pdf_obj_begin(w, DP_PDF_OBJ_INTENT);
-    dp_buf_appendf(w->b,
-                   "<< /Type /OutputIntent /S /GTS_PDFA1 /OutputConditionIdentifier"
-                   " (sRGB IEC61966-2.1) /Info (sRGB IEC61966-2.1) /RegistryName"
-                   " (http://www.color.org) /DestOutputProfile %d 0 R >>\nendobj\n",
+    dp_buf_appendf(w->b, "<< " DP_PDF_INTENT_KEYS " /DestOutputProfile %d 0 R >>\nendobj\n",
                    DP_PDF_OBJ_ICC);
-    uint8_t *icc = dp_calloc(1, ICC_BYTES);
+    uint8_t *icc = dp_calloc(1, DP_PDF_ICC_BYTES);
     if (!icc)
         return DP_ERR_NOMEM;
-    size_t n = srgb_icc(icc);
+    size_t n = dp__pdf_srgb_icc(icc);
     dp__pdf_stream(w, DP_PDF_OBJ_ICC, " /N 3", icc, n);
     dp_free(icc);
     return DP_OK;

@@ -4,10 +4,12 @@
  *
  *   archive_tool size IMAGE             prints the first page's decoded width and height
  *   archive_tool imgcmp A B TOL         same pixel size, every channel within TOL
- *   archive_tool words BBOX.html RAWDIR SCHEMA
+ *   archive_tool words BBOX.html RAWDIR SCHEMA [W_PT H_PT]
  *                                       pdftotext -bbox-layout: every word lies inside the box
  *                                       (mapped to points, +-1 pt) of a line holding that word,
- *                                       and there are as many words as the lines model has
+ *                                       and there are as many words as the lines model has;
+ *                                       W_PT H_PT: the displayed page size (a /Rotate page, for
+ *                                       which poppler gives the unrotated size but rotated words)
  *   archive_tool text RAW.txt RAWDIR SCHEMA
  *                                       pdftotext -raw text equals the boxed lines' text in
  *                                       order (white space ignored)
@@ -131,7 +133,8 @@ static void collect(xmlNodePtr n, const char *name, xmlNodePtr *out, size_t *k, 
 
 #define MAX_NODES 100000
 
-static int words(const char *bbox, const char *rawdir, const char *schema) {
+static int words(const char *bbox, const char *rawdir, const char *schema, double w_pt,
+                 double h_pt) {
     size_t np = 0;
     struct ex_lines **L = load_lines(rawdir, schema, &np);
     xmlDocPtr d = L ? xmlReadFile(bbox, NULL, XML_PARSE_NONET | XML_PARSE_RECOVER) : NULL;
@@ -145,8 +148,8 @@ static int words(const char *bbox, const char *rawdir, const char *schema) {
         return 1;
     }
     for (size_t p = 0; p < n_pages; p++) {
-        double s = attr_num(pages[p], "width") / L[p]->width;
-        double sy = attr_num(pages[p], "height") / L[p]->height;
+        double s = (w_pt > 0 ? w_pt : attr_num(pages[p], "width")) / L[p]->width;
+        double sy = (h_pt > 0 ? h_pt : attr_num(pages[p], "height")) / L[p]->height;
         size_t nw = 0, want = 0;
         collect(pages[p]->children, "word", ws, &nw, MAX_NODES);
         for (size_t r = 0; r < L[p]->n_regions; r++)
@@ -230,7 +233,9 @@ int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "imgcmp"))
         return imgcmp(argv[2], argv[3], (int)strtol(argv[4], NULL, 10));
     if (argc == 5 && !strcmp(argv[1], "words"))
-        return words(argv[2], argv[3], argv[4]);
+        return words(argv[2], argv[3], argv[4], 0, 0);
+    if (argc == 7 && !strcmp(argv[1], "words"))
+        return words(argv[2], argv[3], argv[4], strtod(argv[5], NULL), strtod(argv[6], NULL));
     if (argc == 5 && !strcmp(argv[1], "text"))
         return text(argv[2], argv[3], argv[4]);
     fprintf(stderr, "usage: archive_tool imgcmp A B TOL | words BBOX RAWDIR SCHEMA | "

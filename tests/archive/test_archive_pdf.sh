@@ -4,7 +4,9 @@
 # pixel size, pdftotext gives the lines in order, -bbox-layout puts every word inside its line's
 # box (+-1 pt), qpdf --check passes, pdftoppm renders the input image; a TIFF with a CJK + Latin
 # answer (Flate, lossless: rendering equals the decoded input exactly); a bilevel TIFF (1-bit
-# image); an answer without boxes (image page, no text, a warning); PDF input refused; --pdfa.
+# image); an answer without boxes (image page, no text, a warning); born-digital PDF input (pages
+# kept, rendering unchanged, OCR text only on the page without a text layer, /Rotate, no boxes,
+# --pdfa); --pdfa.
 #
 # Rendering: poppler's Splash rasteriser (pdftoppm), asked for exactly the page's resolution,
 # computes the image's device size as 157.0000001 px, rounds it up and resamples the image by a
@@ -105,11 +107,91 @@ check "no boxes: the image page is there" \
     grep -Eq '^ +1 +0 +image ' "$(pdfimages -list "$T/o4/ocr_example1-ocr/result.pdf" >"$T/l4" 2>&1; echo "$T/l4")"
 check "no boxes: no text" [ -z "$(pdftotext "$T/o4/ocr_example1-ocr/result.pdf" - | tr -d ' \n\f')" ]
 
-# 5. PDF input is refused with a message (the document fails, the run goes on)
-mkraw "$T/pdfin" pdfin samples/invoice2data/oyo.pdf 100 100 '[{"bbox_2d": [1, 1, 50, 10], "text_content": "x"}]'
-"$BIN" extract --from-raw "$T/pdfin" --schema ocr --format pdf -o "$T/o5" >/dev/null 2>"$T/err5"
-check "PDF input: the document fails" [ $? -ne 0 ]
-check "PDF input: the message says why" grep -q 'format pdf of a PDF input is not supported' "$T/err5"
+# 5. born-digital PDF input (OCRmyPDF --skip-text): the original pages kept, text only on pages
+# without a text layer. MIX = a text page (oyo.pdf) + an image-only page (the JPEG scan under an
+# answer without boxes, made by docproc itself: no text layer).
+mkdir -p "$T/scan5/s/raw"
+printf 'no boxes' >"$T/scan5/s/raw/page-0001.txt"
+printf '{"format":"docproc-raw/1","source":"samples/qwen25vl_cookbooks/ocr_example3.jpg","schema":"ocr","pages":[{"number":1,"file":"page-0001.txt","model_truncated":false,"geometry":{"model_w":870,"model_h":1398,"page_w":870,"page_h":1398,"pdf_w_pt":0,"pdf_h_pt":0}}]}\n' \
+    >"$T/scan5/s/raw/pages.json"
+"$BIN" extract -q --from-raw "$T/scan5" --schema ocr --format pdf -o "$T/o5i" >/dev/null 2>&1
+IMGPDF=$T/o5i/s/result.pdf
+check "PDF input: the image-only page has no text" [ -z "$(pdftotext "$IMGPDF" - | tr -d ' \n\f')" ]
+MIX=$T/mixed.pdf
+qpdf --empty --pages samples/invoice2data/oyo.pdf 1 "$IMGPDF" 1 -- "$MIX"
+# rawpdf DIR PDF P1ANSWER P2ANSWER P2W P2H P2WPT P2HPT: answers for the two pages of PDF
+rawpdf() {
+    mkdir -p "$1/m/raw"
+    printf '%s' "$3" >"$1/m/raw/page-0001.txt"
+    printf '%s' "$4" >"$1/m/raw/page-0002.txt"
+    printf '{"format":"docproc-raw/1","source":"%s","schema":"ocr","pages":[{"number":1,"file":"page-0001.txt","model_truncated":false,"geometry":{"model_w":1190,"model_h":1684,"page_w":1190,"page_h":1684,"pdf_w_pt":595,"pdf_h_pt":842}},{"number":2,"file":"page-0002.txt","model_truncated":false,"geometry":{"model_w":%d,"model_h":%d,"page_w":%d,"page_h":%d,"pdf_w_pt":%s,"pdf_h_pt":%s}}]}\n' \
+        "$2" "$5" "$6" "$5" "$6" "$7" "$8" >"$1/m/raw/pages.json"
+    # the second page's answer alone, to compare with poppler's view of page 2
+    mkdir -p "$1/p2/m/raw"
+    cp "$1/m/raw/page-0002.txt" "$1/p2/m/raw/"
+    printf '{"format":"docproc-raw/1","source":"%s","schema":"ocr","pages":[{"number":2,"file":"page-0002.txt","model_truncated":false,"geometry":{"model_w":%d,"model_h":%d,"page_w":%d,"page_h":%d,"pdf_w_pt":%s,"pdf_h_pt":%s}}]}\n' \
+        "$2" "$5" "$6" "$5" "$6" "$7" "$8" >"$1/p2/m/raw/pages.json"
+}
+SPOT=$(cat samples/raw/ocr_example3-text_spotting/raw/page-0001.txt)
+rawpdf "$T/mix" "$MIX" '[{"bbox_2d": [10, 10, 400, 40], "text_content": "NOT ON A TEXT PAGE"}]' \
+    "$SPOT" 870 1398 208.8 335.52
+"$BIN" extract -q --from-raw "$T/mix" --schema ocr --format pdf -o "$T/o5" >/dev/null 2>"$T/err5"
+check "PDF input: exits 0" [ $? -eq 0 ]
+P=$T/o5/m/result.pdf
+check "PDF input: qpdf --check passes" quiet qpdf --check "$P"
+check "PDF input: both pages kept" [ "$(pdfinfo "$P" | sed -n 's/^Pages: *//p')" = 2 ]
+pdftotext -f 1 -l 1 "$MIX" "$T/in1.txt"
+pdftotext -f 1 -l 1 "$P" "$T/out1.txt"
+check "PDF input: the text page's text is the original's" cmp -s "$T/in1.txt" "$T/out1.txt"
+check "PDF input: the text page's text is there" grep -q 'PAYMENT RECEIPT' "$T/out1.txt"
+check "PDF input: no OCR text on the text page" [ -z "$(grep 'NOT ON A TEXT PAGE' "$T/out1.txt")" ]
+pdftotext -raw -f 2 -l 2 "$P" "$T/out2.txt"
+check "PDF input: the image page gets the OCR lines in order" \
+    quiet "$TOOL" text "$T/out2.txt" "$T/mix/p2/m" ocr
+pdftotext -bbox-layout -f 2 -l 2 "$P" "$T/out2.html"
+check "PDF input: every word inside its line box" quiet "$TOOL" words "$T/out2.html" "$T/mix/p2/m" ocr
+pdfimages -list "$P" >"$T/list5" 2>&1
+check "PDF input: the page image is kept (870x1398 JPEG)" grep -Eq ' 870 +1398 .* jpeg ' "$T/list5"
+for pg in 1 2; do
+    pdftoppm -r 100 -f $pg -l $pg -png "$MIX" "$T/in5" 2>/dev/null
+    pdftoppm -r 100 -f $pg -l $pg -png "$P" "$T/out5" 2>/dev/null
+    check "PDF input: page $pg renders as the original" \
+        quiet "$TOOL" imgcmp "$T/in5-$pg.png" "$T/out5-$pg.png" 0
+done
+# a page turned by /Rotate 90: words placed on the page as displayed (1398x870 px rendered)
+ROT=$T/rot.pdf
+qpdf --rotate=+90:2 "$MIX" "$ROT"
+rawpdf "$T/rot" "$ROT" '[]' '[{"bbox_2d": [20, 20, 600, 80], "text_content": "Turned page line one"},
+ {"bbox_2d": [20, 100, 900, 160], "text_content": "second line here"}]' 1398 870 335.52 208.8
+"$BIN" extract -q --from-raw "$T/rot" --schema ocr --format pdf -o "$T/o5r" >/dev/null 2>&1
+check "PDF input, /Rotate: exits 0" [ $? -eq 0 ]
+P=$T/o5r/m/result.pdf
+pdftotext -raw -f 2 -l 2 "$P" "$T/rot2.txt"
+check "PDF input, /Rotate: the lines in order" quiet "$TOOL" text "$T/rot2.txt" "$T/rot/p2/m" ocr
+pdftotext -bbox-layout -f 2 -l 2 "$P" "$T/rot2.html"
+check "PDF input, /Rotate: every word inside its line box" \
+    quiet "$TOOL" words "$T/rot2.html" "$T/rot/p2/m" ocr 335.52 208.8
+pdftoppm -r 100 -f 2 -l 2 -png "$ROT" "$T/inr" 2>/dev/null
+pdftoppm -r 100 -f 2 -l 2 -png "$P" "$T/outr" 2>/dev/null
+check "PDF input, /Rotate: renders as the original" quiet "$TOOL" imgcmp "$T/inr-2.png" "$T/outr-2.png" 0
+# bad input: the image page's answer has no boxes: kept as it was, with a warning
+rawpdf "$T/mixnb" "$MIX" '[]' 'plain text, no boxes' 870 1398 208.8 335.52
+"$BIN" extract --from-raw "$T/mixnb" --schema ocr --format pdf -o "$T/o5n" >/dev/null 2>"$T/err5n"
+check "PDF input, no boxes: exits 0" [ $? -eq 0 ]
+check "PDF input, no boxes: a warning" grep -q '1 of 2 pages have no line boxes' "$T/err5n"
+check "PDF input, no boxes: no text added" \
+    [ -z "$(pdftotext -f 2 -l 2 "$T/o5n/m/result.pdf" - | tr -d ' \n\f')" ]
+# --pdfa on PDF input
+"$BIN" extract -q --from-raw "$T/mix" --schema ocr --format pdf --pdfa -o "$T/o5a" >/dev/null 2>&1
+check "PDF input, --pdfa: exits 0" [ $? -eq 0 ]
+P=$T/o5a/m/result.pdf
+check "PDF input, --pdfa: qpdf --check passes" quiet qpdf --check "$P"
+pdfinfo -meta "$P" >"$T/xmp5" 2>&1
+check "PDF input, --pdfa: pdfaid part 2" grep -q '<pdfaid:part>2</pdfaid:part>' "$T/xmp5"
+check "PDF input, --pdfa: sRGB output intent" \
+    grep -aq GTS_PDFA1 "$(qpdf --qdf --object-streams=disable "$P" "$T/qdf5.pdf"; echo "$T/qdf5.pdf")"
+pdftoppm -r 100 -f 2 -l 2 -png "$P" "$T/outa" 2>/dev/null
+check "PDF input, --pdfa: renders as the original" quiet "$TOOL" imgcmp "$T/in5-2.png" "$T/outa-2.png" 0
 
 # 6. --pdfa
 "$BIN" extract -q --from-raw "$T/one" --schema ocr --format pdf --pdfa -o "$T/o6" >/dev/null 2>"$T/err"
