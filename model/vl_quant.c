@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Q4_0 scale candidates: the block's signed extreme m is mapped to m / t for each t below and
@@ -255,28 +256,56 @@ const struct vl_qsimd *vl__qsimd_scalar(void) {
 }
 
 int vl__qsimd_tables(const struct vl_qsimd *out[VL_QSIMD_MAX_TABLES]) {
+    const struct vl_qsimd *all[VL_QSIMD_MAX_TABLES] = {vl__qsimd_scalar(), vl__qsimd_avx2(),
+                                                       vl__qsimd_avxvnni(),
+                                                       vl__qsimd_avx512vnni()};
     int n = 0;
-    out[n++] = vl__qsimd_scalar();
-    if (vl__qsimd_avx2())
-        out[n++] = vl__qsimd_avx2();
+    for (int i = 0; i < VL_QSIMD_MAX_TABLES; i++)
+        if (all[i])
+            out[n++] = all[i];
     return n;
 }
 
-/* The integer kernels follow the main table's choice: VL_SIMD=off gives scalar; otherwise AVX2
- * where the CPU has it (there are no AVX-512 / VNNI integer kernels: docs/quantization.md). */
+/* The integer kernels follow the main table's choice: VL_SIMD=off gives scalar, VL_SIMD=avx2
+ * caps them at AVX2 (no VNNI); otherwise the widest the CPU has (avx512vnni, avxvnni, avx2).
+ * VL_QSIMD=scalar|avx2|avxvnni|avx512vnni names one table (to compare them on one machine; one
+ * the CPU lacks is refused with a warning and the default kept). */
 static const struct vl_qsimd *qsimd_active;
 static pthread_once_t qsimd_once = PTHREAD_ONCE_INIT;
 
 static void qsimd_pick(void) {
+    const char *cap = getenv("VL_SIMD"), *want = getenv("VL_QSIMD");
     const struct vl_qsimd *s = NULL;
-    if (strcmp(vl__simd()->name, "scalar"))
-        s = vl__qsimd_avx2();
+    if (strcmp(vl__simd()->name, "scalar")) {
+        if (!(cap && strcmp(cap, "avx2") == 0))
+            s = vl__qsimd_avx512vnni();
+        if (!s && !(cap && strcmp(cap, "avx2") == 0))
+            s = vl__qsimd_avxvnni();
+        if (!s)
+            s = vl__qsimd_avx2();
+    }
     qsimd_active = s ? s : vl__qsimd_scalar();
+    if (want && *want) {
+        const struct vl_qsimd *tabs[VL_QSIMD_MAX_TABLES];
+        int n = vl__qsimd_tables(tabs), k = 0;
+        while (k < n && strcmp(tabs[k]->name, want))
+            k++;
+        if (k < n)
+            qsimd_active = tabs[k];
+        else
+            vl__log(VL_LOG_WARN, "VL_QSIMD=%s: not an integer kernel table of this CPU, keeping %s",
+                    want, qsimd_active->name);
+    }
+    vl__log(VL_LOG_DEBUG, "integer kernels: %s", qsimd_active->name);
 }
 
 const struct vl_qsimd *vl__qsimd(void) {
     pthread_once(&qsimd_once, qsimd_pick);
     return qsimd_active;
+}
+
+const char *vl_qsimd_name(void) {
+    return vl__qsimd()->name;
 }
 
 /* ---- reference Linear (tests) ------------------------------------------------------------ */

@@ -45,16 +45,19 @@ void vl__quantize_act(int8_t *q, float *d, const float *x, int64_t n);
 
 /* Integer kernels, one table per instruction set (scalar twin first). */
 struct vl_qsimd {
-    const char *name; /* "scalar", "avx2" */
+    const char *name; /* "scalar", "avx2", "avxvnni", "avx512vnni" */
     /* y[i * ldy + r] = dot(W row r, x row i) for x rows i in [0, nx) and weight rows r in [r0, r1).
      * xq: (nx, nb * 32) int8, xd: (nx, nb) scales, w: rows of nb blocks of type t. */
     void (*gemm)(float *y, int64_t ldy, const int8_t *xq, const float *xd, int64_t nx,
                  const uint8_t *w, enum vl_dtype t, int64_t nb, int64_t r0, int64_t r1);
 };
-const struct vl_qsimd *vl__qsimd(void);        /* the dispatched table (VL_SIMD=off: scalar) */
+const struct vl_qsimd *vl__qsimd(void);        /* the dispatched table (see vl_quant.c) */
 const struct vl_qsimd *vl__qsimd_scalar(void);
 const struct vl_qsimd *vl__qsimd_avx2(void);   /* NULL without AVX2 + FMA + F16C */
-#define VL_QSIMD_MAX_TABLES 2
+const struct vl_qsimd *vl__qsimd_avxvnni(void); /* NULL without that and AVX-VNNI */
+/* NULL without AVX2 + FMA + F16C, AVX512F/BW/VL (ZMM state saved) and AVX512_VNNI */
+const struct vl_qsimd *vl__qsimd_avx512vnni(void);
+#define VL_QSIMD_MAX_TABLES 4
 int vl__qsimd_tables(const struct vl_qsimd *out[VL_QSIMD_MAX_TABLES]);
 
 /* The quantized Linear: y_k = x . W_k^T (+ b_k) for Q8_0 / Q4_0 weights of one input width,

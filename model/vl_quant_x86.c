@@ -4,46 +4,13 @@
  * 127, so no pair saturates), pairs summed to 8 int32 lanes (vpmaddwd with ones), converted to
  * f32 and accumulated with d_w * d_x by FMA: exactly the scalar twin's arithmetic (vl_quant.c),
  * so both tables give bit-identical outputs. Four x rows share each weight block load.
- * No AVX-512 / VNNI kernels: no machine of this project could test them (docs/quantization.md).
+ * The VNNI tables (vl_quant_avxvnni.c, vl_quant_avx512.c) compute the same lane sums with
+ * vpdpbusd and the same f32 steps, so they are bit-identical to this one.
  * Pure functions; thread-safe. */
-#include "vl_quant_impl.h"
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define VL_HAVE_X86 1
-#include <immintrin.h>
-#endif
+#include "vl_quant_x86.h"
 
 #ifdef VL_HAVE_X86
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define X_ROWS 4 /* x rows per weight-block load */
-/* x rows per tile: the quantized rows one pass over a weight row meets stay in L2 */
-#define X_TILE_BYTES ((size_t)128 << 10)
-
-AVX2 static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-AVX2 static inline float f16_at(const uint8_t *p) {
-    uint16_t h;
-    __builtin_memcpy(&h, p, sizeof h);
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
-}
-
-/* The block's 32 signed weights in element order, and its scale. */
-AVX2 static inline __m256i load_block(const uint8_t *blk, enum vl_dtype t, float *d) {
-    *d = f16_at(blk);
-    if (t == VL_DTYPE_Q8_0)
-        return _mm256_loadu_si256((const __m256i *)(blk + 2));
-    const __m128i qs = _mm_loadu_si128((const __m128i *)(blk + 2));
-    const __m128i lo_mask = _mm_set1_epi8(0x0f);
-    __m128i lo = _mm_and_si128(qs, lo_mask);
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), lo_mask);
-    __m256i q = _mm256_set_m128i(hi, lo); /* elements 0..15 low nibbles, 16..31 high */
-    return _mm256_sub_epi8(q, _mm256_set1_epi8(VL_Q4_OFFSET));
-}
 
 /* acc += cvt(lane sums of w . x) * (dw * dx) */
 AVX2 static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int8_t *xb,

@@ -269,6 +269,9 @@ const char *vl_blas_core(void);
 const char *vl_blas_core_upgrade(void);
 /* The compute kernels in use: "avx512", "avx2" or "scalar" (VL_SIMD=off|avx2 caps it). */
 const char *vl_simd_name(void);
+/* The integer (q8/q4) kernels in use: "avx512vnni", "avxvnni", "avx2" or "scalar" (VL_SIMD caps
+ * them as the compute kernels; VL_QSIMD=NAME picks one the CPU has). */
+const char *vl_qsimd_name(void);
 /* The GEMVs' software prefetch distance in bytes: VL_GEMV_PREFETCH=BYTES in the environment
  * (0..VL_GEMV_PREFETCH_MAX_BYTES) overrides the default; it changes speed only. */
 #define VL_GEMV_PREFETCH_DEFAULT_BYTES 1024

@@ -16,13 +16,19 @@ bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 [ $? -eq 0 ] && ok || { bad "bench exit status"; cat "$err"; }
 for key in vision_encode_s prefill_tokens_per_s decode_tokens_per_s peak_rss_mib load_s \
     generate_cpu_s n_vision_tokens config threads n_batch attn_block grid_thw cpu blas_core simd \
-    gemv_prefetch_bytes gemv_page_ahead_bytes decode_weight_gb_per_s decode_step_weight_bytes; do
+    gemv_prefetch_bytes gemv_page_ahead_bytes decode_weight_gb_per_s decode_step_weight_bytes \
+    integer_kernels; do
     grep -q "\"$key\"" "$out" && ok || bad "key $key missing"
 done
 # 56x84 -> grid (1, 4, 6) -> 6 merged tokens; 3 generated tokens = 1 prefill + 2 decode steps
 grep -q '"n_vision_tokens": 6,' "$out" && ok || bad "n_vision_tokens"
 grep -q '"generated_tokens": 3,' "$out" && ok || bad "generated_tokens"
 grep -q '"decode_tokens": 2,' "$out" && ok || bad "decode_tokens"
+# the integer kernel table: one of the four names; VL_SIMD=off makes it the scalar twin
+grep -Eq '"integer_kernels": "(scalar|avx2|avxvnni|avx512vnni)"' "$out" && ok || bad "integer_kernels"
+VL_SIMD=off "$bin" bench --model "$model" --no-image --prompt-tokens 4 --gen-tokens 1 --threads 1 \
+    --weights q8 >"$out" 2>"$err"
+grep -q '"integer_kernels": "scalar"' "$out" && ok || bad "VL_SIMD=off integer_kernels"
 # the huge-page share of the weight mappings: a fraction, or null where /proc cannot tell
 share=$(awk -F': ' '/"weights_huge_page_share"/ {gsub(",", "", $2); print $2}' "$out")
 if [ -r /proc/self/smaps ]; then

@@ -180,6 +180,24 @@ static void test_formats(void) {
 
 /* ---- kernels ------------------------------------------------------------------------------ */
 
+/* 1 if /proc/cpuinfo's first "flags" line lists flag, 0 if not, -1 if there is no such file. */
+static int cpu_flag(const char *flag) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return -1;
+    char line[8192];
+    int found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "flags", 5))
+            continue;
+        found = 0;
+        for (char *tok = strtok(line + 5, " \t:\n"); tok; tok = strtok(NULL, " \t:\n"))
+            found |= strcmp(tok, flag) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
 /* Independent reference of one output: sum over blocks of d_w d_x (integer dot), in double. */
 static double dot_int_ref(const int8_t *xq, const float *xd, const uint8_t *w, enum vl_dtype t,
                           int64_t nb, double *mag) {
@@ -201,12 +219,27 @@ static double dot_int_ref(const int8_t *xq, const float *xd, const uint8_t *w, e
 static void test_kernels(void) {
     const struct vl_qsimd *tabs[VL_QSIMD_MAX_TABLES];
     int nt = vl__qsimd_tables(tabs);
-    fprintf(stderr, "quant tables: %d (%s%s%s)\n", nt, tabs[0]->name, nt > 1 ? ", " : "",
-            nt > 1 ? tabs[1]->name : "");
+    fprintf(stderr, "quant tables: %d (", nt);
+    for (int k = 0; k < nt; k++)
+        fprintf(stderr, "%s%s", k ? ", " : "", tabs[k]->name);
+    fprintf(stderr, ")\n");
+    /* every table this CPU can run is tested: the kernel-level CPU checks agree with the
+     * kernel's own flags (Linux: /proc/cpuinfo) */
+    const char *flag_of[][2] = {{"avx2", "avx2"}, {"avx_vnni", "avxvnni"},
+                                {"avx512_vnni", "avx512vnni"}};
+    for (size_t f = 0; f < sizeof flag_of / sizeof *flag_of; f++) {
+        int cpu = cpu_flag(flag_of[f][0]), have = 0;
+        for (int k = 0; k < nt; k++)
+            have |= strcmp(tabs[k]->name, flag_of[f][1]) == 0;
+        if (cpu >= 0)
+            T_CHECK_MSG(have == cpu, "CPU flag %s is %d but table %s is %s", flag_of[f][0], cpu,
+                        flag_of[f][1], have ? "present" : "absent");
+    }
     const enum vl_dtype types[] = {VL_DTYPE_Q8_0, VL_DTYPE_Q4_0};
     const int64_t ins[] = {32, 96, 100, 2048};
-    const int64_t nxs[] = {1, 3, 4, 5, 9};
-    const int64_t out = 37;
+    /* x-row counts: every grouping of the kernels (4s, 2s, ones, odd rests, two tiles' worth) */
+    const int64_t nxs[] = {1, 2, 3, 4, 5, 8, 9, 13, 17};
+    const int64_t out = 37; /* odd: pair kernels leave a row; the sub-range starts odd (3) */
     for (size_t ti = 0; ti < 2; ti++) {
         for (size_t ii = 0; ii < sizeof ins / sizeof *ins; ii++) {
             const enum vl_dtype t = types[ti];
@@ -219,7 +252,7 @@ static void test_kernels(void) {
                 vl__quantize_row(w + r * rb, t, wf + r * in, in);
             if (t == VL_DTYPE_Q8_0) /* -128 (GGUF files may hold it) reads as -128 */
                 w[2 + 3] = 0x80;
-            const int64_t nxmax = 9;
+            const int64_t nxmax = 17;
             float *x = malloc((size_t)(nxmax * in) * sizeof *x);
             int8_t *xq = malloc((size_t)(nxmax * nb * VL_QK));
             float *xd = malloc((size_t)(nxmax * nb) * sizeof *xd);
@@ -253,7 +286,7 @@ static void test_kernels(void) {
                     T_CHECK_MSG(diff == 0, "%s %s in=%lld nx=%lld: differs from scalar",
                                 tabs[k]->name, vl__dtype_name(t), (long long)in, (long long)nx);
                 }
-                /* each row alone gives the same bits as in the batch of 9 */
+                /* each row alone gives the same bits as in the batch of 17 */
                 int64_t dep = 0;
                 for (int64_t i = 0; i < nxmax; i++) {
                     tabs[k]->gemm(y1, out, xq + i * nb * VL_QK, xd + i * nb, 1, w, t, nb, 0, out);
@@ -395,6 +428,20 @@ int main(void) {
     test_formats();
     test_kernels();
     test_linear();
+    /* dispatch: VL_QSIMD=NAME -> that table where the CPU has it, else VL_SIMD=off -> scalar,
+     * VL_SIMD=avx2 -> avx2 (no VNNI), otherwise the widest (the tables are listed narrowest first) */
+    const struct vl_qsimd *tabs[VL_QSIMD_MAX_TABLES];
+    int nt = vl__qsimd_tables(tabs);
+    const char *simd = getenv("VL_SIMD"), *want = getenv("VL_QSIMD"), *expect = tabs[nt - 1]->name;
+    if (simd && !strcmp(simd, "avx2") && vl__qsimd_avx2())
+        expect = "avx2";
+    if (simd && !strcmp(simd, "off"))
+        expect = "scalar";
+    for (int k = 0; want && k < nt; k++) /* the named table wins */
+        if (!strcmp(tabs[k]->name, want))
+            expect = want;
     fprintf(stderr, "integer kernels in use: %s\n", vl__qsimd()->name);
+    T_CHECK_MSG(!strcmp(vl__qsimd()->name, expect), "dispatched %s, expected %s",
+                vl__qsimd()->name, expect);
     return t_done();
 }

@@ -1,0 +1,184 @@
+/* Quantized weights, part 5: the AVX-512 VNNI integer kernel (vpdpbusd on zmm), compiled with
+ * a per-function target attribute and picked at run time (vl__qsimd), never -march=native.
+ * A zmm holds one block of two weight rows (rows r and r + 1 in its 256-bit halves) against the
+ * same x block broadcast to both halves, so each half carries one output's 8 lanes exactly as the
+ * AVX2 kernel's ymm does. The integer lane sums (elements 4l..4l+3) come from one vpdpbusd of
+ * x + 128 (u8) by w (s8), started from -128 * (the lane sums of w), computed once per weight
+ * block: exact integers, the same as the AVX2 kernel's; then the same f32 steps (convert, FMA with
+ * d_w * d_x) and the halves reduced in the AVX2 order. Every output is computed by the same
+ * per-lane steps as the scalar twin whatever the grouping (two weight-row pairs by 8, 4 or 1 x
+ * rows, one pair, one leftover row), so the table is bit-identical to the AVX2 and scalar ones
+ * and a row never depends on the rows computed with it. Pure functions; thread-safe. */
+#include "vl_quant_x86.h"
+
+#ifdef VL_HAVE_X86
+#include <cpuid.h>
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define INLINE __attribute__((always_inline)) inline
+#define WP_MAX 2                        /* weight-row pairs per pass */
+#define XN_MAX 8                        /* x rows per pass */
+#define CPUID7_ECX_AVX512VNNI (1u << 11) /* Intel SDM vol. 2A, CPUID leaf 7 sub-leaf 0 */
+
+/* The blocks at p0 (row r) and p1 (row r + 1) as one zmm of signed weights [r | r + 1], and
+ * their scales as [d0 x 8 | d1 x 8]. */
+AVX512 static INLINE __m512i load_pair(const uint8_t *p0, const uint8_t *p1, enum vl_dtype t,
+                                       __m512 *dw) {
+    *dw = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(f16_at(p0)), _mm512_set1_ps(f16_at(p1)));
+    if (t == VL_DTYPE_Q8_0)
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const void *)(p0 + 2))),
+                                  _mm256_loadu_si256((const void *)(p1 + 2)), 1);
+    const __m256i qs = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const void *)(p0 + 2))),
+        _mm_loadu_si128((const void *)(p1 + 2)), 1); /* [qs0 | qs1] */
+    const __m256i lo_mask = _mm256_set1_epi8(0x0f);
+    __m256i lo = _mm256_and_si256(qs, lo_mask);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), lo_mask);
+    /* 128-bit lanes [lo0, lo1, hi0, hi1] -> [lo0, hi0, lo1, hi1]: each row's elements 0..31 */
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm512_sub_epi8(z, _mm512_set1_epi8(VL_Q4_OFFSET));
+}
+
+/* y[k * ldy + j] for x rows k < xn and weight rows j < 2 wp (rows at wr + j * rb). */
+AVX512 static INLINE void dot_tile(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                                   const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs,
+                                   int64_t nb, const int wp, const int xn) {
+    const int64_t xrow = nb * VL_QK;
+    const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc[WP_MAX][XN_MAX];
+    for (int p = 0; p < wp; p++)
+        for (int k = 0; k < xn; k++)
+            acc[p][k] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i wq[WP_MAX], corr[WP_MAX];
+        __m512 dw[WP_MAX];
+        for (int p = 0; p < wp; p++) {
+            const uint8_t *blk = wr + (size_t)(2 * p) * rb + (size_t)b * bs;
+            wq[p] = load_pair(blk, blk + rb, t, &dw[p]);
+            /* -128 * (lane sums of w): what x + 128 adds to the lane sums, taken back */
+            corr[p] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, wq[p]));
+        }
+        for (int k = 0; k < xn; k++) {
+            const int8_t *xb = xq + k * xrow + b * VL_QK;
+            __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const void *)xb));
+            __m512i xu = _mm512_xor_si512(x, bias); /* x + 128 as u8 (x >= -127: no wrap) */
+            __m512 dx = _mm512_set1_ps(xd[k * nb + b]);
+            for (int p = 0; p < wp; p++) {
+                __m512i p32 = _mm512_dpbusd_epi32(corr[p], xu, wq[p]);
+                __m512 d = _mm512_mul_ps(dw[p], dx);
+                acc[p][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p32), d, acc[p][k]);
+            }
+        }
+    }
+    for (int p = 0; p < wp; p++)
+        for (int k = 0; k < xn; k++) {
+            __m256 lo = _mm512_castps512_ps256(acc[p][k]);
+            __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][k]), 1));
+            y[k * ldy + 2 * p] = hsum8(lo);
+            y[k * ldy + 2 * p + 1] = hsum8(hi);
+        }
+}
+
+AVX512 static void tile_2x8(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 2, 8);
+}
+
+AVX512 static void tile_2x4(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 2, 4);
+}
+
+AVX512 static void tile_2x1(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 2, 1);
+}
+
+AVX512 static void tile_1x8(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 1, 8);
+}
+
+AVX512 static void tile_1x4(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 1, 4);
+}
+
+AVX512 static void tile_1x1(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 1, 1);
+}
+
+/* One weight row (an odd row left over) against one x row: the ymm form of the same steps. */
+AVX512 static float dot_row(const int8_t *xq, const float *xd, const uint8_t *wr, enum vl_dtype t,
+                            size_t bs, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        float dws;
+        __m256i w = load_block(wr + (size_t)b * bs, t, &dws);
+        __m256i x = _mm256_loadu_si256((const void *)(xq + b * VL_QK));
+        __m256i p32 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w),
+                                          _mm256_sign_epi8(x, w));
+        __m256 d = _mm256_mul_ps(_mm256_set1_ps(dws), _mm256_broadcast_ss(xd + b));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), d, acc);
+    }
+    return hsum8(acc);
+}
+
+typedef void (*tile_fn)(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                        const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb);
+
+/* x rows [i0, i1) against the weight rows of one tile width: by 8, then 4, then 1 x rows. */
+AVX512 static void x_rows(float *y, int64_t ldy, const int8_t *xq, const float *xd, int64_t i0,
+                          int64_t i1, const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs,
+                          int64_t nb, const tile_fn fn[3]) {
+    const int64_t xrow = nb * VL_QK;
+    const int64_t step[3] = {XN_MAX, XN_MAX / 2, 1};
+    int64_t i = i0;
+    for (int s = 0; s < 3; s++)
+        for (; i + step[s] <= i1; i += step[s])
+            fn[s](y + i * ldy, ldy, xq + i * xrow, xd + i * nb, wr, rb, t, bs, nb);
+}
+
+AVX512 static void gemm_avx512vnni(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                                   int64_t nx, const uint8_t *w, enum vl_dtype t, int64_t nb,
+                                   int64_t r0, int64_t r1) {
+    static const tile_fn pairs2[3] = {tile_2x8, tile_2x4, tile_2x1};
+    static const tile_fn pairs1[3] = {tile_1x8, tile_1x4, tile_1x1};
+    const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs;
+    const int64_t xrow = nb * VL_QK;
+    int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);
+    tile = tile < XN_MAX ? XN_MAX : tile - tile % XN_MAX;
+    for (int64_t i0 = 0; i0 < nx; i0 += tile) {
+        int64_t i1 = nx - i0 < tile ? nx : i0 + tile;
+        int64_t r = r0;
+        for (; r + 2 * WP_MAX <= r1; r += 2 * WP_MAX)
+            x_rows(y + r, ldy, xq, xd, i0, i1, w + (size_t)r * rb, rb, t, bs, nb, pairs2);
+        for (; r + 2 <= r1; r += 2)
+            x_rows(y + r, ldy, xq, xd, i0, i1, w + (size_t)r * rb, rb, t, bs, nb, pairs1);
+        for (; r < r1; r++)
+            for (int64_t i = i0; i < i1; i++)
+                y[i * ldy + r] = dot_row(xq + i * xrow, xd + i * nb, w + (size_t)r * rb, t, bs, nb);
+    }
+}
+
+static const struct vl_qsimd qsimd_avx512vnni = {.name = "avx512vnni", .gemm = gemm_avx512vnni};
+
+static bool cpu_has_avx512vnni(void) {
+    unsigned a, b, c, d;
+    /* vl__simd_avx512: AVX512F/BW/VL with the OS saving the ZMM state; AVX2 + FMA + F16C too */
+    if (!vl__simd_avx512() || !vl__qsimd_avx2() || __get_cpuid_max(0, NULL) < 7)
+        return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (c & CPUID7_ECX_AVX512VNNI) != 0;
+}
+#endif /* VL_HAVE_X86 */
+
+const struct vl_qsimd *vl__qsimd_avx512vnni(void) {
+#ifdef VL_HAVE_X86
+    if (cpu_has_avx512vnni())
+        return &qsimd_avx512vnni;
+#endif
+    return NULL;
+}

@@ -1,0 +1,99 @@
+/* Quantized weights, part 4: the AVX-VNNI integer kernel (VEX vpdpbusd on ymm: Alder Lake and
+ * later Intel cores, Zen 5), compiled with a per-function target attribute and picked at run time
+ * (vl__qsimd), never with -march=native. The AVX2 kernel's structure (vl_quant_x86.c) with its
+ * two integer steps (vpmaddubsw, vpmaddwd with ones) replaced by one vpdpbusd into zero: the
+ * same 8 int32 lanes (lane l = elements 4l..4l+3 of |w| . sign(x, w); |w| <= 128, |x| <= 127,
+ * so no lane can overflow), then the same f32 steps, so the table is bit-identical to the AVX2
+ * and scalar ones. Pure functions; thread-safe. */
+#include "vl_quant_x86.h"
+
+#ifdef VL_HAVE_X86
+#include <cpuid.h>
+
+#define VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define X_ROWS 4                    /* x rows per weight-block load */
+#define CPUID7_1_EAX_AVXVNNI (1u << 4) /* Intel SDM vol. 2A, CPUID leaf 7 sub-leaf 1 */
+
+/* acc += cvt(lane sums of w . x) * (dw * dx) */
+VNNI static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int8_t *xb,
+                                    __m256 dw, const float *dx) {
+    __m256i x = _mm256_loadu_si256((const __m256i *)xb);
+    __m256i p32 = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(x, w));
+    __m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ss(dx));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), d, acc);
+}
+
+VNNI static void dot_x4(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                        const uint8_t *wr, enum vl_dtype t, size_t bs, int64_t nb) {
+    const int64_t xrow = nb * VL_QK;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t b = 0; b < nb; b++) {
+        float dws;
+        __m256i w = load_block(wr + (size_t)b * bs, t, &dws);
+        __m256i aw = _mm256_sign_epi8(w, w); /* |w| as u8 (|-128| = 128 reads right) */
+        __m256 dw = _mm256_set1_ps(dws);
+        const int8_t *xb = xq + b * VL_QK;
+        a0 = block_fma(a0, aw, w, xb, dw, xd + b);
+        a1 = block_fma(a1, aw, w, xb + xrow, dw, xd + nb + b);
+        a2 = block_fma(a2, aw, w, xb + 2 * xrow, dw, xd + 2 * nb + b);
+        a3 = block_fma(a3, aw, w, xb + 3 * xrow, dw, xd + 3 * nb + b);
+    }
+    y[0] = hsum8(a0);
+    y[ldy] = hsum8(a1);
+    y[2 * ldy] = hsum8(a2);
+    y[3 * ldy] = hsum8(a3);
+}
+
+VNNI static float dot_x1(const int8_t *xq, const float *xd, const uint8_t *wr, enum vl_dtype t,
+                         size_t bs, int64_t nb) {
+    __m256 a0 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        float dws;
+        __m256i w = load_block(wr + (size_t)b * bs, t, &dws);
+        a0 = block_fma(a0, _mm256_sign_epi8(w, w), w, xq + b * VL_QK, _mm256_set1_ps(dws),
+                       xd + b);
+    }
+    return hsum8(a0);
+}
+
+VNNI static void gemm_avxvnni(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                              int64_t nx, const uint8_t *w, enum vl_dtype t, int64_t nb,
+                              int64_t r0, int64_t r1) {
+    const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs;
+    const int64_t xrow = nb * VL_QK;
+    int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);
+    tile = tile < X_ROWS ? X_ROWS : tile - tile % X_ROWS;
+    for (int64_t i0 = 0; i0 < nx; i0 += tile) {
+        int64_t i1 = nx - i0 < tile ? nx : i0 + tile;
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *wr = w + (size_t)r * rb;
+            int64_t i = i0;
+            for (; i + X_ROWS <= i1; i += X_ROWS)
+                dot_x4(y + i * ldy + r, ldy, xq + i * xrow, xd + i * nb, wr, t, bs, nb);
+            for (; i < i1; i++)
+                y[i * ldy + r] = dot_x1(xq + i * xrow, xd + i * nb, wr, t, bs, nb);
+        }
+    }
+}
+
+static const struct vl_qsimd qsimd_avxvnni = {.name = "avxvnni", .gemm = gemm_avxvnni};
+
+static bool cpu_has_avxvnni(void) {
+    unsigned a, b, c, d;
+    if (!vl__qsimd_avx2() || __get_cpuid_max(0, NULL) < 7) /* AVX2 + FMA + F16C, YMM state */
+        return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (a < 1) /* highest sub-leaf of leaf 7 */
+        return false;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a & CPUID7_1_EAX_AVXVNNI) != 0;
+}
+#endif /* VL_HAVE_X86 */
+
+const struct vl_qsimd *vl__qsimd_avxvnni(void) {
+#ifdef VL_HAVE_X86
+    if (cpu_has_avxvnni())
+        return &qsimd_avxvnni;
+#endif
+    return NULL;
+}
