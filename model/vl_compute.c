@@ -129,7 +129,9 @@ static void gemv_rows(const struct gemv_task *t, const struct vl_linear_out *o, 
     const int64_t out = w->ne[0], in = t->in;
     float *y = o->y + t->y_off * out;
     int64_t i0 = 0;
-    if (w->dtype == VL_DTYPE_BF16) { /* groups of 4 rows read each weight row once */
+    if (w->dtype == VL_DTYPE_BF16) { /* groups of 8, then 4 rows read each weight row once */
+        for (; i0 + VL_GEMV_X8_ROWS <= t->n; i0 += VL_GEMV_X8_ROWS)
+            s->gemv_bf16_x8(y + i0 * out, out, t->x + i0 * in, w->data, in, r0, r1);
         for (; i0 + VL_GEMV_X_ROWS <= t->n; i0 += VL_GEMV_X_ROWS)
             s->gemv_bf16_x4(y + i0 * out, out, t->x + i0 * in, w->data, in, r0, r1);
         if (i0 < t->n && !(s->gemv_bf16_row_invariant && !vl__gemv_force_pad)) {

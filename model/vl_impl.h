@@ -358,6 +358,7 @@ extern bool vl__gemv_force_pad;
  * only when amortised over many rows). */
 #define VL_LINEAR_GEMV_MAX_N 32
 #define VL_GEMV_X_ROWS 4
+#define VL_GEMV_X8_ROWS 8 /* rows of gemv_bf16_x8 */
 /* Target size of one worker's widened weight panel (f32), and the row multiple of panels. */
 #define VL_PANEL_TARGET_BYTES ((size_t)16 << 20)
 #define VL_PANEL_ROW_ALIGN 16
@@ -451,6 +452,9 @@ struct vl_simd {
                       int64_t r1);
     /* VL_GEMV_X_ROWS prepared rows xp + j * in at once: y[j * ldy + r] for r in [r0, r1) */
     void (*gemv_bf16_x4)(float *y, int64_t ldy, const float *xp, const uint16_t *w, int64_t in,
+                         int64_t r0, int64_t r1);
+    /* VL_GEMV_X8_ROWS prepared rows at once, each row computed exactly as by gemv_bf16_x4 */
+    void (*gemv_bf16_x8)(float *y, int64_t ldy, const float *xp, const uint16_t *w, int64_t in,
                          int64_t r0, int64_t r1);
     /* true when gemv_bf16 computes each row exactly as gemv_bf16_x4 does (same accumulators
      * and order): rows left over from groups of VL_GEMV_X_ROWS then take gemv_bf16; else they

@@ -176,6 +176,12 @@ static void gemv_bf16_x4_scalar(float *y, int64_t ldy, const float *xp, const ui
         gemv_bf16_scalar(y + j * ldy, xp + j * in, w, in, r0, r1);
 }
 
+static void gemv_bf16_x8_scalar(float *y, int64_t ldy, const float *xp, const uint16_t *w,
+                                int64_t in, int64_t r0, int64_t r1) {
+    for (int64_t j = 0; j < VL_GEMV_X8_ROWS; j++)
+        gemv_bf16_scalar(y + j * ldy, xp + j * in, w, in, r0, r1);
+}
+
 /* ---- normalisation and activations ------------------------------------------------------ */
 
 /* 1 / sqrt(mean(x^2) + eps) of one row of d values, the mean accumulated in double. */
@@ -276,6 +282,7 @@ static const struct vl_simd simd_scalar = {
     .gemv_bf16_prep = gemv_bf16_prep_scalar,
     .gemv_bf16 = gemv_bf16_scalar,
     .gemv_bf16_x4 = gemv_bf16_x4_scalar,
+    .gemv_bf16_x8 = gemv_bf16_x8_scalar,
     .gemv_bf16_row_invariant = true, /* x4 is four one-row calls */
     .gemv_f16 = gemv_f16_scalar,
     .gemv_f32 = gemv_f32_scalar,

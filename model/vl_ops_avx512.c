@@ -66,80 +66,176 @@ AVX512 static void gemv_bf16_prep_avx512(float *xp, const float *x, int64_t in) 
         xp[k] = x[k];
 }
 
-/* w * x for one block of 32 weights: acc_e += even weights . xp[0..16), acc_o += odd . [16..32) */
-AVX512 static inline void bf16_block_fma(const uint16_t *w, const float *xp, __m512 *acc_e,
-                                         __m512 *acc_o) {
-    const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);
-    __m512i v = _mm512_loadu_si512((const void *)w);
-    *acc_e = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_loadu_ps(xp),
-                             *acc_e);
-    *acc_o = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi_mask)),
-                             _mm512_loadu_ps(xp + F32_LANES), *acc_o);
-}
+/* One accumulator per (weight row, x row) pair, fed the even and then the odd half of each
+ * block of 32 weights in order: acc += we . xp[k..k+16); acc += wo . xp[k+16..k+32). Every
+ * AVX-512 BF16 GEMV (one, four and eight x rows) computes each row exactly so, then
+ * vl__gemv_bf16_tail(reduce(acc)) — batch invariance rests on it. One chain per pair leaves
+ * the registers for many pairs: the 8-row kernel keeps 2 weight rows x 8 x rows = 16 chains,
+ * two FMAs per x load, which the two-chains-per-pair form (32 registers) could not. */
+#define BF16_EVEN(v) _mm512_castsi512_ps(_mm512_slli_epi32((v), 16))
+#define BF16_ODD(v, m) _mm512_castsi512_ps(_mm512_and_si512((v), (m)))
+#define FMA2(acc, we, wo, x) \
+    acc = _mm512_fmadd_ps(wo, _mm512_loadu_ps((x) + F32_LANES), _mm512_fmadd_ps(we, _mm512_loadu_ps(x), acc))
 
-/* One row at a time, as the AVX2 kernel: the weights are one sequential stream. Per row it
- * computes exactly what gemv_bf16_x4_avx512 computes for each of its rows (one even and one odd
- * accumulator, blocks in order, the same reduction and tail): batch invariance rests on it. */
+/* Four weight rows at a time (four independent chains hide the FMA latency), then one. */
 AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w, int64_t in,
                                     int64_t r0, int64_t r1) {
+    const __m512i hm = _mm512_set1_epi32((int)0xffff0000u);
     const int64_t kv = in - in % BF16_BLOCK;
     const int64_t pf = vl__gemv_prefetch; /* read once: the loop keeps it in a register */
     const int64_t pa = vl__gemv_page_ahead;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint16_t *row = w + r * in;
-        __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
-        int64_t k = 0;
-        for (; k + 2 * BF16_BLOCK <= kv; k += 2 * BF16_BLOCK) {
-            /* 128 bytes per step: both lines */
-            _mm_prefetch((const char *)(row + k + pf), _MM_HINT_T0);
-            _mm_prefetch((const char *)(row + k + BF16_BLOCK + pf), _MM_HINT_T0);
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint16_t *w0 = w + r * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
+            _mm_prefetch((const char *)(w0 + k + pf), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + k + pf), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w2 + k + pf), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w3 + k + pf), _MM_HINT_T0);
             if ((k & (VL_GEMV_PAGE_ELEMS - 1)) == 0)
-                _mm_prefetch((const char *)(row + k + pa), _MM_HINT_T2);
-            bf16_block_fma(row + k, xp + k, &a, &b);
-            bf16_block_fma(row + k + BF16_BLOCK, xp + k + BF16_BLOCK, &a, &b);
+                _mm_prefetch((const char *)(w3 + k + pa), _MM_HINT_T2);
+            __m512i v0 = _mm512_loadu_si512((const void *)(w0 + k));
+            __m512i v1 = _mm512_loadu_si512((const void *)(w1 + k));
+            __m512i v2 = _mm512_loadu_si512((const void *)(w2 + k));
+            __m512i v3 = _mm512_loadu_si512((const void *)(w3 + k));
+            FMA2(a0, BF16_EVEN(v0), BF16_ODD(v0, hm), xp + k);
+            FMA2(a1, BF16_EVEN(v1), BF16_ODD(v1, hm), xp + k);
+            FMA2(a2, BF16_EVEN(v2), BF16_ODD(v2, hm), xp + k);
+            FMA2(a3, BF16_EVEN(v3), BF16_ODD(v3, hm), xp + k);
         }
-        if (k < kv)
-            bf16_block_fma(row + k, xp + k, &a, &b);
-        y[r] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(_mm512_add_ps(a, b)), xp, row, in, kv);
+        y[r] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(a0), xp, w0, in, kv);
+        y[r + 1] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(a1), xp, w1, in, kv);
+        y[r + 2] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(a2), xp, w2, in, kv);
+        y[r + 3] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(a3), xp, w3, in, kv);
+    }
+    for (; r < r1; r++) {
+        const uint16_t *row = w + r * in;
+        __m512 a = _mm512_setzero_ps();
+        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
+            __m512i v = _mm512_loadu_si512((const void *)(row + k));
+            FMA2(a, BF16_EVEN(v), BF16_ODD(v, hm), xp + k);
+        }
+        y[r] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(a), xp, row, in, kv);
     }
 }
 
-/* Four prepared input rows (xp + j * in) per pass over a weight row: y[j * ldy + r]. */
+/* One load feeds two FMAs: without this GCC folds the load into both FMAs (two loads). */
+#define KEEP_IN_REG(v) __asm__("" : "+v"(v))
+
+/* NX prepared x rows (xp + j * in) against two weight rows at a time (2 * NX chains), then an
+ * odd last weight row: y[j * ldy + r]. NX = 4 or 8, unrolled by the compiler. */
+#define GEMV_XN_BODY(NX)                                                                         \
+    const __m512i hm = _mm512_set1_epi32((int)0xffff0000u);                                   \
+    const int64_t kv = in - in % BF16_BLOCK;                                                    \
+    const int64_t pf = vl__gemv_prefetch;                                                       \
+    int64_t r = r0;                                                                             \
+    for (; r + 2 <= r1; r += 2) {                                                               \
+        const uint16_t *w0 = w + r * in, *w1 = w0 + in;                                         \
+        __m512 a[NX], b[NX];                                                                    \
+        for (int j = 0; j < NX; j++)                                                            \
+            a[j] = b[j] = _mm512_setzero_ps();                                                  \
+        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {                                          \
+            _mm_prefetch((const char *)(w0 + k + pf), _MM_HINT_T0);                             \
+            _mm_prefetch((const char *)(w1 + k + pf), _MM_HINT_T0);                             \
+            __m512i v0 = _mm512_loadu_si512((const void *)(w0 + k));                            \
+            __m512i v1 = _mm512_loadu_si512((const void *)(w1 + k));                            \
+            __m512 e0 = BF16_EVEN(v0), o0 = BF16_ODD(v0, hm);                                   \
+            __m512 e1 = BF16_EVEN(v1), o1 = BF16_ODD(v1, hm);                                   \
+            for (int j = 0; j < NX; j++) {                                                      \
+                __m512 xe = _mm512_loadu_ps(xp + j * in + k);                                   \
+                KEEP_IN_REG(xe);                                                                \
+                a[j] = _mm512_fmadd_ps(e0, xe, a[j]);                                           \
+                b[j] = _mm512_fmadd_ps(e1, xe, b[j]);                                           \
+            }                                                                                   \
+            for (int j = 0; j < NX; j++) {                                                      \
+                __m512 xo = _mm512_loadu_ps(xp + j * in + k + F32_LANES);                       \
+                KEEP_IN_REG(xo);                                                                \
+                a[j] = _mm512_fmadd_ps(o0, xo, a[j]);                                           \
+                b[j] = _mm512_fmadd_ps(o1, xo, b[j]);                                           \
+            }                                                                                   \
+        }                                                                                       \
+        for (int j = 0; j < NX; j++) {                                                          \
+            y[j * ldy + r] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(a[j]), xp + j * in, w0, in, kv); \
+            y[j * ldy + r + 1] =                                                                \
+                vl__gemv_bf16_tail(_mm512_reduce_add_ps(b[j]), xp + j * in, w1, in, kv);       \
+        }                                                                                       \
+    }                                                                                           \
+    for (; r < r1; r++) {                                                                       \
+        const uint16_t *row = w + r * in;                                                       \
+        __m512 a[NX];                                                                           \
+        for (int j = 0; j < NX; j++)                                                            \
+            a[j] = _mm512_setzero_ps();                                                         \
+        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {                                          \
+            __m512i v = _mm512_loadu_si512((const void *)(row + k));                            \
+            __m512 e = BF16_EVEN(v), o = BF16_ODD(v, hm);                                       \
+            for (int j = 0; j < NX; j++)                                                        \
+                FMA2(a[j], e, o, xp + j * in + k);                                              \
+        }                                                                                       \
+        for (int j = 0; j < NX; j++)                                                            \
+            y[j * ldy + r] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(a[j]), xp + j * in, row, in, kv); \
+    }
+
 AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, const uint16_t *w,
                                        int64_t in, int64_t r0, int64_t r1) {
-    const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);
+    GEMV_XN_BODY(VL_GEMV_X_ROWS)
+}
+
+/* The eight-row kernel written out: 16 named chains (2 weight rows x 8 x rows) so GCC keeps
+ * every accumulator, weight half and x pointer in registers. */
+#define X8_STEP(xr, ac, bc)                                                    \
+    do {                                                                       \
+        __m512 xe_ = _mm512_loadu_ps((xr) + k);                                \
+        KEEP_IN_REG(xe_);                                                      \
+        ac = _mm512_fmadd_ps(e0, xe_, ac);                                     \
+        bc = _mm512_fmadd_ps(e1, xe_, bc);                                     \
+        __m512 xo_ = _mm512_loadu_ps((xr) + k + F32_LANES);                    \
+        KEEP_IN_REG(xo_);                                                      \
+        ac = _mm512_fmadd_ps(o0, xo_, ac);                                     \
+        bc = _mm512_fmadd_ps(o1, xo_, bc);                                     \
+    } while (0)
+
+AVX512 static void gemv_bf16_x8_avx512(float *y, int64_t ldy, const float *xp, const uint16_t *w,
+                                       int64_t in, int64_t r0, int64_t r1) {
+    const __m512i hm = _mm512_set1_epi32((int)0xffff0000u);
     const int64_t kv = in - in % BF16_BLOCK;
-    const int64_t pf = vl__gemv_prefetch; /* read once: the loop keeps it in a register */
-    const int64_t pa = vl__gemv_page_ahead;
-    const float *x0 = xp, *x1 = xp + in, *x2 = xp + 2 * in, *x3 = xp + 3 * in;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint16_t *row = w + r * in;
-        __m512 a0 = _mm512_setzero_ps(), b0 = _mm512_setzero_ps();
-        __m512 a1 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
-        __m512 a2 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps();
-        __m512 a3 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
+    const int64_t pf = vl__gemv_prefetch;
+    const float *x0 = xp, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
+    const float *x4 = x3 + in, *x5 = x4 + in, *x6 = x5 + in, *x7 = x6 + in;
+    int64_t r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        const uint16_t *w0 = w + r * in, *w1 = w0 + in;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+               a7 = a0;
+        __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
         for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
-            _mm_prefetch((const char *)(row + k + pf), _MM_HINT_T0);
-            if ((k & (VL_GEMV_PAGE_ELEMS - 1)) == 0)
-                _mm_prefetch((const char *)(row + k + pa), _MM_HINT_T2);
-            __m512i v = _mm512_loadu_si512((const void *)(row + k));
-            __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-            __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
-            a0 = _mm512_fmadd_ps(we, _mm512_loadu_ps(x0 + k), a0);
-            b0 = _mm512_fmadd_ps(wo, _mm512_loadu_ps(x0 + k + F32_LANES), b0);
-            a1 = _mm512_fmadd_ps(we, _mm512_loadu_ps(x1 + k), a1);
-            b1 = _mm512_fmadd_ps(wo, _mm512_loadu_ps(x1 + k + F32_LANES), b1);
-            a2 = _mm512_fmadd_ps(we, _mm512_loadu_ps(x2 + k), a2);
-            b2 = _mm512_fmadd_ps(wo, _mm512_loadu_ps(x2 + k + F32_LANES), b2);
-            a3 = _mm512_fmadd_ps(we, _mm512_loadu_ps(x3 + k), a3);
-            b3 = _mm512_fmadd_ps(wo, _mm512_loadu_ps(x3 + k + F32_LANES), b3);
+            _mm_prefetch((const char *)(w0 + k + pf), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + k + pf), _MM_HINT_T0);
+            __m512i v0 = _mm512_loadu_si512((const void *)(w0 + k));
+            __m512i v1 = _mm512_loadu_si512((const void *)(w1 + k));
+            const __m512 e0 = BF16_EVEN(v0), o0 = BF16_ODD(v0, hm);
+            const __m512 e1 = BF16_EVEN(v1), o1 = BF16_ODD(v1, hm);
+            X8_STEP(x0, a0, b0);
+            X8_STEP(x1, a1, b1);
+            X8_STEP(x2, a2, b2);
+            X8_STEP(x3, a3, b3);
+            X8_STEP(x4, a4, b4);
+            X8_STEP(x5, a5, b5);
+            X8_STEP(x6, a6, b6);
+            X8_STEP(x7, a7, b7);
         }
-        const float sums[VL_GEMV_X_ROWS] = {_mm512_reduce_add_ps(_mm512_add_ps(a0, b0)),
-                                            _mm512_reduce_add_ps(_mm512_add_ps(a1, b1)),
-                                            _mm512_reduce_add_ps(_mm512_add_ps(a2, b2)),
-                                            _mm512_reduce_add_ps(_mm512_add_ps(a3, b3))};
-        vl__gemv_bf16_x4_tail(y, ldy, r, sums, xp, row, in, kv);
+        const __m512 acc[2][VL_GEMV_X8_ROWS] = {{a0, a1, a2, a3, a4, a5, a6, a7},
+                                                {b0, b1, b2, b3, b4, b5, b6, b7}};
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < VL_GEMV_X8_ROWS; j++)
+                y[j * ldy + r + h] = vl__gemv_bf16_tail(_mm512_reduce_add_ps(acc[h][j]),
+                                                        xp + j * in, w0 + h * in, in, kv);
     }
+    if (r < r1) /* an odd last weight row: the four-row kernel's, twice */
+        for (int h = 0; h < 2; h++)
+            gemv_bf16_x4_avx512(y + h * VL_GEMV_X_ROWS * ldy, ldy, xp + h * VL_GEMV_X_ROWS * in,
+                                w, in, r, r1);
 }
 
 /* ---- detection --------------------------------------------------------------------------- */
@@ -185,6 +281,7 @@ static void avx512_init(void) {
     simd_avx512.gemv_bf16_prep = gemv_bf16_prep_avx512;
     simd_avx512.gemv_bf16 = gemv_bf16_avx512;
     simd_avx512.gemv_bf16_x4 = gemv_bf16_x4_avx512;
+    simd_avx512.gemv_bf16_x8 = gemv_bf16_x8_avx512;
     simd_avx512.gemv_bf16_row_invariant = true;
 }
 #endif /* VL_HAVE_X86 */

@@ -571,6 +571,18 @@ static enum vl_status decode_step(struct vl_state *s, struct vl_error *err) {
 
 /* ---- the step ------------------------------------------------------------------------------ */
 
+/* The outcome of one sequence's unit of work (forced chunk, vision, prefill chunk): a failure
+ * ends that sequence only; VL_ERR_INTERNAL (a broken invariant) also ends the step, with the
+ * sequence's message in err. */
+static enum vl_status end_unit(struct vl_seq *q, enum vl_status st, struct vl_error *err) {
+    if (st == VL_OK)
+        return VL_OK;
+    if (st == VL_ERR_INTERNAL && err && err->code == VL_OK)
+        *err = q->err;
+    fail(q, st);
+    return st == VL_ERR_INTERNAL ? st : VL_OK;
+}
+
 enum vl_status vl_step(struct vl_state *s, struct vl_error *err) {
     for (int i = 0; i < s->params.max_seqs; i++) { /* [constraint hook] forced chunks first */
         struct vl_seq *q = &s->seqs[i];
@@ -582,15 +594,7 @@ enum vl_status vl_step(struct vl_state *s, struct vl_error *err) {
                          (long long)q->res.n);
         else
             st = feed_forced(s, q, &q->err);
-        if (st == VL_ERR_INTERNAL) {
-            if (err && err->code == VL_OK)
-                *err = q->err;
-            fail(q, st);
-            return st;
-        }
-        if (st != VL_OK)
-            fail(q, st);
-        return VL_OK;
+        return end_unit(q, st, err);
     }
     struct vl_seq *pre = NULL, *pend = NULL;
     bool decoding = false;
@@ -627,15 +631,7 @@ enum vl_status vl_step(struct vl_state *s, struct vl_error *err) {
         s->stats.prefill_chunks++;
         s->stats.prefill_s += now_s() - t0;
     }
-    if (st == VL_ERR_INTERNAL) {
-        if (err && err->code == VL_OK)
-            *err = join->err;
-        fail(join, st);
-        return st;
-    }
-    if (st != VL_OK)
-        fail(join, st);
-    return VL_OK;
+    return end_unit(join, st, err);
 }
 
 void vl_state_stats_get(const struct vl_state *s, struct vl_state_stats *out) {

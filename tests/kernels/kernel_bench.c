@@ -8,7 +8,7 @@
  * whole 3B LLM weight set (6.2 GB, every matrix its own buffer, as in the model), which is the
  * decode speed the GEMV alone allows; `docproc bench` decode / that = the rest of the step's cost.
  * Usage: kernel_bench [THREADS] [SECONDS_PER_CASE]
- *        [all|gemv|gemm|gemm:I|attn|attn-decode|read|decode] */
+ *        [all|gemv|gemm|gemm:I|attn|attn-decode|read|decode|decode:ROWS] */
 #include "vl_impl.h"
 
 #include <stdio.h>
@@ -161,7 +161,8 @@ static void bench_read(struct vl_compute *c, double secs) {
 #define DEC_N_LAYERS 36
 #define DEC_MATS     7
 
-static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, double secs) {
+static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, int64_t rows,
+                                 double secs) {
     /* sh: q/o, k/v, gate/up, down, lm_head (gemv_shapes) */
     const struct shape *order[DEC_MATS] = {&sh[0], &sh[1], &sh[1], &sh[0], &sh[2], &sh[2], &sh[3]};
     const int64_t n_mats = DEC_N_LAYERS * DEC_MATS + 1;
@@ -180,8 +181,9 @@ static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, d
         max_in = m->in > max_in ? m->in : max_in;
         max_out = m->out > max_out ? m->out : max_out;
     }
-    float *x = calloc((size_t)max_in, sizeof *x), *y = calloc((size_t)max_out, sizeof *y);
-    for (int64_t i = 0; i < max_in; i++)
+    float *x = calloc((size_t)(max_in * rows), sizeof *x);
+    float *y = calloc((size_t)(max_out * rows), sizeof *y);
+    for (int64_t i = 0; i < max_in * rows; i++)
         x[i] = (float)(i % 7) * 0.1f;
     static struct reps r;
     r.n = 0;
@@ -189,7 +191,7 @@ static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, d
     do {
         double t1 = now_s();
         for (int64_t i = 0; i < n_mats; i++)
-            vl__linear(c, y, x, 1, &w[i], NULL);
+            vl__linear(c, y, x, rows, &w[i], NULL);
         reps_add(&r, now_s() - t1);
     } while (now_s() - t0 < secs || r.n < 3);
     double best = reps_best(&r), med = reps_median(&r), rd = 0.0;
@@ -198,11 +200,12 @@ static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, d
         size_t bytes = (size_t)w[i].ne[0] * (size_t)w[i].ne[1] * 2;
         rd += (double)bytes * 1e-9 / read_gbps(c, w[i].data, bytes, &rr, 0.0, true);
     }
-    printf("  decode weights %.2f GB (3B LLM + lm_head), %zu steps: GEMVs best %.1f ms = %.2f "
-           "tok/s (%.1f GB/s), median %.2f tok/s (%.1f GB/s); plain read of the same buffers "
-           "%.1f GB/s\n",
-           (double)total * 1e-9, r.n, best * 1e3, 1.0 / best, (double)total / best * 1e-9,
-           1.0 / med, (double)total / med * 1e-9, (double)total * 1e-9 / rd);
+    printf("  decode weights %.2f GB (3B LLM + lm_head), %lld rows, %zu steps: GEMVs best %.1f ms "
+           "= %.2f tok/s (%.1f GB/s), median %.2f tok/s (%.1f GB/s); plain read of the same "
+           "buffers %.1f GB/s\n",
+           (double)total * 1e-9, (long long)rows, r.n, best * 1e3, (double)rows / best,
+           (double)total / best * 1e-9, (double)rows / med, (double)total / med * 1e-9,
+           (double)total * 1e-9 / rd);
     for (int64_t i = 0; i < n_mats; i++)
         free((void *)w[i].data);
     free(w);
@@ -376,8 +379,9 @@ int main(int argc, char **argv) {
             bench_gemv(&c, &gemv_shapes[i], secs);
     if (!strcmp(only, "read"))
         bench_read(&c, secs);
-    if (!strcmp(only, "decode"))
-        bench_decode_weights(&c, gemv_shapes, secs);
+    if (!strncmp(only, "decode", 6)) /* decode or decode:ROWS (rows per step, batched decode) */
+        bench_decode_weights(&c, gemv_shapes, only[6] == ':' ? strtol(only + 7, NULL, 10) : 1,
+                             secs);
     if (!strncmp(only, "gemm:", 5)) { /* one vision shape, for perf stat */
         long i = strtol(only + 5, NULL, 10);
         if (i >= 0 && i < (long)(sizeof vis_shapes / sizeof *vis_shapes))

@@ -1,7 +1,8 @@
 /* Row independence of the decode GEMV (the basis of batch-invariant decoding, vl_seq.c): on every
- * SIMD table the one-row BF16 kernel gives each row bit-for-bit what the four-row kernel gives it
- * (tables that claim gemv_bf16_row_invariant), and through the vl__linear front end a row's
- * output is the same whether it is computed alone or as one of 2..9 rows, with the leftover rows
+ * SIMD table the one-row BF16 kernel gives each row bit-for-bit what the four- and eight-row
+ * kernels give it (tables that claim gemv_bf16_row_invariant), and through the vl__linear front
+ * end a row's output is the same whether it is computed alone or as one of 2..13 rows (groups
+ * of 8 and 4 and leftovers), with the leftover rows
  * taken by the one-row kernel or by the padded four-row pass (vl__gemv_force_pad), at 1 and
  * 2 threads, for BF16, F16 and F32 weights, with and without bias. Also against the scalar twin
  * (vl__linear_ref) within the f32 dot-product bound. */
@@ -10,7 +11,7 @@
 
 #include <float.h>
 
-#define MAX_ROWS 9
+#define MAX_ROWS 13
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
@@ -55,38 +56,49 @@ static struct vl_tensor make(enum vl_dtype dt, int ndim, int64_t d0, int64_t d1)
     return t;
 }
 
-/* Every table: one-row kernel == each row of the four-row kernel, bit for bit. */
+/* Every table: one-row kernel == each row of the four- and eight-row kernels, bit for bit. */
 static void kernels_rowwise(void) {
     static const int64_t in_list[] = {16, 32, 48, 130, 2048};
+    static const int64_t out_list[] = {1, 2, 37};
     const struct vl_simd *tabs[VL_SIMD_MAX_TABLES];
     int n_tabs = vl__simd_tables(tabs);
     for (int ti = 0; ti < n_tabs; ti++) {
         const struct vl_simd *t = tabs[ti];
-        for (size_t k = 0; k < sizeof in_list / sizeof *in_list; k++) {
-            const int64_t in = in_list[k], out = 37;
-            struct vl_tensor w = make(VL_DTYPE_BF16, 2, out, in);
-            float *x = malloc((size_t)(4 * in) * sizeof *x), *xp = malloc((size_t)(4 * in) * 4);
-            for (int64_t i = 0; i < 4 * in; i++)
-                x[i] = frand();
-            for (int j = 0; j < 4; j++)
-                t->gemv_bf16_prep(xp + j * in, x + j * in, in);
-            float y4[4 * 37], y1[37];
-            t->gemv_bf16_x4(y4, out, xp, w.data, in, 0, out);
-            int diff = 0;
-            for (int j = 0; j < 4; j++) {
-                t->gemv_bf16(y1, xp + j * in, w.data, in, 0, out);
-                diff += memcmp(y1, y4 + j * out, sizeof y1) != 0;
+        for (size_t k = 0; k < sizeof in_list / sizeof *in_list; k++)
+            for (size_t o = 0; o < sizeof out_list / sizeof *out_list; o++) {
+                const int64_t in = in_list[k], out = out_list[o];
+                const int nx = VL_GEMV_X8_ROWS;
+                struct vl_tensor w = make(VL_DTYPE_BF16, 2, out, in);
+                float *x = malloc((size_t)(nx * in) * sizeof *x);
+                float *xp = malloc((size_t)(nx * in) * sizeof *xp);
+                for (int64_t i = 0; i < nx * in; i++)
+                    x[i] = frand();
+                for (int j = 0; j < nx; j++)
+                    t->gemv_bf16_prep(xp + j * in, x + j * in, in);
+                float y4[VL_GEMV_X_ROWS * 37], y8[VL_GEMV_X8_ROWS * 37], y1[37];
+                t->gemv_bf16_x4(y4, out, xp, w.data, in, 0, out);
+                t->gemv_bf16_x8(y8, out, xp, w.data, in, 0, out);
+                int diff4 = 0, diff8 = 0;
+                for (int j = 0; j < nx; j++) {
+                    t->gemv_bf16(y1, xp + j * in, w.data, in, 0, out);
+                    size_t bytes = (size_t)out * sizeof *y1;
+                    if (j < VL_GEMV_X_ROWS)
+                        diff4 += memcmp(y1, y4 + j * out, bytes) != 0;
+                    diff8 += memcmp(y1, y8 + j * out, bytes) != 0;
+                }
+                if (t->gemv_bf16_row_invariant) {
+                    T_CHECK_MSG(diff4 == 0, "%s in %lld out %lld: %d of 4 rows differ, x1/x4",
+                                t->name, (long long)in, (long long)out, diff4);
+                    T_CHECK_MSG(diff8 == 0, "%s in %lld out %lld: %d of 8 rows differ, x1/x8",
+                                t->name, (long long)in, (long long)out, diff8);
+                } else {
+                    printf("%s in %lld: x1 and x4/x8 rows differ in %d/%d (padded path used)\n",
+                           t->name, (long long)in, diff4, diff8);
+                }
+                free((void *)w.data);
+                free(x);
+                free(xp);
             }
-            if (t->gemv_bf16_row_invariant)
-                T_CHECK_MSG(diff == 0, "%s in %lld: %d of 4 rows differ between x1 and x4",
-                            t->name, (long long)in, diff);
-            else
-                printf("%s in %lld: x1 and x4 rows differ in %d of 4 (padded path used)\n",
-                       t->name, (long long)in, diff);
-            free((void *)w.data);
-            free(x);
-            free(xp);
-        }
     }
 }
 

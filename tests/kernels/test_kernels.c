@@ -317,6 +317,21 @@ static void test_gemv_tables(void) {
                                         1e-6f * (1.0f + fabsf(got[r])) * (float)in;
                         T_CHECK_MSG(same, "gemv_bf16_x4 %s rows %lld in %lld", tabs[ti]->name,
                                     (long long)rows, (long long)in);
+                        /* eight rows at once, the same way */
+                        float *xp8 = malloc((size_t)(8 * in) * sizeof *xp8);
+                        float *y8 = calloc((size_t)(8 * (rows + 2)), sizeof *y8);
+                        for (int j = 0; j < 8; j++)
+                            memcpy(xp8 + j * in, xp, (size_t)in * sizeof *xp8);
+                        tabs[ti]->gemv_bf16_x8(y8, rows + 2, xp8, w.data, in, 0, rows);
+                        same = 1;
+                        for (int j = 0; j < 8; j++)
+                            for (int64_t r = 0; r < rows; r++)
+                                same &= fabsf(y8[j * (rows + 2) + r] - got[r]) <=
+                                        1e-6f * (1.0f + fabsf(got[r])) * (float)in;
+                        T_CHECK_MSG(same, "gemv_bf16_x8 %s rows %lld in %lld", tabs[ti]->name,
+                                    (long long)rows, (long long)in);
+                        free(xp8);
+                        free(y8);
                         free(xp4);
                         free(y4);
                         free(xp);
