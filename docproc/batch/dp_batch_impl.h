@@ -131,16 +131,6 @@ enum dp_status dp__rgb_rotate(uint8_t **out, int *ow, int *oh, const uint8_t *rg
 enum dp_status dp__archive_pdf(const struct dp_batch_opts *o, const struct ex_doc *doc,
                                struct dp_buf *out, struct dp_err *err);
 
-/* ---- tables (dp_tables.c) ------------------------------------------------------------------ */
-
-/* Writes every table of doc into dir (created): table-NNN.csv and table-NNN.json (cells with
- * boxes in the three coordinate spaces, parts when stitched across pages). *n_tables gets the
- * number of (stitched) tables. */
-struct dp_csv_opts;
-enum dp_status dp__tables_write(const struct ex_doc *doc, const char *dir,
-                                const struct dp_csv_opts *csv_opts, int *n_tables,
-                                struct dp_err *err);
-
 /* ---- fingerprints (dp_fingerprint.c) ---------------------------------------------------------- */
 
 /* SHA-256 over "name size sha256" lines of the checkpoint's top-level files in name order.

@@ -384,7 +384,7 @@ static enum dp_status write_dir(struct run *r, struct dp_input *d, const struct 
         int n = 0;
         st = path_join(tdir, sizeof tdir, staged, "stitched", err);
         if (st == DP_OK)
-            st = dp__tables_write(doc, tdir, &r->o->csv, &n, err);
+            st = dp_tables_write(doc, tdir, &r->o->csv, &n, err);
         pthread_mutex_lock(&r->mu);
         r->n_tables += n;
         pthread_mutex_unlock(&r->mu);

@@ -9,6 +9,7 @@
 #include "../base/dp_limits.h"
 #include "../base/dp_log.h"
 #include "../ingest/dp_ingest.h"
+#include "../out/dp_out.h"
 
 #include <errno.h>
 #include <getopt.h>

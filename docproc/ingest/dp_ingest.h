@@ -107,11 +107,6 @@ enum dp_status dp_doc_page_has_text(struct dp_doc *d, int index, bool *out, stru
  * p->at_target or the size already matches. DP_ERR_FORMAT for aspect ratio > 200. */
 enum dp_status dp_page_fit(struct dp_page *p, const struct dp_ingest_opts *o, struct dp_err *err);
 
-/* Writes rgb (h, w, 3) as an 8-bit RGB PNG at path, atomically (temporary + rename; an
- * existing file is replaced). dpi > 0 is recorded in pHYs. */
-enum dp_status dp_png_write(const char *path, const uint8_t *rgb, int w, int h, double dpi,
-                            struct dp_err *err);
-
 /* ---- page selection ("1-3,7", "5-", "-2") --------------------------------------------- */
 
 struct dp_page_range {

@@ -1,5 +1,5 @@
 /* Private to docproc/ingest: the document object and the per-format back ends
- * (dp_pdf.c, dp_tiff.c, dp_raster.c) behind dp_doc_open / dp_doc_render. */
+ * (dp_pdf.c, dp_tiff.c, dp_png.c, dp_jpeg.c) behind dp_doc_open / dp_doc_render. */
 #ifndef DP_INGEST_IMPL_H
 #define DP_INGEST_IMPL_H
 

@@ -30,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum dp_out_format {
     DP_OUT_JSON = 1u << 0,
@@ -147,5 +148,19 @@ struct dp_raw_set {
  * whose pages.json or answers are broken is kept with its error in docs[i].err. */
 enum dp_status dp_raw_read(struct dp_raw_set **out, const char *bundle_or_dir, struct dp_err *err);
 void dp_raw_set_free(struct dp_raw_set *s);
+
+/* ---- tables and page images --------------------------------------------------------------- */
+
+/* `docproc tables` (dp_tables.c): writes every table of doc into dir (created): table-NNN.csv and
+ * table-NNN.json (cells with boxes in the three coordinate spaces, parts when stitched across
+ * pages). *n_tables gets the number of (stitched) tables. */
+enum dp_status dp_tables_write(const struct ex_doc *doc, const char *dir,
+                               const struct dp_csv_opts *csv_opts, int *n_tables,
+                               struct dp_err *err);
+
+/* Page images (dp_png_write.c): rgb (h, w, 3) as an 8-bit RGB PNG at path, atomically (temporary
+ * + rename; an existing file is replaced). dpi > 0 is recorded in pHYs. */
+enum dp_status dp_png_write(const char *path, const uint8_t *rgb, int w, int h, double dpi,
+                            struct dp_err *err);
 
 #endif

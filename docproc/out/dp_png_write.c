@@ -1,7 +1,7 @@
 /* Writes an RGB8 page as PNG (libpng), atomically (temporary file + rename via dp_atomic_*),
  * so no half-written file is ever visible. libpng's error longjmp is caught here; all state
  * freed on that path lives in a heap context. Thread-safe (no shared state). */
-#include "dp_ingest.h"
+#include "dp_out.h"
 
 #include "../base/dp_alloc.h"
 #include "../base/dp_fs.h"

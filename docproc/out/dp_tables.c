@@ -3,12 +3,11 @@
  * (the last table of page p and the first of page p+1 have the same column count, and the
  * second has no header row or repeats the first's) is stitched into one, its parts recorded.
  * Not thread-safe per document; no global state. */
-#include "dp_batch_impl.h"
+#include "dp_out.h"
 #include "../base/dp_alloc.h"
 #include "../base/dp_buf.h"
 #include "../base/dp_fs.h"
 #include "../base/dp_limits.h"
-#include "../out/dp_out.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -149,9 +148,9 @@ static enum dp_status write_one(const struct part *parts, int n, int id, const c
     return st;
 }
 
-enum dp_status dp__tables_write(const struct ex_doc *doc, const char *dir,
-                                const struct dp_csv_opts *csv_opts, int *n_tables,
-                                struct dp_err *err) {
+enum dp_status dp_tables_write(const struct ex_doc *doc, const char *dir,
+                               const struct dp_csv_opts *csv_opts, int *n_tables,
+                               struct dp_err *err) {
     *n_tables = 0;
     enum dp_status st = dp_mkdirs(dir, err);
     int total = 0;
