@@ -1,0 +1,345 @@
+/* One document of a batch run: its page answers (the model pipeline, dp_infer.c, or raw
+ * answers), extraction, the outputs written atomically (a staged folder renamed into place, or
+ * the shared zip), its stdout line and its journal record. Called by dp_run.c, from several
+ * workers with --from-raw --jobs N: shared state is taken under r->mu. */
+#include "dp_run_impl.h"
+#include "ex_cons.h"
+#include "../base/dp_alloc.h"
+#include "../base/dp_buf.h"
+#include "../base/dp_fs.h"
+#include "../base/dp_limits.h"
+#include "../base/dp_log.h"
+#include "../out/dp_out.h"
+#include "../out/dp_out_pdf.h"
+#include "ex_olmocr.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The raw answers a document is re-extracted from (--from-raw, or kept by an earlier run in its
+ * output folder), or NULL when it goes through the model. */
+static const struct dp_raw_doc *raw_doc_of(const struct dp_run *r, const struct dp_input *d) {
+    const struct dp_raw_set *set = r->raw ? r->raw : d->from_kept_raw ? r->kept : NULL;
+    if (!set)
+        return NULL;
+    DP_ASSERT(d->src_index >= 0 && (size_t)d->src_index < set->n_docs);
+    return &set->docs[d->src_index];
+}
+
+static enum dp_status raw_answers(struct dp_run *r, int index, struct dp_answers *out,
+                                  struct dp_err *err) {
+    const struct dp_input *d = &r->docs.items[index];
+    const struct dp_raw_doc *rd = raw_doc_of(r, d);
+    for (size_t p = 0; p < rd->n_pages; p++) {
+        struct dp_page_answer a = {0};
+        a.number = rd->pages[p].number;
+        a.text = dp__answer_dup(rd->pages[p].text, rd->pages[p].len);
+        if (!a.text)
+            return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", d->rel);
+        a.len = rd->pages[p].len;
+        a.truncated = rd->pages[p].truncated;
+        a.stop = rd->pages[p].stop;
+        a.blank = a.len == 0;
+        a.geom = rd->pages[p].geom;
+        if (dp__answers_add(out, &a, err) != DP_OK)
+            return DP_ERR_NOMEM;
+    }
+    return DP_OK;
+}
+
+static enum dp_status build_doc(struct dp_run *r, struct dp_input *d, const struct dp_answers *a,
+                                struct ex_doc **out, struct dp_err *err) {
+    struct ex_doc *doc = NULL;
+    enum dp_status st = ex_doc_new(&doc, d->path, err);
+    if (st != DP_OK)
+        return st;
+    const struct dp_batch_opts *o = r->o;
+    struct ex_stamp s = {
+        .docproc_version = DP_VERSION,
+        .model_id = r->model_id,
+        .schema_name = r->schema->name,
+        .schema_version = r->schema->version,
+        .schema_hash = r->schema->hash,
+        .prompt = r->schema->prompt,
+        .dpi = (int)o->ingest.dpi,
+        .max_pixels = (long)o->ingest.max_pixels,
+        .max_new_tokens = o->gen.max_new_tokens,
+        .seed = o->gen.seed,
+        .threads = (int)o->gen.threads,
+        .model_hash = r->model_digest[0] ? r->model_digest : NULL,
+    };
+    const struct dp_raw_doc *rd = raw_doc_of(r, d);
+    if (rd) {
+        /* Re-extraction: the answers were made by the model, prompt and settings recorded in
+         * their pages.json stamp (left empty when the bundle has none); the schema and the
+         * docproc version are this run's, which parse them. */
+        const struct ex_stamp *rs = &rd->stamp;
+        s.model_id = rs->model_id ? rs->model_id : r->model_id;
+        s.model_hash = rs->model_hash;
+        s.prompt = rs->prompt;
+        s.dpi = rs->dpi;
+        s.max_pixels = rs->max_pixels;
+        s.max_new_tokens = rs->max_new_tokens;
+        s.seed = rs->seed;
+        s.threads = rs->threads;
+    }
+    st = ex_doc_set_stamp(doc, &s, err);
+    if (st == DP_OK && d->sha256[0] && !r->raw) /* raw: the hash is of the answers, not a file */
+        st = ex_doc_set_source_hash(doc, d->sha256, err);
+    for (int i = 0; i < a->n && st == DP_OK; i++) {
+        const struct dp_page_answer *p = &a->pages[i];
+        struct ex_page *pg = NULL;
+        enum ex_stop stop = p->blank && p->stop == EX_STOP_EOS ? EX_STOP_BLANK : p->stop;
+        st = ex_page_parse(&pg, r->schema, p->text ? p->text : "", p->len, &p->geom, p->number,
+                           stop, err);
+        if (st == DP_OK && p->constrained) {
+            pg->constrained = true;
+            pg->n_forced = p->n_forced;
+            pg->n_jumps = p->n_jumps;
+            ex_page_apply_conf(pg, p->confs, p->n_confs);
+        }
+        if (st == DP_OK)
+            st = ex_doc_add_page(doc, pg, err);
+    }
+    if (st == DP_OK)
+        st = ex_doc_finish(doc, r->schema, err);
+    if (st == DP_OK)
+        st = ex_doc_review(doc, o->review_threshold, err);
+    if (st != DP_OK) {
+        ex_doc_free(doc);
+        return st;
+    }
+    *out = doc;
+    return DP_OK;
+}
+
+/* Stages <stem> in a hidden folder, then renames it into place (replacing an older copy). */
+/* Adds <stem>/result.pdf when the PDF was made (pdf->len > 0). */
+static enum dp_status add_pdf(struct dp_bundle *b, const char *stem, const struct dp_buf *pdf,
+                              struct dp_err *err) {
+    if (!pdf->len)
+        return DP_OK;
+    char name[PATH_BYTES];
+    snprintf(name, sizeof name, "%s/result.pdf", stem);
+    return dp_bundle_add_file(b, name, pdf->data, pdf->len, err);
+}
+
+static enum dp_status write_dir(struct dp_run *r, struct dp_input *d, const struct ex_doc *doc,
+                                const struct dp_buf *pdf, struct dp_err *err) {
+    char stage[PATH_BYTES], staged[PATH_BYTES], target[PATH_BYTES], old[PATH_BYTES], name[PATH_BYTES];
+    snprintf(name, sizeof name, ".stage-%ld-%s", (long)getpid(), d->stem);
+    enum dp_status st = dp__path_join(stage, sizeof stage, r->out_dir, name, err);
+    if (st == DP_OK)
+        st = dp__path_join(staged, sizeof staged, stage, d->stem, err);
+    if (st == DP_OK)
+        st = dp__path_join(target, sizeof target, r->out_dir, d->stem, err);
+    snprintf(name, sizeof name, ".old-%ld-%s", (long)getpid(), d->stem);
+    if (st == DP_OK)
+        st = dp__path_join(old, sizeof old, r->out_dir, name, err);
+    if (st != DP_OK)
+        return st;
+    struct stat sb;
+    bool exists = lstat(target, &sb) == 0;
+    if (exists && !r->o->force && !r->o->resume)
+        return dp_err_set(err, DP_ERR_IO, "%s: already exists (use --force to overwrite)", target);
+    dp__rmtree(stage, NULL);
+    unsigned formats = r->o->formats | DP_OUT_RAW;
+    if (r->o->cmd == DP_BATCH_CMD_TABLES)
+        formats &= ~(unsigned)DP_OUT_CSV; /* per-page CSVs replaced by the stitched tables */
+    struct dp_bundle *b = NULL;
+    st = dp_bundle_open(&b, stage, true, err);
+    if (st == DP_OK)
+        dp_bundle_set_csv(b, &r->o->csv);
+    if (st == DP_OK)
+        st = dp_bundle_add_doc(b, doc, d->stem, formats, err);
+    if (st == DP_OK)
+        st = add_pdf(b, d->stem, pdf, err);
+    if (st == DP_OK)
+        st = dp_bundle_commit(b, err);
+    else if (b)
+        dp_bundle_abort(b);
+    if (st == DP_OK && r->o->cmd == DP_BATCH_CMD_TABLES) {
+        char tdir[PATH_BYTES];
+        int n = 0;
+        st = dp__path_join(tdir, sizeof tdir, staged, "stitched", err);
+        if (st == DP_OK)
+            st = dp_tables_write(doc, tdir, &r->o->csv, &n, err);
+        pthread_mutex_lock(&r->mu);
+        r->n_tables += n;
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (st == DP_OK && r->o->cmd == DP_BATCH_CMD_BATCH) /* appears atomically with the doc */
+        st = dp__review_write_doc(doc, d->rel, staged, r->o->review_threshold, err);
+    if (st == DP_OK && exists && rename(target, old) != 0)
+        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot move the old output aside",
+                              target);
+    if (st == DP_OK && rename(staged, target) != 0)
+        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot rename into place", target);
+    if (exists)
+        dp__rmtree(old, NULL);
+    dp__rmtree(stage, NULL);
+    if (st == DP_OK)
+        st = dp_input_add_output(d, d->stem, err);
+    return st;
+}
+
+static enum dp_status write_outputs(struct dp_run *r, struct dp_input *d, const struct ex_doc *doc,
+                                    struct dp_err *err) {
+    struct dp_buf pdf;
+    dp_buf_init(&pdf, DP_PDF_MAX_BYTES);
+    enum dp_status st = DP_OK;
+    if ((r->o->formats & DP_OUT_PDF) && (r->out_dir || r->zip_all))
+        st = dp__archive_pdf(r->o, doc, &pdf, err);
+    if (st == DP_OK && r->out_dir && r->o->zip_per_doc) {
+        char zpath[PATH_BYTES], zname[PATH_BYTES];
+        snprintf(zname, sizeof zname, "%s.zip", d->stem);
+        st = dp__path_join(zpath, sizeof zpath, r->out_dir, zname, err);
+        struct dp_bundle *b = NULL;
+        if (st == DP_OK)
+            st = dp_bundle_open(&b, zpath, r->o->force || r->o->resume, err);
+        if (st == DP_OK)
+            dp_bundle_set_csv(b, &r->o->csv);
+        if (st == DP_OK)
+            st = dp_bundle_add_doc(b, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
+        if (st == DP_OK)
+            st = add_pdf(b, d->stem, &pdf, err);
+        if (st == DP_OK)
+            st = dp_bundle_commit(b, err);
+        else if (b)
+            dp_bundle_abort(b);
+        if (st == DP_OK)
+            st = dp_input_add_output(d, zname, err);
+    }
+    if (st == DP_OK && r->out_dir && (r->o->formats || !r->o->zip_per_doc))
+        st = write_dir(r, d, doc, &pdf, err);
+    if (st == DP_OK && r->zip_all) {
+        pthread_mutex_lock(&r->mu);
+        st = dp_bundle_add_doc(r->zip_all, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
+        if (st == DP_OK)
+            st = add_pdf(r->zip_all, d->stem, &pdf, err);
+        pthread_mutex_unlock(&r->mu);
+    }
+    dp_buf_free(&pdf);
+    return st;
+}
+
+/* One JSON Lines record on stdout: the compact result (extract) or the manifest record. */
+void dp__run_emit_line(const struct dp_run *r, const char *s) {
+    if (r->o->emit)
+        r->o->emit(DP_BATCH_STDOUT, s, r->o->emit_user);
+}
+
+static void print_result_line(const struct dp_run *r, const struct ex_doc *doc) {
+    struct dp_buf b;
+    dp_buf_init(&b, DP_MAX_TEXT_BYTES);
+    struct dp_err e = {0};
+    if (dp_out_json(doc, &b, &e) == DP_OK && b.status == DP_OK) {
+        json_t *j = json_loadb(b.data, b.len, 0, NULL);
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (s) {
+            dp__run_emit_line(r, s);
+            dp__run_emit_line(r, "\n");
+        }
+        free(s);
+        json_decref(j);
+    }
+    dp_buf_free(&b);
+}
+
+void dp__run_status_line(const struct dp_run *r, const struct dp_input *d) {
+    json_t *j = json_pack("{sssssssi}", "name", d->rel, "path", d->path, "status",
+                          dp_input_state_str(d->state), "pages", d->pages);
+    if (!j)
+        return;
+    if (d->state == DP_INPUT_FAILED) {
+        json_object_set_new(j, "code", json_string(dp_status_str(d->code)));
+        json_object_set_new(j, "error", json_string(d->error ? d->error : ""));
+    }
+    if (d->state == DP_INPUT_SKIPPED)
+        json_object_set_new(j, "reason", json_string(d->error ? d->error : ""));
+    char *s = json_dumps(j, JSON_COMPACT);
+    if (s) {
+        dp__run_emit_line(r, s);
+        dp__run_emit_line(r, "\n");
+    }
+    free(s);
+    json_decref(j);
+}
+
+void dp__run_doc(struct dp_run *r, int index) {
+    struct dp_input *d = &r->docs.items[index];
+    double t0 = dp__now();
+    struct dp_err err = {0};
+    struct dp_answers a = {0};
+    enum dp_status st = raw_doc_of(r, d) ? raw_answers(r, index, &a, &err)
+                                          : dp__infer_doc(r->inf, index, &a, &r->prog, &err);
+    struct ex_doc *doc = NULL;
+    if (st == DP_OK) {
+        d->pages = a.n;
+        for (int i = 0; i < a.n; i++) {
+            d->pages_blank += a.pages[i].blank;
+            d->pages_truncated += a.pages[i].truncated;
+            d->pages_repetition += a.pages[i].repetition;
+            d->tokens_generated += a.pages[i].n_tokens;
+        }
+        double t1 = dp__now();
+        st = build_doc(r, d, &a, &doc, &err);
+        const struct ex_warning *bad = NULL;
+        if (st == DP_OK && r->o->strict && !ex_doc_valid(doc, &bad))
+            st = dp_err_set(&err, DP_ERR_INVALID, "--strict: %s%s%s", bad->path ? bad->path : "",
+                            bad->path ? ": " : "", bad->msg);
+        double t2 = dp__now();
+        d->t.extract += t2 - t1;
+        if (st == DP_OK)
+            st = write_outputs(r, d, doc, &err);
+        d->t.write += dp__now() - t2;
+    }
+    pthread_mutex_lock(&r->mu); /* publish: stdout, journal, log, progress */
+    if (st == DP_OK) {
+        d->state = DP_INPUT_OK;
+        if (r->o->cmd == DP_BATCH_CMD_EXTRACT && (!r->o->output || r->o->json_stdout))
+            print_result_line(r, doc); /* with -o the files are the output: stdout stays quiet */
+    } else {
+        if (st == DP_ERR_CANCELLED)
+            d->state = DP_INPUT_PENDING;
+        else {
+            dp_err_prefix(&err, "%s", d->path);
+            dp_input_fail(d, st, err.msg);
+            DP_LOG_ERROR("%s", err.msg);
+        }
+    }
+    d->t.total = dp__now() - t0;
+    ex_doc_free(doc);
+    dp__answers_free(&a);
+    if (d->state == DP_INPUT_PENDING) {
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    if (r->o->json_stdout && r->o->cmd != DP_BATCH_CMD_EXTRACT)
+        dp__run_status_line(r, d);
+    else if (r->o->cmd == DP_BATCH_CMD_EXTRACT && d->state == DP_INPUT_FAILED &&
+             (!r->o->output || r->o->json_stdout))
+        dp__run_status_line(r, d);
+    if (r->have_journal) {
+        struct dp_err je = {0};
+        if (dp_journal_append(&r->journal, d, &je) != DP_OK)
+            DP_LOG_ERROR("%s", je.msg);
+    }
+    if (r->o->verbosity > 0)
+        DP_LOG_INFO("%s: %d pages (%d blank, %d truncated), %lld tokens; rasterize %.2fs vision "
+                    "%.2fs prefill %.2fs decode %.2fs extract %.3fs write %.3fs total %.2fs",
+                    d->rel, d->pages, d->pages_blank, d->pages_truncated,
+                    (long long)d->tokens_generated, d->t.rasterize, d->t.vision, d->t.prefill,
+                    d->t.decode, d->t.extract, d->t.write, d->t.total);
+    dp__progress_doc(&r->prog, d);
+    pthread_mutex_unlock(&r->mu);
+}
+
