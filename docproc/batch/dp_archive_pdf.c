@@ -6,11 +6,11 @@
  * --skip-text). Pages without boxed lines get the image only (scans) or stay as they are (PDF),
  * with a warning. Thread-safe per call (one dp_doc per call). */
 #include "dp_batch_impl.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
-#include "../out/dp_out_pdf.h"
+#include "dp_alloc.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_log.h"
+#include "dp_out_pdf.h"
 
 #include <string.h>
 

@@ -16,11 +16,11 @@
 #ifndef DP_BATCH_H
 #define DP_BATCH_H
 
-#include "../base/dp_status.h"
-#include "../cli/dp_cli_opts.h"
-#include "../ingest/dp_ingest.h"
+#include "dp_status.h"
+#include "dp_cli_opts.h"
+#include "dp_ingest.h"
 #include "dp_manifest.h"
-#include "../out/dp_out.h"
+#include "dp_out.h"
 
 #include <signal.h>
 #include <stdbool.h>

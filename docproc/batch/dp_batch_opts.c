@@ -3,11 +3,11 @@
  * prints the live defaults. Usage errors come back as DP_ERR_USAGE with a one-line message.
  * Not thread-safe (getopt's globals); called once from main's thread. */
 #include "dp_batch.h"
-#include "../cli/dp_cli.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_limits.h"
-#include "../out/dp_out.h"
+#include "dp_cli.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_limits.h"
+#include "dp_out.h"
 #include "vl.h"
 #include "dp_manifest.h"
 

@@ -5,7 +5,7 @@
  * and plugs the matcher into libvl's generic constrain hook. One dp_constrain per inference
  * thread. */
 #include "dp_batch.h"
-#include "../base/dp_alloc.h"
+#include "dp_alloc.h"
 #include "ex_cons.h"
 #include "vl_tools.h"
 

@@ -5,12 +5,12 @@
  * names key the outputs, the journal and the shard assignment.
  * Not thread-safe: one owner per list. */
 #include "dp_manifest.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
-#include "../ingest/dp_ingest.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_log.h"
+#include "dp_ingest.h"
 
 #include <dirent.h>
 #include <errno.h>

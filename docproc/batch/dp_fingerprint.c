@@ -6,11 +6,11 @@
  * beside the journal per file by size and mtime.
  * Thread-safe: no shared state. */
 #include "dp_batch_impl.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../out/dp_out.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_out.h"
 #include "vl.h"
 
 #include <dirent.h>

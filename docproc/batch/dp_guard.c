@@ -2,10 +2,10 @@
  * loop detection during generation, the monotonic clock, password files, and rm -rf of the
  * staging folders we create. Thread-safe: every function works on its arguments only. */
 #include "dp_batch_impl.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -3,7 +3,7 @@
  * given the same input tree partition it with no coordinator.
  * Thread-safe: no shared state. */
 #include "dp_manifest.h"
-#include "../base/dp_limits.h"
+#include "dp_limits.h"
 
 #include <errno.h>
 #include <glib.h>

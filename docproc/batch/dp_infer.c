@@ -16,11 +16,11 @@
  * Files: this one opens (model, prompt, state, ingest thread) and closes; the ingest thread and
  * the queue are in dp_infer_ingest.c, pages in flight in dp_infer_pages.c (dp_infer_impl.h). */
 #include "dp_infer_impl.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_log.h"
 #include "dp_vl.h"
 #include "ex_cons.h"
 #include "vl_tools.h"

@@ -6,7 +6,7 @@
 #define DP_INFER_IMPL_H
 
 #include "dp_batch_impl.h"
-#include "../base/dp_limits.h"
+#include "dp_limits.h"
 #include "dp_vl.h"
 #include "vl_tools.h"
 

@@ -4,11 +4,11 @@
  * DP_BATCH_QUEUE_PAGES items (under inf->mu). The thread touches only ingest objects and the
  * queue; Poppler documents are used by this thread only. */
 #include "dp_infer_impl.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_log.h"
 #include "dp_vl.h"
 #include "ex_cons.h"
 #include "vl_tools.h"

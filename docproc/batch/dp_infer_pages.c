@@ -4,11 +4,11 @@
  * limits, signals) and collects answers per document; documents complete in input order,
  * answers of later documents wait here until the pipeline asks for them. Inference thread only. */
 #include "dp_infer_impl.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_log.h"
 #include "dp_vl.h"
 #include "ex_cons.h"
 #include "vl_tools.h"

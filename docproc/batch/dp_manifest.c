@@ -5,10 +5,10 @@
  * --resume) or not recorded (and redone, its outputs atomically replaced).
  * Not thread-safe: one owner per journal. */
 #include "dp_manifest.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
 
 #include <errno.h>
 #include <fcntl.h>

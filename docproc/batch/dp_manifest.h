@@ -16,7 +16,7 @@
 #ifndef DP_MANIFEST_H
 #define DP_MANIFEST_H
 
-#include "../base/dp_status.h"
+#include "dp_status.h"
 
 #include <stdbool.h>
 #include <stddef.h>

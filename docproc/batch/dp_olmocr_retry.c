@@ -5,7 +5,7 @@
  * model. Not yet called by the inference loop (dp_infer.c), which frees page pixels after
  * preprocessing. Thread-safe per call. */
 #include "dp_batch_impl.h"
-#include "../base/dp_alloc.h"
+#include "dp_alloc.h"
 #include "ex_olmocr.h"
 
 #include <string.h>

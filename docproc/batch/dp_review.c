@@ -5,11 +5,11 @@
  * at the end of the run OUT/review.jsonl is rewritten atomically from every document's lines.
  * Not thread-safe per run (called under the run's lock or from the main thread). */
 #include "dp_batch_impl.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../out/dp_jw.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_jw.h"
 
 #include <stdio.h>
 #include <string.h>

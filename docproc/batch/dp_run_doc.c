@@ -4,13 +4,13 @@
  * workers with --from-raw --jobs N: shared state is taken under r->mu. */
 #include "dp_run_impl.h"
 #include "ex_cons.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
-#include "../out/dp_out.h"
-#include "../out/dp_out_pdf.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_log.h"
+#include "dp_out.h"
+#include "dp_out_pdf.h"
 #include "ex_olmocr.h"
 
 #include <dirent.h>

@@ -3,13 +3,13 @@
  * Called by dp_run.c before the documents are processed; not thread-safe. */
 #include "dp_run_impl.h"
 #include "ex_cons.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
-#include "../out/dp_out.h"
-#include "../out/dp_out_pdf.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_log.h"
+#include "dp_out.h"
+#include "dp_out_pdf.h"
 #include "ex_olmocr.h"
 
 #include <dirent.h>

@@ -7,13 +7,13 @@
  * repetition penalty 1.05, effectively greedy); every flag overrides them. */
 #include "dp_cli.h"
 #include "dp_cli_opts.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
-#include "../ingest/dp_ingest.h"
-#include "../ingest/dp_vl.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_log.h"
+#include "dp_ingest.h"
+#include "dp_vl.h"
 #include "vl_tools.h"
 
 #include <jansson.h>

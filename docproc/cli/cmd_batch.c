@@ -3,10 +3,10 @@
  * (dp_cmd_batch_common): option parsing, signal handling, output sinks and the exit code.
  * Not thread-safe (signal flag and getopt globals); runs on main's thread. */
 #include "dp_cli.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_log.h"
-#include "../batch/dp_batch.h"
-#include "../ingest/dp_vl.h"
+#include "dp_alloc.h"
+#include "dp_log.h"
+#include "dp_batch.h"
+#include "dp_vl.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -125,7 +125,6 @@ int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv) {
     return rc;
 }
 
-int dp_cmd_batch(int argc, char **argv);
 int dp_cmd_batch(int argc, char **argv) {
     return dp_cmd_batch_common(DP_BATCH_CMD_BATCH, argc, argv);
 }

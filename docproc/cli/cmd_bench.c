@@ -8,8 +8,8 @@
 #include "dp_cli.h"
 #include "dp_cli_opts.h"
 #include "dp_limits.h"
-#include "../base/dp_log.h"
-#include "../ingest/dp_vl.h"
+#include "dp_log.h"
+#include "dp_vl.h"
 #include "vl_tools.h"
 
 #include <getopt.h>

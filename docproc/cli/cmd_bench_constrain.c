@@ -5,8 +5,8 @@
  * temperature 1, as the tests do), reported as median / p99 / max with the forced-id counts.
  * Single-threaded; called by cmd_bench.c. */
 #include "dp_cli.h"
-#include "../base/dp_alloc.h"
-#include "../batch/dp_batch.h"
+#include "dp_alloc.h"
+#include "dp_batch.h"
 #include "ex_cons.h"
 #include "sc.h"
 #include "vl_tools.h"

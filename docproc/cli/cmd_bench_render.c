@@ -6,10 +6,10 @@
 #include "dp_cli.h"
 #include "dp_cli_opts.h"
 
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
-#include "../ingest/dp_ingest.h"
-#include "../out/dp_out.h"
+#include "dp_limits.h"
+#include "dp_log.h"
+#include "dp_ingest.h"
+#include "dp_out.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -3,7 +3,7 @@
  * of `docproc tokenize --json` can be passed back. Invalid UTF-8 produced by the ids becomes
  * U+FFFD, ids without a token are dropped (as HF `tokenizers` does). */
 #include "dp_cli.h"
-#include "../base/dp_alloc.h"
+#include "dp_alloc.h"
 #include "vl_tools.h"
 
 #include <getopt.h>

@@ -4,8 +4,8 @@
  * `docproc model synth --shape 3b|7b|tiny -o DIR`: writes a random-weight checkpoint in the
  * published layout (streamed, sharded like the real ones) for tests and benchmarks. */
 #include "dp_cli.h"
-#include "../base/dp_fs.h"
-#include "../ingest/dp_vl.h"
+#include "dp_fs.h"
+#include "dp_vl.h"
 #include "vl_tools.h"
 
 #include <getopt.h>
@@ -332,9 +332,6 @@ static int cmd_synth(int argc, char **argv) {
     free(tcfg_path);
     return rc;
 }
-
-int dp_cmd_model_quantize(int argc, char **argv); /* cmd_model_quant.c */
-int dp_cmd_model_compare(int argc, char **argv);
 
 int dp_cmd_model(int argc, char **argv) {
     if (argc < 2)

@@ -6,10 +6,10 @@
  * overall, as text or JSON. Single control thread. */
 #include "dp_cli.h"
 #include "dp_cli_opts.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../ingest/dp_ingest.h"
-#include "../ingest/dp_vl.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_ingest.h"
+#include "dp_vl.h"
 #include "vl_tools.h"
 
 #include <getopt.h>

@@ -2,11 +2,11 @@
  * the result as JSON, XML or CSV (the page's tables) on stdout; the batch command runs the same
  * code (ex_page_parse, ex_doc_finish, dp_out_*) per page. Warnings go to stderr with -v. */
 #include "dp_cli.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_log.h"
 #include "dp_out.h"
 #include "ex.h"
 #include "sc.h"

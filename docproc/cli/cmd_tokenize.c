@@ -3,10 +3,10 @@
  * space-separated, or one JSON array with --json. --bench measures encode speed (MB/s) over the
  * input: one cold pass (empty word cache) and warm passes. Loads only the tokenizer. */
 #include "dp_cli.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
-#include "../ingest/dp_vl.h"
+#include "dp_alloc.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
+#include "dp_vl.h"
 #include "vl_tools.h"
 
 #include <getopt.h>

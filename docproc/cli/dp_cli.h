@@ -9,7 +9,7 @@
 #ifndef DP_CLI_H
 #define DP_CLI_H
 
-#include "../base/dp_status.h"
+#include "dp_status.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,6 +27,23 @@ enum dp_exit {
 
 /* A subcommand: argv[0] is the subcommand name; returns an enum dp_exit value. */
 typedef int (*dp_cmd_fn)(int argc, char **argv);
+
+/* The subcommands, one cmd_*.c file each; main.c's table dispatches to them. */
+int dp_cmd_version(int argc, char **argv);   /* main.c */
+int dp_cmd_parse(int argc, char **argv);
+int dp_cmd_tokenize(int argc, char **argv);
+int dp_cmd_detokenize(int argc, char **argv);
+int dp_cmd_model(int argc, char **argv);
+int dp_cmd_model_quantize(int argc, char **argv); /* `model quantize` (cmd_model_quant.c) */
+int dp_cmd_model_compare(int argc, char **argv);  /* `model compare` (cmd_model_quant.c) */
+int dp_cmd_ask(int argc, char **argv);
+int dp_cmd_rasterize(int argc, char **argv);
+int dp_cmd_preprocess(int argc, char **argv);
+int dp_cmd_bench_render(int argc, char **argv);
+int dp_cmd_extract(int argc, char **argv);
+int dp_cmd_batch(int argc, char **argv);
+int dp_cmd_tables(int argc, char **argv);
+int dp_cmd_bench(int argc, char **argv);
 
 /* Prints "docproc CMD: message" and "try 'docproc CMD --help'" to stderr; returns DP_EXIT_USAGE. */
 int dp_cli_usage_error(const char *cmd, const char *fmt, ...) DP_PRINTF(2, 3);

@@ -5,8 +5,8 @@
 #include "dp_cli_opts.h"
 #include "dp_cli.h"
 
-#include "../base/dp_limits.h"
-#include "../ingest/dp_vl.h"
+#include "dp_limits.h"
+#include "dp_vl.h"
 
 #include <stdbool.h>
 #include <stdio.h>

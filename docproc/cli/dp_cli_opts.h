@@ -17,9 +17,9 @@
 #ifndef DP_CLI_OPTS_H
 #define DP_CLI_OPTS_H
 
-#include "../base/dp_buf.h"
-#include "../base/dp_status.h"
-#include "../ingest/dp_ingest.h"
+#include "dp_buf.h"
+#include "dp_status.h"
+#include "dp_ingest.h"
 
 #include <getopt.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * the only place in the tree that may call exit(). */
 #include "dp_cli.h"
 #include "dp_cli_opts.h"
-#include "../base/dp_log.h"
+#include "dp_log.h"
 
 #include "vl_tools.h"
 
@@ -19,21 +19,6 @@ struct dp_cmd {
     dp_cmd_fn run;
     const char *summary;
 };
-
-/* Subcommand implementations, one per cmd_*.c file. */
-int dp_cmd_version(int argc, char **argv);
-int dp_cmd_parse(int argc, char **argv);
-int dp_cmd_tokenize(int argc, char **argv);
-int dp_cmd_detokenize(int argc, char **argv);
-int dp_cmd_model(int argc, char **argv);
-int dp_cmd_ask(int argc, char **argv);
-int dp_cmd_rasterize(int argc, char **argv);
-int dp_cmd_preprocess(int argc, char **argv);
-int dp_cmd_bench_render(int argc, char **argv);
-int dp_cmd_extract(int argc, char **argv);
-int dp_cmd_batch(int argc, char **argv);
-int dp_cmd_tables(int argc, char **argv);
-int dp_cmd_bench(int argc, char **argv);
 
 /* Helpers add their command here (one line each), keeping this order. */
 static const struct dp_cmd commands[] = {

@@ -25,7 +25,7 @@
 #ifndef DP_INGEST_H
 #define DP_INGEST_H
 
-#include "../base/dp_status.h"
+#include "dp_status.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -6,8 +6,8 @@
 #include "dp_ingest.h"
 #include "dp_ingest_impl.h"
 
-#include "../base/dp_alloc.h"
-#include "../base/dp_log.h"
+#include "dp_alloc.h"
+#include "dp_log.h"
 
 #include <setjmp.h>
 #include <stdio.h> /* before jpeglib.h, which uses FILE */

@@ -8,7 +8,7 @@
 #include "dp_ingest.h"
 #include "dp_ingest_impl.h"
 
-#include "../base/dp_alloc.h"
+#include "dp_alloc.h"
 #include "dp_vl.h"
 #include "vl_tools.h"
 

@@ -6,7 +6,7 @@
 #include "dp_ingest.h"
 #include "dp_ingest_impl.h"
 
-#include "../base/dp_alloc.h"
+#include "dp_alloc.h"
 
 #include <setjmp.h>
 #include <stdio.h>

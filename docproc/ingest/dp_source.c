@@ -5,9 +5,9 @@
 #include "dp_ingest.h"
 #include "dp_ingest_impl.h"
 
-#include "../base/dp_alloc.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
+#include "dp_alloc.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
 #include "dp_vl.h"
 #include "vl_tools.h"
 

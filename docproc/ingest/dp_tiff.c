@@ -8,9 +8,9 @@
 #include "dp_ingest.h"
 #include "dp_ingest_impl.h"
 
-#include "../base/dp_alloc.h"
-#include "../base/dp_limits.h"
-#include "../base/dp_log.h"
+#include "dp_alloc.h"
+#include "dp_limits.h"
+#include "dp_log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * Stateless apart from libvl's process-wide log hook; thread-safe. */
 #include "dp_vl.h"
 
-#include "../base/dp_log.h"
+#include "dp_log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

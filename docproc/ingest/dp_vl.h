@@ -11,7 +11,7 @@
 #ifndef DP_VL_H
 #define DP_VL_H
 
-#include "../base/dp_status.h"
+#include "dp_status.h"
 #include "vl.h"
 
 /* The docproc status for a libvl one. NOMEM, LIMIT and CANCELLED always keep their twins. The

@@ -3,8 +3,8 @@
  * freed on that path lives in a heap context. Thread-safe (no shared state). */
 #include "dp_out.h"
 
-#include "../base/dp_alloc.h"
-#include "../base/dp_fs.h"
+#include "dp_alloc.h"
+#include "dp_fs.h"
 
 #include <png.h>
 #include <setjmp.h>

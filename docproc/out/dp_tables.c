@@ -4,10 +4,10 @@
  * second has no header row or repeats the first's) is stitched into one, its parts recorded.
  * Not thread-safe per document; no global state. */
 #include "dp_out.h"
-#include "../base/dp_alloc.h"
-#include "../base/dp_buf.h"
-#include "../base/dp_fs.h"
-#include "../base/dp_limits.h"
+#include "dp_alloc.h"
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "dp_limits.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -14,10 +14,10 @@
  * cookbooks ran); an answer the record marks TRUNCATED is flagged truncated. With COPIES > 1
  * every document is written COPIES times (<name>-cNNN), for the resume and shard tests.
  * This is how samples/raw/ was made. */
-#include "../../docproc/base/dp_alloc.h"
-#include "../../docproc/base/dp_fs.h"
-#include "../../docproc/ingest/dp_ingest.h"
-#include "../../docproc/out/dp_out.h"
+#include "dp_alloc.h"
+#include "dp_fs.h"
+#include "dp_ingest.h"
+#include "dp_out.h"
 #include "ex.h"
 #include "vl_tools.h"
 

@@ -3,10 +3,10 @@
  * files, blank-page and repetition-loop guards. */
 #include "t.h"
 
-#include "../../docproc/base/dp_alloc.h"
-#include "../../docproc/base/dp_fs.h"
-#include "../../docproc/batch/dp_batch_impl.h"
-#include "../../docproc/batch/dp_manifest.h"
+#include "dp_alloc.h"
+#include "dp_fs.h"
+#include "dp_batch_impl.h"
+#include "dp_manifest.h"
 
 #include <fcntl.h>
 #include <jansson.h>

@@ -2,9 +2,9 @@
  * (dp__pwfile_load) and a shard manifest (dp_manifest_merge). These files sit on shared storage
  * and can be truncated or corrupted by a crash or another tool; none may crash docproc.
  * The input is written to a temporary file because the APIs take paths. */
-#include "../../docproc/base/dp_alloc.h"
-#include "../../docproc/batch/dp_batch_impl.h"
-#include "../../docproc/batch/dp_manifest.h"
+#include "dp_alloc.h"
+#include "dp_batch_impl.h"
+#include "dp_manifest.h"
 
 #include <stdint.h>
 #include <stdio.h>
