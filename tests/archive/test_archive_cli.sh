@@ -2,7 +2,8 @@
 # Archive formats end to end without a model: extract / batch / tables --from-raw on every real
 # answer in samples/raw with --format alto,hocr,page,md,txt (directory and zip bundles); every
 # ALTO and PAGE file validates with `xmllint --nonet` against the official XSDs (copied into
-# tests/archive/standards), every hOCR file is well-formed XML; unknown formats are refused.
+# tests/archive/standards), every hOCR file is well-formed XML; --format pdf of every answer (in
+# directories and a zip) passes qpdf --check; unknown formats are refused.
 set -u
 BIN=${DP_BIN:?DP_BIN must point at the docproc binary}
 SRC=${DP_SOURCE_DIR:?DP_SOURCE_DIR must point at the source tree}
@@ -60,6 +61,32 @@ check "zip: hOCR well-formed" wf_ok $(find "$T/unz" -name result.hocr)
 "$BIN" batch --from-raw "$RAW" --schema ocr --format alto,zip -o "$T/z" >/dev/null 2>"$T/err"
 check "batch --format alto,zip exits 0" [ $? -eq 0 ]
 check "one zip per document" [ "$(find "$T/z" -name '*.zip' | wc -l)" = "$n_docs" ]
+
+# the searchable PDF of every raw answer (sources are recorded relative to the source tree), in
+# directories and in a zip bundle: one PDF per document that passes qpdf --check
+cd "$SRC" || exit 1
+for cmd in extract batch tables; do
+    "$BIN" $cmd -q --from-raw "$RAW" --schema ocr --format pdf -o "$T/pdf-$cmd" >/dev/null 2>"$T/err"
+    check "$cmd --from-raw --format pdf exits 0" [ $? -eq 0 ]
+    check "$cmd: a result.pdf per document" [ "$(find "$T/pdf-$cmd" -name result.pdf | wc -l)" = "$n_docs" ]
+    bad=0
+    for p in $(find "$T/pdf-$cmd" -name result.pdf); do
+        qpdf --check "$p" >/dev/null 2>&1 || { echo "qpdf --check fails: $p" >&2; bad=$((bad + 1)); }
+    done
+    check "$cmd: every PDF passes qpdf --check" [ "$bad" -eq 0 ]
+done
+"$BIN" extract -q --from-raw "$RAW" --schema layout --format pdf,md -o "$T/pdf.zip" >/dev/null 2>"$T/err"
+check "extract --format pdf -o BUNDLE.zip exits 0" [ $? -eq 0 ]
+mkdir -p "$T/unzp"
+(cd "$T/unzp" && unzip -q "$T/pdf.zip")
+check "zip: a result.pdf per document" [ "$(find "$T/unzp" -name result.pdf | wc -l)" = "$n_docs" ]
+bad=0
+for p in $(find "$T/unzp" -name result.pdf); do
+    qpdf --check "$p" >/dev/null 2>&1 || bad=$((bad + 1))
+done
+check "zip: every PDF passes qpdf --check" [ "$bad" -eq 0 ]
+check "text-spotting lines in the PDF's text" \
+    grep -q 'UNIHAKKA INTERNATIONAL SDN BHD' "$(pdftotext "$T/pdf-extract/ocr_example3-text_spotting/result.pdf" "$T/ts.txt"; echo "$T/ts.txt")"
 
 "$BIN" extract --from-raw "$RAW" --schema ocr --format alto,djvu -o "$T/bad" >/dev/null 2>"$T/err"
 check "unknown format is a usage error (exit 2)" [ $? -eq 2 ]
