@@ -219,6 +219,8 @@ struct ex_stamp {
     const char *created;      /* ISO 8601 time, or NULL (left out for reproducible output) */
 };
 
+struct ex_tokconf; /* ex_lines.h */
+
 struct ex_doc {
     char *source;          /* input path */
     char *source_sha256;   /* or NULL */
@@ -230,6 +232,10 @@ struct ex_doc {
     struct ex_warning *warnings; size_t n_warnings;    /* document-level (validation, checks) */
     bool needs_review;     /* ex_doc_review: a check failed or a value is below the threshold */
     char **review_reasons; size_t n_review_reasons;    /* one line each */
+    /* (n_pages) per-page token log-probabilities where the model ran, for the archive writers'
+     * confidences (ALTO WC, hOCR x_wconf, PAGE conf); NULL: none (--from-raw). Borrowed: set by
+     * the batch while it writes the outputs, never freed by ex_doc_free. */
+    const struct ex_tokconf *tokconf;
 };
 
 /* Review queue (ex_review.c, docs/constrain.md): sets needs_review and its reasons from the

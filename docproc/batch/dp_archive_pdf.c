@@ -34,8 +34,8 @@ static enum dp_status archive_pdf_input(const struct dp_batch_opts *o, const str
     struct dp_pdf_graft_stats gs = {0};
     if (st == DP_OK) {
         struct dp_pdf_opts po = {.pdfa = o->pdfa};
-        st = dp_out_pdf_graft(doc, doc->source, o->ingest.password, has_text, NULL, &po, out, &gs,
-                              err);
+        st = dp_out_pdf_graft(doc, doc->source, o->ingest.password, has_text, doc->tokconf, &po,
+                              out, &gs, err);
     }
     dp_free(has_text);
     if (st == DP_OK && gs.pages_without_text && o->verbosity >= 0)
@@ -96,7 +96,7 @@ enum dp_status dp__archive_pdf(const struct dp_batch_opts *o, const struct ex_do
     int no_text = 0;
     if (st == DP_OK) {
         struct dp_pdf_opts po = {.pdfa = o->pdfa};
-        st = dp_out_pdf(doc, im, n, NULL, &po, out, &no_text, err);
+        st = dp_out_pdf(doc, im, n, doc->tokconf, &po, out, &no_text, err);
     }
     if (st == DP_OK && no_text && o->verbosity >= 0)
         DP_LOG_WARN("%s: %d of %zu pages have no line boxes in the answer: image only, no text "

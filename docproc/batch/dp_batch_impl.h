@@ -6,6 +6,7 @@
 #include "dp_manifest.h"
 #include "ex.h"
 #include "ex_cons.h"
+#include "ex_lines.h"
 #include "sc.h"
 
 #include <stdbool.h>
@@ -28,6 +29,10 @@ struct dp_page_answer {
     struct ex_value_conf *confs; /* (n_confs) per generated value, --constrain; owned */
     size_t n_confs;
     struct ex_geom geom;
+    size_t *tok_off;      /* (n_tok) byte where each token's text starts in text; owned */
+    float *tok_logprob;   /* (n_tok) its log-probability; owned; none for --from-raw */
+    size_t n_tok;
+    int rotation;         /* olmOCR: degrees the page was turned for the retry, else 0 */
 };
 
 struct dp_answers {
@@ -113,6 +118,29 @@ struct dp_infer_stats {
 };
 void dp__infer_stats(const struct dp_infer *inf, struct dp_infer_stats *out);
 void dp__infer_close(struct dp_infer *inf);
+
+/* ---- token confidences (dp_tokconf.c) and the teacher-forcing test hook (dp_force.c) ------- */
+
+/* Sets pa->tok_off/tok_logprob/n_tok from the generated ids (n, EOS excluded) and their
+ * log-probabilities, for the answer pa->text (pa->len bytes) decoded from them; special and
+ * forced tokens are left out; when the offsets do not add up to pa->len, none are set.
+ * DP_ERR_NOMEM only. */
+struct vl_tokenizer;
+enum dp_status dp__answer_tokconf(struct dp_page_answer *pa, const struct vl_tokenizer *t,
+                                  const int32_t *ids, const float *logprobs, int64_t n,
+                                  struct dp_err *err);
+/* The answer's token confidences as the archive writers take them (borrowed arrays). */
+struct ex_tokconf dp__answer_conf(const struct dp_page_answer *pa);
+
+/* DOCPROC_TEST_ANSWERS=DIR (docs/testing.md): *out is the forced answer of page_no at attempt
+ * (1 first ask, 2 olmOCR retry) when DIR/p<page_no>-a<attempt>.txt exists, else NULL. Use
+ * dp__force_constrain with it as vl_gen_params.constrain / constrain_user. */
+struct dp_force;
+struct vl_model;
+enum dp_status dp__force_open(struct dp_force **out, const struct vl_model *m, int page_no,
+                              int attempt, struct dp_err *err);
+int dp__force_constrain(float *logits, int64_t n_vocab, int32_t *forced, int cap, void *user);
+void dp__force_free(struct dp_force *f);
 
 /* ---- archive outputs (dp_archive_pdf.c) and olmOCR (dp_olmocr_retry.c) ------------------- */
 

@@ -50,6 +50,8 @@ void dp__answers_free(struct dp_answers *a) {
     for (int i = 0; i < a->n; i++) {
         dp_free(a->pages[i].text);
         dp_free(a->pages[i].confs);
+        dp_free(a->pages[i].tok_off);
+        dp_free(a->pages[i].tok_logprob);
     }
     DP_FREE(a->pages);
     a->n = a->cap = 0;

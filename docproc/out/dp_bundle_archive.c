@@ -25,19 +25,19 @@ enum dp_status dp__bundle_add_archive(struct dp_bundle *b, const struct ex_doc *
     dp_buf_init(&buf, DP_MAX_TEXT_BYTES);
     enum dp_status st = DP_OK;
     if (formats & DP_OUT_ALTO) {
-        st = dp_out_alto(doc, NULL, &buf, err);
+        st = dp_out_alto(doc, doc->tokconf, &buf, err);
         if (st == DP_OK)
             st = put(b, stem, "result.alto.xml", &buf, err);
     }
     if (st == DP_OK && (formats & DP_OUT_HOCR)) {
-        st = dp_out_hocr(doc, NULL, &buf, err);
+        st = dp_out_hocr(doc, doc->tokconf, &buf, err);
         if (st == DP_OK)
             st = put(b, stem, "result.hocr", &buf, err);
     }
     for (size_t i = 0; st == DP_OK && (formats & DP_OUT_PAGE) && i < doc->n_pages; i++) {
         char file[64];
         snprintf(file, sizeof file, "page/page-%04d.xml", doc->pages[i]->number);
-        st = dp_out_page_xml(doc, doc->pages[i], NULL, &buf, err);
+        st = dp_out_page_xml(doc, doc->pages[i], dp__archive_conf(doc->tokconf, i), &buf, err);
         if (st == DP_OK)
             st = put(b, stem, file, &buf, err);
     }
