@@ -32,7 +32,6 @@ struct dp_page_answer {
     size_t *tok_off;      /* (n_tok) byte where each token's text starts in text; owned */
     float *tok_logprob;   /* (n_tok) its log-probability; owned; none for --from-raw */
     size_t n_tok;
-    int rotation;         /* olmOCR: degrees the page was turned for the retry, else 0 */
 };
 
 struct dp_answers {
@@ -43,7 +42,7 @@ void dp__answers_free(struct dp_answers *a);
 /* Copies n bytes (NULs included: a model answer may hold byte 0) plus a terminating NUL;
  * NULL when out of memory. Not dp_strndup, which stops at the first NUL. */
 char *dp__answer_dup(const char *s, size_t n);
-/* Appends a page; takes ownership of text (also on failure). */
+/* Appends a page; takes ownership of text, confs and the token arrays (also on failure). */
 enum dp_status dp__answers_add(struct dp_answers *a, const struct dp_page_answer *p,
                                struct dp_err *err);
 
@@ -152,6 +151,10 @@ typedef enum dp_status (*dp_olmocr_ask_fn)(void *user, const uint8_t *rgb, int w
                                           char **text, size_t *len, struct dp_err *err);
 enum dp_status dp__olmocr_ask(dp_olmocr_ask_fn ask, void *user, const uint8_t *rgb, int w, int h,
                               char **text, size_t *len, int *rotation, struct dp_err *err);
+/* The angle (degrees counter-clockwise) to turn the page by and ask again after the answer
+ * text of attempt (1 = first ask): the front matter's rotation_correction on the first attempt
+ * when the front matter is complete; else 0 (a second answer never causes a third ask). */
+int dp__olmocr_retry_angle(const char *text, size_t len, int attempt);
 /* rgb (h, w, 3) turned counter-clockwise by a multiple of 90 degrees into *out (caller frees). */
 enum dp_status dp__rgb_rotate(uint8_t **out, int *ow, int *oh, const uint8_t *rgb, int w, int h,
                               int degrees_ccw);

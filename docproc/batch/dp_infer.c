@@ -263,7 +263,7 @@ void dp__infer_close(struct dp_infer *inf) {
         pthread_mutex_unlock(&inf->mu);
         pthread_join(inf->thread, NULL);
         for (int i = 0; i < inf->count; i++)
-            vl_vision_input_free(&inf->ring[(inf->head + i) % DP_BATCH_QUEUE_PAGES].vin);
+            dp__infer_item_free(&inf->ring[(inf->head + i) % DP_BATCH_QUEUE_PAGES]);
     }
     for (int k = 0; inf->jobs && k < inf->parallel; k++)
         dp__infer_job_clear(&inf->jobs[k]);

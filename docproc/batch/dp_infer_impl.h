@@ -31,6 +31,9 @@ struct item {
     int page_no;
     bool blank;
     struct vl_vision_input vin;  /* owned; empty for blank pages */
+    uint8_t *rgb;                /* (rgb_h, rgb_w, 3) the page as preprocessed, owned; kept only
+                                  * for the olmocr schema (its rotation retry), else NULL */
+    int rgb_w, rgb_h;
     struct ex_geom geom;
     double t_rasterize;
 };
@@ -53,6 +56,8 @@ struct job {
     struct item it;
     int32_t *prompt;  /* (n_prompt) kept until the sequence ends */
     struct gen_ctx g;
+    int attempt;      /* 1; 2 for olmOCR's rotation retry of the page */
+    struct dp_force *force; /* DOCPROC_TEST_ANSWERS: the forced answer, else NULL (owned) */
 };
 
 /* A document whose pages are in flight or answered: answers in completion order. */
@@ -106,6 +111,8 @@ enum dp_status dp__infer_from_vl(const struct vl_error *ve, enum dp_status fallb
 /* dp_infer_ingest.c: the ingest thread (arg: the struct dp_infer); and the consumer's end of the
  * queue: the next item into *out, waiting for one when wait; false when none (or stopped). */
 void *dp__infer_ingest_main(void *arg);
+/* Frees what a queue item owns (vision input, kept pixels). */
+void dp__infer_item_free(struct item *it);
 bool dp__infer_q_pop(struct dp_infer *inf, struct item *out, bool wait);
 
 /* dp_infer_pages.c: forgets a document's answers; ends a job's sequence and frees what it owns. */

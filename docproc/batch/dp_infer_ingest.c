@@ -32,7 +32,7 @@ static bool q_push(struct dp_infer *inf, struct item *it) {
     }
     pthread_mutex_unlock(&inf->mu);
     if (!ok)
-        vl_vision_input_free(&it->vin);
+        dp__infer_item_free(it);
     return ok;
 }
 
@@ -62,6 +62,11 @@ static bool producer_should_skip(struct dp_infer *inf, int doc) {
 
 /* ---- ingest thread ------------------------------------------------------------------------ */
 
+void dp__infer_item_free(struct item *it) {
+    vl_vision_input_free(&it->vin);
+    DP_FREE(it->rgb);
+}
+
 static enum dp_status ingest_page(struct dp_infer *inf, struct dp_doc *doc, int index,
                                   struct item *it, struct dp_err *err) {
     double t0 = dp__now();
@@ -81,6 +86,12 @@ static enum dp_status ingest_page(struct dp_infer *inf, struct dp_doc *doc, int 
             st = dp_vl_err(err, &ve, DP_ERR_FORMAT, "page %d", pg.page_no);
         it->geom.model_w = (int)(it->vin.grid_w * inf->ip.patch_size);
         it->geom.model_h = (int)(it->vin.grid_h * inf->ip.patch_size);
+        if (st == DP_OK && inf->schema->task == SC_TASK_OLMOCR) { /* for the rotation retry */
+            it->rgb = pg.rgb;
+            it->rgb_w = pg.width;
+            it->rgb_h = pg.height;
+            pg.rgb = NULL;
+        }
     }
     dp_page_free(&pg);
     it->t_rasterize = dp__now() - t0;
@@ -108,7 +119,7 @@ static void ingest_doc(struct dp_infer *inf, int di) {
         struct item it = {.doc = di};
         st = ingest_page(inf, doc, i, &it, &err);
         if (st != DP_OK) {
-            vl_vision_input_free(&it.vin);
+            dp__infer_item_free(&it);
             break;
         }
         if (!q_push(inf, &it))

@@ -138,9 +138,10 @@ static void acc_fail(struct dp_infer *inf, struct doc_acc *a, enum dp_status st,
 }
 
 void dp__infer_job_clear(struct job *j) {
-    vl_vision_input_free(&j->it.vin);
+    dp__infer_item_free(&j->it);
     dp_free(j->prompt);
     dp_free(j->g.ids);
+    dp__force_free(j->force);
     memset(j, 0, sizeof *j);
 }
 
@@ -180,6 +181,15 @@ static enum dp_status job_start(struct dp_infer *inf, struct job *j, struct doc_
         dp_constrain_attach(inf->cons, k, &gp);
         j->g.cons = dp_constrain_cons(inf->cons, k);
     }
+    enum dp_status st = dp__force_open(&j->force, inf->model, j->it.page_no, j->attempt, err);
+    if (st != DP_OK)
+        return st;
+    if (j->force) { /* test hook: teacher-forced answer (dp_force.c), instead of --constrain */
+        gp.constrain = dp__force_constrain;
+        gp.constrain_user = j->force;
+        gp.accept = NULL;
+        j->g.cons = NULL;
+    }
     struct vl_request rq = {
         .ids = j->prompt, .n_ids = (int64_t)n, .vision = &j->it.vin, .n_vision = 1};
     struct vl_error ve = {0};
@@ -190,9 +200,12 @@ static enum dp_status job_start(struct dp_infer *inf, struct job *j, struct doc_
     return DP_OK;
 }
 
-/* A finished sequence: its answer (text, flags, timings) into the document's answers. */
+/* A finished sequence: its answer (text, flags, timings, token confidences) into the document's
+ * answers; or, for an olmocr first answer whose front matter asks for a rotation, no answer and
+ * *retry_angle set (the caller asks again about the turned page). */
 static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc_acc *a,
-                                 struct dp_err *err) {
+                                 int *retry_angle, struct dp_err *err) {
+    *retry_angle = 0;
     struct dp_input *d = &inf->docs->items[j->it.doc];
     struct vl_result res;
     enum vl_status vs = VL_OK;
@@ -233,6 +246,13 @@ static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc
     if (vl_tokenizer_decode(vl_model_tokenizer(inf->model), res.ids, (size_t)keep, true, &text,
                             &len, &ve) != VL_OK)
         return dp__infer_from_vl(&ve, DP_ERR_MODEL, err, "decode");
+    if (j->it.rgb && inf->schema->task == SC_TASK_OLMOCR) {
+        *retry_angle = dp__olmocr_retry_angle(text, len, j->attempt);
+        if (*retry_angle) {
+            free(text); /* libvl's allocator */
+            return DP_OK;
+        }
+    }
     struct dp_page_answer pa = {.number = page, .geom = j->it.geom};
     pa.text = dp__answer_dup(text, len); /* into our allocator, byte-exact (NULs kept) */
     free(text);                          /* libvl's allocator */
@@ -247,8 +267,11 @@ static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc
     pa.timed_out = g->page_timeout;
     pa.truncated = res.truncated || g->repetition || g->page_timeout;
     pa.stop = stop_cause(&res, g);
-    if (cons && value_confs(&pa, cons, &res, page, err) != DP_OK) {
+    if ((cons && value_confs(&pa, cons, &res, page, err) != DP_OK) ||
+        dp__answer_tokconf(&pa, vl_model_tokenizer(inf->model), res.ids, res.logprobs, keep,
+                           err) != DP_OK) {
         dp_free(pa.text);
+        dp_free(pa.confs);
         return err->code;
     }
     if (g->repetition)
@@ -260,6 +283,37 @@ static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc
     return dp__answers_add(&a->ans, &pa, err);
 }
 
+/* olmOCR's rotation retry: the page in slot j (its first sequence already released) turned
+ * counter-clockwise by angle, preprocessed again and started once more as attempt 2. */
+static enum dp_status job_retry(struct dp_infer *inf, struct job *j, struct doc_acc *a, int angle,
+                                struct dp_err *err) {
+    int page = j->it.page_no;
+    DP_FREE(j->prompt);
+    DP_FREE(j->g.ids);
+    dp__force_free(j->force);
+    j->force = NULL;
+    memset(&j->g, 0, sizeof j->g);
+    uint8_t *rot = NULL;
+    int rw = 0, rh = 0;
+    enum dp_status st = dp__rgb_rotate(&rot, &rw, &rh, j->it.rgb, j->it.rgb_w, j->it.rgb_h, angle);
+    if (st != DP_OK)
+        return dp_err_set(err, st, "page %d: turning the page by %d degrees: %s", page, angle,
+                          dp_status_str(st));
+    DP_LOG_INFO("%s: page %d: olmOCR front matter says rotation_correction %d: page turned "
+                "(%dx%d -> %dx%d) and asked again", inf->docs->items[j->it.doc].rel, page, angle,
+                j->it.rgb_w, j->it.rgb_h, rw, rh);
+    dp_free(j->it.rgb);
+    j->it.rgb = rot;
+    j->it.rgb_w = rw;
+    j->it.rgb_h = rh;
+    vl_vision_input_free(&j->it.vin);
+    struct vl_error ve = {0};
+    if (vl_image_preprocess(&j->it.vin, rot, rw, rh, &inf->ip, &ve) != VL_OK)
+        return dp_vl_err(err, &ve, DP_ERR_FORMAT, "page %d (turned)", page);
+    j->attempt = 2;
+    return job_start(inf, j, a, err);
+}
+
 /* One queue item: a document's end, a blank page (answered here) or a page for the model. */
 static void take_item(struct dp_infer *inf, struct item *it, struct dp_progress *prog) {
     struct dp_err err = {0};
@@ -267,7 +321,7 @@ static void take_item(struct dp_infer *inf, struct item *it, struct dp_progress 
     struct dp_input *d = &inf->docs->items[it->doc];
     if (!a) { /* out of memory for the bookkeeping: the page is lost, the run goes on */
         DP_LOG_ERROR("%s: %s", d->rel, err.msg);
-        vl_vision_input_free(&it->vin);
+        dp__infer_item_free(it);
         return;
     }
     if (it->end) {
@@ -278,7 +332,7 @@ static void take_item(struct dp_infer *inf, struct item *it, struct dp_progress 
     }
     d->t.rasterize += it->t_rasterize;
     if (a->st != DP_OK) {
-        vl_vision_input_free(&it->vin);
+        dp__infer_item_free(it);
         return;
     }
     if (it->blank) {
@@ -298,6 +352,7 @@ static void take_item(struct dp_infer *inf, struct item *it, struct dp_progress 
             j = &inf->jobs[k];
     DP_ASSERT(j); /* items are taken only while a slot is free */
     j->it = *it;
+    j->attempt = 1;
     if (job_start(inf, j, a, &err) != DP_OK) {
         acc_fail(inf, a, err.code, err.msg);
         dp__infer_job_clear(j);
@@ -313,7 +368,20 @@ static void collect(struct dp_infer *inf, struct dp_progress *prog) {
         struct dp_err err = {0};
         struct doc_acc *a = acc_find(inf, j->it.doc);
         DP_ASSERT(a);
-        enum dp_status st = job_finish(inf, j, a, &err);
+        int angle = 0;
+        enum dp_status st = job_finish(inf, j, a, &angle, &err);
+        if (st == DP_OK && angle) { /* olmOCR: the same page, turned, goes in flight again */
+            a->in_flight--;
+            vl_seq_release(inf->state, j->seq);
+            j->active = false;
+            st = job_retry(inf, j, a, angle, &err);
+            if (st == DP_OK)
+                continue;
+            acc_fail(inf, a, st, err.msg);
+            dp__progress_page(prog, inf->docs->items[j->it.doc].rel, j->it.page_no);
+            dp__infer_job_clear(j);
+            continue;
+        }
         if (st != DP_OK && a->st == DP_OK)
             acc_fail(inf, a, st, err.msg);
         dp__progress_page(prog, inf->docs->items[j->it.doc].rel, j->it.page_no);
@@ -340,7 +408,8 @@ enum dp_status dp__infer_doc(struct dp_infer *inf, int index, struct dp_answers 
                 qsort(a->ans.pages, (size_t)a->ans.n, sizeof *a->ans.pages, cmp_page);
                 for (int i = 0; i < a->ans.n && st == DP_OK; i++) {
                     st = dp__answers_add(out, &a->ans.pages[i], err);
-                    a->ans.pages[i].text = NULL; /* owned by out now (or freed on failure) */
+                    /* owned by out now (or freed on failure): text, confs, token confidences */
+                    memset(&a->ans.pages[i], 0, sizeof a->ans.pages[i]);
                 }
             }
             dp__infer_acc_remove(inf, a);

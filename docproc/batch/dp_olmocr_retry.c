@@ -1,9 +1,10 @@
 /* olmOCR's rotation retry (docs/models.md): ask the model about a page; when the answer's front
  * matter reports rotation_correction != 0, turn the page image by that many degrees as olmOCR's
  * pipeline does (PIL Image.transpose ROTATE_90/180/270: counter-clockwise) and ask exactly once
- * more, keeping the second answer. The asking is a callback, so the policy is testable without a
- * model. Not yet called by the inference loop (dp_infer.c), which frees page pixels after
- * preprocessing. Thread-safe per call. */
+ * more, keeping the second answer. The decision (dp__olmocr_retry_angle) is what the inference
+ * loop uses (dp_infer_pages.c, where the page's pixels are kept with the page in flight);
+ * dp__olmocr_ask is the same policy around a callback, testable without a model. Thread-safe
+ * per call. */
 #include "dp_batch_impl.h"
 #include "dp_alloc.h"
 #include "ex_olmocr.h"
@@ -44,20 +45,27 @@ enum dp_status dp__rgb_rotate(uint8_t **out, int *ow, int *oh, const uint8_t *rg
     return DP_OK;
 }
 
+int dp__olmocr_retry_angle(const char *text, size_t len, int attempt) {
+    struct ex_olmocr_fm fm;
+    if (attempt != 1 || !ex_olmocr_front_matter(text, len, &fm) || !fm.closed)
+        return 0;
+    return fm.rotation_correction % 90 ? 0 : fm.rotation_correction;
+}
+
 enum dp_status dp__olmocr_ask(dp_olmocr_ask_fn ask, void *user, const uint8_t *rgb, int w, int h,
                               char **text, size_t *len, int *rotation, struct dp_err *err) {
     *rotation = 0;
     enum dp_status st = ask(user, rgb, w, h, text, len, err);
     if (st != DP_OK)
         return st;
-    struct ex_olmocr_fm fm;
-    if (!ex_olmocr_front_matter(*text, *len, &fm) || !fm.closed || fm.rotation_correction == 0)
+    int angle = dp__olmocr_retry_angle(*text, *len, 1);
+    if (angle == 0)
         return DP_OK;
     uint8_t *rot = NULL;
     int rw = 0, rh = 0;
-    st = dp__rgb_rotate(&rot, &rw, &rh, rgb, w, h, fm.rotation_correction);
+    st = dp__rgb_rotate(&rot, &rw, &rh, rgb, w, h, angle);
     if (st != DP_OK)
-        return dp_err_set(err, st, "rotating the page by %d degrees: %s", fm.rotation_correction,
+        return dp_err_set(err, st, "rotating the page by %d degrees: %s", angle,
                           dp_status_str(st));
     char *again = NULL;
     size_t again_len = 0;
@@ -68,6 +76,6 @@ enum dp_status dp__olmocr_ask(dp_olmocr_ask_fn ask, void *user, const uint8_t *r
     dp_free(*text);
     *text = again;
     *len = again_len;
-    *rotation = fm.rotation_correction;
+    *rotation = angle;
     return DP_OK;
 }

@@ -64,6 +64,9 @@ enum dp_status dp__answers_add(struct dp_answers *a, const struct dp_page_answer
         struct dp_page_answer *v = dp_reallocarray(a->pages, (size_t)cap, sizeof *v);
         if (!v) {
             dp_free(p->text);
+            dp_free(p->confs);
+            dp_free(p->tok_off);
+            dp_free(p->tok_logprob);
             return dp_err_set(err, DP_ERR_NOMEM, "out of memory keeping page answers");
         }
         a->pages = v;

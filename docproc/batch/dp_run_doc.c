@@ -298,8 +298,26 @@ void dp__run_doc(struct dp_run *r, int index) {
                             bad->path ? ": " : "", bad->msg);
         double t2 = dp__now();
         d->t.extract += t2 - t1;
+        /* token confidences where the model ran (none for --from-raw): page i of doc is
+         * answer i */
+        struct ex_tokconf *tc = NULL;
+        bool any = false;
+        for (int i = 0; i < a.n; i++)
+            any = any || a.pages[i].n_tok > 0;
+        if (st == DP_OK && any && (size_t)a.n == doc->n_pages) {
+            tc = dp_calloc((size_t)a.n, sizeof *tc);
+            if (!tc)
+                st = dp_err_set(&err, DP_ERR_NOMEM, "out of memory");
+            for (int i = 0; tc && i < a.n; i++)
+                tc[i] = dp__answer_conf(&a.pages[i]);
+            if (doc)
+                doc->tokconf = tc;
+        }
         if (st == DP_OK)
             st = write_outputs(r, d, doc, &err);
+        if (doc)
+            doc->tokconf = NULL;
+        dp_free(tc);
         d->t.write += dp__now() - t2;
     }
     pthread_mutex_lock(&r->mu); /* publish: stdout, journal, log, progress */
