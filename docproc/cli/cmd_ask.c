@@ -2,7 +2,10 @@
  * Builds the chat prompt (--prompt) or takes a templated one (--raw), decodes images with dpingest
  * and preprocesses them with libvl, sizes an inference state for exactly this request, runs
  * vl_generate with a streaming UTF-8 decoder, optionally prints the ids (--print-ids) and dumps
- * the hook tensors (--dump DIR). Single-threaded control flow; SIGINT aborts generation (exit 5).
+ * the hook tensors (--dump DIR). --schema asks the schema's prompt (or each --prompt) and, with
+ * --constrain (default on for kie and chart schemas), decodes every answer under the schema's
+ * automaton (docproc/batch/dp_constrain.c, one matcher per prompt in flight).
+ * Single-threaded control flow; SIGINT aborts generation (exit 5).
  * Generation defaults come from the model's generation_config.json (published Qwen2.5-VL:
  * repetition penalty 1.05, effectively greedy); every flag overrides them. */
 #include "dp_cli.h"
@@ -14,6 +17,9 @@
 #include "dp_log.h"
 #include "dp_ingest.h"
 #include "dp_vl.h"
+#include "dp_batch.h"
+#include "ex_cons.h"
+#include "sc.h"
 #include "vl_tools.h"
 
 #include <jansson.h>
@@ -44,6 +50,9 @@ struct ask_opts {
     struct dp_cli_gen gen;     /* negative sampling values: the model's generation_config.json */
     bool ignore_eos, print_ids, verbose, system_given;
     const char *dump_dir;
+    const char *schema;                  /* --schema NAME|FILE */
+    enum dp_constrain_mode constrain;    /* --constrain on|off [on for kie and chart schemas] */
+    bool constrain_given;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -64,12 +73,19 @@ static void print_help(const struct ask_opts *o) {
     dp_buf_appendf(
         &b,
         "usage: docproc ask --model DIR [--image FILE]... [--video FRAMES --fps F]\n"
-        "                   (--prompt TEXT... | --prompts FILE | --raw TEXT) [options]\n\n"
+        "                   (--prompt TEXT... | --prompts FILE | --raw TEXT) [options]\n"
+        "       docproc ask --model DIR --image FILE --schema NAME|FILE [--prompt TEXT...]\n"
+        "                   [--constrain on|off] [options]\n\n"
         "Asks Qwen2.5-VL one question and streams the answer to stdout. Several prompts\n"
         "(--prompt repeated, or --prompts FILE) about the same images are answered together\n"
         "(decoded in one pass over the weights per step) and printed as JSON Lines in\n"
         "prompt order: {\"prompt\", \"answer\", \"tokens\", \"stop\"}; each answer is the\n"
         "one the prompt gets alone.\n\n"
+        "--schema asks the schema's prompt (each --prompt / --prompts line instead, when\n"
+        "given) and, with the constraint on, every answer is a valid instance of the\n"
+        "schema's answer contract (docs/constrain.md); several prompts are each\n"
+        "constrained. The same output as without --schema: the answer (one prompt) or\n"
+        "JSON Lines (several prompts, with \"decoding\": forced ids and jumps).\n\n"
         "input:\n"
         "      --model DIR            checkpoint directory [$DOCPROC_MODEL: %s]\n"
         "      --image FILE           PNG/JPEG/TIFF/PDF (first page); repeatable, in order\n"
@@ -82,7 +98,13 @@ static void print_help(const struct ask_opts *o) {
         "      --raw TEXT             a fully templated prompt whose\n"
         "                             <|vision_start|><|image_pad|><|vision_end|> /\n"
         "                             <|video_pad|> placeholders are filled in order\n"
-        "      --system TEXT          system prompt for --prompt [\"%s\"]\n",
+        "      --system TEXT          system prompt for --prompt [the schema's, else\n"
+        "                             \"%s\"]\n"
+        "      --schema NAME|FILE     built-in schema name or schema file: its prompt and\n"
+        "                             answer contract (not with --raw)\n"
+        "      --constrain on|off     decode under the schema's automaton [on for kie and\n"
+        "                             chart schemas, off for the others]; a construct it\n"
+        "                             cannot enforce is a load error (exit 3)\n",
         o->model_dir ? o->model_dir : "unset", o->fps, ASK_DEFAULT_SYSTEM);
     dp_cli_ingest_help(&b, DP_CLI_ING_PIXELS, &o->ing);
     dp_buf_appendf(&b,
@@ -103,14 +125,15 @@ static void print_help(const struct ask_opts *o) {
                    DP_BATCH_AUTO_PARALLEL);
     dp_buf_puts(&b, "  -v, --verbose              timings and sizes on stderr\n"
                     "  -h, --help                 this text\n\n"
-                    "exit: 0 answered, 2 usage, 3 model failed to load, 4 --dump not writable,\n"
+                    "exit: 0 answered, 2 usage (also --max-new-tokens below the schema's shortest\n"
+                    "answer), 3 model or schema failed to load, 4 --dump not writable,\n"
                     "5 interrupted, 6 an input could not be read, 70 internal.\n");
     dp_cli_print_buf(&b);
 }
 
 enum {
     OPT_MODEL = 256, OPT_IMAGE, OPT_VIDEO, OPT_FPS, OPT_PROMPT, OPT_PROMPTS, OPT_PARALLEL, OPT_RAW, OPT_SYSTEM,
-    OPT_IGNORE_EOS, OPT_PRINT_IDS, OPT_DUMP,
+    OPT_IGNORE_EOS, OPT_PRINT_IDS, OPT_DUMP, OPT_SCHEMA, OPT_CONSTRAIN,
 };
 
 static int parse_opts(struct ask_opts *o, int argc, char **argv) {
@@ -129,6 +152,8 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         {"ignore-eos", no_argument, NULL, OPT_IGNORE_EOS},
         {"print-ids", no_argument, NULL, OPT_PRINT_IDS},
         {"dump", required_argument, NULL, OPT_DUMP},
+        {"schema", required_argument, NULL, OPT_SCHEMA},
+        {"constrain", required_argument, NULL, OPT_CONSTRAIN},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -193,6 +218,13 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         case OPT_IGNORE_EOS: o->ignore_eos = true; break;
         case OPT_PRINT_IDS: o->print_ids = true; break;
         case OPT_DUMP: o->dump_dir = optarg; break;
+        case OPT_SCHEMA: o->schema = optarg; break;
+        case OPT_CONSTRAIN:
+            if (!dp_constrain_parse(optarg, &o->constrain))
+                return dp_cli_usage_error(CMD, "--constrain: expected on or off, got '%s'",
+                                          optarg);
+            o->constrain_given = true;
+            break;
         case 'v': o->verbose = true; break;
         case 'h': print_help(o); return -1;
         default: return dp_cli_getopt_error(CMD, c, argc, argv);
@@ -202,7 +234,11 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         return dp_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     if (!o->model_dir)
         return dp_cli_usage_error(CMD, "--model DIR is required (or set DOCPROC_MODEL)");
-    if ((o->prompt || o->prompts_file) == !!o->raw)
+    if (o->schema && o->raw)
+        return dp_cli_usage_error(CMD, "--schema builds the prompt; a --raw prompt is complete");
+    if (o->constrain_given && !o->schema)
+        return dp_cli_usage_error(CMD, "--constrain needs --schema");
+    if (!o->schema && (o->prompt || o->prompts_file) == !!o->raw)
         return dp_cli_usage_error(CMD, "give --prompt (one or more) or --prompts FILE, or --raw");
     if (o->prompt && o->prompts_file)
         return dp_cli_usage_error(CMD, "give prompts with --prompt or in --prompts FILE, not both");
@@ -423,6 +459,10 @@ static void print_timings(const struct vl_result *r) {
             r->t.vision_s, (long long)r->t.n_vision_tokens, r->t.prefill_s,
             (long long)r->t.n_prompt, pre, r->t.decode_s, (long long)r->n, dec,
             r->truncated ? "truncated" : "stopped");
+    if (r->n_forced_chunks > 0 || r->n_forced > 0)
+        fprintf(stderr, "docproc ask: constrained: %lld of %lld ids forced in %lld jump-forward "
+                        "chunks\n", (long long)r->n_forced, (long long)r->n,
+                (long long)r->n_forced_chunks);
 }
 
 struct ask_run {
@@ -435,6 +475,8 @@ struct ask_run {
     struct vl_dump *dump;
     char *sbuf;
     char *prompts_buf; /* --prompts FILE's text (the prompts point into it) */
+    struct sc_schema *schema;  /* --schema */
+    struct dp_constrain *cons; /* --constrain: one matcher per prompt in flight, else NULL */
 };
 
 static void run_free(struct ask_run *r) {
@@ -445,6 +487,8 @@ static void run_free(struct ask_run *r) {
     dp_free(r->sbuf);
     dp_free(r->prompts_buf);
     vl_dump_free(r->dump);
+    dp_constrain_free(r->cons);
+    sc_schema_free(r->schema);
     vl_state_free(r->st);
     vl_model_free(r->m);
 }
@@ -531,11 +575,21 @@ static enum dp_status read_prompts(struct ask_opts *o, char **buf, struct dp_err
     return DP_OK;
 }
 
-/* One answer as a JSON Lines record: {"prompt", "answer", "tokens", "stop"[, "ids"]}. */
+/* A constrained answer the automaton did not accept (never expected: an internal error; the
+ * answer is not used). */
+static bool cons_lost(const struct ex_cons *c, const struct vl_result *res, enum vl_status vs) {
+    return c && (ex_cons_failed(c) || (vs == VL_OK && res->stop == VL_STOP_EOS &&
+                                       !ex_cons_complete(c)));
+}
+
+#define LOST_MSG "constrained decoding lost the schema (internal error; the answer is not used)"
+
+/* One answer as a JSON Lines record: {"prompt", "answer", "tokens", "stop"[, "decoding"]
+ * [, "error"][, "ids"]}; error (may be NULL) makes stop "error". decoding: with --schema. */
 static enum dp_status print_answer(const char *prompt, const struct vl_result *res,
-                                   enum vl_status vs, const struct vl_error *verr,
-                                   const struct vl_tokenizer *tok, bool with_ids,
-                                   struct dp_err *err) {
+                                   const char *error, const struct ask_run *r,
+                                   bool with_ids, struct dp_err *err) {
+    const struct vl_tokenizer *tok = vl_model_tokenizer(r->m);
     static const char *const stops[] = {"eos", "max_new_tokens", "context", "callback"};
     int64_t keep = res->n - (res->stop == VL_STOP_EOS && res->n > 0);
     char *text = NULL;
@@ -552,9 +606,16 @@ static enum dp_status print_answer(const char *prompt, const struct vl_result *r
     json_object_set_new(j, "prompt", json_string(prompt));
     json_object_set_new(j, "answer", ans);
     json_object_set_new(j, "tokens", json_integer(res->n));
-    json_object_set_new(j, "stop", json_string(vs != VL_OK ? "error" : stops[res->stop]));
-    if (vs != VL_OK)
-        json_object_set_new(j, "error", json_string(verr->msg));
+    json_object_set_new(j, "stop", json_string(error ? "error" : stops[res->stop]));
+    if (r->schema) {
+        json_t *d = json_object();
+        json_object_set_new(d, "constrained", json_boolean(r->cons != NULL));
+        json_object_set_new(d, "forced_ids", json_integer(res->n_forced));
+        json_object_set_new(d, "jumps", json_integer(res->n_forced_chunks));
+        json_object_set_new(j, "decoding", d);
+    }
+    if (error)
+        json_object_set_new(j, "error", json_string(error));
     if (with_ids) {
         json_t *ids = json_array();
         for (int64_t i = 0; i < res->n; i++)
@@ -575,10 +636,11 @@ static enum dp_status print_answer(const char *prompt, const struct vl_result *r
 static enum dp_status ask_many(struct ask_run *r, const struct ask_opts *o,
                                const struct vl_gen_params *p, int32_t **ids, const int64_t *n_ids,
                                struct dp_err *err) {
-    const struct vl_tokenizer *tok = vl_model_tokenizer(r->m);
     const int slots = vl_state_params_get(r->st)->max_seqs;
     int seq_of[DP_ASK_MAX_PROMPTS], next = 0, printed = 0;
     bool done[DP_ASK_MAX_PROMPTS] = {false};
+    int cons_of[DP_ASK_MAX_PROMPTS];          /* --constrain: the prompt's matcher */
+    bool cons_busy[DP_BATCH_MAX_PARALLEL] = {false};
     enum dp_status first = DP_OK;
     struct vl_error verr = {0};
     for (int i = 0; i < o->n_prompts; i++)
@@ -587,7 +649,18 @@ static enum dp_status ask_many(struct ask_run *r, const struct ask_opts *o,
         /* a slot is held from the add until the answer is printed (in prompt order) */
         while (next < o->n_prompts && next - printed < slots) {
             struct vl_request rq = {ids[next], n_ids[next], r->vis, r->n_vis};
-            if (vl_seq_add(r->st, &seq_of[next], &rq, p, &verr) != VL_OK)
+            struct vl_gen_params q = *p;
+            cons_of[next] = -1;
+            if (r->cons) { /* a free matcher: at most `slots` prompts hold one */
+                int k = 0;
+                while (cons_busy[k])
+                    k++;
+                DP_ASSERT(k < slots);
+                dp_constrain_attach(r->cons, k, &q);
+                cons_busy[k] = true;
+                cons_of[next] = k;
+            }
+            if (vl_seq_add(r->st, &seq_of[next], &rq, &q, &verr) != VL_OK)
                 return from_vl(err, &verr, "generate");
             next++;
         }
@@ -600,12 +673,19 @@ static enum dp_status ask_many(struct ask_run *r, const struct ask_opts *o,
             enum vl_status vs = VL_OK;
             struct vl_error se = {0};
             (void)vl_seq_done(r->st, seq_of[printed], &res, &vs, &se);
-            enum dp_status st = print_answer(o->prompts[printed], &res, vs, &se, tok,
-                                             o->print_ids, err);
+            int k = cons_of[printed];
+            bool lost = k >= 0 && cons_lost(dp_constrain_cons(r->cons, k), &res, vs);
+            const char *error = lost ? LOST_MSG : vs != VL_OK ? se.msg : NULL;
+            enum dp_status st = print_answer(o->prompts[printed], &res, error, r, o->print_ids,
+                                             err);
             if (st != DP_OK)
                 return st;
-            if (vs != VL_OK && first == DP_OK)
+            if (lost && first == DP_OK)
+                first = dp_err_set(err, DP_ERR_INTERNAL, "%s: %s", o->prompts[printed], LOST_MSG);
+            else if (vs != VL_OK && first == DP_OK)
                 first = from_vl(err, &se, o->prompts[printed]);
+            if (k >= 0)
+                cons_busy[k] = false;
             if (o->verbose)
                 print_timings(&res);
             vl_seq_release(r->st, seq_of[printed]);
@@ -651,6 +731,8 @@ static enum dp_status ask_several(struct ask_run *r, const struct ask_opts *o, s
             sp.max_vision_patches = r->vis[i].n_patches;
     if (st == DP_OK && vl_state_new(&r->st, r->m, &sp, &verr) != VL_OK)
         st = from_vl(err, &verr, "inference state");
+    if (st == DP_OK && r->cons) /* one matcher per prompt in flight */
+        st = dp_constrain_reserve(r->cons, sp.max_seqs, err);
     if (st == DP_OK) {
         struct vl_gen_params p = gen_params(o, r->m);
         struct sigaction sa, old_sa;
@@ -666,6 +748,27 @@ static enum dp_status ask_several(struct ask_run *r, const struct ask_opts *o, s
     return st;
 }
 
+/* --schema: loads it, takes its prompt (unless prompts were given) and system prompt (unless
+ * --system was), and compiles its answer contract when the constraint applies (fail closed:
+ * DP_ERR_SCHEMA naming keyword and path), all before the model is loaded. */
+static enum dp_status schema_prepare(struct ask_run *r, struct ask_opts *o, struct ex_gram **gram,
+                                     struct dp_err *err) {
+    *gram = NULL;
+    if (!o->schema)
+        return DP_OK;
+    if (sc_schema_load(&r->schema, o->schema, err) != DP_OK) {
+        err->code = DP_ERR_SCHEMA; /* a schema that does not load is a load failure: exit 3 */
+        return DP_ERR_SCHEMA;
+    }
+    if (!o->prompt && !o->prompts_file) {
+        o->prompts[o->n_prompts++] = r->schema->prompt ? r->schema->prompt : "";
+        o->prompt = o->prompts[0];
+    }
+    if (!o->system_given && r->schema->system_prompt)
+        o->system = r->schema->system_prompt;
+    return dp_constrain_compile(gram, r->schema, o->constrain, err);
+}
+
 int dp_cmd_ask(int argc, char **argv) {
     struct ask_opts o;
     int rc = parse_opts(&o, argc, argv);
@@ -676,15 +779,28 @@ int dp_cmd_ask(int argc, char **argv) {
     dp_vl_log_route();
     struct vl_error verr = {0};
     struct dp_err err = {0};
+    struct ex_gram *gram = NULL;
+    if (schema_prepare(&r, &o, &gram, &err) != DP_OK) {
+        run_free(&r);
+        return fail(&err);
+    }
     if (vl_model_load(&r.m, o.model_dir, &verr) != VL_OK) {
         dp_vl_err(&err, &verr, DP_ERR_MODEL, "%s", o.model_dir);
         fprintf(stderr, "docproc ask: %s\n", err.msg);
+        ex_gram_free(gram);
+        run_free(&r);
         return DP_EXIT_LOAD;
     }
     if (dp_cli_model_weights(r.m, &o.gen, &err) != DP_OK) {
         fprintf(stderr, "docproc ask: %s: %s\n", o.model_dir, err.msg);
+        ex_gram_free(gram);
         run_free(&r);
         return DP_EXIT_LOAD;
+    }
+    /* the vocabulary index, and the budget against the schema's shortest answer (exit 2) */
+    if (gram && dp_constrain_new(&r.cons, gram, r.m, o.gen.max_new_tokens, &err) != DP_OK) {
+        run_free(&r);
+        return fail(&err);
     }
     const struct vl_tokenizer *tok = vl_model_tokenizer(r.m);
     if (!tok) {
@@ -755,6 +871,8 @@ int dp_cmd_ask(int argc, char **argv) {
     struct vl_gen_params p = gen_params(&o, r.m);
     p.on_token = on_token;
     p.token_user = &s;
+    if (r.cons)
+        dp_constrain_attach(r.cons, 0, &p);
     struct sigaction sa, old_sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
@@ -772,6 +890,8 @@ int dp_cmd_ask(int argc, char **argv) {
     fflush(stdout);
     if (vs != VL_OK)
         from_vl(&err, &verr, "generate");
+    else if (r.cons && cons_lost(dp_constrain_cons(r.cons, 0), &res, vs))
+        dp_err_set(&err, DP_ERR_INTERNAL, "%s", LOST_MSG);
     if (o.verbose)
         print_timings(&res);
     if (r.dump && vl_dump_finish(r.dump, &verr) != VL_OK)

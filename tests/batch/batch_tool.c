@@ -6,6 +6,13 @@
  *   batch_tool manifest FILE                         "name status pages blank" per document
  *   batch_tool zip FILE                              lists the entries of a zip
  *   batch_tool blankpng FILE W H                     an all-white page (blank-page guard)
+ *   batch_tool pnginfo FILE                          "W H" of a PNG (review crops)
+ *   batch_tool answer SCHEMA FILE...                 prints how many FILEs hold a valid answer
+ *   batch_tool answers SCHEMA JSONL                  the same for the "answer" of each record
+ *   batch_tool testschema FILE                       writes the test schema (t_answer.h)
+ *
+ * answer/answers validate against the constrained-decoding answer contract with the independent
+ * validator of the tests (t_answer.h); SCHEMA is a built-in name or a file.
  *
  * mkraw builds the layout `docproc extract --from-raw` reads from samples/qwen_outputs.jsonl,
  * the real Qwen2.5-VL answers of the Qwen cookbooks.
@@ -19,7 +26,11 @@
 #include "dp_ingest.h"
 #include "dp_out.h"
 #include "ex.h"
+#include "sc.h"
+#include "t_answer.h"
 #include "vl_tools.h"
+
+#include <png.h>
 
 #include <jansson.h>
 #include <zip.h>
@@ -243,7 +254,98 @@ static int blank_png(int argc, char **argv) {
     return st == DP_OK ? 0 : 1;
 }
 
+/* The schema's JSON (built-in name or file) and whether its values are plain (chart). */
+static json_t *answer_schema(const char *name, bool *plain) {
+    struct sc_schema *s = NULL;
+    struct dp_err err = {0};
+    if (sc_schema_load(&s, name, &err) != DP_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(s->source, s->source_len, 0, &je);
+    *plain = s->task == SC_TASK_CHART;
+    sc_schema_free(s);
+    return j;
+}
+
+/* An answer as ask prints it: the text, plus the newline ask ends its output with. */
+static bool answer_ok(const char *text, size_t len, json_t *schema, bool plain) {
+    if (len && text[len - 1] == '\n')
+        len--;
+    return valid_answer(text, len, schema, plain);
+}
+
+static int check_answers(int argc, char **argv, bool jsonl) {
+    bool plain = false;
+    json_t *schema = argc >= 3 ? answer_schema(argv[1], &plain) : NULL;
+    if (!schema)
+        return 2;
+    int valid = 0;
+    for (int i = 2; i < argc; i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        struct dp_err err = {0};
+        if (dp_file_read(argv[i], 1 << 26, &buf, &len, &err) != DP_OK) {
+            fprintf(stderr, "%s\n", err.msg);
+            json_decref(schema);
+            return 2;
+        }
+        for (char *line = buf, *next; jsonl && line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = 0;
+            json_error_t je;
+            json_t *rec = json_loads(line, 0, &je);
+            const char *a = json_string_value(json_object_get(rec, "answer"));
+            valid += a && answer_ok(a, json_string_length(json_object_get(rec, "answer")), schema,
+                                    plain);
+            json_decref(rec);
+        }
+        if (!jsonl)
+            valid += answer_ok(buf, len, schema, plain);
+        dp_free(buf);
+    }
+    json_decref(schema);
+    printf("%d\n", valid);
+    return 0;
+}
+
+static int test_schema(int argc, char **argv) {
+    FILE *f = argc == 2 ? fopen(argv[1], "wb") : NULL;
+    if (!f)
+        return 2;
+    int bad = fputs(T_ANSWER_TEST_SCHEMA, f) == EOF;
+    return fclose(f) != 0 || bad;
+}
+
+static int png_size(int argc, char **argv) {
+    FILE *f = argc == 2 ? fopen(argv[1], "rb") : NULL;
+    if (!f)
+        return 2;
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    int ok = png_image_begin_read_from_stdio(&im, f);
+    fclose(f);
+    if (!ok) {
+        fprintf(stderr, "%s: %s\n", argv[1], im.message);
+        return 1;
+    }
+    printf("%u %u\n", im.width, im.height);
+    png_image_free(&im);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "answer"))
+        return check_answers(argc - 1, argv + 1, false);
+    if (argc >= 2 && !strcmp(argv[1], "answers"))
+        return check_answers(argc - 1, argv + 1, true);
+    if (argc >= 2 && !strcmp(argv[1], "testschema"))
+        return test_schema(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "pnginfo"))
+        return png_size(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "blankpng"))
         return blank_png(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "mkraw"))
@@ -258,6 +360,7 @@ int main(int argc, char **argv) {
         return zip_list(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "zipsum"))
         return zip_sum(argc - 1, argv + 1);
-    fprintf(stderr, "usage: batch_tool mkraw|json|jsonl|manifest|zip|zipsum ...\n");
+    fprintf(stderr, "usage: batch_tool mkraw|json|jsonl|manifest|zip|zipsum|blankpng|pnginfo|"
+                    "answer|answers|testschema ...\n");
     return 2;
 }
