@@ -109,6 +109,8 @@ struct ex_cell {
     int rowspan, colspan; /* as clipped to the grid (>= 1) */
     int orow, ocol;     /* origin cell of the span covering this position (itself if origin) */
     bool header;        /* <th> or a markdown header row */
+    bool has_conf;      /* conf is known (the model's token log-probs were at hand) */
+    double conf;        /* [0, 1] from the tokens of the cell's text (ex_page_apply_cell_conf) */
     struct ex_prov prov;
 };
 

@@ -139,4 +139,13 @@ struct ex_page;
  * confidence (fields and list items, recursively). */
 void ex_page_apply_conf(struct ex_page *pg, const struct ex_value_conf *v, size_t n);
 
+struct ex_tokconf; /* ex_lines.h: per-token byte offsets and log-probs of a page's answer */
+/* Confidence of the answer bytes [off, off + len): the formula of ex_conf_value over the tokens
+ * whose bytes overlap them (token i spans [tc->off[i], tc->off[i + 1]), the last one up to
+ * raw_len; a NAN log-prob marks a forced token). -1 when no token overlaps. */
+double ex_conf_span(const struct ex_tokconf *tc, size_t raw_len, size_t off, size_t len);
+/* Gives every origin cell of the page's tables whose span is known the confidence of the tokens
+ * of its text (ex_conf_span; an HTML cell's own tags left out, an empty cell gets none). */
+void ex_page_apply_cell_conf(struct ex_page *pg, const struct ex_tokconf *tc);
+
 #endif

@@ -195,6 +195,10 @@ static void table(struct dp_jw *w, const struct ex_doc *doc, const struct ex_tab
             dp_jw_bool(w, x->header);
             dp_jw_key(w, "text");
             dp_jw_str(w, x->text ? x->text : "");
+            if (x->has_conf) { /* from the cell's tokens (docs/constrain.md) */
+                dp_jw_key(w, "confidence");
+                dp_jw_num(w, x->conf);
+            }
             prov(w, doc, &x->prov);
             dp_jw_end(w);
         }

@@ -211,6 +211,8 @@ static void page(struct xw *x, const struct ex_doc *doc, const struct ex_page *p
                 attr_int(x, "rowspan", e->rowspan);
                 attr_int(x, "colspan", e->colspan);
                 attr_bool(x, "header", e->header);
+                if (e->has_conf) /* from the cell's tokens (docs/constrain.md) */
+                    attr_num(x, "confidence", e->conf, CONF_DECIMALS);
                 text_el(x, "text", e->text ? e->text : "");
                 prov(x, doc, &e->prov);
                 end(x);
