@@ -48,10 +48,14 @@ enum dp_status dp__answers_add(struct dp_answers *a, const struct dp_page_answer
 
 /* ---- review queue (dp_review.c) -------------------------------------------------------------- */
 
-/* Writes DIR/review.jsonl: the document's fields below threshold or failing a check. */
-enum dp_status dp__review_write_doc(const struct ex_doc *doc, const char *doc_name,
-                                    const char *dir, double threshold, struct dp_err *err);
-/* Rewrites OUT/review.jsonl atomically from every document's OUT/<stem>/review.jsonl. */
+/* Writes DIR/review.jsonl: the document's fields below o->review_threshold or failing a check,
+ * and DIR/review/<field>.png, the crop of each line's box from the page decoded again from the
+ * source document (lines say "crop": "review/<stem>/<field>.png", or null and "no_crop"). */
+enum dp_status dp__review_write_doc(const struct dp_batch_opts *o, const struct ex_doc *doc,
+                                    const char *doc_name, const char *stem, const char *dir,
+                                    struct dp_err *err);
+/* Rewrites OUT/review.jsonl atomically from every document's OUT/<stem>/review.jsonl and
+ * rebuilds OUT/review/<stem>/ from every document's crops (staged, then swapped in). */
 enum dp_status dp__review_merge(const char *out_dir, const struct dp_inputs *docs,
                                 struct dp_err *err);
 

@@ -177,7 +177,7 @@ static enum dp_status write_dir(struct dp_run *r, struct dp_input *d, const stru
         pthread_mutex_unlock(&r->mu);
     }
     if (st == DP_OK && r->o->cmd == DP_BATCH_CMD_BATCH) /* appears atomically with the doc */
-        st = dp__review_write_doc(doc, d->rel, staged, r->o->review_threshold, err);
+        st = dp__review_write_doc(r->o, doc, d->rel, d->stem, staged, err);
     if (st == DP_OK && exists && rename(target, old) != 0)
         st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot move the old output aside",
                               target);

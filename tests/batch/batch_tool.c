@@ -6,7 +6,10 @@
  *   batch_tool manifest FILE                         "name status pages blank" per document
  *   batch_tool zip FILE                              lists the entries of a zip
  *   batch_tool blankpng FILE W H                     an all-white page (blank-page guard)
- *   batch_tool pnginfo FILE                          "W H" of a PNG (review crops)
+ *   batch_tool gradpng FILE W H                      a page whose pixel (x, y) is (x % 256, y % 256,
+ *                                                    (x / 256 + 16 * (y / 256)) % 256)
+ *   batch_tool pnginfo FILE                          "W H R G B" of a PNG, RGB of its top-left
+ *                                                    pixel (review crops)
  *   batch_tool answer SCHEMA FILE...                 prints how many FILEs hold a valid answer
  *   batch_tool answers SCHEMA JSONL                  the same for the "answer" of each record
  *   batch_tool testschema FILE                       writes the test schema (t_answer.h)
@@ -238,7 +241,7 @@ static int zip_sum(int argc, char **argv) {
     return 0;
 }
 
-static int blank_png(int argc, char **argv) {
+static int blank_png(int argc, char **argv, bool gradient) {
     long w = argc == 4 ? strtol(argv[2], NULL, 10) : 0, h = argc == 4 ? strtol(argv[3], NULL, 10) : 0;
     if (w < 1 || h < 1 || w > 10000 || h > 10000)
         return 2;
@@ -246,6 +249,13 @@ static int blank_png(int argc, char **argv) {
     if (!px)
         return 1;
     memset(px, 255, (size_t)w * (size_t)h * 3);
+    for (long y = 0; gradient && y < h; y++)
+        for (long x = 0; x < w; x++) {
+            uint8_t *p = px + ((size_t)y * (size_t)w + (size_t)x) * 3;
+            p[0] = (uint8_t)(x % 256);
+            p[1] = (uint8_t)(y % 256);
+            p[2] = (uint8_t)((x / 256 + 16 * (y / 256)) % 256);
+        }
     struct dp_err err = {0};
     enum dp_status st = dp_png_write(argv[1], px, (int)w, (int)h, 0, &err);
     free(px);
@@ -327,12 +337,21 @@ static int png_size(int argc, char **argv) {
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
     int ok = png_image_begin_read_from_stdio(&im, f);
+    uint8_t *px = NULL;
+    if (ok) {
+        im.format = PNG_FORMAT_RGB;
+        px = malloc(PNG_IMAGE_SIZE(im));
+        ok = px && png_image_finish_read(&im, NULL, px, 0, NULL);
+    }
     fclose(f);
     if (!ok) {
         fprintf(stderr, "%s: %s\n", argv[1], im.message);
+        free(px);
+        png_image_free(&im);
         return 1;
     }
-    printf("%u %u\n", im.width, im.height);
+    printf("%u %u %u %u %u\n", im.width, im.height, px[0], px[1], px[2]);
+    free(px);
     png_image_free(&im);
     return 0;
 }
@@ -347,7 +366,9 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "pnginfo"))
         return png_size(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "blankpng"))
-        return blank_png(argc - 1, argv + 1);
+        return blank_png(argc - 1, argv + 1, false);
+    if (argc >= 2 && !strcmp(argv[1], "gradpng"))
+        return blank_png(argc - 1, argv + 1, true);
     if (argc >= 2 && !strcmp(argv[1], "mkraw"))
         return mkraw(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "json"))
@@ -360,7 +381,8 @@ int main(int argc, char **argv) {
         return zip_list(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "zipsum"))
         return zip_sum(argc - 1, argv + 1);
-    fprintf(stderr, "usage: batch_tool mkraw|json|jsonl|manifest|zip|zipsum|blankpng|pnginfo|"
+    fprintf(stderr, "usage: batch_tool mkraw|json|jsonl|manifest|zip|zipsum|blankpng|gradpng|"
+                    "pnginfo|"
                     "answer|answers|testschema ...\n");
     return 2;
 }
