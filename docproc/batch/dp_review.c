@@ -29,6 +29,7 @@
 #define REVIEW_FIELD_PATH_MAX 512
 #define REVIEW_MAX_BYTES ((size_t)64 << 20)
 #define REVIEW_CROP_NAME_MAX 200  /* bytes of a crop's file name before ".png" */
+#define REVIEW_SWAP_TRIES 8       /* OUT/review swaps raced by other shards' runs */
 
 /* One line of the queue: the field (or a missing required one), its reason and its crop. */
 struct entry {
@@ -394,15 +395,24 @@ static enum dp_status crops_merge(const char *out_dir, const struct dp_inputs *d
         any = true;
         st = link_crops(src, dst, err);
     }
-    struct stat sb;
-    bool exists = lstat(target, &sb) == 0;
-    if (st == DP_OK && exists && rename(target, old) != 0)
-        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot move the old crops aside",
-                              target);
-    if (st == DP_OK && any && rename(stage, target) != 0)
-        st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot rename into place", target);
-    if (exists)
-        dp__rmtree(old, NULL);
+    /* swap: the old folder aside, the new one in (again when another shard's run put its own
+     * in between: the last run to finish leaves its view, as with OUT/review.jsonl) */
+    for (int tries = 0; st == DP_OK && tries < REVIEW_SWAP_TRIES; tries++) {
+        struct stat sb;
+        if (lstat(target, &sb) == 0) {
+            dp__rmtree(old, NULL);
+            if (rename(target, old) != 0 && errno != ENOENT) {
+                st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot move the old crops "
+                                      "aside", target);
+                break;
+            }
+            dp__rmtree(old, NULL);
+        }
+        if (!any || rename(stage, target) == 0)
+            break;
+        if ((errno != ENOTEMPTY && errno != EEXIST) || tries + 1 == REVIEW_SWAP_TRIES)
+            st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot rename into place", target);
+    }
     dp__rmtree(stage, NULL);
     return st;
 }

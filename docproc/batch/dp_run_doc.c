@@ -4,6 +4,7 @@
  * workers with --from-raw --jobs N: shared state is taken under r->mu. */
 #include "dp_run_impl.h"
 #include "ex_cons.h"
+#include "ex_lines.h"
 #include "dp_alloc.h"
 #include "dp_buf.h"
 #include "dp_fs.h"
@@ -105,6 +106,10 @@ static enum dp_status build_doc(struct dp_run *r, struct dp_input *d, const stru
             pg->n_forced = p->n_forced;
             pg->n_jumps = p->n_jumps;
             ex_page_apply_conf(pg, p->confs, p->n_confs);
+        }
+        if (st == DP_OK && p->n_tok) { /* table cells: the tokens of their text */
+            struct ex_tokconf tc = {p->tok_off, p->tok_logprob, p->n_tok};
+            ex_page_apply_cell_conf(pg, &tc);
         }
         if (st == DP_OK)
             st = ex_doc_add_page(doc, pg, err);

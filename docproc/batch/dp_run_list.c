@@ -123,7 +123,9 @@ static bool is_leftover(const struct dp_run *r, const char *n) {
     if (rest) {
         char *dash;
         long pid = strtol(rest, &dash, 10);
-        return *dash == '-' && doc_by_stem(r, dash + 1, strlen(dash + 1)) >= 0 &&
+        return *dash == '-' &&
+               (doc_by_stem(r, dash + 1, strlen(dash + 1)) >= 0 ||
+                !strcmp(dash + 1, "review")) && /* OUT/review's staging (dp_review.c) */
                !dp_pid_running_other(pid);
     }
     if (dp_atomic_is_stale_tmp(n, dp_path_basename(r->manifest_path)))

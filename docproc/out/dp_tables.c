@@ -107,6 +107,8 @@ static enum dp_status write_one(const struct part *parts, int n, int id, const c
                                        src->rowspan, "colspan", src->colspan, "text", src->text);
                 if (jc) {
                     json_object_set_new(jc, "header", json_boolean(src->header));
+                    if (src->has_conf) /* from the cell's tokens (docs/constrain.md) */
+                        json_object_set_new(jc, "confidence", json_real(src->conf));
                     prov_json(jc, &src->prov);
                     json_array_append_new(jcells, jc);
                 }
