@@ -28,12 +28,6 @@ struct dp_page_answer {
     int64_t n_jumps;      /* forced stretches (one prefill chunk each) */
     struct ex_value_conf *confs; /* (n_confs) per generated value, --constrain; owned */
     size_t n_confs;
-    /* Token log-probs of the answer (ex_tokconf: table-cell confidences): token i starts at
-     * byte tok_off[i] of text and had raw log p tok_logprob[i] (NAN: forced). Owned; n_tok 0
-     * when unknown (blank page, --from-raw, text not the tokens' bytes end to end). */
-    size_t *tok_off;      /* (n_tok) */
-    float *tok_logprob;   /* (n_tok) */
-    size_t n_tok;
     struct ex_geom geom;
     size_t *tok_off;      /* (n_tok) byte where each token's text starts in text; owned */
     float *tok_logprob;   /* (n_tok) its log-probability; owned; none for --from-raw */
@@ -51,14 +45,6 @@ char *dp__answer_dup(const char *s, size_t n);
 /* Appends a page; takes ownership of text, confs and the token arrays (also on failure). */
 enum dp_status dp__answers_add(struct dp_answers *a, const struct dp_page_answer *p,
                                struct dp_err *err);
-
-struct vl_tokenizer;
-/* Fills a's tok_off / tok_logprob / n_tok from the answer's first keep generated ids and their
- * raw log-probs (dp_infer.c): where each token starts in a->text. Left empty (n_tok 0) when the
- * text is not the tokens' bytes end to end (a decoder replacement). DP_ERR_NOMEM only. */
-enum dp_status dp__answer_tokconf(struct dp_page_answer *a, const struct vl_tokenizer *tok,
-                                  const int32_t *ids, const float *logprobs, int64_t keep,
-                                  struct dp_err *err);
 
 /* ---- review queue (dp_review.c) -------------------------------------------------------------- */
 

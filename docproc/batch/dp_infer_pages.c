@@ -78,40 +78,6 @@ static enum dp_status value_confs(struct dp_page_answer *a, const struct ex_cons
 }
 
 
-enum dp_status dp__answer_tokconf(struct dp_page_answer *a, const struct vl_tokenizer *tok,
-                                  const int32_t *ids, const float *logprobs, int64_t keep,
-                                  struct dp_err *err) {
-    if (keep <= 0)
-        return DP_OK;
-    a->tok_off = dp_calloc((size_t)keep, sizeof *a->tok_off);
-    a->tok_logprob = dp_calloc((size_t)keep, sizeof *a->tok_logprob);
-    if (!a->tok_off || !a->tok_logprob) {
-        DP_FREE(a->tok_off);
-        DP_FREE(a->tok_logprob);
-        return dp_err_set(err, DP_ERR_NOMEM, "page %d: out of memory", a->number);
-    }
-    size_t off = 0;
-    bool same = true;
-    for (int64_t i = 0; i < keep && same; i++) {
-        size_t n = 0;
-        const char *b = vl_tokenizer_is_special(tok, ids[i])
-                            ? NULL
-                            : vl_tokenizer_token_bytes(tok, ids[i], &n);
-        n = b ? n : 0;
-        same = off + n <= a->len && (!n || !memcmp(a->text + off, b, n));
-        a->tok_off[i] = off;
-        a->tok_logprob[i] = logprobs[i];
-        off += n;
-    }
-    if (!same || off != a->len) {
-        DP_FREE(a->tok_off);
-        DP_FREE(a->tok_logprob);
-        return DP_OK;
-    }
-    a->n_tok = (size_t)keep;
-    return DP_OK;
-}
-
 /* ---- pages in flight ------------------------------------------------------------------------ */
 
 /* The recorded stop cause: a guard that stopped generation, else the token limit, else EOS. */
@@ -303,12 +269,6 @@ static enum dp_status job_finish(struct dp_infer *inf, struct job *j, struct doc
     pa.stop = stop_cause(&res, g);
     if ((cons && value_confs(&pa, cons, &res, page, err) != DP_OK) ||
         dp__answer_tokconf(&pa, vl_model_tokenizer(inf->model), res.ids, res.logprobs, keep,
-                           err) != DP_OK) {
-        dp_free(pa.text);
-        dp_free(pa.confs);
-        return err->code;
-    }
-    if (dp__answer_tokconf(&pa, vl_model_tokenizer(inf->model), res.ids, res.logprobs, keep,
                            err) != DP_OK) {
         dp_free(pa.text);
         dp_free(pa.confs);
