@@ -88,6 +88,20 @@ void *vl__malloc(size_t n) {
     return malloc(n ? n : 1);
 }
 
+bool vl__malloc_all(void *out[], const size_t bytes[], int n) {
+    for (int i = 0; i < n; i++) {
+        out[i] = vl__malloc(bytes[i]);
+        if (!out[i]) {
+            for (int j = 0; j < i; j++) {
+                vl__free(out[j]);
+                out[j] = NULL;
+            }
+            return false;
+        }
+    }
+    return true;
+}
+
 void *vl__calloc(size_t count, size_t size) {
     if (size && count > SIZE_MAX / size)
         return NULL;

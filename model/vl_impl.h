@@ -568,6 +568,9 @@ void *vl__calloc(size_t count, size_t size); /* count * size checked */
 void *vl__realloc(void *p, size_t n);
 void *vl__aligned_alloc(size_t align, size_t n); /* n rounded up to a multiple of align */
 char *vl__strdup(const char *s);
+/* All n buffers (out[i] = vl__malloc(bytes[i])) or none (false, every out[i] NULL): for arrays
+ * replaced together (a prefix cache and its ids, a result's ids and log-probs). */
+bool vl__malloc_all(void *out[], const size_t bytes[], int n);
 char *vl__strndup(const char *s, size_t n);
 void vl__free(void *p);
 /* Test hook (OOM torture, like dp_alloc_fail_after): n > 0 makes the n-th allocation from now

@@ -94,21 +94,19 @@ enum vl_status vl_seq_add(struct vl_state *s, int *out_seq, const struct vl_requ
     }
     int64_t n_out = need - rq->n_ids + 1;
     if (q->out_cap < n_out) {
-        int32_t *oi = vl__malloc((size_t)n_out * sizeof *oi);
-        float *ol = oi ? vl__malloc((size_t)n_out * sizeof *ol) : NULL;
-        float *om = ol ? vl__malloc((size_t)n_out * sizeof *om) : NULL;
-        if (!om) {
-            vl__free(oi);
-            vl__free(ol);
+        void *p3[3];
+        const size_t b3[3] = {(size_t)n_out * sizeof *q->out_ids,
+                              (size_t)n_out * sizeof *q->out_logprobs,
+                              (size_t)n_out * sizeof *q->out_masked_logprobs};
+        if (!vl__malloc_all(p3, b3, 3))
             return vl__err(err, VL_ERR_NOMEM, "result of %lld tokens: out of memory",
                            (long long)n_out);
-        }
         vl__free(q->out_ids);
         vl__free(q->out_logprobs);
         vl__free(q->out_masked_logprobs);
-        q->out_ids = oi;
-        q->out_logprobs = ol;
-        q->out_masked_logprobs = om;
+        q->out_ids = p3[0];
+        q->out_logprobs = p3[1];
+        q->out_masked_logprobs = p3[2];
         q->out_cap = n_out;
     }
     if (!q->sampler.seen) {
@@ -289,22 +287,21 @@ static void keep_prefix(struct vl_state *s, const struct vl_seq *q) {
     s->pfx_n = 0;
     if (n > s->pfx_cap) {
         size_t fl;
-        if (__builtin_mul_overflow((size_t)(blocks * hd), (size_t)n, &fl))
+        if (__builtin_mul_overflow((size_t)(blocks * hd), (size_t)n, &fl) ||
+            fl > SIZE_MAX / sizeof(float))
             return;
-        float *k = vl__malloc(fl * sizeof(float)), *v = k ? vl__malloc(fl * sizeof(float)) : NULL;
-        int32_t *ids = v ? vl__malloc((size_t)n * sizeof *ids) : NULL;
-        if (!ids) {
-            vl__free(k);
-            vl__free(v);
+        void *p3[3];
+        const size_t b3[3] = {fl * sizeof(float), fl * sizeof(float), (size_t)n * sizeof(int32_t)};
+        if (!vl__malloc_all(p3, b3, 3)) {
             vl__log(VL_LOG_WARN, "prefix cache of %lld tokens: out of memory", (long long)n);
             return;
         }
         vl__free(s->pfx_k);
         vl__free(s->pfx_v);
         vl__free(s->pfx_ids);
-        s->pfx_k = k;
-        s->pfx_v = v;
-        s->pfx_ids = ids;
+        s->pfx_k = p3[0];
+        s->pfx_v = p3[1];
+        s->pfx_ids = p3[2];
         s->pfx_cap = n;
     }
     for (int64_t b = 0; b < blocks; b++) {
