@@ -105,6 +105,9 @@ enum dp_status sc_schema_find(char **out, const char *name, struct dp_err *err);
 /* Names of the built-in schemas found in the search path, for --help (caller frees each and the
  * array with dp_free). */
 enum dp_status sc_schema_list(char ***out, size_t *n_out, struct dp_err *err);
+/* The same names joined as "chart, form, invoice, ..." (caller frees with dp_free), or NULL
+ * when none is found or out of memory. */
+char *sc_schema_names(void);
 
 const char *sc_type_name(enum sc_type t);
 const char *sc_format_name(enum sc_format f);

@@ -445,9 +445,14 @@ enum dp_status sc_schema_find(char **out, const char *name, struct dp_err *err) 
     for (int i = 0; i < n; i++)
         dp_free(dirs[i]);
     enum dp_status st = DP_OK;
-    if (!*out)
-        st = dp_err_set(err, DP_ERR_IO, "schema '%s' not found (searched %s; set $%s)", name,
-                        tried.data ? tried.data : "nothing", SC_ENV_DIR);
+    if (!*out) {
+        char *names = sc_schema_names();
+        st = dp_err_set(err, DP_ERR_IO,
+                        "schema '%s' not found; built-in schemas: %s (searched %s; set $%s)", name,
+                        names ? names : "none found", tried.data ? tried.data : "nothing",
+                        SC_ENV_DIR);
+        dp_free(names);
+    }
     dp_buf_free(&tried);
     return st;
 }
@@ -523,4 +528,23 @@ enum dp_status sc_schema_list(char ***out, size_t *n_out, struct dp_err *err) {
     if (*n_out)
         qsort(*out, *n_out, sizeof **out, cmp_str);
     return st;
+}
+
+char *sc_schema_names(void) {
+    char **names = NULL;
+    size_t n = 0;
+    struct dp_err err = {0};
+    struct dp_buf b;
+    dp_buf_init(&b, SC_PATH_MAX);
+    if (sc_schema_list(&names, &n, &err) == DP_OK)
+        for (size_t i = 0; i < n; i++)
+            dp_buf_appendf(&b, "%s%s", i ? ", " : "", names[i]);
+    for (size_t i = 0; i < n; i++)
+        dp_free(names[i]);
+    dp_free(names);
+    if (b.status != DP_OK || !b.len) {
+        dp_buf_free(&b);
+        return NULL;
+    }
+    return dp_buf_steal(&b, NULL);
 }

@@ -166,6 +166,23 @@ const char *dp_path_basename(const char *path) {
     return slash ? slash + 1 : path;
 }
 
+char *dp_exe_relative(const char *rel) {
+    char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0)
+        return NULL;
+    exe[k] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    size_t n = strlen(exe) + 1 + strlen(rel) + 1;
+    char *out = dp_malloc(n);
+    if (out)
+        snprintf(out, n, "%s/%s", exe, rel);
+    return out;
+}
+
 enum dp_status dp_dir_writable(const char *path, struct dp_err *err) {
     char p[4096];
     int w = snprintf(p, sizeof p, "%s", path);

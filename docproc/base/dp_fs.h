@@ -50,5 +50,8 @@ enum dp_status dp_dir_writable(const char *path, struct dp_err *err);
 enum dp_status dp_mkdirs(const char *path, struct dp_err *err);
 /* The last path component without directory (borrowed pointer into path). */
 const char *dp_path_basename(const char *path);
+/* "<directory of the running executable>/rel" (caller frees with dp_free), or NULL when
+ * /proc/self/exe cannot be read or out of memory. For data installed beside the binary. */
+char *dp_exe_relative(const char *rel);
 
 #endif

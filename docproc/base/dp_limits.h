@@ -29,7 +29,9 @@
 #define DP_MAX_JOURNAL_BYTES ((size_t)1 << 30) /* a resume journal larger than this is refused */
 #define DP_MAX_PASSWORD_FILE_BYTES ((size_t)16 << 20)
 /* Defaults for documents (docs/batch.md explains each). */
-#define DP_BATCH_DEFAULT_MAX_PIXELS   1003520 /* 1280 * 28 * 28: ~A4 at 100 dpi, 1280 visual tokens */
+/* The pixel budget of every command (extract, batch, tables, ask, rasterize, preprocess,
+ * bench-render): one default so that what rasterize shows is what extract feeds. */
+#define DP_DEFAULT_MAX_PIXELS         1003520 /* 1280 * 28 * 28: ~A4 at 100 dpi, 1280 visual tokens */
 #define DP_BATCH_DEFAULT_MAX_NEW_TOKENS 2048  /* a dense page of HTML fits; loops are cut earlier */
 /* --review-threshold: confidence (docs/constrain.md) below which a value goes to review */
 #define DP_BATCH_DEFAULT_REVIEW_THRESHOLD 0.5

@@ -8,6 +8,7 @@
 #include "dp_buf.h"
 #include "dp_limits.h"
 #include "dp_out.h"
+#include "sc.h"
 #include "vl.h"
 #include "dp_manifest.h"
 
@@ -74,8 +75,6 @@ void dp_batch_opts_init(struct dp_batch_opts *o, enum dp_batch_cmd cmd) {
     o->jobs = 1;
     o->csv = dp_csv_opts_default();
     dp_ingest_opts_init(&o->ingest);
-    o->ingest.min_pixels = VL_IMAGE_DEFAULT_MIN_PIXELS; /* the published minimum */
-    o->ingest.max_pixels = DP_BATCH_DEFAULT_MAX_PIXELS;
     o->gen.max_new_tokens = DP_BATCH_DEFAULT_MAX_NEW_TOKENS;
     o->gen.temperature = DP_BATCH_DEFAULT_TEMPERATURE;
     o->gen.top_k = DP_BATCH_DEFAULT_TOP_K;
@@ -326,7 +325,8 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
                     "[-o DIR | -o BUNDLE.zip]\n"
                     "       docproc extract --schema NAME|FILE --from-raw BUNDLE_OR_DIR [-o ...]\n\n"
                     "Runs every page of every input through the model and the schema's extractor;\n"
-                    "one JSON Lines record per document on stdout, files with -o.\n");
+                    "one JSON Lines record per document on stdout, files with -o. INPUT '-' reads\n"
+                    "one document from stdin (named 'stdin').\n");
         break;
     case DP_BATCH_CMD_BATCH:
         dp_buf_appendf(b, "usage: docproc batch --schema NAME|FILE [--model DIR] --input DIR|@LIST... "
@@ -341,9 +341,12 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
                     "across pages are stitched into one with their parts recorded.\n");
         break;
     }
+    char *names = sc_schema_names();
     dp_buf_appendf(b, "\ninput:\n"
-                "  -s, --schema NAME|FILE     schema [%s]\n",
-            o->schema ? o->schema : "required");
+                "  -s, --schema NAME|FILE     built-in schema name or a schema file [%s]\n"
+                "                             built-in: %s\n",
+            o->schema ? o->schema : "required", names ? names : "none found");
+    dp_free(names);
     dp_cli_ingest_help(b, DP_CLI_ING_ALL, &o->ingest);
     dp_buf_puts(b, "      --password-file F      lines NAME=PASSWORD (NAME: file name or '*')\n"
                 "      --from-raw PATH        re-extract the raw answers of a bundle or directory\n");
@@ -405,8 +408,29 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
                 "      --progress[=tty|json|off]  progress on stderr [auto: on a TTY]\n"
                 "  -q, --quiet                errors only\n"
                 "  -v, --verbose              per-document timing summary (-vv: debug)\n"
-                "  -h, --help                 this help\n"
-                "\nexit: 0 all ok, 1 some documents failed (the rest written), 2 usage, 3 model or\n"
+                "  -h, --help                 this help\n");
+    switch (o->cmd) {
+    case DP_BATCH_CMD_EXTRACT:
+        dp_buf_puts(b, "\nexamples:\n"
+                    "  docproc extract --schema invoice --model qwen25vl-3b scan.pdf > scan.jsonl\n"
+                    "  docproc extract --schema receipt --format json,xml -o out/ photo.jpg a.pdf\n"
+                    "  docproc extract --schema invoice - < page.png\n"
+                    "  docproc extract --schema receipt --from-raw out/ -o out2/  # no model\n");
+        break;
+    case DP_BATCH_CMD_BATCH:
+        dp_buf_puts(b, "\nexamples:\n"
+                    "  docproc batch --schema invoice --input /archive -o /results\n"
+                    "  docproc batch --schema invoice --input /archive -o /results --resume\n"
+                    "  docproc batch --schema invoice --input /archive -o /r/1 --shard 1/4\n"
+                    "  docproc batch --merge /results/manifest.json /r/*/manifest.json\n");
+        break;
+    case DP_BATCH_CMD_TABLES:
+        dp_buf_puts(b, "\nexamples:\n"
+                    "  docproc tables --model qwen25vl-3b report.pdf -o tables/\n"
+                    "  docproc tables --from-raw out/ -o tables/ --csv-bom  # no model\n");
+        break;
+    }
+    dp_buf_puts(b, "\nexit: 0 all ok, 1 some documents failed (the rest written), 2 usage, 3 model or\n"
                 "schema load, 4 output not writable, 5 interrupted, 6 inputs unreadable\n"
                 "(--from-raw, @LIST, --merge), 70 internal (docs/cli.md, docs/batch.md).\n");
     return dp_buf_steal(b, NULL);

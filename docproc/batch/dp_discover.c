@@ -19,10 +19,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define PATH_MAX_BYTES 4096
+#define STDIN_NAME     "stdin"  /* the document name (and output folder) of "-" */
+#define STDIN_CHUNK    (1 << 16)
 
 void dp_input_clear(struct dp_input *d) {
+    if (d->path_is_tmp && d->path)
+        unlink(d->path);
     DP_FREE(d->path);
     DP_FREE(d->rel);
     DP_FREE(d->stem);
@@ -31,6 +36,10 @@ void dp_input_clear(struct dp_input *d) {
         dp_free(d->outputs[i]);
     DP_FREE(d->outputs);
     memset(d, 0, sizeof *d);
+}
+
+const char *dp_input_shown(const struct dp_input *d) {
+    return d->path_is_tmp ? "-" : d->path;
 }
 
 void dp_inputs_free(struct dp_inputs *l) {
@@ -291,7 +300,88 @@ static enum dp_status add_list(struct dp_inputs *l, const char *list_path, int d
     return st;
 }
 
+/* "-": copies stdin (a file or a pipe) into a temporary file, since PDF readers seek and the
+ * document is read twice (SHA-256, then pages); at most DP_MAX_FILE_BYTES. */
+static enum dp_status add_stdin(struct dp_inputs *l, struct dp_err *err) {
+    for (int i = 0; i < l->n; i++)
+        if (l->items[i].path_is_tmp)
+            return dp_err_set(err, DP_ERR_USAGE, "-: stdin given twice");
+    if (isatty(STDIN_FILENO))
+        return dp_err_set(err, DP_ERR_USAGE,
+                          "-: reads the document from stdin, which is a terminal (try - < FILE)");
+    const char *tmpdir = getenv("TMPDIR");
+    struct dp_buf path;
+    dp_buf_init(&path, PATH_MAX_BYTES);
+    dp_buf_appendf(&path, "%s/docproc-stdin-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (path.status != DP_OK) {
+        dp_buf_free(&path);
+        return dp_err_set(err, DP_ERR_USAGE, "-: $TMPDIR too long");
+    }
+    int fd = mkstemp(path.data);
+    if (fd < 0) {
+        enum dp_status st =
+            dp_err_set_errno(err, DP_ERR_IO, errno, "-: cannot create %s for stdin", path.data);
+        dp_buf_free(&path);
+        return st;
+    }
+    enum dp_status st = DP_OK;
+    char *buf = dp_malloc(STDIN_CHUNK);
+    size_t total = 0;
+    if (!buf)
+        st = dp_err_set(err, DP_ERR_NOMEM, "-: out of memory reading stdin");
+    while (st == DP_OK) {
+        ssize_t n = read(STDIN_FILENO, buf, STDIN_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            st = dp_err_set_errno(err, DP_ERR_IO, errno, "-: cannot read stdin");
+            break;
+        }
+        if (n == 0)
+            break;
+        total += (size_t)n;
+        if (total > DP_MAX_FILE_BYTES) {
+            st = dp_err_set(err, DP_ERR_LIMIT, "-: stdin holds more than %zu bytes",
+                            (size_t)DP_MAX_FILE_BYTES);
+            break;
+        }
+        for (ssize_t off = 0; off < n && st == DP_OK;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                st = dp_err_set_errno(err, DP_ERR_IO, errno, "-: cannot write %s", path.data);
+            else
+                off += w;
+        }
+    }
+    dp_free(buf);
+    if (close(fd) != 0 && st == DP_OK)
+        st = dp_err_set_errno(err, DP_ERR_IO, errno, "-: cannot write %s", path.data);
+    if (st == DP_OK && total == 0)
+        st = dp_err_set(err, DP_ERR_IO, "-: stdin is empty");
+    if (st == DP_OK)
+        st = dp_inputs_add(l, path.data, STDIN_NAME, err);
+    if (st != DP_OK) {
+        unlink(path.data);
+        dp_buf_free(&path);
+        return st;
+    }
+    struct dp_input *d = &l->items[l->n - 1];
+    d->path_is_tmp = true;
+    const char *kind;
+    if (is_document(d->path, &kind))
+        d->kind = kind;
+    dp_buf_free(&path);
+    return DP_OK;
+}
+
 static enum dp_status add_one(struct dp_inputs *l, const char *arg, int depth, struct dp_err *err) {
+    if (!strcmp(arg, "-")) {
+        if (depth > 0)
+            return dp_err_set(err, DP_ERR_USAGE, "-: stdin cannot be named in an @LIST");
+        return add_stdin(l, err);
+    }
     if (depth > DP_MAX_DIR_DEPTH)
         return dp_err_set(err, DP_ERR_LIMIT, "%s: @lists nested deeper than %d", arg,
                           DP_MAX_DIR_DEPTH);

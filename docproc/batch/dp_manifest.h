@@ -75,6 +75,7 @@ struct dp_input {
     char fp_output[DP_SHA256_HEX_LEN + 1];
     enum dp_redo redo; /* --resume: why a finished document is done again */
     bool from_kept_raw; /* re-extract from the raw answers kept in its output folder */
+    bool path_is_tmp;   /* path is the copy of stdin ("-"), removed by dp_input_clear */
 };
 
 struct dp_inputs {
@@ -87,11 +88,15 @@ struct dp_inputs {
  * documents by content as pending, files named like a document whose bytes are not one as
  * failed, everything else (text, hidden, special files, hidden directories) as
  * DP_INPUT_SKIPPED with the reason in error. "@FILE" reads one input per line ('#' comments).
+ * "-" reads one document from stdin into a temporary file (named "stdin"; removed when the
+ * entry is cleared).
  * An input that does not exist, or a directory without any document, is an error (DP_ERR_IO).
  * Names (rel) are unique; a duplicate path is an error. */
 enum dp_status dp_discover(struct dp_inputs *out, char *const *inputs, int n_inputs,
                            struct dp_err *err);
 void dp_inputs_free(struct dp_inputs *l);
+/* The input as the user named it: "-" for stdin, else path (borrowed). */
+const char *dp_input_shown(const struct dp_input *d);
 /* Frees the members of one entry and zeroes it. */
 void dp_input_clear(struct dp_input *d);
 /* Records a failure (first error wins) on the entry: state FAILED, code and message copied. */

@@ -46,7 +46,7 @@ struct ask_opts {
     int n_prompts;
     const char *prompts_file;  /* --prompts FILE: one prompt per line */
     int parallel;              /* prompts in flight [min(prompts, DP_BATCH_AUTO_PARALLEL)] */
-    struct dp_ingest_opts ing; /* min/max_pixels 0: the model's preprocessor_config.json */
+    struct dp_ingest_opts ing; /* pixel budget: DP_DEFAULT_MAX_PIXELS unless given */
     struct dp_cli_gen gen;     /* negative sampling values: the model's generation_config.json */
     bool ignore_eos, print_ids, verbose, system_given;
     const char *dump_dir;
@@ -87,7 +87,7 @@ static void print_help(const struct ask_opts *o) {
         "constrained. The same output as without --schema: the answer (one prompt) or\n"
         "JSON Lines (several prompts, with \"decoding\": forced ids and jumps).\n\n"
         "input:\n"
-        "      --model DIR            checkpoint directory [$DOCPROC_MODEL: %s]\n"
+        "  -m, --model DIR            checkpoint directory [$DOCPROC_MODEL: %s]\n"
         "      --image FILE           PNG/JPEG/TIFF/PDF (first page); repeatable, in order\n"
         "      --video FRAMES         directory of frame images (sorted by name) or a\n"
         "                             comma-separated list of files; repeatable\n"
@@ -125,6 +125,10 @@ static void print_help(const struct ask_opts *o) {
                    DP_BATCH_AUTO_PARALLEL);
     dp_buf_puts(&b, "  -v, --verbose              timings and sizes on stderr\n"
                     "  -h, --help                 this text\n\n"
+                    "examples:\n"
+                    "  docproc ask -m qwen25vl-3b --image receipt.jpg --prompt 'What is the total?'\n"
+                    "  docproc ask -m qwen25vl-3b --image a.png --prompts questions.txt\n"
+                    "  docproc ask -m qwen25vl-3b --video frames/ --fps 2 --prompt 'What happens?'\n\n"
                     "exit: 0 answered, 2 usage (also --max-new-tokens below the schema's shortest\n"
                     "answer), 3 model or schema failed to load, 4 --dump not writable,\n"
                     "5 interrupted, 6 an input could not be read, 70 internal.\n");
@@ -161,8 +165,7 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
     o->fps = DP_ASK_DEFAULT_FPS;
     o->system = ASK_DEFAULT_SYSTEM;
-    dp_ingest_opts_init(&o->ing);
-    o->ing.min_pixels = o->ing.max_pixels = 0;
+    dp_ingest_opts_init(&o->ing); /* the pixel budget of every command (DP_DEFAULT_MAX_PIXELS) */
     dp_cli_gen_init_model(&o->gen);
     o->model_dir = dp_cli_model_env();
     struct dp_err err = {0};
@@ -804,7 +807,7 @@ int dp_cmd_ask(int argc, char **argv) {
     }
     const struct vl_tokenizer *tok = vl_model_tokenizer(r.m);
     if (!tok) {
-        fprintf(stderr, "docproc ask: %s: no tokenizer.json\n", o.model_dir);
+        fprintf(stderr, "docproc ask: %s: %s\n", o.model_dir, DP_VL_NO_TOKENIZER_HINT);
         run_free(&r);
         return DP_EXIT_LOAD;
     }

@@ -93,7 +93,10 @@ static void print_help(void) {
            "  VL_GEMV_PREFETCH=BYTES   decode GEMV prefetch distance, 0..%d [%d]\n"
            "  VL_GEMV_PAGE_AHEAD=BYTES decode GEMV page-ahead (address translation) distance,\n"
            "                           0..%d [%d]\n"
-           "  OPENBLAS_CORETYPE=NAME   OpenBLAS kernel family [docproc picks the widest]\n",
+           "  OPENBLAS_CORETYPE=NAME   OpenBLAS kernel family [docproc picks the widest]\n\n"
+           "examples:\n"
+           "  docproc bench --model qwen25vl-3b\n"
+           "  docproc bench --model qwen25vl-3b --weights q8 --parallel 4\n",
            BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
            BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, VL_STATE_DEFAULT_ATTN_BLOCK,
            (int)dp_cli_default_threads(), VL_GEMV_PREFETCH_MAX_BYTES,

@@ -6,6 +6,8 @@
 #include "dp_cli.h"
 #include "dp_cli_opts.h"
 
+#include "dp_alloc.h"
+#include "dp_fs.h"
 #include "dp_limits.h"
 #include "dp_log.h"
 #include "dp_ingest.h"
@@ -23,7 +25,15 @@
 #include <unistd.h>
 
 #define CMD "bench-render"
-#define DEFAULT_INPUT "samples/pdfplumber/WARN-Report-for-7-1-2015-to-03-25-2016.pdf"
+/* The default PDF: installed beside the binary (<exe>/../share/docproc/samples/, by
+ * `cmake --install`), else the source tree's copy for an uninstalled build; never the working
+ * directory. */
+#define DEFAULT_INPUT_NAME "WARN-Report-for-7-1-2015-to-03-25-2016.pdf"
+#define DEFAULT_INPUT_INSTALLED "../share/docproc/samples/" DEFAULT_INPUT_NAME
+#ifndef DP_SOURCE_SAMPLES_DIR
+#define DP_SOURCE_SAMPLES_DIR ""
+#endif
+#define DEFAULT_INPUT_SOURCE DP_SOURCE_SAMPLES_DIR "/pdfplumber/" DEFAULT_INPUT_NAME
 #define DEFAULT_RUNS 1
 #define MAX_RUNS 100
 #define PATH_MAX_LEN 4096
@@ -88,6 +98,17 @@ static double run_pdftoppm(const char *input, double dpi, int n, const char *dir
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
 }
 
+/* The default PDF's path into out[n]; false when neither copy exists. */
+static bool default_input(char *out, size_t n) {
+    struct stat sb;
+    char *p = dp_exe_relative(DEFAULT_INPUT_INSTALLED);
+    bool found = p && stat(p, &sb) == 0 && (size_t)snprintf(out, n, "%s", p) < n;
+    dp_free(p);
+    if (!found && DP_SOURCE_SAMPLES_DIR[0] && stat(DEFAULT_INPUT_SOURCE, &sb) == 0)
+        found = (size_t)snprintf(out, n, "%s", DEFAULT_INPUT_SOURCE) < n;
+    return found;
+}
+
 int dp_cmd_bench_render(int argc, char **argv) {
     struct dp_ingest_opts o;
     dp_ingest_opts_init(&o);
@@ -127,8 +148,12 @@ int dp_cmd_bench_render(int argc, char **argv) {
                    "[PDF]\n\n"
                    "Renders the first N pages [all] of PDF [%s] at --dpi [%g] (then the model's\n"
                    "pixel budget, %lld..%lld pixels) to PNG, and the same pages with\n"
-                   "`pdftoppm -r DPI -png`; prints pages/s of both (best of --runs [%d]).\n",
-                   DEFAULT_INPUT, o.dpi, (long long)o.min_pixels, (long long)o.max_pixels,
+                   "`pdftoppm -r DPI -png`; prints pages/s of both (best of --runs [%d]).\n"
+                   "Without PDF, the sample installed with docproc (found from the executable).\n\n"
+                   "examples:\n"
+                   "  docproc bench-render --runs 3\n"
+                   "  docproc bench-render --dpi 300 --pages 5 --no-pdftoppm report.pdf\n",
+                   "<exe>/" DEFAULT_INPUT_INSTALLED, o.dpi, (long long)o.min_pixels, (long long)o.max_pixels,
                    DEFAULT_RUNS);
             return DP_EXIT_OK;
         default: return dp_cli_getopt_error(CMD, c, argc, argv);
@@ -136,7 +161,13 @@ int dp_cmd_bench_render(int argc, char **argv) {
     }
     if (argc - optind > 1)
         return dp_cli_usage_error(CMD, "expected at most one PDF");
-    const char *input = optind < argc ? argv[optind] : DEFAULT_INPUT;
+    char dflt[PATH_MAX_LEN];
+    if (optind >= argc && !default_input(dflt, sizeof dflt)) {
+        DP_LOG_ERROR("no PDF given and the default sample is not installed (<exe>/%s)",
+                     DEFAULT_INPUT_INSTALLED);
+        return DP_EXIT_INPUT;
+    }
+    const char *input = optind < argc ? argv[optind] : dflt;
     struct dp_doc *doc = NULL;
     if (dp_doc_open(&doc, input, &o, &err) != DP_OK) {
         DP_LOG_ERROR("%s", err.msg);

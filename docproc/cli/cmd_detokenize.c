@@ -23,7 +23,10 @@ static void print_help(void) {
            "  --skip-special    drop special tokens such as <|im_end|> [off]\n"
            "  -n, --no-newline  do not print a newline after the text [prints one]\n"
            "  --help            this text\n\n"
-           "IDs may be separate arguments or one list like \"[1, 2, 3]\" (max %zu ids).\n",
+           "IDs may be separate arguments or one list like \"[1, 2, 3]\" (max %zu ids).\n\n"
+           "examples:\n"
+           "  docproc detokenize --model qwen25vl-3b 7595 25 220 16 17 13 20 15\n"
+           "  docproc detokenize --model qwen25vl-3b --skip-special '[151644, 872, 198]'\n",
            DETOK_MAX_IDS);
 }
 

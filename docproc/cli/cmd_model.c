@@ -33,14 +33,18 @@ static void print_help(void) {
            "info: load and validate a checkpoint and describe it.\n"
            "  --json            one JSON object instead of text\n"
            "  --no-scan         skip reading every weight for NaN/Inf [scan]\n\n"
-           "synth: write a random-weight checkpoint in the published layout.\n"
+           "synth: write a random-weight checkpoint in the published layout. It has no tokenizer\n"
+           "unless --from or --tokenizer gives one: extract, ask and tokenize refuse it without.\n"
            "  --shape S         3b, 7b (published configs) or tiny (the test fixture's shape)\n"
            "  -o, --output DIR  output directory (created if missing)\n"
            "  --seed N          random seed [1]\n"
-           "  --tokenizer FILE  tokenizer.json to copy into DIR [none]\n"
+           "  --tokenizer FILE  tokenizer.json to copy into DIR [none: no tokenizer]\n"
            "  --from DIR        copy tokenizer.json (+ tokenizer_config.json) from a checkpoint\n"
            "  --shard-size N    max bytes per safetensors shard [%zu]\n"
-           "  --force           overwrite an existing checkpoint in DIR\n",
+           "  --force           overwrite an existing checkpoint in DIR\n\n"
+           "examples:\n"
+           "  docproc model info qwen25vl-3b\n"
+           "  docproc model synth --shape 3b --from qwen25vl-3b -o synth-3b  # with its tokenizer\n",
            (size_t)VL_SYNTH_SHARD_BYTES);
 }
 
@@ -328,6 +332,8 @@ static int cmd_synth(int argc, char **argv) {
         printf("%s: %s checkpoint, %d tensors, %.3f GB of BF16 weights in %d file%s\n", o.dir,
                o.shape, res.n_tensors, (double)res.total_bytes / 1e9, res.n_shards,
                res.n_shards == 1 ? "" : "s");
+    if (rc == DP_EXIT_OK && !o.tokenizer_path)
+        fprintf(stderr, "docproc %s: %s: %s\n", CMD_SYNTH, o.dir, DP_VL_NO_TOKENIZER_HINT);
     free(tok_path);
     free(tcfg_path);
     return rc;

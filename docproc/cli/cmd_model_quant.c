@@ -55,7 +55,10 @@ static void quant_help(void) {
            "  --vision F         vision tower Linear weights: bf16 (as stored) or q8 [bf16]\n"
            "  -o, --output OUT   output directory\n"
            "  --force            overwrite a checkpoint already in OUT\n"
-           "  --threads N        threads quantizing [online CPUs: %ld]\n",
+           "  --threads N        threads quantizing [online CPUs: %ld]\n\n"
+           "examples:\n"
+           "  docproc model quantize qwen25vl-3b --to q8 -o qwen25vl-3b-q8\n"
+           "  docproc model quantize qwen25vl-3b --to q4 --vision q8 -o qwen25vl-3b-q4\n",
            dp_cli_default_threads());
 }
 
@@ -166,7 +169,10 @@ static void compare_help(void) {
            "  --steps N            compared positions per request [%d]\n"
            "  --threads N          threads [online CPUs: %ld]\n"
            "  --json               one JSON object (overall.kl_mean, overall.kl_max,\n"
-           "                       overall.top1_agreement, overall.logits_rel_err, requests[])\n",
+           "                       overall.top1_agreement, overall.logits_rel_err, requests[])\n\n"
+           "examples:\n"
+           "  docproc model compare --model qwen25vl-3b --weights q8 --against bf16\n"
+           "  docproc model compare --model qwen25vl-3b --weights q4 --images page.png --json\n",
            COMPARE_DEFAULT_STEPS, dp_cli_default_threads());
 }
 

@@ -50,7 +50,10 @@ static void usage(FILE *fp) {
             "                      injection, OWASP; plain numbers stay) [yes]\n"
             "  --csv-bom           start the CSV with a UTF-8 BOM (Excel) [no]\n"
             "  -v, --verbose       print warnings to stderr\n"
-            "  -h, --help          this help\n"
+            "  -h, --help          this help\n\n"
+            "examples:\n"
+            "  docproc parse --schema invoice answer.txt\n"
+            "  docproc parse --schema table --format csv - < answer.txt\n\n"
             "exit: 0 ok, 2 usage, 3 schema failed to load, 4 output failed, 6 input unreadable\n",
             PARSE_DEFAULT_FORMAT);
 }

@@ -49,6 +49,9 @@ static void print_help(const struct vl_image_params *p, const struct dp_ingest_o
     dp_cli_ingest_help(&b, DP_CLI_ING_ALL, o);
     dp_buf_puts(&b, "      --force                replace an existing output file\n"
                     "  -h, --help                 this text\n\n"
+                    "examples:\n"
+                    "  docproc preprocess --model qwen25vl-3b -o pixels.safetensors scan.pdf\n"
+                    "  docproc preprocess --max-pixels 12845056 -o ref.safetensors page.png\n\n"
                     "exit: 0 written, 2 usage, 3 bad preprocessor_config.json, 4 output not "
                     "writable,\n6 an input could not be read (nothing written).\n");
     dp_cli_print_buf(&b);
@@ -128,7 +131,6 @@ int dp_cmd_preprocess(int argc, char **argv) {
     const char *out = NULL, *model = NULL, *pages = NULL;
     bool force = false, help = false;
     struct dp_err err = {0};
-    o.min_pixels = o.max_pixels = 0; /* 0: the preprocessor's, known once --model is read */
     optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;

@@ -1,6 +1,8 @@
 /* `docproc rasterize`: every selected page of every input as the exact RGB pixels the model
  * will see (PDF rendered at the smart_resize target, scans resampled PIL-exactly), written
- * as DIR/<input-name>/page-NNNN.png plus pages.json. Each input is built in a hidden temporary
+ * as DIR/<name>/page-NNNN.png plus pages.json, where <name> is the document name extract and
+ * batch use (dp_discover: the file name with its extension, the path inside a directory
+ * input, the normalised path when two inputs share a file name). Each input is built in a hidden temporary
  * directory and renamed into place only when complete, so a failure leaves nothing behind;
  * one failed input does not stop the others (exit 1). Single-threaded. */
 #include "dp_cli.h"
@@ -12,6 +14,7 @@
 #include "dp_limits.h"
 #include "dp_log.h"
 #include "dp_ingest.h"
+#include "dp_manifest.h"
 #include "dp_out.h"
 
 #include <errno.h>
@@ -43,25 +46,20 @@ static void print_help(const struct rz_opts *o) {
     struct dp_buf b;
     dp_buf_init(&b, DP_MAX_TEXT_BYTES);
     dp_buf_puts(&b, "usage: docproc rasterize [OPTIONS] INPUT... -o DIR\n\n"
-                    "Writes each page as the model will see it: DIR/<input-name>/page-0001.png ... "
-                    "and\nDIR/<input-name>/pages.json. Inputs: PDF, TIFF, PNG, JPEG (sniffed by "
-                    "content).\n\n"
+                    "Writes each page as the model will see it: DIR/<name>/page-0001.png ... "
+                    "and\nDIR/<name>/pages.json, <name> as extract names documents (scan.pdf, "
+                    "photo.jpg;\nsub/x.pdf inside a directory input). Inputs: PDF, TIFF, PNG, "
+                    "JPEG (sniffed by\ncontent), directories (walked), '-' (stdin).\n\n"
                     "  -o, --output DIR           output directory (required)\n");
     dp_cli_ingest_help(&b, DP_CLI_ING_ALL, &o->ing);
-    dp_buf_puts(&b, "      --force                replace existing DIR/<input-name>\n"
+    dp_buf_puts(&b, "      --force                replace existing DIR/<name>\n"
                     "  -h, --help                 this text\n\n"
+                    "examples:\n"
+                    "  docproc rasterize -o pages/ scan.pdf photo.jpg  # pages/scan.pdf/page-0001.png\n"
+                    "  docproc rasterize --pages 1-2 --dpi 200 -o pages/ report.pdf\n\n"
                     "exit: 0 all inputs written, 1 some failed (the rest were written), 2 usage,\n"
                     "4 output directory not writable.\n");
     dp_cli_print_buf(&b);
-}
-
-/* Output folder name: the input's base name without its last extension. */
-static void stem_of(char *out, size_t n, const char *path) {
-    const char *b = dp_path_basename(path);
-    snprintf(out, n, "%s", b);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out)
-        *dot = '\0';
 }
 
 static json_t *page_json(const struct dp_page *pg, const char *file) {
@@ -138,28 +136,31 @@ static enum dp_status write_pages(struct dp_doc *doc, const struct rz_opts *o, c
     return st;
 }
 
-/* One input: open, render into a temporary directory, rename into place. */
-static enum dp_status rasterize_one(const char *input, const struct rz_opts *o,
+/* One input named name: open, render into a temporary directory beside DIR/name, rename into
+ * place. */
+static enum dp_status rasterize_one(const struct dp_input *d, const struct rz_opts *o,
                                     struct dp_err *err) {
-    char stem[256], final[PATH_MAX_LEN], tmp[PATH_MAX_LEN], old[PATH_MAX_LEN];
-    stem_of(stem, sizeof stem, input);
-    int k1 = snprintf(final, sizeof final, "%s/%s", o->out_dir, stem);
-    int k2 = snprintf(tmp, sizeof tmp, "%s/.%s.tmp-XXXXXX", o->out_dir, stem);
-    if (k1 < 0 || k2 < 0 || (size_t)k2 >= sizeof tmp)
+    const char *input = dp_input_shown(d), *name = d->rel;
+    char final[PATH_MAX_LEN], tmp[PATH_MAX_LEN], old[PATH_MAX_LEN], parent[PATH_MAX_LEN];
+    const char *base = dp_path_basename(name);
+    int k1 = snprintf(final, sizeof final, "%s/%s", o->out_dir, name);
+    int k3 = snprintf(parent, sizeof parent, "%s/%.*s", o->out_dir, (int)(base - name), name);
+    int k2 = snprintf(tmp, sizeof tmp, "%s.%s.tmp-XXXXXX", parent, base);
+    if (k1 < 0 || k2 < 0 || k3 < 0 || (size_t)k2 >= sizeof tmp)
         return dp_err_set(err, DP_ERR_USAGE, "%s: output path too long", input);
     struct stat sb;
     if (!o->force && stat(final, &sb) == 0)
         return dp_err_set(err, DP_ERR_IO, "%s: output %s exists (use --force to replace it)",
                           input, final);
     struct dp_doc *doc = NULL;
-    enum dp_status st = dp_doc_open(&doc, input, &o->ing, err);
+    enum dp_status st = dp_doc_open(&doc, d->path, &o->ing, err);
     if (st != DP_OK)
         return st;
     if ((st = dp_page_sel_check(&o->sel, dp_doc_page_count(doc), input, err)) != DP_OK) {
         dp_doc_close(doc);
         return st;
     }
-    if ((st = dp_mkdirs(o->out_dir, err)) != DP_OK) { /* made only once a document renders */
+    if ((st = dp_mkdirs(parent, err)) != DP_OK) { /* made only once a document renders */
         dp_doc_close(doc);
         return st;
     }
@@ -176,7 +177,11 @@ static enum dp_status rasterize_one(const char *input, const struct rz_opts *o,
     }
     bool replaced = false;
     if (stat(final, &sb) == 0) { /* --force: move the old one aside first */
-        snprintf(old, sizeof old, "%s/.%s.old-XXXXXX", o->out_dir, stem);
+        int k4 = snprintf(old, sizeof old, "%s.%s.old-XXXXXX", parent, base);
+        if (k4 < 0 || (size_t)k4 >= sizeof old) {
+            dp_cli_remove_flat_dir(tmp);
+            return dp_err_set(err, DP_ERR_USAGE, "%s: output path too long", input);
+        }
         if (!mkdtemp(old) || rename(final, old) != 0) {
             int e = errno;
             dp_cli_remove_flat_dir(tmp);
@@ -239,26 +244,31 @@ int dp_cmd_rasterize(int argc, char **argv) {
         dp_page_sel_free(&o.sel);
         return DP_EXIT_OUTPUT;
     }
+    /* The documents and their names as extract and batch see them (a missing input or a
+     * directory without documents is the run's error, before anything is written). */
+    struct dp_inputs docs;
+    if (dp_discover(&docs, argv + optind, argc - optind, &err) != DP_OK) {
+        DP_LOG_ERROR("%s", err.msg);
+        dp_page_sel_free(&o.sel);
+        return err.code == DP_ERR_USAGE ? DP_EXIT_USAGE : DP_EXIT_INPUT;
+    }
     int failed = 0;
-    for (int i = optind; i < argc; i++) {
-        /* Two inputs with the same stem would collide in DIR: the later one fails. */
-        char si[256], sj[256];
-        stem_of(si, sizeof si, argv[i]);
-        bool dup = false;
-        for (int j = optind; j < i && !dup; j++) {
-            stem_of(sj, sizeof sj, argv[j]);
-            dup = !strcmp(si, sj);
+    for (int i = 0; i < docs.n; i++) {
+        const struct dp_input *d = &docs.items[i];
+        if (d->state == DP_INPUT_SKIPPED) {
+            DP_LOG_INFO("%s: skipped: %s", d->path, d->error ? d->error : "not a document");
+            continue;
         }
         dp_err_clear(&err);
-        enum dp_status st =
-            dup ? dp_err_set(&err, DP_ERR_USAGE, "%s: output name '%s' already used by an "
-                                                 "earlier input", argv[i], si)
-                : rasterize_one(argv[i], &o, &err);
+        enum dp_status st = d->state == DP_INPUT_FAILED
+                                ? dp_err_set(&err, d->code, "%s", d->error ? d->error : d->path)
+                                : rasterize_one(d, &o, &err);
         if (st != DP_OK) {
             DP_LOG_ERROR("%s", err.msg);
             failed++;
         }
     }
+    dp_inputs_free(&docs);
     dp_page_sel_free(&o.sel);
     return failed ? DP_EXIT_SOME_FAILED : DP_EXIT_OK;
 }

@@ -32,7 +32,10 @@ static void print_help(void) {
            "  --help          this text\n\n"
            "Several TEXT arguments are joined with single spaces. Text must be UTF-8 (max %zu "
            "bytes).\nOptions come before TEXT: everything from the first TEXT on is text, even "
-           "if it\nstarts with '-'.\n",
+           "if it\nstarts with '-'.\n\n"
+           "examples:\n"
+           "  docproc tokenize --model qwen25vl-3b 'Total: 12.50 EUR'\n"
+           "  docproc tokenize --model qwen25vl-3b --json --file page.txt\n",
            DP_MAX_TEXT_BYTES);
 }
 

@@ -48,14 +48,22 @@ static void print_help(FILE *fp) {
                 "Qwen2.5-VL document extraction in one native binary.\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    fprintf(fp, "\n'docproc COMMAND --help' describes one command; exit codes are in docs/cli.md.\n");
+    fprintf(fp, "\nexamples:\n"
+                "  docproc extract --schema invoice --model qwen25vl-3b scan.pdf > scan.jsonl\n"
+                "  docproc batch --schema invoice --input /archive -o /results --resume\n"
+                "  docproc help extract\n"
+                "\n'docproc COMMAND --help' (or 'docproc help COMMAND') describes one command; exit\n"
+                "codes are in docs/cli.md and 'man docproc'.\n");
 }
 
 int dp_cmd_version(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: docproc version   (or docproc --version)\n\n"
                "Prints the version of docproc, how it was built, the OpenBLAS configuration and\n"
-               "the default --threads.\n");
+               "the default --threads.\n\n"
+               "examples:\n"
+               "  docproc version\n"
+               "  docproc --version\n");
         return DP_EXIT_OK;
     }
     if (argc > 1 && argv[1][0] == '-')

@@ -88,7 +88,7 @@ void dp_ingest_opts_init(struct dp_ingest_opts *o) {
     memset(o, 0, sizeof *o);
     o->dpi = DP_DEFAULT_DPI;
     o->min_pixels = VL_IMAGE_DEFAULT_MIN_PIXELS;
-    o->max_pixels = VL_IMAGE_DEFAULT_MAX_PIXELS;
+    o->max_pixels = DP_DEFAULT_MAX_PIXELS; /* not the checkpoint's 12.8 Mpx (docs/batch.md) */
     o->factor = (int64_t)VL_IMAGE_DEFAULT_PATCH * VL_IMAGE_DEFAULT_MERGE;
     o->max_decode_pixels = DP_DEFAULT_MAX_DECODE_PIXELS;
     o->password = NULL;

@@ -29,4 +29,10 @@ enum dp_status dp_vl_err(struct dp_err *err, const struct vl_error *ve, enum dp_
  * dp_log's level (dp_log_set_level). */
 void dp_vl_log_route(void);
 
+/* What a checkpoint without tokenizer.json needs (e.g. `model synth` without --from): said by
+ * every command that refuses one, and by `model synth` when it writes one. */
+#define DP_VL_NO_TOKENIZER_HINT                                                                \
+    "no tokenizer.json: copy the tokenizer of a Qwen2.5-VL checkpoint into it (docproc model " \
+    "synth --from CHECKPOINT or --tokenizer FILE does)"
+
 #endif

@@ -40,6 +40,8 @@ run --help
 r=0; [ "$rc" = 0 ] && [ -s "$T/out" ] && [ ! -s "$T/err" ] || r=1
 ok "docproc --help" $r
 cp "$T/out" "$T/top-help"
+r=0; grep -q '^examples:$' "$T/top-help" || r=1
+ok "docproc --help shows examples" $r
 run --version
 r=0; [ "$rc" = 0 ] && grep -Eq '^docproc [0-9]+\.[0-9]+\.[0-9]+' "$T/out" || r=1
 ok "docproc --version prints the version" $r
@@ -56,7 +58,7 @@ ok "no command exits 2" $r
 
 # Options may follow the inputs (the documented form is `rasterize INPUT... -o DIR`).
 run rasterize "$DP_SOURCE_DIR/samples/invoice2data/oyo.pdf" -o "$T/r" --max-pixels 100000
-r=0; [ "$rc" = 0 ] && [ -f "$T/r/oyo/page-0001.png" ] || r=1
+r=0; [ "$rc" = 0 ] && [ -f "$T/r/oyo.pdf/page-0001.png" ] || r=1
 [ $r = 0 ] || show
 ok "rasterize INPUT -o DIR (options after the input)" $r
 
@@ -87,6 +89,10 @@ for entry in $all; do
     [ $r = 0 ] || show
     ok "docproc $cmd --help exits 0 on stdout" $r
     cp "$T/out" "$T/help"
+    # Every help ends its description with examples of the command itself (issue #15 item 15).
+    r=0
+    sed -n '/^examples:$/,/^$/p' "$T/help" | grep -q "^  docproc ${cmd%% *}" || r=1
+    ok "docproc $cmd --help shows examples" $r
     usage_error "unknown option" "$cmd" --no-such-option
     usage_error "unknown option after an argument" "$cmd" x --no-such-option-2
     case "$no_required" in

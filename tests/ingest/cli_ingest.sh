@@ -31,7 +31,7 @@ has() { grep -q -- "$2" "$1"; ok "$3" $?; }
 expect "rasterize --help" 0 "$DP_BIN" rasterize --help
 has "$T/out" "\[150\]" "rasterize help shows the default dpi"
 expect "preprocess --help" 0 "$DP_BIN" preprocess --help
-has "$T/out" "12845056" "preprocess help shows max pixels"
+has "$T/out" "\[1003520\]" "preprocess help shows the pixel budget every command uses"
 expect "rasterize without -o" 2 "$DP_BIN" rasterize "$S/invoice2data/oyo.pdf"
 expect "bad --dpi" 2 "$DP_BIN" rasterize --dpi abc -o "$T/o" "$S/invoice2data/oyo.pdf"
 expect "bad --pages" 2 "$DP_BIN" rasterize --pages 0 -o "$T/o" "$S/invoice2data/oyo.pdf"
@@ -40,20 +40,20 @@ expect "preprocess without inputs" 2 "$DP_BIN" preprocess -o "$T/x.safetensors"
 
 # page selection: page 2 only
 expect "rasterize --pages 2" 0 "$DP_BIN" rasterize --pages 2 -o "$T/sel" "$S/invoice2data/QualityHosting.pdf"
-[ -f "$T/sel/QualityHosting/page-0002.png" ] && [ ! -e "$T/sel/QualityHosting/page-0001.png" ]
+[ -f "$T/sel/QualityHosting.pdf/page-0002.png" ] && [ ! -e "$T/sel/QualityHosting.pdf/page-0001.png" ]
 ok "only page 2 written" $?
-has "$T/sel/QualityHosting/pages.json" '"page_count": 2' "pages.json has the page count"
-has "$T/sel/QualityHosting/pages.json" '"width_pt"' "pages.json has the PDF page size"
+has "$T/sel/QualityHosting.pdf/pages.json" '"page_count": 2' "pages.json has the page count"
+has "$T/sel/QualityHosting.pdf/pages.json" '"width_pt"' "pages.json has the PDF page size"
 
 # a batch with failing inputs: exit 1, good ones written, failed ones leave nothing
 expect "mixed batch" 1 "$DP_BIN" rasterize -o "$T/mix" "$S/invoice2data/oyo.pdf" \
     "$S/qpdf/bad1.pdf" "$S/pdfplumber/password-example.pdf" "$S/libtiff/testfax3_bug_513.tiff" \
     "$S/libtiff/test_two_ifds.tif"
-[ -f "$T/mix/oyo/page-0001.png" ] && [ -f "$T/mix/oyo/pages.json" ]
+[ -f "$T/mix/oyo.pdf/page-0001.png" ] && [ -f "$T/mix/oyo.pdf/pages.json" ]
 ok "good PDF written" $?
-[ -f "$T/mix/test_two_ifds/page-0002.png" ]
+[ -f "$T/mix/test_two_ifds.tif/page-0002.png" ]
 ok "two-page TIFF written" $?
-[ ! -e "$T/mix/bad1" ] && [ ! -e "$T/mix/password-example" ] && [ ! -e "$T/mix/testfax3_bug_513" ]
+[ ! -e "$T/mix/bad1.pdf" ] && [ ! -e "$T/mix/password-example.pdf" ] && [ ! -e "$T/mix/testfax3_bug_513.tiff" ]
 ok "failed inputs leave no output" $?
 [ -z "$(ls -A "$T/mix" | grep '^\.')" ]
 ok "no temporary folders left" $?
@@ -69,12 +69,12 @@ has "$T/err" "wrong password" "wrong-password error"
 # existing output: refused without --force, replaced with it
 expect "existing output refused" 1 "$DP_BIN" rasterize -o "$T/mix" "$S/invoice2data/oyo.pdf"
 expect "--force replaces" 0 "$DP_BIN" rasterize --force --max-pixels 100000 -o "$T/mix" "$S/invoice2data/oyo.pdf"
-has "$T/mix/oyo/pages.json" '"max_pixels": 100000' "replaced output is the new one"
+has "$T/mix/oyo.pdf/pages.json" '"max_pixels": 100000' "replaced output is the new one"
 
 # pixel cap before decoding
 expect "pixel cap" 1 "$DP_BIN" rasterize --max-decode-pixels 1000000 -o "$T/cap" "$S/libtiff/lzw-single-strip.tiff"
 has "$T/err" "pixel limit exceeded" "pixel-limit error"
-[ ! -e "$T/cap/lzw-single-strip" ]
+[ ! -e "$T/cap/lzw-single-strip.tiff" ]
 ok "capped input leaves no output" $?
 
 # page beyond the document
