@@ -14,6 +14,7 @@
 #include "ex_olmocr.h"
 #include "sc.h"
 #include "t.h"
+#include "vl.h"
 
 #include <libxml/HTMLparser.h>
 #include <libxml/parser.h>
@@ -166,6 +167,7 @@ static void prompt_and_size(void) {
     struct dp_ingest_opts o;
     dp_ingest_opts_init(&o);
     o.long_side = EX_OLMOCR_LONGEST_SIDE;
+    o.max_pixels = VL_IMAGE_DEFAULT_MAX_PIXELS; /* the side, not docproc's 1 Mpx budget, decides */
     const char *inputs[] = {"samples/invoice2data/oyo.pdf", "samples/qwen25vl_cookbooks/ocr_example3.jpg",
                             "samples/invoice2data/AmazonWebServices.png"};
     for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
