@@ -68,6 +68,13 @@ bool dp__page_is_blank(const uint8_t *rgb, int w, int h);
  * times (period <= DP_REPEAT_MAX_PERIOD). Returns the period or 0. */
 int dp__repetition_period(const int32_t *ids, int64_t n);
 double dp__now(void); /* monotonic seconds */
+/* The stamp's "created": now, or $SOURCE_DATE_EPOCH when set (reproducible outputs), as ISO
+ * 8601 UTC ("2026-12-07T15:04:05Z"). */
+#define DP_CREATED_LEN 32
+void dp__created_now(char *out, size_t n);
+/* Prefixes err's message with the document's path once: a message that already starts with
+ * its name or path ("oyo.png: page 3 ...") gets the path instead of a second name. */
+void dp__err_name_once(struct dp_err *err, const struct dp_input *d);
 
 /* ---- passwords (dp_guard.c) ---------------------------------------------------------------- */
 

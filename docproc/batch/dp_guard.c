@@ -1,5 +1,6 @@
 /* Guards and small utilities of the batch: blank-page detection before inference, repetition
- * loop detection during generation, the monotonic clock, password files, and rm -rf of the
+ * loop detection during generation, the monotonic clock and the stamp's time, one path per
+ * document message, password files, and rm -rf of the
  * staging folders we create. Thread-safe: every function works on its arguments only. */
 #include "dp_batch_impl.h"
 #include "dp_alloc.h"
@@ -9,6 +10,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -17,6 +20,41 @@
 #define LUMA_LEVELS 256
 #define RMTREE_MAX_DEPTH 32
 #define PATH_BYTES 4096
+
+void dp__created_now(char *out, size_t n) {
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    char *end = NULL;
+    long long v = sde ? strtoll(sde, &end, 10) : 0;
+    time_t t = sde && end && end != sde && !*end && v >= 0 ? (time_t)v : time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (!strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) && n)
+        out[0] = '\0';
+}
+
+void dp__err_name_once(struct dp_err *err, const struct dp_input *d) {
+    const char *shown = dp_input_shown(d);
+    const char *names[] = {shown, d->path, d->rel};
+    const char *msg = err->msg;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        size_t l = names[i] ? strlen(names[i]) : 0;
+        if (l && !strncmp(msg, names[i], l) && msg[l] == ':' && msg[l + 1] == ' ') {
+            msg += l + 2;
+            break;
+        }
+    }
+    char rest[sizeof err->msg];
+    size_t rl = strlen(msg), sl = strlen(shown), cap = sizeof err->msg;
+    memcpy(rest, msg, rl + 1);
+    if (sl + 3 >= cap)
+        return; /* a path that fills the message alone: keep the message as it is */
+    if (sl + 2 + rl >= cap)
+        rl = cap - sl - 3;
+    memcpy(err->msg, shown, sl);
+    memcpy(err->msg + sl, ": ", 2);
+    memcpy(err->msg + sl + 2, rest, rl);
+    err->msg[sl + 2 + rl] = '\0';
+}
 
 double dp__now(void) {
     struct timespec ts;

@@ -59,10 +59,12 @@ static enum dp_status raw_answers(struct dp_run *r, int index, struct dp_answers
 static enum dp_status build_doc(struct dp_run *r, struct dp_input *d, const struct dp_answers *a,
                                 struct ex_doc **out, struct dp_err *err) {
     struct ex_doc *doc = NULL;
-    enum dp_status st = ex_doc_new(&doc, d->path, err);
+    enum dp_status st = ex_doc_new(&doc, dp_input_shown(d), err);
     if (st != DP_OK)
         return st;
     const struct dp_batch_opts *o = r->o;
+    char created[DP_CREATED_LEN];
+    dp__created_now(created, sizeof created); /* when these answers were made */
     struct ex_stamp s = {
         .docproc_version = DP_VERSION,
         .model_id = r->model_id,
@@ -76,6 +78,7 @@ static enum dp_status build_doc(struct dp_run *r, struct dp_input *d, const stru
         .seed = o->gen.seed,
         .threads = (int)o->gen.threads,
         .model_hash = r->model_digest[0] ? r->model_digest : NULL,
+        .created = created,
     };
     const struct dp_raw_doc *rd = raw_doc_of(r, d);
     if (rd) {
@@ -91,6 +94,7 @@ static enum dp_status build_doc(struct dp_run *r, struct dp_input *d, const stru
         s.max_new_tokens = rs->max_new_tokens;
         s.seed = rs->seed;
         s.threads = rs->threads;
+        s.created = rs->created; /* the answers' time (NULL when the bundle does not say) */
     }
     st = ex_doc_set_stamp(doc, &s, err);
     if (st == DP_OK && d->sha256[0] && !r->raw) /* raw: the hash is of the answers, not a file */
@@ -260,7 +264,7 @@ static void print_result_line(const struct dp_run *r, const struct ex_doc *doc) 
 }
 
 void dp__run_status_line(const struct dp_run *r, const struct dp_input *d) {
-    json_t *j = json_pack("{sssssssi}", "name", d->rel, "path", d->path, "status",
+    json_t *j = json_pack("{sssssssi}", "name", d->rel, "path", dp_input_shown(d), "status",
                           dp_input_state_str(d->state), "pages", d->pages);
     if (!j)
         return;
@@ -334,7 +338,7 @@ void dp__run_doc(struct dp_run *r, int index) {
         if (st == DP_ERR_CANCELLED)
             d->state = DP_INPUT_PENDING;
         else {
-            dp_err_prefix(&err, "%s", d->path);
+            dp__err_name_once(&err, d);
             dp_input_fail(d, st, err.msg);
             DP_LOG_ERROR("%s", err.msg);
         }
