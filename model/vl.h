@@ -67,6 +67,14 @@ struct vl_vision_input;
  * unexpected / wrong-shape tensors; VL_ERR_UNSUPPORTED: other architectures). Weights stay
  * mmapped in their stored dtype. Immutable and thread-safe; caller frees with vl_model_free. */
 enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_error *err);
+/* llama.cpp's GGUF files (docs/quantization.md, "GGUF"): dir is a .gguf text model
+ * (general.architecture qwen2vl) or a directory holding one and optionally its vision projector
+ * (clip, qwen2.5vl_merger); mmproj (may be NULL) names the projector explicitly. Without a
+ * projector the model is text-only (image requests: VL_ERR_INVALID). A projector that does not
+ * fit the text model, or any other kind of file: VL_ERR_MODEL / VL_ERR_UNSUPPORTED; mmproj with
+ * a checkpoint directory: VL_ERR_INVALID. vl_model_load(out, dir, err) is this with mmproj NULL. */
+enum vl_status vl_model_load_with_projector(struct vl_model **out, const char *dir,
+                                            const char *mmproj, struct vl_error *err);
 void vl_model_free(struct vl_model *m); /* NULL-safe */
 
 /* Weight formats (vl_quant_model.c; docs/quantization.md). BF16 is the exact path: the weights

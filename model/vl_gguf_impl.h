@@ -94,6 +94,51 @@ bool vl__gguf_str(const struct vl_gguf_kv *kv, uint64_t i, const char **s, size_
 /* Element i of an integer array. */
 bool vl__gguf_arr_int(const struct vl_gguf_kv *kv, uint64_t i, int64_t *out);
 
+/* k-quants (vl_gguf_kquant.c): QK_K = 256 weights per super-block. */
+#define VL_GGML_QK_K 256
+#define VL_GGML_Q4_K_BYTES 144
+#define VL_GGML_Q6_K_BYTES 210
+void vl__dequantize_q4_k(float *y, const uint8_t *src, int64_t n); /* n: whole super-blocks */
+void vl__dequantize_q6_k(float *y, const uint8_t *src, int64_t n);
+/* One row of n weights of a block type (Q8_0, Q4_0, Q4_K, Q6_K) to f32; false: another type. */
+bool vl__ggml_dequantize_row(float *dst, uint32_t type, const void *src, int64_t n);
+size_t vl__ggml_row_bytes(uint32_t type, int64_t n); /* 0: not a block type above */
+
+/* One GGUF tensor as a file-view entry under `name` (canonical), shape reversed to [out, in]:
+ *   F32 / F16 / BF16            a view of the mapping
+ *   Q8_0 / Q4_0, linear         a block view of the mapping (*block = the dtype)
+ *   Q4_K / Q6_K, linear         converted to Q8_0 blocks in model-owned memory (*block = Q8_0)
+ *   to_q8 and Q4_0, linear      likewise (the projector: no 4-bit vision weights)
+ *   a block type, not linear    dequantized to F32 in model-owned memory
+ *   anything else               VL_ERR_UNSUPPORTED naming the tensor and its type
+ * *block is VL_DTYPE_COUNT when the entry is not blocks. (vl_gguf_model.c) */
+enum vl_status vl__gguf_entry(struct vl_model *m, const struct vl_gguf *g,
+                              const struct vl_gguf_tensor *t, bool linear, bool to_q8,
+                              struct vl_st_entry *e, char *name, enum vl_dtype *block,
+                              struct vl_error *err);
+/* llama.cpp tensor name -> checkpoint name ("%d": a layer / block index in both). Writes the
+ * canonical name (or g itself when no entry matches: binding then reports it) into buf. */
+struct vl_gguf_name {
+    const char *gguf, *hf;
+};
+bool vl__gguf_rename(char *buf, size_t cap, const char *g, const struct vl_gguf_name *tab,
+                     size_t n);
+/* A model-owned allocation (freed with the model); NULL + VL_ERR_NOMEM in err on failure. */
+void *vl__gguf_owned(struct vl_model *m, size_t n, const char *what, struct vl_error *err);
+
+/* llama.cpp's Qwen2.5-VL vision projector (general.architecture clip, clip.projector_type
+ * qwen2.5vl_merger; vl_gguf_proj.c). vl__gguf_proj_config adds "vision_config" to the
+ * config.json object root being built from the text model (whose hidden size is text_hidden),
+ * refusing projectors of another kind or that do not fit the text model (VL_ERR_MODEL);
+ * *eps = the projector's RMSNorm epsilon. vl__gguf_proj_entries turns its tensors into file-view
+ * entries under the checkpoint's names (q/k/v fused into qkv, the two Conv2d halves of the patch
+ * embedding interleaved into the Conv3d kernel) and adds block entries to desc. */
+enum vl_status vl__gguf_proj_config(void *root, const struct vl_gguf *p, int64_t text_hidden,
+                                    double *eps, struct vl_error *err);
+enum vl_status vl__gguf_proj_entries(struct vl_model *m, const struct vl_gguf *p,
+                                     struct vl_st_entry **out, int *n_out, void *desc,
+                                     struct vl_error *err);
+
 /* llama.cpp's Qwen2.5-VL text model (general.architecture qwen2vl): config from its metadata,
  * tensors bound into m (vl_gguf_model.c). path: a .gguf file; mmproj: the projector or NULL
  * (text only: no vision tower). Sets m->files to one view per GGUF. */

@@ -21,10 +21,9 @@
 #define GGUF_ARCH "qwen2vl"
 #define NAME_CAP 256
 #define FLOAT_DIGITS_MAX 9 /* %.9g round-trips any f32 */
+#define OWNED_ALIGN 64      /* converted tensors: cache-line aligned for the kernels */
 
-static const struct {
-    const char *gguf, *hf; /* %d: layer */
-} names[] = {
+static const struct vl_gguf_name names[] = {
     {"token_embd.weight", "model.embed_tokens.weight"},
     {"output_norm.weight", "model.norm.weight"},
     {"output.weight", "lm_head.weight"},
@@ -58,29 +57,30 @@ static bool is_linear(const char *gguf_name) {
     return false;
 }
 
-/* llama.cpp name -> canonical checkpoint name (unknown names kept, so binding reports them). */
-static void hf_name(char *buf, size_t cap, const char *g) {
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        const char *pct = strstr(names[i].gguf, "%d");
+bool vl__gguf_rename(char *buf, size_t cap, const char *g, const struct vl_gguf_name *tab,
+                     size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const char *pct = strstr(tab[i].gguf, "%d");
         if (!pct) {
-            if (!strcmp(g, names[i].gguf)) {
-                snprintf(buf, cap, "%s", names[i].hf);
-                return;
+            if (!strcmp(g, tab[i].gguf)) {
+                snprintf(buf, cap, "%s", tab[i].hf);
+                return true;
             }
             continue;
         }
-        size_t pre = (size_t)(pct - names[i].gguf);
-        if (strncmp(g, names[i].gguf, pre))
+        size_t pre = (size_t)(pct - tab[i].gguf);
+        if (strncmp(g, tab[i].gguf, pre) || g[pre] < '0' || g[pre] > '9')
             continue;
         char *end;
         long layer = strtol(g + pre, &end, 10);
         if (end == g + pre || layer < 0 || layer > 1000000 || strcmp(end, pct + 2))
             continue;
-        const char *hp = strstr(names[i].hf, "%d");
-        snprintf(buf, cap, "%.*s%ld%s", (int)(hp - names[i].hf), names[i].hf, layer, hp + 2);
-        return;
+        const char *hp = strstr(tab[i].hf, "%d");
+        snprintf(buf, cap, "%.*s%ld%s", (int)(hp - tab[i].hf), tab[i].hf, layer, hp + 2);
+        return true;
     }
-    snprintf(buf, cap, "%s", g);
+    snprintf(buf, cap, "%s", g); /* unknown names kept, so binding reports them */
+    return false;
 }
 
 static enum vl_status need_int(const struct vl_gguf *g, const char *key, int64_t *out,
@@ -106,7 +106,7 @@ static double f32_decimal(double v) {
 
 /* config.json text from the metadata; parsed by vl__config_parse (all range checks there). */
 static enum vl_status config_from(struct vl_model *m, const struct vl_gguf *g,
-                                  struct vl_error *err) {
+                                  const struct vl_gguf *proj, struct vl_error *err) {
     const struct vl_gguf_kv *arch = vl__gguf_find(g, "general.architecture");
     const char *a;
     size_t alen;
@@ -173,10 +173,18 @@ static enum vl_status config_from(struct vl_model *m, const struct vl_gguf *g,
         json_object_set_new(rs, "type", json_string("mrope"));
         json_object_set(rs, "mrope_section", ms);
         json_object_set_new(root, "rope_scaling", rs);
+    }
+    double veps = 0;
+    int64_t hidden = 0;
+    if (st == VL_OK && proj && (st = need_int(g, GGUF_ARCH ".embedding_length", &hidden, err)) == VL_OK)
+        st = vl__gguf_proj_config(root, proj, hidden, &veps, err);
+    if (st == VL_OK) {
         char *text = json_dumps(root, JSON_COMPACT);
         st = text ? vl__config_parse(&m->cfg, text, strlen(text), g->path, err)
                   : vl__err(err, VL_ERR_NOMEM, "out of memory");
         free(text);
+        if (st == VL_OK && proj)
+            m->cfg.vision.rms_norm_eps = veps;
     }
     json_decref(ms);
     json_decref(root);
@@ -187,11 +195,25 @@ static const char *st_dtype(uint32_t t) {
     return t == VL_GGML_F32 ? "F32" : t == VL_GGML_F16 ? "F16" : t == VL_GGML_BF16 ? "BF16" : NULL;
 }
 
-/* One tensor as a file-view entry (and, for blocks, a quant_desc line or an F32 copy). */
-static enum vl_status entry_of(struct vl_model *m, const struct vl_gguf *g,
-                               const struct vl_gguf_tensor *t, struct vl_st_entry *e, char *name,
-                               GHashTable *desc, struct vl_error *err) {
+void *vl__gguf_owned(struct vl_model *m, size_t n, const char *what, struct vl_error *err) {
+    void *p = vl__aligned_alloc(OWNED_ALIGN, n ? n : 1);
+    void **owned = p ? vl__realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned) : NULL;
+    if (!p || !owned) {
+        vl__free(p);
+        vl__err(err, VL_ERR_NOMEM, "%s: out of memory (%zu bytes)", what, n);
+        return NULL;
+    }
+    m->owned = owned;
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
+enum vl_status vl__gguf_entry(struct vl_model *m, const struct vl_gguf *g,
+                              const struct vl_gguf_tensor *t, bool linear, bool to_q8,
+                              struct vl_st_entry *e, char *name, enum vl_dtype *block,
+                              struct vl_error *err) {
     memset(e, 0, sizeof *e);
+    *block = VL_DTYPE_COUNT;
     e->name = name;
     e->ndim = t->ndim;
     for (int d = 0; d < t->ndim; d++)
@@ -200,83 +222,100 @@ static enum vl_status entry_of(struct vl_model *m, const struct vl_gguf *g,
     e->nbytes = t->nbytes;
     if ((e->dtype = st_dtype(t->type)))
         return VL_OK;
-    if (t->type != VL_GGML_Q8_0 && t->type != VL_GGML_Q4_0)
+    if (!vl__ggml_row_bytes(t->type, t->ne[0]))
         return vl__err(err, VL_ERR_UNSUPPORTED,
                        "%s: tensor '%s' has type %s; docproc reads GGUF tensors of types F32, "
-                       "F16, BF16, Q8_0 and Q4_0",
+                       "F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K",
                        g->path, t->name, vl__ggml_type_name(t->type));
-    enum vl_dtype qt = t->type == VL_GGML_Q8_0 ? VL_DTYPE_Q8_0 : VL_DTYPE_Q4_0;
     if (t->ndim != 2)
         return vl__err(err, VL_ERR_MODEL, "%s: tensor '%s' (%s) must be 2-D", g->path, t->name,
                        vl__ggml_type_name(t->type));
-    if (is_linear(t->name)) { /* a block view: U8 [out, row bytes], listed as blocks */
+    const int64_t in = t->ne[0], rows = t->ne[1];
+    const size_t src_rb = vl__ggml_row_bytes(t->type, in);
+    bool in_place = t->type == VL_GGML_Q8_0 || (t->type == VL_GGML_Q4_0 && !to_q8);
+    if (linear && in_place) { /* a block view: U8 [out, row bytes], listed as blocks */
+        *block = t->type == VL_GGML_Q8_0 ? VL_DTYPE_Q8_0 : VL_DTYPE_Q4_0;
         e->dtype = "U8";
-        e->shape[0] = t->ne[1];
-        e->shape[1] = (int64_t)vl__q_row_bytes(qt, t->ne[0]);
-        g_hash_table_insert(desc, g_strdup(name), GINT_TO_POINTER((int)qt + 1));
+        e->shape[1] = (int64_t)src_rb;
         return VL_OK;
     }
-    /* the embedding lookup reads floats: dequantize (small next to the Linear weights) */
-    size_t n;
-    if (!vl__size_mul(&n, (size_t)t->ne[0], (size_t)t->ne[1]) || !vl__size_mul(&n, n, sizeof(float)))
+    /* converted at load: q8 blocks (Linear weights) or f32 (the embedding lookup reads floats) */
+    size_t dst_rb = linear ? vl__q_row_bytes(VL_DTYPE_Q8_0, in) : 0, n;
+    if (!linear && !vl__size_mul(&dst_rb, (size_t)in, sizeof(float)))
         return vl__err(err, VL_ERR_MODEL, "%s: tensor '%s' too large", g->path, t->name);
-    float *f = vl__malloc(n ? n : 1);
-    void **owned = f ? vl__realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned) : NULL;
-    if (!f || !owned) {
-        vl__free(f);
-        return vl__err(err, VL_ERR_NOMEM, "tensor '%s': out of memory", t->name);
+    if (!vl__size_mul(&n, dst_rb, (size_t)rows))
+        return vl__err(err, VL_ERR_MODEL, "%s: tensor '%s' too large", g->path, t->name);
+    uint8_t *dst = vl__gguf_owned(m, n, t->name, err);
+    float *row = linear ? vl__malloc((size_t)in * sizeof *row) : NULL;
+    if (!dst || (linear && !row)) {
+        vl__free(row);
+        return dst ? vl__err(err, VL_ERR_NOMEM, "tensor '%s': out of memory", t->name)
+                   : VL_ERR_NOMEM;
     }
-    m->owned = owned;
-    m->owned[m->n_owned++] = f;
-    size_t rb = vl__q_row_bytes(qt, t->ne[0]);
-    for (int64_t r = 0; r < t->ne[1]; r++)
-        vl__dequantize_row(f + r * t->ne[0], qt, (const uint8_t *)t->data + (size_t)r * rb,
-                           t->ne[0]);
-    e->dtype = "F32";
-    e->data = f;
+    const uint8_t *src = t->data;
+    for (int64_t r = 0; r < rows; r++) {
+        float *f = linear ? row : (float *)(void *)(dst + (size_t)r * dst_rb);
+        vl__ggml_dequantize_row(f, t->type, src + (size_t)r * src_rb, in);
+        if (linear)
+            vl__quantize_row(dst + (size_t)r * dst_rb, VL_DTYPE_Q8_0, f, in);
+    }
+    vl__free(row);
+    e->data = dst;
     e->nbytes = n;
+    if (linear) {
+        *block = VL_DTYPE_Q8_0;
+        e->dtype = "U8";
+        e->shape[1] = (int64_t)dst_rb;
+    } else {
+        e->dtype = "F32";
+    }
     return VL_OK;
 }
 
 enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const char *mmproj,
                                    struct vl_error *err) {
-    if (mmproj)
-        return vl__err(err, VL_ERR_UNSUPPORTED,
-                       "%s: GGUF vision projectors are not supported yet; leave out the projector "
-                       "for text-only requests",
-                       mmproj);
     enum vl_status st = vl__gguf_open(&m->gguf, path, err);
+    if (st == VL_OK && mmproj)
+        st = vl__gguf_open(&m->gguf_proj, mmproj, err);
     if (st != VL_OK)
         return st;
     const struct vl_gguf *g = m->gguf;
-    if ((st = config_from(m, g, err)) != VL_OK)
+    if ((st = config_from(m, g, m->gguf_proj, err)) != VL_OK)
         return st;
-    m->text_only = true;
+    m->text_only = !mmproj;
     int64_t n = g->n_tensors;
-    struct vl_st_entry *es = vl__calloc((size_t)n + 1, sizeof *es);
+    struct vl_st_entry *es = vl__calloc((size_t)n + 1, sizeof *es), *pes = NULL;
+    int n_proj = 0;
     char *nm = vl__calloc((size_t)n + 1, NAME_CAP);
     GHashTable *desc = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    if (!es || !nm)
+    m->files = vl__calloc(2, sizeof *m->files);
+    if (!es || !nm || !m->files)
         st = vl__err(err, VL_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n && st == VL_OK; i++) {
-        hf_name(nm + i * NAME_CAP, NAME_CAP, g->tensors[i].name);
-        st = entry_of(m, g, &g->tensors[i], &es[i], nm + i * NAME_CAP, desc, err);
+        const struct vl_gguf_tensor *t = &g->tensors[i];
+        char *name = nm + i * NAME_CAP;
+        enum vl_dtype block;
+        vl__gguf_rename(name, NAME_CAP, t->name, names, sizeof names / sizeof *names);
+        st = vl__gguf_entry(m, g, t, is_linear(t->name), false, &es[i], name, &block, err);
+        if (st == VL_OK && block != VL_DTYPE_COUNT)
+            g_hash_table_insert(desc, g_strdup(name), GINT_TO_POINTER((int)block + 1));
     }
-    struct vl_st_file *f = NULL;
     if (st == VL_OK && n > INT32_MAX / 2)
         st = vl__err(err, VL_ERR_MODEL, "%s: too many tensors", path);
     if (st == VL_OK)
-        st = vl__st_from_entries(&f, path, g->size, es, (int)n, err);
-    if (st == VL_OK) {
-        m->files = vl__calloc(1, sizeof *m->files);
-        if (!m->files) {
-            vl_st_close(f);
-            st = vl__err(err, VL_ERR_NOMEM, "out of memory");
-        } else {
-            m->files[0] = f;
-            m->n_files = 1;
-        }
-    }
+        st = vl__st_from_entries(&m->files[0], path, g->size, es, (int)n, err);
+    if (st == VL_OK)
+        m->n_files = 1;
+    if (st == VL_OK && m->gguf_proj)
+        st = vl__gguf_proj_entries(m, m->gguf_proj, &pes, &n_proj, desc, err);
+    if (st == VL_OK && m->gguf_proj)
+        st = vl__st_from_entries(&m->files[1], mmproj, m->gguf_proj->size, pes, n_proj, err);
+    if (st == VL_OK && m->gguf_proj)
+        m->n_files = 2;
+    if (pes)
+        for (int i = 0; i < n_proj; i++)
+            vl__free((char *)pes[i].name);
+    vl__free(pes);
     vl__free(es);
     vl__free(nm);
     if (st == VL_OK && g_hash_table_size(desc)) {

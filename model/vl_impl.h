@@ -231,6 +231,7 @@ struct vl_model {
     void **owned;                  /* aligned copies of unaligned tensors, quantized weights */
     int n_owned;
     struct vl_gguf *gguf;          /* a llama.cpp GGUF the files view (vl_gguf_model.c), or NULL */
+    struct vl_gguf *gguf_proj;     /* its vision projector (--mmproj, vl_gguf_proj.c), or NULL */
     bool text_only;                /* no vision tower bound (GGUF without a projector) */
     void *quant_desc;              /* GHashTable canonical name -> block dtype + 1 of a
                                     * `model quantize` checkpoint (vl_quant_model.c); or NULL */

@@ -144,12 +144,18 @@ void vl_model_free(struct vl_model *m) {
     vl__weights_free(&m->w);
     vl__quant_desc_free(m);
     vl__gguf_close(m->gguf);
+    vl__gguf_close(m->gguf_proj);
     vl_tokenizer_free(m->tok);
     vl__free(m->dir);
     vl__free(m);
 }
 
 enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_error *err) {
+    return vl_model_load_with_projector(out, dir, NULL, err);
+}
+
+enum vl_status vl_model_load_with_projector(struct vl_model **out, const char *dir,
+                                            const char *mmproj, struct vl_error *err) {
     *out = NULL;
     struct vl_model *m = vl__calloc(1, sizeof *m);
     if (!m || !(m->dir = vl__strdup(dir))) {
@@ -157,20 +163,26 @@ enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_e
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
     }
     char *gtext = NULL, *gproj = NULL;
-    bool has_cfg = false;
+    bool has_cfg = false, is_file = vl__is_gguf_file(dir);
     enum vl_status gst = exists(&has_cfg, dir, "config.json", err);
-    if (gst == VL_OK && !has_cfg && !vl__is_gguf_file(dir))
+    if (gst == VL_OK && !has_cfg && !is_file)
         gst = vl__gguf_dir(dir, &gtext, &gproj, err);
+    if (gst == VL_OK && mmproj && !is_file && !gtext)
+        gst = vl__err(err, VL_ERR_INVALID,
+                      "%s: --mmproj goes with a llama.cpp GGUF text model (a .gguf file or a "
+                      "directory holding one); a checkpoint directory has its own vision tower",
+                      dir);
     if (gst != VL_OK) {
+        vl__free(gtext);
+        vl__free(gproj);
         vl_model_free(m);
         return gst;
     }
-    if (gproj) /* the projector is not read yet: the model is text-only */
-        vl__log(VL_LOG_WARN, "%s: GGUF vision projectors are not supported yet; text-only", gproj);
-    vl__free(gproj);
-    if (vl__is_gguf_file(dir) || gtext) { /* llama.cpp's text model (vl_gguf_model.c) */
-        enum vl_status st = vl__gguf_model_load(m, gtext ? gtext : dir, NULL, err);
+    if (is_file || gtext) { /* llama.cpp's files (vl_gguf_model.c, vl_gguf_proj.c) */
+        const char *proj = mmproj ? mmproj : gproj;
+        enum vl_status st = vl__gguf_model_load(m, gtext ? gtext : dir, proj, err);
         vl__free(gtext);
+        vl__free(gproj);
         if (st != VL_OK) {
             vl_model_free(m);
             return st;

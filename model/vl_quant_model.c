@@ -121,10 +121,11 @@ static enum vl_status quantize_group(struct vl_model *m, bool vision, enum vl_wf
     float *rowbuf = vl__calloc((size_t)nth * (size_t)max_in, sizeof *rowbuf);
     enum vl_status st = rowbuf ? VL_OK : vl__err(err, VL_ERR_NOMEM, "quantize: out of memory");
     const enum vl_dtype t = dtype_of(f);
+    const enum vl_wformat stored = vl_model_wformat(m, vision);
     for (int i = 0; i < n && st == VL_OK; i++) {
         struct vl_tensor *w = ts[i];
         if (vl__dtype_is_quant(w->dtype)) { /* a quantized checkpoint: only its own format */
-            if (w->dtype != t)
+            if (w->dtype != t && f != stored) /* a mixed GGUF (Q4_0 + Q8_0 lm_head): as stored */
                 st = vl__err(err, VL_ERR_INVALID,
                              "tensor '%s' is stored as %s; --%sweights %s needs a %s checkpoint "
                              "(or the BF16 one)",
