@@ -75,6 +75,11 @@ enum vl_status vl_model_load(struct vl_model **out, const char *dir, struct vl_e
  * a checkpoint directory: VL_ERR_INVALID. vl_model_load(out, dir, err) is this with mmproj NULL. */
 enum vl_status vl_model_load_with_projector(struct vl_model **out, const char *dir,
                                             const char *mmproj, struct vl_error *err);
+/* False for a GGUF text model loaded without its projector (text-only requests only). */
+bool vl_model_has_vision(const struct vl_model *m);
+/* True when the model was loaded from llama.cpp GGUF files (no preprocessor_config.json: the
+ * published image processing applies). */
+bool vl_model_is_gguf(const struct vl_model *m);
 void vl_model_free(struct vl_model *m); /* NULL-safe */
 
 /* Weight formats (vl_quant_model.c; docs/quantization.md). BF16 is the exact path: the weights

@@ -239,6 +239,8 @@ enum vl_status vl_model_load_with_projector(struct vl_model **out, const char *d
 /* ---- accessors -------------------------------------------------------------------------- */
 
 const struct vl_tokenizer *vl_model_tokenizer(const struct vl_model *m) { return m->tok; }
+bool vl_model_has_vision(const struct vl_model *m) { return !m->text_only; }
+bool vl_model_is_gguf(const struct vl_model *m) { return m->gguf != NULL; }
 int vl_model_n_files(const struct vl_model *m) { return m->n_files; }
 const char *vl_model_file_path(const struct vl_model *m, int i) {
     return i >= 0 && i < m->n_files ? vl_st_path(m->files[i]) : NULL;

@@ -176,10 +176,12 @@ enum dp_status dp__archive_pdf(const struct dp_batch_opts *o, const struct ex_do
 /* ---- fingerprints (dp_fingerprint.c) ---------------------------------------------------------- */
 
 /* SHA-256 over "name size sha256" lines of the checkpoint's top-level files in name order.
+ * model_dir may be a GGUF file; mmproj (may be NULL) is hashed with it (--mmproj).
  * cache_path (may be NULL): per-file digests of an earlier run, reused when size and mtime
  * match; *cache_out (may be NULL) gets the JSON to store there (caller frees). */
 enum dp_status dp__model_digest(char out[DP_SHA256_HEX_LEN + 1], const char *model_dir,
-                                const char *cache_path, char **cache_out, struct dp_err *err);
+                                const char *mmproj, const char *cache_path, char **cache_out,
+                                struct dp_err *err);
 /* The model fingerprint (everything that changes the raw answers) and the output fingerprint
  * (everything that changes the files made from them) of a run. */
 void dp__fingerprints(char model_fp[DP_SHA256_HEX_LEN + 1], char out_fp[DP_SHA256_HEX_LEN + 1],

@@ -32,43 +32,78 @@ static const char *weights_name(int w) {
     return w < 0 ? FP_DEFAULT_WEIGHTS : vl_wformat_name((enum vl_wformat)w);
 }
 
-static int cmp_name(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int64_t mtime_ns(const struct stat *sb) {
     return (int64_t)sb->st_mtim.tv_sec * 1000000000 + (int64_t)sb->st_mtim.tv_nsec;
 }
 
+/* One model file to hash: key (the name in the digest list and the cache) and its path. */
+static enum dp_status add_file(char **keys, char **paths, size_t *n, const char *key,
+                               const char *path, const char *what, struct dp_err *err) {
+    if (*n == FP_MAX_MODEL_FILES)
+        return dp_err_set(err, DP_ERR_LIMIT, "%s: more than %d files", what, FP_MAX_MODEL_FILES);
+    keys[*n] = dp_strdup(key);
+    paths[*n] = dp_strdup(path);
+    if (!keys[*n] || !paths[*n]) {
+        dp_free(keys[*n]);
+        dp_free(paths[*n]);
+        return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", what);
+    }
+    (*n)++;
+    return DP_OK;
+}
+
+/* Sorts keys (and paths with them) by key. */
+static void sort_files(char **keys, char **paths, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
+            char *k = keys[j], *p = paths[j];
+            keys[j] = keys[j - 1];
+            paths[j] = paths[j - 1];
+            keys[j - 1] = k;
+            paths[j - 1] = p;
+        }
+}
+
 enum dp_status dp__model_digest(char out[DP_SHA256_HEX_LEN + 1], const char *model_dir,
-                                const char *cache_path, char **cache_out, struct dp_err *err) {
+                                const char *mmproj, const char *cache_path, char **cache_out,
+                                struct dp_err *err) {
     out[0] = '\0';
     if (cache_out)
         *cache_out = NULL;
-    DIR *dh = opendir(model_dir);
-    if (!dh)
-        return dp_err_set_errno(err, DP_ERR_MODEL, errno, "%s: cannot open the model directory",
-                                model_dir);
-    char *names[FP_MAX_MODEL_FILES];
+    char *names[FP_MAX_MODEL_FILES], *paths[FP_MAX_MODEL_FILES];
     size_t n = 0;
     enum dp_status st = DP_OK;
-    for (struct dirent *de = readdir(dh); de && st == DP_OK; de = readdir(dh)) {
-        if (de->d_name[0] == '.')
-            continue;
-        if (n == FP_MAX_MODEL_FILES) {
-            st = dp_err_set(err, DP_ERR_LIMIT, "%s: more than %d files", model_dir,
-                            FP_MAX_MODEL_FILES);
-            break;
+    struct stat msb;
+    struct dp_buf path;
+    dp_buf_init(&path, FP_PATH_BYTES);
+    if (stat(model_dir, &msb) == 0 && S_ISREG(msb.st_mode)) { /* a GGUF file */
+        st = add_file(names, paths, &n, dp_path_basename(model_dir), model_dir, model_dir, err);
+    } else {
+        DIR *dh = opendir(model_dir);
+        if (!dh) {
+            dp_buf_free(&path);
+            return dp_err_set_errno(err, DP_ERR_MODEL, errno,
+                                    "%s: cannot open the model directory", model_dir);
         }
-        names[n] = dp_strdup(de->d_name);
-        if (!names[n])
-            st = dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", model_dir);
-        else
-            n++;
+        for (struct dirent *de = readdir(dh); de && st == DP_OK; de = readdir(dh)) {
+            if (de->d_name[0] == '.')
+                continue;
+            dp_buf_reset(&path);
+            dp_buf_appendf(&path, "%s/%s", model_dir, de->d_name);
+            st = path.status != DP_OK
+                     ? dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", model_dir)
+                     : add_file(names, paths, &n, de->d_name, path.data, model_dir, err);
+        }
+        closedir(dh);
     }
-    closedir(dh);
+    if (st == DP_OK && mmproj) { /* --mmproj: part of the model wherever it lives */
+        dp_buf_reset(&path);
+        dp_buf_appendf(&path, "mmproj:%s", dp_path_basename(mmproj));
+        st = path.status != DP_OK ? dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", mmproj)
+                                  : add_file(names, paths, &n, path.data, mmproj, mmproj, err);
+    }
     if (st == DP_OK)
-        qsort(names, n, sizeof *names, cmp_name);
+        sort_files(names, paths, n);
     json_t *old = NULL;
     if (cache_path) {
         json_t *c = json_load_file(cache_path, 0, NULL);
@@ -79,14 +114,11 @@ enum dp_status dp__model_digest(char out[DP_SHA256_HEX_LEN + 1], const char *mod
         json_decref(c);
     }
     json_t *files = json_object();
-    struct dp_buf list, path;
+    struct dp_buf list;
     dp_buf_init(&list, DP_MAX_TEXT_BYTES);
-    dp_buf_init(&path, FP_PATH_BYTES);
     for (size_t i = 0; i < n && st == DP_OK; i++) {
-        dp_buf_reset(&path);
-        dp_buf_appendf(&path, "%s/%s", model_dir, names[i]);
         struct stat sb;
-        if (path.status != DP_OK || stat(path.data, &sb) != 0 || !S_ISREG(sb.st_mode))
+        if (stat(paths[i], &sb) != 0 || !S_ISREG(sb.st_mode))
             continue;
         char hex[DP_SHA256_HEX_LEN + 1] = "";
         json_t *o = json_object_get(old, names[i]);
@@ -96,7 +128,7 @@ enum dp_status dp__model_digest(char out[DP_SHA256_HEX_LEN + 1], const char *mod
             json_integer_value(json_object_get(o, "mtime_ns")) == (json_int_t)mtime_ns(&sb)) {
             memcpy(hex, h, sizeof hex);
         } else {
-            st = dp_sha256_file(hex, NULL, path.data, err);
+            st = dp_sha256_file(hex, NULL, paths[i], err);
             if (st != DP_OK) {
                 err->code = st = DP_ERR_MODEL;
                 break;
@@ -122,8 +154,10 @@ enum dp_status dp__model_digest(char out[DP_SHA256_HEX_LEN + 1], const char *mod
     dp_buf_free(&path);
     json_decref(files);
     json_decref(old);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         dp_free(names[i]);
+        dp_free(paths[i]);
+    }
     return st;
 }
 

@@ -180,8 +180,13 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
     snprintf(inf->model_id, sizeof inf->model_id, "%s", *base ? base : o->model_dir);
     enum dp_status st = dp_page_sel_parse(&inf->sel, o->pages, err);
     struct vl_error ve = {0};
-    if (st == DP_OK && vl_model_load(&inf->model, o->model_dir, &ve) != VL_OK)
-        st = dp_vl_err(err, &ve, DP_ERR_MODEL, "%s", o->model_dir);
+    if (st == DP_OK)
+        st = dp_cli_model_load(&inf->model, o->model_dir, o->gen.mmproj, err);
+    if (st == DP_OK && !vl_model_has_vision(inf->model))
+        st = dp_err_set(err, DP_ERR_MODEL,
+                        "%s: a GGUF text model without its vision projector cannot read pages: "
+                        "give the projector with --mmproj (or put it in the model directory)",
+                        o->model_dir);
     if (st == DP_OK)
         st = dp_cli_model_weights(inf->model, &o->gen, err);
     const struct vl_tokenizer *tok = inf->model ? vl_model_tokenizer(inf->model) : NULL;
@@ -197,7 +202,8 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
     char path[PATH_BYTES];
     snprintf(path, sizeof path, "%s/preprocessor_config.json", o->model_dir);
     vl_image_params_default(&inf->ip);
-    if (st == DP_OK && vl_image_params_load(&inf->ip, path, &ve) != VL_OK)
+    if (st == DP_OK && !vl_model_is_gguf(inf->model) &&
+        vl_image_params_load(&inf->ip, path, &ve) != VL_OK)
         st = dp_vl_err(err, &ve, DP_ERR_MODEL, "%s", path);
     inf->ip.min_pixels = o->ingest.min_pixels;
     inf->ip.max_pixels = o->ingest.max_pixels;

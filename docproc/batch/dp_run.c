@@ -363,7 +363,7 @@ static enum dp_status run_docs(struct dp_run *r, bool *input_failed, struct dp_e
     if (st == DP_OK && !o->from_raw)
         st = hash_inputs(r);
     if (st == DP_OK && !o->from_raw)
-        st = dp__model_digest(r->model_digest, o->model_dir,
+        st = dp__model_digest(r->model_digest, o->model_dir, o->gen.mmproj,
                               r->out_dir ? r->digest_path : NULL, &r->digest_cache, err);
     if (st != DP_OK)
         return st;

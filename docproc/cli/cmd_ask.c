@@ -787,9 +787,17 @@ int dp_cmd_ask(int argc, char **argv) {
         run_free(&r);
         return fail(&err);
     }
-    if (vl_model_load(&r.m, o.model_dir, &verr) != VL_OK) {
-        dp_vl_err(&err, &verr, DP_ERR_MODEL, "%s", o.model_dir);
+    if (dp_cli_model_load(&r.m, o.model_dir, o.gen.mmproj, &err) != DP_OK) {
         fprintf(stderr, "docproc ask: %s\n", err.msg);
+        ex_gram_free(gram);
+        run_free(&r);
+        return DP_EXIT_LOAD;
+    }
+    if ((o.n_images || o.n_videos) && !vl_model_has_vision(r.m)) {
+        fprintf(stderr,
+                "docproc ask: %s: a GGUF text model without its vision projector answers "
+                "text-only questions; give the projector with --mmproj for images\n",
+                o.model_dir);
         ex_gram_free(gram);
         run_free(&r);
         return DP_EXIT_LOAD;

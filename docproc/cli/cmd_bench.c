@@ -64,8 +64,8 @@ static void print_help(void) {
     printf("usage: docproc bench --model DIR [options]\n\n"
            "Times Qwen2.5-VL inference on a synthetic page: vision encode, prefill and decode.\n"
            "Prints one JSON object on stdout. Use a checkpoint from `docproc model synth`.\n\n"
-           "  --model DIR            checkpoint directory, or a llama.cpp GGUF text model\n"
-           "                         (text only: with --no-image) (or $DOCPROC_MODEL)\n"
+           "  --model DIR            checkpoint directory, or llama.cpp GGUF files: a text\n"
+           "                         model (+ --mmproj) or a directory of both (or $DOCPROC_MODEL)\n"
            "  --image-size WxH       synthetic page image, before smart_resize [%dx%d]\n"
            "  --no-image             text-only prompt (no vision encode)\n"
            "  --prompt-tokens N      text tokens after the image in the prompt [%d]\n"
@@ -81,6 +81,8 @@ static void print_help(void) {
            "  --weights F            bf16 (exact), q8 or q4: LLM weights quantized at load\n"
            "                         [bf16; a quantized checkpoint: its own]\n"
            "  --vision-weights F     bf16 (exact) or q8: vision tower weights [likewise]\n"
+           "  --mmproj FILE          llama.cpp vision projector GGUF for a GGUF --model\n"
+           "                         [the --model directory's, else none]\n"
            "  --no-warmup            time the first request too (incl. mapping the weights)\n"
            "  --schema NAME|FILE     also report constrained decoding for the schema under\n"
            "                         \"constrain\": vocabulary index and compile time, CPU time\n"
@@ -183,7 +185,8 @@ static int parse_opts(struct bench_opts *o, int argc, char **argv) {
             o->threads = (int)v;
             break;
         case DP_CLI_OPT_WEIGHTS:
-        case DP_CLI_OPT_VISION_WEIGHTS: {
+        case DP_CLI_OPT_VISION_WEIGHTS:
+        case DP_CLI_OPT_MMPROJ: {
             struct dp_err e = {0};
             if (dp_cli_gen_opt(&o->wf, c, optarg, &e) != DP_CLI_OPT_TAKEN)
                 return dp_cli_usage_error(CMD, "%s", e.msg);
@@ -466,8 +469,16 @@ int dp_cmd_bench(int argc, char **argv) {
     struct vl_error err = {0};
     struct vl_model *m = NULL;
     double t0 = now_s();
-    if (vl_model_load(&m, o.model_dir, &err) != VL_OK)
+    if (vl_model_load_with_projector(&m, o.model_dir, o.wf.mmproj, &err) != VL_OK)
         return fail(o.model_dir, &err);
+    if (o.width > 0 && !vl_model_has_vision(m)) {
+        fprintf(stderr,
+                "docproc %s: %s: a GGUF text model without its vision projector: give the "
+                "projector with --mmproj, or time text only with --no-image\n",
+                CMD, o.model_dir);
+        vl_model_free(m);
+        return DP_EXIT_LOAD;
+    }
     double load_s = now_s() - t0;
     o.wf.threads = o.threads;
     struct dp_err derr = {0};

@@ -25,14 +25,15 @@
 #define STATUS_LINE_MAX 256
 
 static void print_help(void) {
-    printf("usage: docproc model info [--json] [--no-scan] DIR\n"
+    printf("usage: docproc model info [--json] [--no-scan] [--mmproj FILE] DIR\n"
            "       docproc model synth --shape 3b|7b|tiny -o DIR [options]\n"
            "       docproc model quantize DIR --to q8|q4 -o OUT [options]\n"
            "       docproc model compare --model DIR --weights q8|q4 --against bf16|DIR [options]\n"
            "(quantize and compare: docproc model quantize --help, docproc model compare --help)\n\n"
-           "info: load and validate a checkpoint and describe it.\n"
+           "info: load and validate a checkpoint (or llama.cpp GGUF files) and describe it.\n"
            "  --json            one JSON object instead of text\n"
-           "  --no-scan         skip reading every weight for NaN/Inf [scan]\n\n"
+           "  --no-scan         skip reading every weight for NaN/Inf [scan]\n"
+           "  --mmproj FILE     llama.cpp vision projector GGUF for a GGUF text model DIR\n\n"
            "synth: write a random-weight checkpoint in the published layout. It has no tokenizer\n"
            "unless --from or --tokenizer gives one: extract, ask and tokenize refuse it without.\n"
            "  --shape S         3b, 7b (published configs) or tiny (the test fixture's shape)\n"
@@ -207,15 +208,18 @@ static void print_text(const struct vl_model *m, const struct vl_model_summary *
 static int cmd_info(int argc, char **argv) {
     static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
                                              {"no-scan", no_argument, NULL, 'n'},
+                                             {"mmproj", required_argument, NULL, 'p'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     bool json = false, scan = true;
+    const char *mmproj = NULL;
     optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":jnh", longopts, NULL)) != -1) {
         switch (c) {
         case 'j': json = true; break;
+        case 'p': mmproj = optarg; break;
         case 'n': scan = false; break;
         case 'h': print_help(); return DP_EXIT_OK;
         default: return dp_cli_getopt_error(CMD_INFO, c, argc, argv);
@@ -227,7 +231,7 @@ static int cmd_info(int argc, char **argv) {
     dp_vl_log_route();
     struct vl_error err = {0};
     struct vl_model *m = NULL;
-    if (vl_model_load(&m, dir, &err) != VL_OK)
+    if (vl_model_load_with_projector(&m, dir, mmproj, &err) != VL_OK)
         return fail_load(dir, &err);
     size_t rss = resident_bytes();
     struct vl_model_summary s;

@@ -153,14 +153,16 @@ struct compare_opts {
 
 static void compare_help(void) {
     printf("usage: docproc model compare --model DIR --weights q8|q4 --against bf16|OTHER_DIR\n"
-           "         [--vision-weights bf16|q8] [--images FILE...] [--prompts FILE] [--steps N]\n"
+           "         [--vision-weights bf16|q8] [--mmproj FILE] [--images FILE...] [--prompts FILE]\n"
+           "         [--steps N]\n"
            "         [--threads N] [--json]\n\n"
            "Runs the same requests on two weight formats of DIR (or on DIR and OTHER_DIR),\n"
            "teacher-forced on the reference's greedy tokens, and prints per request and overall\n"
            "the top-1 agreement, the mean/max KL divergence of the next-token distributions and\n"
            "the relative logits error. Requests: each prompt (one per line of --prompts, or a\n"
            "built-in one) with each image (--images, also as trailing arguments), or text-only.\n\n"
-           "  --model DIR          the checkpoint (or $DOCPROC_MODEL)\n"
+           "  --model DIR          the checkpoint, or llama.cpp GGUF files (or $DOCPROC_MODEL)\n"
+           "  --mmproj FILE        llama.cpp vision projector GGUF for a GGUF --model\n"
            "  --weights F          candidate LLM weights: bf16, q8 or q4 [q8]\n"
            "  --vision-weights F   candidate vision weights: bf16 or q8 [bf16]\n"
            "  --against REF        bf16 (DIR as stored) or another checkpoint directory [bf16]\n"
@@ -327,7 +329,7 @@ int dp_cmd_model_compare(int argc, char **argv) {
     bool ref_bf16 = !strcmp(o.against, "bf16");
     struct vl_error err = {0};
     struct vl_model *cand = NULL, *ref = NULL;
-    if (vl_model_load(&cand, o.model_dir, &err) != VL_OK)
+    if (vl_model_load_with_projector(&cand, o.model_dir, o.gen.mmproj, &err) != VL_OK)
         return load_exit(CMD_COMPARE, o.model_dir, err.msg);
     struct dp_err derr = {0};
     if (dp_cli_model_weights(cand, &o.gen, &derr) != DP_OK) {
@@ -335,7 +337,8 @@ int dp_cmd_model_compare(int argc, char **argv) {
         return load_exit(CMD_COMPARE, o.model_dir, derr.msg);
     }
     const char *ref_dir = ref_bf16 ? o.model_dir : o.against;
-    if (vl_model_load(&ref, ref_dir, &err) != VL_OK) {
+    if (vl_model_load_with_projector(&ref, ref_dir, ref_bf16 ? o.gen.mmproj : NULL, &err) !=
+        VL_OK) {
         vl_model_free(cand);
         return load_exit(CMD_COMPARE, ref_dir, err.msg);
     }

@@ -28,6 +28,15 @@ void dp_cli_gen_init_model(struct dp_cli_gen *g) {
     g->seed = 0;
     g->threads = dp_cli_default_threads();
     g->weights = g->vision_weights = -1;
+    g->mmproj = NULL;
+}
+
+enum dp_status dp_cli_model_load(struct vl_model **out, const char *dir, const char *mmproj,
+                                 struct dp_err *err) {
+    struct vl_error verr = {0};
+    if (vl_model_load_with_projector(out, dir, mmproj, &verr) != VL_OK)
+        return dp_vl_err(err, &verr, DP_ERR_MODEL, "%s", dir);
+    return DP_OK;
 }
 
 enum dp_status dp_cli_model_weights(struct vl_model *m, const struct dp_cli_gen *g,
@@ -146,6 +155,11 @@ enum dp_cli_opt_rc dp_cli_gen_opt(struct dp_cli_gen *g, int c, const char *arg,
         *(vis ? &g->vision_weights : &g->weights) = (int)f;
         return DP_CLI_OPT_TAKEN;
     }
+    case DP_CLI_OPT_MMPROJ:
+        if (!*arg)
+            return BAD("--mmproj: expected a file name");
+        g->mmproj = arg;
+        return DP_CLI_OPT_TAKEN;
     default: return DP_CLI_OPT_NOT_MINE;
     }
 }
@@ -232,5 +246,7 @@ void dp_cli_gen_help(struct dp_buf *b, unsigned mask, const struct dp_cli_gen *g
                          g->vision_weights >= 0
                              ? vl_wformat_name((enum vl_wformat)g->vision_weights)
                              : "bf16; a quantized checkpoint: its own");
+        dp_cli_help_line(b, "--mmproj FILE", "llama.cpp vision projector GGUF (GGUF --model)",
+                         g->mmproj ? g->mmproj : "the --model directory's, else none");
     }
 }

@@ -41,6 +41,7 @@ enum dp_cli_opt_id {
     DP_CLI_OPT_THREADS,
     DP_CLI_OPT_WEIGHTS,
     DP_CLI_OPT_VISION_WEIGHTS,
+    DP_CLI_OPT_MMPROJ,
 };
 
 /* struct option entries; a command lists the groups (or single entries) it takes. */
@@ -55,7 +56,8 @@ enum dp_cli_opt_id {
 #define DP_CLI_LONGOPT_THREADS {"threads", required_argument, NULL, DP_CLI_OPT_THREADS}
 #define DP_CLI_LONGOPTS_WEIGHTS                                                                    \
     {"weights", required_argument, NULL, DP_CLI_OPT_WEIGHTS},                                      \
-        {"vision-weights", required_argument, NULL, DP_CLI_OPT_VISION_WEIGHTS}
+        {"vision-weights", required_argument, NULL, DP_CLI_OPT_VISION_WEIGHTS},                    \
+        {"mmproj", required_argument, NULL, DP_CLI_OPT_MMPROJ}
 #define DP_CLI_LONGOPTS_GEN                                                                        \
     {"max-new-tokens", required_argument, NULL, DP_CLI_OPT_MAX_NEW_TOKENS},                        \
         {"temperature", required_argument, NULL, DP_CLI_OPT_TEMPERATURE},                          \
@@ -78,6 +80,7 @@ struct dp_cli_gen {
     long threads;       /* OpenBLAS + our pool [dp_cli_default_threads()] */
     int weights;        /* --weights: enum vl_wformat, or -1 = as stored (bf16 for a BF16 one) */
     int vision_weights; /* --vision-weights: likewise (bf16 or q8) */
+    const char *mmproj; /* --mmproj: llama.cpp's vision projector GGUF, or NULL */
 };
 
 /* Result of offering one getopt_long return value to a shared handler. */
@@ -92,7 +95,7 @@ enum dp_cli_opt_rc {
 enum dp_cli_opt_rc dp_cli_ingest_opt(struct dp_ingest_opts *ing, const char **pages, int c,
                                      const char *arg, struct dp_err *err);
 /* --max-new-tokens, --temperature, --top-k, --top-p, --repetition-penalty, --seed, --threads,
- * --weights bf16|q8|q4, --vision-weights bf16|q8. */
+ * --weights bf16|q8|q4, --vision-weights bf16|q8, --mmproj FILE. */
 enum dp_cli_opt_rc dp_cli_gen_opt(struct dp_cli_gen *g, int c, const char *arg,
                                   struct dp_err *err);
 
@@ -107,6 +110,11 @@ struct vl_model;
  * library's message when the checkpoint cannot give the format (exit 3). */
 enum dp_status dp_cli_model_weights(struct vl_model *m, const struct dp_cli_gen *g,
                                     struct dp_err *err);
+/* Loads --model DIR (a checkpoint, a llama.cpp GGUF text model or a directory holding one) with
+ * --mmproj if given (vl_model_load_with_projector); DP_ERR_MODEL with the library's message
+ * naming dir (exit 3). */
+enum dp_status dp_cli_model_load(struct vl_model **out, const char *dir, const char *mmproj,
+                                 struct dp_err *err);
 
 /* Help lines (one per option, with the current value as the default in brackets) for the options
  * in mask, in a fixed order. min/max_pixels 0 print as "model's preprocessor"
@@ -121,7 +129,7 @@ enum {
 };
 enum {
     DP_CLI_GEN_SAMPLING = 1u << 0, /* all but --threads */
-    DP_CLI_GEN_THREADS = 1u << 1,  /* --threads, --weights, --vision-weights */
+    DP_CLI_GEN_THREADS = 1u << 1,  /* --threads, --weights, --vision-weights, --mmproj */
     DP_CLI_GEN_ALL = (1u << 2) - 1,
 };
 void dp_cli_ingest_help(struct dp_buf *b, unsigned mask, const struct dp_ingest_opts *ing);
