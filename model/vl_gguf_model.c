@@ -6,9 +6,12 @@
  *   F32 / F16 / BF16   views of the mapping
  *   Q8_0 / Q4_0        block views of the mapping (same byte layout as libvl's q8/q4) for the
  *                      Linear weights; other tensors in those types are dequantized to F32
+ *   Q4_K / Q6_K        converted to q8 blocks (Linear weights) or f32 at load (vl_gguf_kquant.c)
  *   anything else      a clear error naming the type
  * llama.cpp stores qwen2's q/k weights unpermuted (its converter permutes llama's only), so the
- * rows are in the checkpoint's order. No vision tower: the model is text-only (m->text_only). */
+ * rows are in the checkpoint's order. A tied embedding stored as blocks also serves as the
+ * lm_head in place. The vision tower comes from the projector (vl_gguf_proj.c) as a second file
+ * view; without one the model is text-only (m->text_only). */
 #include "vl_gguf_impl.h"
 #include "vl_quant_impl.h"
 
@@ -284,7 +287,12 @@ enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const c
         return st;
     m->text_only = !mmproj;
     int64_t n = g->n_tensors;
-    struct vl_st_entry *es = vl__calloc((size_t)n + 1, sizeof *es), *pes = NULL;
+    /* tied embeddings stored as blocks (llama.cpp's Q8_0 / Q4_0 / Q4_K_M files): the lm_head
+     * reads the embedding's blocks (in place; k-quants converted), as llama.cpp's output does,
+     * while the embedding lookup gets f32 rows */
+    const struct vl_gguf_tensor *emb = vl__gguf_tensor(g, "token_embd.weight");
+    bool head_of_emb = emb && !vl__gguf_tensor(g, "output.weight") && !st_dtype(emb->type);
+    struct vl_st_entry *es = vl__calloc((size_t)n + 2, sizeof *es), *pes = NULL;
     int n_proj = 0;
     char *nm = vl__calloc((size_t)n + 1, NAME_CAP);
     GHashTable *desc = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -300,10 +308,17 @@ enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const c
         if (st == VL_OK && block != VL_DTYPE_COUNT)
             g_hash_table_insert(desc, g_strdup(name), GINT_TO_POINTER((int)block + 1));
     }
+    char head_name[] = VL_LM_HEAD_NAME;
+    if (st == VL_OK && head_of_emb) {
+        enum vl_dtype block;
+        st = vl__gguf_entry(m, g, emb, true, false, &es[n], head_name, &block, err);
+        if (st == VL_OK && block != VL_DTYPE_COUNT)
+            g_hash_table_insert(desc, g_strdup(head_name), GINT_TO_POINTER((int)block + 1));
+    }
     if (st == VL_OK && n > INT32_MAX / 2)
         st = vl__err(err, VL_ERR_MODEL, "%s: too many tensors", path);
     if (st == VL_OK)
-        st = vl__st_from_entries(&m->files[0], path, g->size, es, (int)n, err);
+        st = vl__st_from_entries(&m->files[0], path, g->size, es, (int)n + head_of_emb, err);
     if (st == VL_OK)
         m->n_files = 1;
     if (st == VL_OK && m->gguf_proj)
@@ -328,6 +343,8 @@ enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const c
         st = vl__weights_bind(m, err);
     if (st == VL_OK)
         st = vl__quant_desc_check(m, err);
+    if (st == VL_OK && head_of_emb)
+        m->cfg.text.tie_word_embeddings = true; /* the head is the embedding's own blocks */
     return st;
 }
 

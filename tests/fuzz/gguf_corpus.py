@@ -3,7 +3,10 @@
 with every metadata value type, arrays of scalars and strings, general.alignment and tensors of
 types F32, F16, BF16, Q8_0 and Q4_0, plus hostile variants (truncated, impossible counts, nested
 array, bad alignment, overlapping tensors, duplicate key, unknown tensor type).
-Layout from llama.cpp's ggml/docs/gguf.md. Run: python3 tests/fuzz/gguf_corpus.py"""
+Layout from llama.cpp's ggml/docs/gguf.md. Run: python3 tests/fuzz/gguf_corpus.py
+mmproj_tiny_f16.gguf (not written here) is a Qwen2.5-VL vision projector in llama.cpp's layout at
+tiny widths (hidden 32, 2 blocks, merger to 64), written by ../shared/tools/llamacpp-anchor's
+independent writer (gen_models.mmproj with VH, VL, VNH, VFF, OUT = 32, 2, 2, 64, 64; FULLATT [1])."""
 import os
 import struct
 
