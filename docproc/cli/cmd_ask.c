@@ -249,6 +249,11 @@ static int parse_opts(struct ask_opts *o, int argc, char **argv) {
         return dp_cli_usage_error(CMD, "--dump takes one prompt");
     if (o->raw && o->system_given)
         return dp_cli_usage_error(CMD, "--system applies to --prompt (a --raw prompt is complete)");
+    const long long unit = (long long)o->ing.factor * o->ing.factor; /* smart_resize's floor */
+    if (o->ing.max_pixels && o->ing.max_pixels < unit)
+        return dp_cli_usage_error(CMD, "--max-pixels %lld is below one %lldx%lld merge unit (%lld "
+                                  "pixels)", (long long)o->ing.max_pixels, (long long)o->ing.factor,
+                                  (long long)o->ing.factor, unit);
     if (o->ing.min_pixels && o->ing.max_pixels && o->ing.min_pixels > o->ing.max_pixels)
         return dp_cli_usage_error(CMD, "--min-pixels %lld is above --max-pixels %lld",
                                   (long long)o->ing.min_pixels, (long long)o->ing.max_pixels);

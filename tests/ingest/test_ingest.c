@@ -433,7 +433,9 @@ static void test_pdf_geometry(void) {
     T_CHECK(open_mem_render(buf, n, &o, &pg, &e) == DP_OK);
     T_EQ_I64(pg.rgb ? pg.rgb[0] + pg.rgb[1] + pg.rgb[2] : 0, 3 * 255);
     dp_page_free(&pg);
-    /* letter at 150 dpi: 1275x1650 -> (1652, 1288); dpi recorded from the real scale */
+    /* letter at 150 dpi: 1275x1650 -> (1652, 1288) under the checkpoint's 12.8 Mpx budget (the
+     * default budget of 1 Mpx would shrink it); dpi recorded from the real scale */
+    o.max_pixels = VL_IMAGE_DEFAULT_MAX_PIXELS;
     n = make_pdf(buf, sizeof buf, 612, 792, 0, "");
     T_CHECK(open_mem_render(buf, n, &o, &pg, &e) == DP_OK);
     T_EQ_I64(pg.width, 1288);
