@@ -23,38 +23,7 @@ VNNI static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), d, acc);
 }
 
-VNNI static void dot_x4(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                        const uint8_t *wr, enum vl_dtype t, size_t bs, int64_t nb) {
-    const int64_t xrow = nb * VL_QK;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t b = 0; b < nb; b++) {
-        float dws;
-        __m256i w = load_block(wr + (size_t)b * bs, t, &dws);
-        __m256i aw = _mm256_sign_epi8(w, w); /* |w| as u8 (|-128| = 128 reads right) */
-        __m256 dw = _mm256_set1_ps(dws);
-        const int8_t *xb = xq + b * VL_QK;
-        a0 = block_fma(a0, aw, w, xb, dw, xd + b);
-        a1 = block_fma(a1, aw, w, xb + xrow, dw, xd + nb + b);
-        a2 = block_fma(a2, aw, w, xb + 2 * xrow, dw, xd + 2 * nb + b);
-        a3 = block_fma(a3, aw, w, xb + 3 * xrow, dw, xd + 3 * nb + b);
-    }
-    y[0] = hsum8(a0);
-    y[ldy] = hsum8(a1);
-    y[2 * ldy] = hsum8(a2);
-    y[3 * ldy] = hsum8(a3);
-}
-
-VNNI static float dot_x1(const int8_t *xq, const float *xd, const uint8_t *wr, enum vl_dtype t,
-                         size_t bs, int64_t nb) {
-    __m256 a0 = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        float dws;
-        __m256i w = load_block(wr + (size_t)b * bs, t, &dws);
-        a0 = block_fma(a0, _mm256_sign_epi8(w, w), w, xq + b * VL_QK, _mm256_set1_ps(dws),
-                       xd + b);
-    }
-    return hsum8(a0);
-}
+VL_QUANT_DOT_FNS(VNNI)
 
 VNNI static void gemm_avxvnni(float *y, int64_t ldy, const int8_t *xq, const float *xd,
                               int64_t nx, const uint8_t *w, enum vl_dtype t, int64_t nb,
