@@ -36,7 +36,7 @@ struct entry {
     char path[REVIEW_FIELD_PATH_MAX];
     struct ex_field f;       /* shallow copy (borrowed strings) */
     const char *reason;
-    char crop[REVIEW_CROP_NAME_MAX + 8]; /* file name under review/, "" when none */
+    char crop[REVIEW_CROP_NAME_MAX + 16]; /* under review/: base "-N.png" (N up to 10 digits) */
     const char *no_crop;     /* why there is no crop */
 };
 
