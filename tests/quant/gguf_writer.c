@@ -238,7 +238,9 @@ static struct gw_tensor *add(struct gw *w, const char *name, const struct vl_ten
     g->t = t;
     g->tslice = -1;
     g->ndim = t->ndim;
-    for (int d = 0; d < t->ndim; d++) /* ggml order: innermost first */
+    /* ggml order: innermost first. A tensor of more dims than GGUF's 4 (the 5-D patch
+     * embedding) is reshaped by the caller, which sets ne and ndim itself. */
+    for (int d = 0; d < t->ndim && d < (int)(sizeof g->ne / sizeof *g->ne); d++)
         g->ne[d] = t->ne[t->ndim - 1 - d];
     g->type = t->dtype == VL_DTYPE_Q8_0   ? VL_GGML_Q8_0
               : t->dtype == VL_DTYPE_Q4_0 ? VL_GGML_Q4_0
