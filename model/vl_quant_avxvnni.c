@@ -11,7 +11,6 @@
 #include <cpuid.h>
 
 #define VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define X_ROWS 4                    /* x rows per weight-block load */
 #define CPUID7_1_EAX_AVXVNNI (1u << 4) /* Intel SDM vol. 2A, CPUID leaf 7 sub-leaf 1 */
 
 /* acc += cvt(lane sums of w . x) * (dw * dx) */
@@ -25,27 +24,7 @@ VNNI static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int
 
 VL_QUANT_DOT_FNS(VNNI)
 
-VNNI static void gemm_avxvnni(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                              int64_t nx, const uint8_t *w, enum vl_dtype t, int64_t nb,
-                              int64_t r0, int64_t r1) {
-    const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs;
-    const int64_t xrow = nb * VL_QK;
-    int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);
-    tile = tile < X_ROWS ? X_ROWS : tile - tile % X_ROWS;
-    for (int64_t i0 = 0; i0 < nx; i0 += tile) {
-        int64_t i1 = nx - i0 < tile ? nx : i0 + tile;
-        for (int64_t r = r0; r < r1; r++) {
-            const uint8_t *wr = w + (size_t)r * rb;
-            int64_t i = i0;
-            for (; i + X_ROWS <= i1; i += X_ROWS)
-                dot_x4(y + i * ldy + r, ldy, xq + i * xrow, xd + i * nb, wr, t, bs, nb);
-            for (; i < i1; i++)
-                y[i * ldy + r] = dot_x1(xq + i * xrow, xd + i * nb, wr, t, bs, nb);
-        }
-    }
-}
-
-static const struct vl_qsimd qsimd_avxvnni = {.name = "avxvnni", .gemm = gemm_avxvnni};
+static const struct vl_qsimd qsimd_avxvnni = {.name = "avxvnni", .gemm = gemm_x86};
 
 static bool cpu_has_avxvnni(void) {
     unsigned a, b, c, d;

@@ -10,7 +10,6 @@
 #include "vl_quant_x86.h"
 
 #ifdef VL_HAVE_X86
-#define X_ROWS 4 /* x rows per weight-block load */
 
 /* acc += cvt(lane sums of w . x) * (dw * dx) */
 AVX2 static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int8_t *xb,
@@ -25,26 +24,7 @@ AVX2 static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int
 
 VL_QUANT_DOT_FNS(AVX2)
 
-AVX2 static void gemm_avx2(float *y, int64_t ldy, const int8_t *xq, const float *xd, int64_t nx,
-                           const uint8_t *w, enum vl_dtype t, int64_t nb, int64_t r0, int64_t r1) {
-    const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs;
-    const int64_t xrow = nb * VL_QK;
-    int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);
-    tile = tile < X_ROWS ? X_ROWS : tile - tile % X_ROWS;
-    for (int64_t i0 = 0; i0 < nx; i0 += tile) {
-        int64_t i1 = nx - i0 < tile ? nx : i0 + tile;
-        for (int64_t r = r0; r < r1; r++) {
-            const uint8_t *wr = w + (size_t)r * rb;
-            int64_t i = i0;
-            for (; i + X_ROWS <= i1; i += X_ROWS)
-                dot_x4(y + i * ldy + r, ldy, xq + i * xrow, xd + i * nb, wr, t, bs, nb);
-            for (; i < i1; i++)
-                y[i * ldy + r] = dot_x1(xq + i * xrow, xd + i * nb, wr, t, bs, nb);
-        }
-    }
-}
-
-static const struct vl_qsimd qsimd_avx2 = {.name = "avx2", .gemm = gemm_avx2};
+static const struct vl_qsimd qsimd_avx2 = {.name = "avx2", .gemm = gemm_x86};
 #endif
 
 const struct vl_qsimd *vl__qsimd_avx2(void) {

@@ -16,6 +16,8 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 /* x rows per tile: the quantized rows one pass over a weight row meets stay in L2 */
 #define X_TILE_BYTES ((size_t)128 << 10)
+/* x rows per weight-block load in the AVX2 / AVX-VNNI dot products */
+#define X_ROWS 4
 
 AVX2 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -43,7 +45,7 @@ AVX2 static inline __m256i load_block(const uint8_t *blk, enum vl_dtype t, float
     return _mm256_sub_epi8(q, _mm256_set1_epi8(VL_Q4_OFFSET));
 }
 
-/* The 4-row and 1-row dot products over a weight row's nb blocks, defined in each including file
+/* The 4-row and 1-row dot products over a weight row's nb blocks and the tiled loop over rows, defined in each including file
  * with its target attribute ATTR and its own block_fma (maddubs on AVX2, vpdpbusd on AVX-VNNI):
  * the loops, the per-lane float steps and their order are the same in both, which keeps the
  * tables bit-identical. */
@@ -78,6 +80,26 @@ AVX2 static inline __m256i load_block(const uint8_t *blk, enum vl_dtype t, float
                            xd + b);                                                            \
         }                                                                                      \
         return hsum8(a0);                                                                      \
+    }                                                                                          \
+    /* y[i * ldy + r] for x rows [0, nx) and weight rows [r0, r1): x in L2-sized tiles */      \
+    ATTR static void gemm_x86(float *y, int64_t ldy, const int8_t *xq, const float *xd,        \
+                              int64_t nx, const uint8_t *w, enum vl_dtype t, int64_t nb,       \
+                              int64_t r0, int64_t r1) {                                        \
+        const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs;                             \
+        const int64_t xrow = nb * VL_QK;                                                       \
+        int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);                                 \
+        tile = tile < X_ROWS ? X_ROWS : tile - tile % X_ROWS;                                  \
+        for (int64_t i0 = 0; i0 < nx; i0 += tile) {                                            \
+            int64_t i1 = nx - i0 < tile ? nx : i0 + tile;                                      \
+            for (int64_t r = r0; r < r1; r++) {                                                \
+                const uint8_t *wr = w + (size_t)r * rb;                                        \
+                int64_t i = i0;                                                                \
+                for (; i + X_ROWS <= i1; i += X_ROWS)                                          \
+                    dot_x4(y + i * ldy + r, ldy, xq + i * xrow, xd + i * nb, wr, t, bs, nb);   \
+                for (; i < i1; i++)                                                            \
+                    y[i * ldy + r] = dot_x1(xq + i * xrow, xd + i * nb, wr, t, bs, nb);        \
+            }                                                                                  \
+        }                                                                                      \
     }
 
 #endif /* VL_HAVE_X86 */
