@@ -569,3 +569,30 @@ int gw_write_mmproj(const char *path, const struct vl_model *m, uint32_t ftype,
     free(w);
     return rc;
 }
+
+unsigned char *gw_read_file(const char *path, size_t *n) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *b = len >= 0 ? malloc(len ? (size_t)len : 1) : NULL;
+    if (b && fread(b, 1, (size_t)len, fp) != (size_t)len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(fp);
+    if (b)
+        *n = (size_t)len;
+    return b;
+}
+
+int gw_write_file(const char *path, const unsigned char *b, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        return -1;
+    int bad = fwrite(b, 1, n, fp) != n;
+    bad |= fclose(fp) != 0;
+    return bad ? -1 : 0;
+}

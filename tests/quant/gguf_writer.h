@@ -45,4 +45,9 @@ int gw_write_mmproj(const char *path, const struct vl_model *m, uint32_t float_t
 void gw_quantize_q4_k(uint8_t *dst, float *recon, const float *x, int64_t n);
 void gw_quantize_q6_k(uint8_t *dst, float *recon, const float *x, int64_t n);
 
+/* A whole file into a malloc'd buffer (NULL on failure), and bytes out to a file (0 on success):
+ * for the tests that corrupt and truncate written GGUF files. */
+unsigned char *gw_read_file(const char *path, size_t *n);
+int gw_write_file(const char *path, const unsigned char *b, size_t n);
+
 #endif

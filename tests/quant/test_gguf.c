@@ -68,35 +68,10 @@ static void compare(struct vl_model *ref, struct vl_model *g, const int32_t *ids
                     max_rel);
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    *n = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc(*n ? *n : 1);
-    if (b && fread(b, 1, *n, fp) != *n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
-
-static void spit(const char *path, const unsigned char *b, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    T_CHECK(fp != NULL);
-    if (fp) {
-        fwrite(b, 1, n, fp);
-        fclose(fp);
-    }
-}
-
 /* hostile variants of a valid file: loads fail with a message or succeed, never crash */
 static void hostile(const char *good) {
     size_t n;
-    unsigned char *b = slurp(good, &n);
+    unsigned char *b = gw_read_file(good, &n);
     T_CHECK(b != NULL);
     if (!b)
         return;
@@ -119,7 +94,7 @@ static void hostile(const char *good) {
      * offsets): through the full model load */
     unsigned char *c = malloc(n);
     int loaded = 0, refused = 0;
-    spit(p, b, n);
+    T_CHECK(gw_write_file(p, b, n) == 0);
     FILE *hf = fopen(p, "r+b");
     T_CHECK(hf != NULL);
     for (size_t i = 0; c && hf && i < data_off; i += (i < 24 ? 1 : CORRUPT_STRIDE)) {

@@ -139,37 +139,12 @@ static void compare(const struct vl_model *ref, const struct vl_model *g, const 
                     max_rel);
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    *n = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc(*n ? *n : 1);
-    if (b && fread(b, 1, *n, fp) != *n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
-
-static void spit(const char *path, const unsigned char *b, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    T_CHECK(fp != NULL);
-    if (fp) {
-        fwrite(b, 1, n, fp);
-        fclose(fp);
-    }
-}
-
 /* ---- the projector ------------------------------------------------------------------------- */
 
 /* hostile variants of a valid mmproj through the full load: refused with a message or loaded */
 static void hostile_proj(const char *text, const char *good) {
     size_t n;
-    unsigned char *b = slurp(good, &n);
+    unsigned char *b = gw_read_file(good, &n);
     T_CHECK(b != NULL);
     if (!b)
         return;
@@ -182,7 +157,7 @@ static void hostile_proj(const char *text, const char *good) {
     path_of(p, sizeof p, "hostile-mmproj.gguf");
     int refused = 0, loaded = 0;
     for (size_t cut = 0; cut < n; cut += cut < data_off ? 13 : 8191) {
-        spit(p, b, cut);
+        T_CHECK(gw_write_file(p, b, cut) == 0);
         struct vl_model *m = load_pair(text, p, VL_ERR_FORMAT, NULL);
         vl_model_free(m);
     }
@@ -191,7 +166,7 @@ static void hostile_proj(const char *text, const char *good) {
         for (int k = 0; k < 3; k++) {
             unsigned char keep = b[i];
             b[i] = vals[k];
-            spit(p, b, n);
+            T_CHECK(gw_write_file(p, b, n) == 0);
             b[i] = keep;
             struct vl_model *m = NULL;
             memset(&err, 0, sizeof err);
