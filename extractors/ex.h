@@ -157,6 +157,7 @@ enum ex_warn_code {
     EX_WARN_EXTRA_TEXT,   /* text outside the answer (prose around a code fence) not used */
     EX_WARN_DATE,         /* implausible date: in the future beyond a tolerance, due < issue */
     EX_WARN_CURRENCY,     /* amounts in different currencies, or not the currency field's */
+    EX_WARN_PAGES,        /* --pages asked for pages beyond the document's end (ignored) */
 };
 
 struct ex_warning {
@@ -232,6 +233,8 @@ struct ex_doc {
     struct ex_page **pages; size_t n_pages;
     struct ex_field *fields; size_t n_fields;          /* merged document-level fields */
     struct ex_warning *warnings; size_t n_warnings;    /* document-level (validation, checks) */
+    int source_pages;      /* pages of the input document, 0 = unknown (kept in raw/pages.json) */
+    char *pages_note;      /* ex_doc_set_pages_note, or NULL */
     bool needs_review;     /* ex_doc_review: a check failed or a value is below the threshold */
     char **review_reasons; size_t n_review_reasons;    /* one line each */
     /* (n_pages) per-page token log-probabilities where the model ran, for the archive writers'
@@ -265,6 +268,9 @@ enum dp_status ex_doc_new(struct ex_doc **out, const char *source, struct dp_err
 enum dp_status ex_doc_set_stamp(struct ex_doc *doc, const struct ex_stamp *stamp,
                                 struct dp_err *err);
 enum dp_status ex_doc_set_source_hash(struct ex_doc *doc, const char *sha256, struct dp_err *err);
+/* A note about the page selection (pages asked for beyond the end, ignored): ex_doc_finish
+ * makes it the first document-level warning, code "pages". NULL clears it. */
+enum dp_status ex_doc_set_pages_note(struct ex_doc *doc, const char *note, struct dp_err *err);
 /* Appends a page and takes ownership of it (also on failure). */
 enum dp_status ex_doc_add_page(struct ex_doc *doc, struct ex_page *page, struct dp_err *err);
 /* Merges page fields into document fields (first page with a value wins; arrays are

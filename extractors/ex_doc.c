@@ -47,7 +47,16 @@ void ex_doc_free(struct ex_doc *d) {
     dp_free(d->review_reasons);
     dp_free(d->source);
     dp_free(d->source_sha256);
+    dp_free(d->pages_note);
     dp_free(d);
+}
+
+enum dp_status ex_doc_set_pages_note(struct ex_doc *d, const char *note, struct dp_err *err) {
+    DP_FREE(d->pages_note);
+    if (!note)
+        return DP_OK;
+    d->pages_note = ex__clean(note, strlen(note));
+    return d->pages_note ? DP_OK : dp_err_set(err, DP_ERR_NOMEM, "out of memory");
 }
 
 enum dp_status ex_doc_set_stamp(struct ex_doc *d, const struct ex_stamp *s, struct dp_err *err) {
@@ -169,6 +178,8 @@ enum dp_status ex_doc_finish(struct ex_doc *d, const struct sc_schema *schema, s
             st = merge_field(d, &d->pages[p]->fields[i]);
     }
     struct ex__wsink ws = {.page = 0};
+    if (st == DP_OK && d->pages_note)
+        ex__warn(&ws, EX_WARN_PAGES, 0, 0, NULL, "%s", d->pages_note);
     if (st == DP_OK) {
         ex__validate(schema, d->fields, d->n_fields, &ws);
         ex__check_arithmetic(schema, d->fields, d->n_fields, &ws);

@@ -17,7 +17,8 @@ static const char *const BLOCK_NAMES[] = {"text",    "heading", "list_item", "im
 static const char *const WARN_NAMES[] = {"?",          "syntax",     "truncated", "duplicate",
                                          "unknown_key", "required",  "type",      "enum",
                                          "pattern",    "ambiguous",  "arithmetic", "bbox",
-                                         "limit",      "extra_text", "date", "currency"};
+                                         "limit",      "extra_text", "date", "currency",
+                                         "pages"};
 static const char *const SRC_NAMES[] = {"empty", "json", "html", "markdown", "text"};
 
 #define NAME_OF(tab, i) ((size_t)(i) < sizeof tab / sizeof *tab ? tab[i] : "?")

@@ -68,6 +68,8 @@
 #define EX_BOX_MAX_ABS       1e9      /* a box coordinate beyond this is not a box (rejected) */
 #define EX_MAX_FIELDS        10000    /* top-level fields of one page (duplicates are checked per field) */
 #define DP_OUT_MAX_NAME      128      /* bytes of one sanitised bundle/dir name component */
+#define DP_OUT_MAX_STEM      512      /* bytes of a document's output path (sub/x.pdf) in a
+                                       * bundle; a longer name is flattened (docs/batch.md) */
 #define DP_OUT_MAX_ENTRIES   1000000  /* entries read back from one bundle */
 
 /* `docproc ask` (docproc/cli/cmd_ask.c, docs/model-llm.md). */

@@ -37,6 +37,7 @@ struct dp_page_answer {
 struct dp_answers {
     struct dp_page_answer *pages; /* (n) in page order */
     int n, cap;
+    int doc_pages; /* pages of the input document (for the --pages note), 0 = unknown */
 };
 void dp__answers_free(struct dp_answers *a);
 /* Copies n bytes (NULs included: a model answer may hold byte 0) plus a terminating NUL;

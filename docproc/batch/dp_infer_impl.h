@@ -28,6 +28,7 @@ struct item {
     bool end;                    /* last item of the document */
     enum dp_status status;       /* document-level failure (end items only) */
     char msg[DP_ERR_MSG_MAX];
+    int doc_pages;               /* the document's page count (end items only; 0 = not opened) */
     int page_no;
     bool blank;
     struct vl_vision_input vin;  /* owned; empty for blank pages */
@@ -64,6 +65,7 @@ struct job {
 struct doc_acc {
     int doc;
     bool end_seen;    /* the producer's end item arrived: no more pages */
+    int doc_pages;    /* the document's page count, from the end item */
     int in_flight;
     enum dp_status st;
     char msg[DP_ERR_MSG_MAX];

@@ -109,6 +109,7 @@ static void ingest_doc(struct dp_infer *inf, int di) {
     struct dp_doc *doc = NULL;
     enum dp_status st = dp_doc_open(&doc, d->path, &io, &err);
     int n = st == DP_OK ? dp_doc_page_count(doc) : 0;
+    end.doc_pages = n;
     if (st == DP_OK)
         st = dp_page_sel_check(&inf->sel, n, d->rel, &err);
     for (int i = 0; i < n && st == DP_OK; i++) {

@@ -326,6 +326,7 @@ static void take_item(struct dp_infer *inf, struct item *it, struct dp_progress 
     }
     if (it->end) {
         a->end_seen = true;
+        a->doc_pages = it->doc_pages;
         if (it->status != DP_OK)
             acc_fail(inf, a, it->status, it->msg);
         return;
@@ -405,6 +406,7 @@ enum dp_status dp__infer_doc(struct dp_infer *inf, int index, struct dp_answers 
             if (st != DP_OK) {
                 dp_err_set(err, st, "%s", a->msg);
             } else { /* pages finish in any order: hand them over in page order */
+                out->doc_pages = a->doc_pages;
                 qsort(a->ans.pages, (size_t)a->ans.n, sizeof *a->ans.pages, cmp_page);
                 for (int i = 0; i < a->ans.n && st == DP_OK; i++) {
                     st = dp__answers_add(out, &a->ans.pages[i], err);

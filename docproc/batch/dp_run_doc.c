@@ -56,6 +56,23 @@ static enum dp_status raw_answers(struct dp_run *r, int index, struct dp_answers
     return DP_OK;
 }
 
+/* --pages beyond the document's end: ignored, said in the result (a "pages" warning) and on
+ * stderr. The same for the model's run and a re-extraction of its kept answers. */
+static enum dp_status pages_note(struct dp_run *r, const struct dp_input *d, struct ex_doc *doc,
+                                 struct dp_err *err) {
+    if (!r->o->pages || !*r->o->pages || doc->source_pages <= 0)
+        return DP_OK;
+    struct dp_page_sel sel;
+    enum dp_status st = dp_page_sel_parse(&sel, r->o->pages, err);
+    char note[DP_ERR_MSG_MAX];
+    if (st == DP_OK && dp_page_sel_beyond(&sel, doc->source_pages, note, sizeof note)) {
+        DP_LOG_WARN("%s: %s", d->rel, note);
+        st = ex_doc_set_pages_note(doc, note, err);
+    }
+    dp_page_sel_free(&sel);
+    return st;
+}
+
 static enum dp_status build_doc(struct dp_run *r, struct dp_input *d, const struct dp_answers *a,
                                 struct ex_doc **out, struct dp_err *err) {
     struct ex_doc *doc = NULL;
@@ -97,6 +114,9 @@ static enum dp_status build_doc(struct dp_run *r, struct dp_input *d, const stru
         s.created = rs->created; /* the answers' time (NULL when the bundle does not say) */
     }
     st = ex_doc_set_stamp(doc, &s, err);
+    doc->source_pages = rd ? rd->source_pages : a->doc_pages;
+    if (st == DP_OK)
+        st = pages_note(r, d, doc, err);
     if (st == DP_OK && d->sha256[0] && !r->raw) /* raw: the hash is of the answers, not a file */
         st = ex_doc_set_source_hash(doc, d->sha256, err);
     for (int i = 0; i < a->n && st == DP_OK; i++) {
@@ -144,13 +164,13 @@ static enum dp_status add_pdf(struct dp_bundle *b, const char *stem, const struc
 static enum dp_status write_dir(struct dp_run *r, struct dp_input *d, const struct ex_doc *doc,
                                 const struct dp_buf *pdf, struct dp_err *err) {
     char stage[PATH_BYTES], staged[PATH_BYTES], target[PATH_BYTES], old[PATH_BYTES], name[PATH_BYTES];
-    snprintf(name, sizeof name, ".stage-%ld-%s", (long)getpid(), d->stem);
+    dp__stage_name(name, sizeof name, "stage", d->stem);
     enum dp_status st = dp__path_join(stage, sizeof stage, r->out_dir, name, err);
     if (st == DP_OK)
         st = dp__path_join(staged, sizeof staged, stage, d->stem, err);
     if (st == DP_OK)
         st = dp__path_join(target, sizeof target, r->out_dir, d->stem, err);
-    snprintf(name, sizeof name, ".old-%ld-%s", (long)getpid(), d->stem);
+    dp__stage_name(name, sizeof name, "old", d->stem);
     if (st == DP_OK)
         st = dp__path_join(old, sizeof old, r->out_dir, name, err);
     if (st != DP_OK)
@@ -187,6 +207,12 @@ static enum dp_status write_dir(struct dp_run *r, struct dp_input *d, const stru
     }
     if (st == DP_OK && r->o->cmd == DP_BATCH_CMD_BATCH) /* appears atomically with the doc */
         st = dp__review_write_doc(r->o, doc, d->rel, d->stem, staged, err);
+    if (st == DP_OK && !exists && strchr(d->stem, '/')) { /* the input tree: sub/ of sub/x.pdf */
+        char parent[PATH_BYTES];
+        snprintf(parent, sizeof parent, "%s", target);
+        *strrchr(parent, '/') = '\0';
+        st = dp_mkdirs(parent, err);
+    }
     if (st == DP_OK && exists && rename(target, old) != 0)
         st = dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot move the old output aside",
                               target);

@@ -11,6 +11,10 @@
 
 #define PATH_BYTES 4096
 #define STEM_HASH_CHARS 8
+/* The top-level staging name of a document's output: ".WHAT-PID-STEM" with the stem's '/'
+ * written as '+' (stems keep the input tree; staging is flat, so a killed run's leftovers are
+ * found in OUT alone). Cut to cap. */
+void dp__stage_name(char *out, size_t cap, const char *what, const char *stem);
 
 struct dp_run {
     const struct dp_batch_opts *o;

@@ -66,11 +66,67 @@ static int cmp_stem(const void *a, const void *b) {
     return c ? c : (x > y) - (x < y);
 }
 
-/* Unique output stems: the sanitised name, plus a hash of the name when two collide. Computed
- * before sharding so every worker names every document alike. */
+/* Top-level names of the output directory that are not a document's (a stem whose first
+ * component is one of them is renamed, see first_component_free). */
+static const char *const RESERVED_TOP[] = {"review", "review.jsonl", "manifest.json"};
+
+/* stem with suffix "-<8 hex of SHA-256(key)>" appended to its first component (whole = false)
+ * or to the whole stem; NULL when out of memory. */
+static char *suffixed(const char *stem, const char *key, bool whole) {
+    char h[DP_SHA256_HEX_LEN + 1];
+    dp_sha256_hex(h, key, strlen(key));
+    const char *slash = whole ? NULL : strchr(stem, '/');
+    size_t head = slash ? (size_t)(slash - stem) : strlen(stem);
+    struct dp_buf b;
+    dp_buf_init(&b, PATH_BYTES);
+    dp_buf_appendf(&b, "%.*s-%.*s%s", (int)head, stem, STEM_HASH_CHARS, h, stem + head);
+    if (b.status != DP_OK) {
+        dp_buf_free(&b);
+        return NULL;
+    }
+    return dp_buf_steal(&b, NULL);
+}
+
+static enum dp_status replace_stem(struct dp_input *d, char *s, struct dp_err *err) {
+    if (!s)
+        return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", d->rel);
+    dp_free(d->stem);
+    d->stem = s;
+    return DP_OK;
+}
+
+/* The stem of a name: the name's path sanitised per component, the input tree kept
+ * ("sub/x.pdf"); a path too long for a bundle is flattened ("sub_x.pdf"); a first component
+ * that names one of the run's own top-level files gets a suffix. */
+static char *stem_of(const char *rel) {
+    char *s = dp_out_sanitize_path(rel);
+    if (s && strlen(s) > DP_OUT_MAX_STEM - STEM_HASH_CHARS - 2) {
+        dp_free(s);
+        s = dp_out_sanitize_name(rel);
+    }
+    for (size_t k = 0; s && k < sizeof RESERVED_TOP / sizeof *RESERVED_TOP; k++) {
+        size_t n = strlen(RESERVED_TOP[k]);
+        if (!strncmp(s, RESERVED_TOP[k], n) && (s[n] == '/' || !s[n])) {
+            char *r = suffixed(s, RESERVED_TOP[k], false);
+            dp_free(s);
+            s = r;
+            break;
+        }
+    }
+    return s;
+}
+
+static int cmp_stem_str(const void *key, const void *elem) {
+    return strcmp((const char *)key, (*(const struct dp_input *const *)elem)->stem);
+}
+
+/* Unique output stems (the input tree kept under OUT): the sanitised path, plus a hash of the
+ * name when two collide, or when a document's folder would hold another's ("a.pdf" and
+ * "a.pdf/b.png": the outer one is renamed). Computed before sharding so every worker names
+ * every document alike. */
 enum dp_status dp__run_assign_stems(struct dp_inputs *l, struct dp_err *err) {
     for (int i = 0; i < l->n; i++) {
-        l->items[i].stem = dp_out_sanitize_name(l->items[i].rel);
+        l->items[i].stem = stem_of(l->items[i].rel);
         if (!l->items[i].stem)
             return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", l->items[i].rel);
     }
@@ -86,30 +142,56 @@ enum dp_status dp__run_assign_stems(struct dp_inputs *l, struct dp_err *err) {
         int j = i + 1;
         while (j < l->n && !strcmp(v[j]->stem, v[i]->stem))
             j++;
-        for (int k = i; j - i > 1 && k < j && st == DP_OK; k++) {
-            char h[DP_SHA256_HEX_LEN + 1];
-            dp_sha256_hex(h, v[k]->rel, strlen(v[k]->rel));
-            struct dp_buf b;
-            dp_buf_init(&b, PATH_BYTES);
-            dp_buf_appendf(&b, "%s-%.*s", v[k]->stem, STEM_HASH_CHARS, h);
-            if (b.status != DP_OK) {
-                dp_buf_free(&b);
-                st = dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", v[k]->rel);
-                break;
-            }
-            dp_free(v[k]->stem);
-            v[k]->stem = dp_buf_steal(&b, NULL);
-        }
+        for (int k = i; j - i > 1 && k < j && st == DP_OK; k++)
+            st = replace_stem(v[k], suffixed(v[k]->stem, v[k]->rel, true), err);
         i = j;
     }
+    /* a stem that is a folder of another stem: the outer document is renamed */
+    if (st == DP_OK)
+        qsort(v, (size_t)l->n, sizeof *v, cmp_stem);
+    bool *outer = st == DP_OK ? dp_calloc((size_t)(l->n ? l->n : 1), sizeof *outer) : NULL;
+    if (st == DP_OK && !outer)
+        st = dp_err_set(err, DP_ERR_NOMEM, "out of memory naming outputs");
+    char dir[PATH_BYTES];
+    for (int i = 0; i < l->n && st == DP_OK; i++) {
+        const char *s = v[i]->stem;
+        for (const char *p = strchr(s, '/'); p; p = strchr(p + 1, '/')) {
+            snprintf(dir, sizeof dir, "%.*s", (int)(p - s), s);
+            struct dp_input **hit = bsearch(dir, v, (size_t)l->n, sizeof *v, cmp_stem_str);
+            if (hit)
+                outer[hit - v] = true;
+        }
+    }
+    for (int i = 0; i < l->n && st == DP_OK; i++)
+        if (outer[i])
+            st = replace_stem(v[i], suffixed(v[i]->stem, v[i]->rel, true), err);
+    dp_free(outer);
     dp_free(v);
     return st;
 }
 
-/* The document of this run whose stem is the first len bytes of name, or -1. */
+/* Whether name (len bytes) is stem flattened as dp__stage_name writes it ('/' -> '+'). */
+static bool flat_eq(const char *stem, const char *name, size_t len) {
+    if (strlen(stem) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (name[i] != (stem[i] == '/' ? '+' : stem[i]))
+            return false;
+    return true;
+}
+
+void dp__stage_name(char *out, size_t cap, const char *what, const char *stem) {
+    int k = snprintf(out, cap, ".%s-%ld-", what, (long)getpid());
+    for (size_t i = 0; k >= 0 && (size_t)k + 1 < cap && stem[i]; i++)
+        out[k++] = stem[i] == '/' ? '+' : stem[i]; /* '+' is never in a sanitised component */
+    if (k >= 0 && (size_t)k < cap)
+        out[k] = '\0';
+}
+
+/* The document of this run whose stem is the first len bytes of name (flattened), or -1. */
 static int doc_by_stem(const struct dp_run *r, const char *name, size_t len) {
     for (int i = 0; i < r->docs.n; i++)
-        if (strlen(r->docs.items[i].stem) == len && !strncmp(name, r->docs.items[i].stem, len))
+        if (flat_eq(r->docs.items[i].stem, name, len))
             return i;
     return -1;
 }

@@ -91,6 +91,9 @@ static enum dp_status preprocess_one(struct pp_acc *a, const char *input,
     if (st != DP_OK)
         return st;
     st = dp_page_sel_check(sel, dp_doc_page_count(doc), input, err);
+    char note[DP_ERR_MSG_MAX];
+    if (st == DP_OK && dp_page_sel_beyond(sel, dp_doc_page_count(doc), note, sizeof note))
+        DP_LOG_WARN("%s: %s", input, note);
     int64_t n_img = 0, rows0 = a->rows;
     for (int i = 0; st == DP_OK && i < dp_doc_page_count(doc); i++) {
         if (!dp_page_sel_has(sel, i + 1))

@@ -160,6 +160,9 @@ static enum dp_status rasterize_one(const struct dp_input *d, const struct rz_op
         dp_doc_close(doc);
         return st;
     }
+    char note[DP_ERR_MSG_MAX];
+    if (dp_page_sel_beyond(&o->sel, dp_doc_page_count(doc), note, sizeof note))
+        DP_LOG_WARN("%s: %s", input, note);
     if ((st = dp_mkdirs(parent, err)) != DP_OK) { /* made only once a document renders */
         dp_doc_close(doc);
         return st;

@@ -200,7 +200,8 @@ void dp_cli_ingest_help(struct dp_buf *b, unsigned mask, const struct dp_ingest_
                          pixels_dflt(d, ing->max_pixels));
     }
     if (mask & DP_CLI_ING_PAGES)
-        dp_cli_help_line(b, "--pages LIST", "pages to process, e.g. 1-3,7 or 5-", "all");
+        dp_cli_help_line(b, "--pages LIST", "pages to process, e.g. 1-3,7 or 5-; pages beyond the end are "
+                         "ignored with a warning, none left fails the document", "all");
     if (mask & DP_CLI_ING_PASSWORD)
         dp_cli_help_line(b, "--password P", "PDF password for every input", "none");
     if (mask & DP_CLI_ING_MAX_DECODE) {

@@ -116,13 +116,22 @@ struct dp_page_range {
 struct dp_page_sel {
     int n;                        /* 0 = all pages */
     struct dp_page_range *ranges; /* owned */
+    char spec[64];                /* the text parsed (cut to fit), for messages */
 };
 /* Parses spec (NULL or "" = all). DP_ERR_USAGE with a message on bad syntax. */
 enum dp_status dp_page_sel_parse(struct dp_page_sel *out, const char *spec, struct dp_err *err);
 void dp_page_sel_free(struct dp_page_sel *s);
 bool dp_page_sel_has(const struct dp_page_sel *s, int page_no);
-/* DP_ERR_USAGE if a range starts beyond n_pages ("page 7 requested, document has 5"). */
+/* One rule for every form of --pages: pages beyond the end of the document are ignored (see
+ * dp_page_sel_beyond for the warning), and a selection that keeps no page at all is the
+ * document's failure: DP_ERR_USAGE "NAME: --pages 3-5 selects no page (the document has 2)". */
 enum dp_status dp_page_sel_check(const struct dp_page_sel *s, int n_pages, const char *name,
                                  struct dp_err *err);
+/* Whether s asks for pages beyond n_pages; if so writes the warning into buf ("--pages 1-3,9:
+ * pages 3,9 are beyond the end of the document (2 pages) and were ignored"). An open range
+ * ("2-") is beyond the end only when it starts there. */
+bool dp_page_sel_beyond(const struct dp_page_sel *s, int n_pages, char *buf, size_t cap);
+/* The number of pages 1..n_pages that s selects. */
+int dp_page_sel_count(const struct dp_page_sel *s, int n_pages);
 
 #endif

@@ -378,6 +378,7 @@ enum dp_status dp_page_sel_parse(struct dp_page_sel *out, const char *spec, stru
     memset(out, 0, sizeof *out);
     if (!spec || !*spec)
         return DP_OK;
+    snprintf(out->spec, sizeof out->spec, "%s", spec);
     const char *p = spec;
     while (*p) {
         struct dp_page_range r;
@@ -430,11 +431,44 @@ bool dp_page_sel_has(const struct dp_page_sel *s, int page_no) {
     return false;
 }
 
+int dp_page_sel_count(const struct dp_page_sel *s, int n_pages) {
+    if (!s || s->n == 0)
+        return n_pages;
+    int k = 0;
+    for (int i = 1; i <= n_pages; i++)
+        k += dp_page_sel_has(s, i);
+    return k;
+}
+
 enum dp_status dp_page_sel_check(const struct dp_page_sel *s, int n_pages, const char *name,
                                  struct dp_err *err) {
-    for (int i = 0; s && i < s->n; i++)
-        if (s->ranges[i].first > n_pages)
-            return dp_err_set(err, DP_ERR_USAGE, "%s: page %d requested, document has %d",
-                              name, s->ranges[i].first, n_pages);
-    return DP_OK;
+    if (dp_page_sel_count(s, n_pages) > 0 || !s || s->n == 0)
+        return DP_OK;
+    return dp_err_set(err, DP_ERR_USAGE, "%s: --pages %s selects no page (the document has %d)",
+                      name, s->spec, n_pages);
+}
+
+bool dp_page_sel_beyond(const struct dp_page_sel *s, int n_pages, char *buf, size_t cap) {
+    char list[128] = "";
+    size_t len = 0;
+    int n_beyond = 0; /* pages named; an open or closed range counts as several */
+    for (int i = 0; s && i < s->n; i++) {
+        const struct dp_page_range *r = &s->ranges[i];
+        int first = r->first > n_pages ? r->first : n_pages + 1;
+        if (r->last < first || (r->last == DP_PAGE_LAST && r->first <= n_pages))
+            continue; /* within the document, or an open range that starts inside it */
+        const char *sep = n_beyond ? "," : "";
+        int k = r->last == DP_PAGE_LAST ? snprintf(list + len, sizeof list - len, "%s%d-", sep, first)
+                : r->last > first ? snprintf(list + len, sizeof list - len, "%s%d-%d", sep, first,
+                                             r->last)
+                                  : snprintf(list + len, sizeof list - len, "%s%d", sep, first);
+        if (k > 0)
+            len = len + (size_t)k < sizeof list ? len + (size_t)k : sizeof list - 1;
+        n_beyond += r->last == first ? 1 : 2;
+    }
+    if (n_beyond && cap)
+        snprintf(buf, cap, "--pages %s: %s %s %s beyond the end of the document (%d page%s), "
+                 "ignored", s->spec, n_beyond > 1 ? "pages" : "page", list,
+                 n_beyond > 1 ? "are" : "is", n_pages, n_pages == 1 ? "" : "s");
+    return n_beyond > 0;
 }

@@ -195,10 +195,16 @@ enum dp_status dp_bundle_add_file(struct dp_bundle *b, const char *name, const v
 
 static enum dp_status unique_stem(struct dp_bundle *b, const char *stem, char **out,
                                   struct dp_err *err) {
-    char *s = dp_out_sanitize_name(stem && *stem ? stem : "document");
+    /* the batch's stems keep the input tree ("sub/x.pdf"): sanitised per component */
+    char *s = dp_out_sanitize_path(stem && *stem ? stem : "document");
     if (!s)
         return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
-    char cand[DP_OUT_MAX_NAME + 16];
+    if (strlen(s) > DP_OUT_MAX_STEM) {
+        dp_free(s);
+        return dp_err_set(err, DP_ERR_LIMIT, "%s: output name longer than %d bytes", b->path,
+                          DP_OUT_MAX_STEM);
+    }
+    char cand[DP_OUT_MAX_STEM + 16];
     snprintf(cand, sizeof cand, "%s", s);
     for (int k = 2; k < UNIQUE_MAX; k++) {
         bool used = false;
@@ -235,7 +241,7 @@ enum dp_status dp_bundle_add_doc(struct dp_bundle *b, const struct ex_doc *doc, 
                                  unsigned formats, struct dp_err *err) {
     char *s = NULL;
     enum dp_status st = unique_stem(b, stem, &s, err);
-    char name[DP_OUT_MAX_NAME + 64];
+    char name[DP_OUT_MAX_STEM + 64];
     struct dp_buf buf;
     dp_buf_init(&buf, DP_MAX_TEXT_BYTES);
     if (st == DP_OK && (formats & DP_OUT_JSON)) {

@@ -10,7 +10,7 @@
 
 static enum dp_status put(struct dp_bundle *b, const char *stem, const char *file,
                           struct dp_buf *buf, struct dp_err *err) {
-    char name[DP_OUT_MAX_NAME + 64];
+    char name[DP_OUT_MAX_STEM + 64];
     snprintf(name, sizeof name, "%s/%s", stem, file);
     if (buf->status != DP_OK)
         return dp_err_set(err, buf->status, "%s: %s", name, dp_status_str(buf->status));

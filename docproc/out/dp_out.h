@@ -84,6 +84,10 @@ void dp_csv_free(char **cells, int rows, int cols);
 /* A zip or directory name component made safe: no '/', '\\', "..", leading '.', control or
  * reserved characters; non-empty; at most DP_OUT_MAX_NAME bytes. Caller frees with dp_free. */
 char *dp_out_sanitize_name(const char *name);
+/* A relative path made safe component by component (dp_out_sanitize_name each; empty
+ * components and a leading '/' dropped): "sub/x.pdf" stays, "a/../b" becomes "a/_./b", never a
+ * traversal. Non-empty ("_" for a path with no component). NULL when out of memory. */
+char *dp_out_sanitize_path(const char *path);
 
 /* ---- bundles: a .zip (by extension) or a directory ----------------------------------------- */
 
@@ -136,6 +140,7 @@ struct dp_raw_doc {
     char *stamp_strings[8];
     struct dp_raw_page *pages; /* (n_pages) in page order */
     size_t n_pages;
+    int source_pages; /* pages of the input document ("source_pages"), 0 = not recorded */
 };
 
 struct dp_raw_set {

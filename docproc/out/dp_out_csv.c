@@ -3,6 +3,7 @@
  * bundle entries. Thread-safe: pure functions. */
 #include "dp_out.h"
 #include "dp_alloc.h"
+#include "dp_buf.h"
 #include "dp_limits.h"
 
 #include <string.h>
@@ -271,4 +272,35 @@ char *dp_out_sanitize_name(const char *raw_name) {
     o[k] = '\0';
     dp_free(name);
     return o;
+}
+
+char *dp_out_sanitize_path(const char *path) {
+    struct dp_buf b;
+    dp_buf_init(&b, strlen(path) * 2 + 16); /* a component grows by its '_' at most */
+    const char *p = path;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n) {
+            char *comp = dp_strndup(p, n);
+            char *s = comp ? dp_out_sanitize_name(comp) : NULL;
+            dp_free(comp);
+            if (!s) {
+                dp_buf_free(&b);
+                return NULL;
+            }
+            if (b.len)
+                dp_buf_putc(&b, '/');
+            dp_buf_puts(&b, s);
+            dp_free(s);
+        }
+        p = e ? e + 1 : p + n;
+    }
+    if (!b.len)
+        dp_buf_putc(&b, '_');
+    if (b.status != DP_OK) {
+        dp_buf_free(&b);
+        return NULL;
+    }
+    return dp_buf_steal(&b, NULL);
 }

@@ -33,6 +33,10 @@ enum dp_status dp__out_pages_json(const struct ex_doc *doc, struct dp_buf *out) 
     dp_jw_key(&w, "schema");
     dp_jw_str(&w, doc->stamp.schema_name);
     dp__out_stamp_json(&w, &doc->stamp);
+    if (doc->source_pages > 0) { /* the --pages note of a re-extraction needs it */
+        dp_jw_key(&w, "source_pages");
+        dp_jw_int(&w, doc->source_pages);
+    }
     dp_jw_key(&w, "pages");
     dp_jw_arr(&w);
     for (size_t i = 0; i < doc->n_pages; i++) {
@@ -127,6 +131,20 @@ static bool safe_file(const char *f) {
     return *f && !strchr(f, '/') && !strchr(f, '\\') && f[0] != '.';
 }
 
+/* A relative path whose every component is a safe_file (the stems keep the input tree). */
+static bool safe_path(const char *p) {
+    char buf[RAW_PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", p) >= (int)sizeof buf)
+        return false;
+    char *save = NULL;
+    if (!*buf || buf[0] == '/' || strstr(buf, "//") || buf[strlen(buf) - 1] == '/')
+        return false;
+    for (char *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save))
+        if (!safe_file(c))
+            return false;
+    return true;
+}
+
 static int geom_int(json_t *g, const char *k) {
     json_t *v = json_object_get(g, k);
     json_int_t i = json_is_integer(v) ? json_integer_value(v) : 0;
@@ -211,6 +229,9 @@ static enum dp_status read_doc(struct dp_raw_doc *d, read_fn rd, void *ctx, cons
     json_t *src = json_object_get(root, "source"), *sch = json_object_get(root, "schema");
     d->source = json_is_string(src) ? dp_strdup(json_string_value(src)) : NULL;
     d->schema_name = json_is_string(sch) ? dp_strdup(json_string_value(sch)) : NULL;
+    json_t *sp = json_object_get(root, "source_pages");
+    if (json_is_integer(sp) && json_integer_value(sp) > 0 && json_integer_value(sp) <= DP_MAX_PAGES)
+        d->source_pages = (int)json_integer_value(sp);
     size_t n = json_array_size(pages);
     if (n > DP_MAX_PAGES) {
         json_decref(root);
@@ -323,8 +344,8 @@ static enum dp_status read_zip(struct dp_raw_set *s, const char *path, struct dp
             continue;
         memcpy(stem, name, nl - tail);
         stem[nl - tail] = '\0';
-        if (strchr(stem, '/') || !safe_file(stem))
-            continue; /* only <stem>/raw/pages.json at the top level */
+        if (!safe_path(stem))
+            continue; /* <stem>/raw/pages.json, the stem a relative path of plain names */
         char prefix[RAW_PATH_MAX + 2];
         snprintf(prefix, sizeof prefix, "%s/", stem);
         st = read_one(s, &cap, stem, zip_read, &ctx, prefix, path, err);
@@ -340,6 +361,41 @@ static bool has_pages(const char *dir) {
     return k > 0 && (size_t)k < sizeof p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Every folder under root/rel (rel "" or "sub/") holding raw/pages.json is a document whose
+ * stem is its path under root (the input tree kept: "sub/x.pdf"); hidden entries are not
+ * walked, nor a document's own folder, nor deeper than DP_MAX_DIR_DEPTH. */
+static enum dp_status walk_dir(struct dp_raw_set *s, size_t *cap, const char *root,
+                               const char *rel, int depth, struct dp_err *err) {
+    char here[RAW_PATH_MAX];
+    int k = snprintf(here, sizeof here, "%s/%s", root, rel);
+    if (k < 0 || (size_t)k >= sizeof here || depth > DP_MAX_DIR_DEPTH)
+        return DP_OK;
+    GDir *d = g_dir_open(here, 0, NULL);
+    if (!d)
+        return DP_OK; /* a folder that vanished or cannot be read holds no answers for us */
+    enum dp_status st = DP_OK;
+    const char *e;
+    while (st == DP_OK && (e = g_dir_read_name(d)) != NULL) {
+        char sub[RAW_PATH_MAX], stem[RAW_PATH_MAX];
+        struct stat sb;
+        int a = snprintf(stem, sizeof stem, "%s%s", rel, e);
+        int b = snprintf(sub, sizeof sub, "%s/%s", root, stem);
+        if (e[0] == '.' || a < 0 || (size_t)a + 2 >= sizeof stem || b < 0 ||
+            (size_t)b >= sizeof sub || lstat(sub, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            continue;
+        char prefix[RAW_PATH_MAX + 2]; /* "stem/" */
+        memcpy(prefix, stem, (size_t)a);
+        prefix[a] = '/';
+        prefix[a + 1] = '\0';
+        if (has_pages(sub))
+            st = read_one(s, cap, stem, dir_read, (void *)root, prefix, root, err);
+        else
+            st = walk_dir(s, cap, root, prefix, depth + 1, err);
+    }
+    g_dir_close(d);
+    return st;
+}
+
 static enum dp_status read_dir(struct dp_raw_set *s, const char *path, struct dp_err *err) {
     size_t cap = 0;
     if (has_pages(path))
@@ -351,19 +407,8 @@ static enum dp_status read_dir(struct dp_raw_set *s, const char *path, struct dp
         g_clear_error(&ge);
         return DP_ERR_IO;
     }
-    enum dp_status st = DP_OK;
-    const char *e;
-    while (st == DP_OK && (e = g_dir_read_name(d)) != NULL) {
-        char sub[RAW_PATH_MAX];
-        int k = snprintf(sub, sizeof sub, "%s/%s", path, e);
-        if (k < 0 || (size_t)k >= sizeof sub || !has_pages(sub))
-            continue;
-        char prefix[RAW_PATH_MAX];
-        snprintf(prefix, sizeof prefix, "%s/", e);
-        st = read_one(s, &cap, e, dir_read, (void *)path, prefix, path, err);
-    }
     g_dir_close(d);
-    return st;
+    return walk_dir(s, &cap, path, "", 0, err);
 }
 
 enum dp_status dp_raw_read(struct dp_raw_set **out, const char *path, struct dp_err *err) {

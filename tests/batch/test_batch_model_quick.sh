@@ -57,7 +57,51 @@ check "document time limit: specific error" grep -q '"code":"limit exceeded"' "$
 check "--password unlocks the PDF" [ $? -eq 0 ]
 # shellcheck disable=SC2086
 "$BIN" extract $M --max-new-tokens 4 --pages 3 "$T/in/oyo.png" >"$T/pg.jsonl" 2>/dev/null
-check "--pages beyond the document: that document fails (exit 1)" [ $? -eq 1 ]
+check "--pages selecting no page of the document: that document fails (exit 1)" [ $? -eq 1 ]
+check "--pages selecting no page: the error says so" \
+    grep -q 'oyo.png: --pages 3 selects no page (the document has 1)' "$T/pg.jsonl"
+# one rule for every form of --pages (issue 15, item 9): pages beyond the end are ignored with a
+# warning in the result; a list selecting no page at all is the document's failure
+for sel in 1-2 1,3 2-; do
+    d=$(echo "$sel" | tr ',' '_')
+    # shellcheck disable=SC2086
+    "$BIN" extract $M --max-new-tokens 4 --pages "$sel" -o "$T/sel$d" "$T/in/oyo.png" \
+        >/dev/null 2>"$T/sel$d.err"
+    echo $? >"$T/sel$d.rc"
+done
+for d in 1-2 1_3; do
+    check "--pages ${d}: exit 0" [ "$(cat "$T/sel$d.rc")" -eq 0 ]
+    "$TOOL" manifest "$T/sel$d/manifest.json" >"$T/sel$d.m"
+    check "--pages ${d}: page 1 done" grep -q '^oyo.png ok 1 0$' "$T/sel$d.m"
+    check "--pages ${d}: a \"pages\" warning in the result" \
+        grep -Eq '"code": ?"pages"' "$T/sel$d/oyo.png/result.json"
+    check "--pages ${d}: warned on stderr" grep -q 'beyond the end of the document (1 page)' "$T/sel$d.err"
+done
+check "--pages 1-2: the warning names page 2" \
+    grep -q -- '--pages 1-2: page 2 is beyond the end of the document (1 page), ignored' \
+    "$T/sel1-2/oyo.png/result.json"
+check "--pages 1,3: the warning names page 3" \
+    grep -q -- '--pages 1,3: page 3 is beyond the end' "$T/sel1_3/oyo.png/result.json"
+check "--pages 2-: selects no page, the document fails (exit 1)" [ "$(cat "$T/sel2-.rc")" -eq 1 ]
+check "--pages 2-: the manifest says why" \
+    grep -q -- '--pages 2- selects no page (the document has 1)' "$T/sel2-/manifest.json"
+check "--pages 1 (all within the document): no \"pages\" warning" \
+    sh -c '! grep -Eq "\"code\": ?\"pages\"" "$1"' _ "$T/out/oyo.png/result.json"
+# a resume that re-extracts the kept answers (only the formats changed) keeps the note
+mkdir -p "$T/pin" && cp "$T/in/oyo.png" "$T/pin/"
+PB="--model $MODEL --max-pixels 12544 --threads 1 --constrain off --max-new-tokens 4 --pages 1,3"
+# shellcheck disable=SC2086
+"$BIN" batch $PB --schema receipt --input "$T/pin" -o "$T/pb" >/dev/null 2>&1
+# shellcheck disable=SC2086
+"$BIN" batch $PB --schema receipt --format json,xml --input "$T/pin" -o "$T/pb" --resume \
+    >/dev/null 2>"$T/pb.err"
+check "--pages 1,3 resumed with other formats: exit 0" [ $? -eq 0 ]
+check "--pages 1,3 resumed with other formats: re-extracted from the kept answers" \
+    grep -q '1 recomputed: 1 formats or schema changed' "$T/pb.err"
+check "--pages 1,3 resumed with other formats: the note is in the new XML" \
+    grep -q -- '--pages 1,3: page 3 is beyond the end' "$T/pb/oyo.png/result.xml"
+check "--pages 1,3 resumed with other formats: the note is still in the JSON" \
+    grep -q -- '--pages 1,3: page 3 is beyond the end' "$T/pb/oyo.png/result.json"
 
 # an input directory without documents is said so, not silently skipped
 mkdir -p "$T/emptydir"

@@ -102,4 +102,28 @@ check "parse errors start with 'docproc parse:'" grep -q '^docproc parse: ' "$T/
 check "ask accepts -m" not grep -q 'unknown option' "$T/am.err"
 "$BIN" extract --from-raw "$T/raw" --schema table -o "$T/one" 2>"$T/one.err" >/dev/null
 check "one document is '1 document', not '1 documents'" grep -q ': 1 document: 1 ok' "$T/one.err"
+# ---- 11. the input tree is kept under the output (sub/x.pdf -> OUT/sub/x.pdf/) ----------------
+mkdir -p "$T/tree/sub/deeper"
+cp -r "$RAW/ocr_example1-ocr" "$T/tree/sub/deeper/one"
+cp -r "$RAW/ocr_example2-ocr" "$T/tree/sub/two"
+cp -r "$RAW/ocr_example5-ocr" "$T/tree/three"
+"$BIN" batch --from-raw "$T/tree" --schema layout -o "$T/tout" -q >/dev/null 2>&1
+check "batch over a tree: exit 0" [ $? -eq 0 ]
+check "the tree is kept: sub/deeper/one/" [ -f "$T/tout/sub/deeper/one/result.json" ]
+check "the tree is kept: sub/two/" [ -f "$T/tout/sub/two/result.json" ]
+check "the tree is kept: three/" [ -f "$T/tout/three/result.json" ]
+check "no flattened names (sub_two)" [ ! -e "$T/tout/sub_two" ] && [ ! -e "$T/tout/sub_deeper_one" ]
+check "the manifest records the tree stem" grep -q '"stem": "sub/deeper/one"' "$T/tout/manifest.json"
+check "no staging left behind" [ -z "$(find "$T/tout" -name '.stage-*' -o -name '.old-*')" ]
+"$BIN" batch --from-raw "$T/tout" --schema layout -o "$T/tout2" -q >/dev/null 2>&1
+check "the tree output re-extracts (--from-raw finds nested documents): exit 0" [ $? -eq 0 ]
+check "... every document, in the same tree" [ -f "$T/tout2/sub/deeper/one/result.json" ] &&
+    [ -f "$T/tout2/sub/two/result.json" ] && [ -f "$T/tout2/three/result.json" ]
+"$BIN" batch --from-raw "$T/tree" --schema layout -o "$T/tout" --resume -q >/dev/null 2>"$T/tres.err"
+check "--resume on the tree output: exit 0" [ $? -eq 0 ]
+"$BIN" extract --from-raw "$T/tree" --schema layout -o "$T/tree.zip" -q >/dev/null 2>&1
+"$TOOL" zip "$T/tree.zip" >"$T/tree.lst"
+check "a zip bundle keeps the tree too" grep -q '^sub/deeper/one/result.json' "$T/tree.lst"
+"$BIN" extract --from-raw "$T/tree.zip" --schema layout >"$T/tz.jsonl" 2>/dev/null
+check "... and re-extracts from it (3 documents)" [ "$("$TOOL" jsonl "$T/tz.jsonl")" -eq 3 ]
 finish

@@ -6,6 +6,7 @@
 #include "dp_alloc.h"
 #include "dp_fs.h"
 #include "dp_batch_impl.h"
+#include "dp_run_impl.h"
 #include "dp_manifest.h"
 
 #include <fcntl.h>
@@ -161,6 +162,53 @@ static void test_discover(void) {
     memset(&e, 0, sizeof e);
     T_EQ_I64(dp_discover(&l, inputs3, 2, &e), DP_ERR_USAGE);
     T_CHECK(strstr(e.msg, "twice") != NULL);
+}
+
+/* The stem of the input named rel in l (after dp__run_assign_stems). */
+static const char *stem_of(const struct dp_inputs *l, const char *rel) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->items[i].rel, rel))
+            return l->items[i].stem;
+    return "";
+}
+
+/* Issue 15, item 11: the output keeps the input tree (sub/x.pdf -> OUT/sub/x.pdf/), sanitised
+ * per component; names that would collide get a hash of the name. */
+static void test_stems(void) {
+    const char *rels[] = {"sub/x.pdf",  "sub/deeper/y.png", "top.pdf",  "a b/c?.png",
+                          "x.png",      "x.png/inner.png",  "dup?.pdf", "dup*.pdf",
+                          "review/r.pdf", "review",         "../up.pdf"};
+    enum { N = sizeof rels / sizeof *rels };
+    struct dp_inputs l;
+    memset(&l, 0, sizeof l);
+    struct dp_err e = {0};
+    for (int i = 0; i < N; i++)
+        T_EQ_I64(dp_inputs_add(&l, rels[i], rels[i], &e), DP_OK);
+    T_EQ_I64(dp__run_assign_stems(&l, &e), DP_OK);
+    T_EQ_STR(stem_of(&l, "sub/x.pdf"), "sub/x.pdf");
+    T_EQ_STR(stem_of(&l, "sub/deeper/y.png"), "sub/deeper/y.png");
+    T_EQ_STR(stem_of(&l, "top.pdf"), "top.pdf");
+    T_EQ_STR(stem_of(&l, "a b/c?.png"), "a_b/c_.png");
+    T_EQ_STR(stem_of(&l, "../up.pdf"), "_./up.pdf"); /* never a traversal */
+    /* a document's folder cannot hold another document: the outer one is renamed */
+    T_EQ_STR(stem_of(&l, "x.png/inner.png"), "x.png/inner.png");
+    T_CHECK(!strncmp(stem_of(&l, "x.png"), "x.png-", 6) && strlen(stem_of(&l, "x.png")) == 14);
+    /* two names that sanitise alike: both get their own hash */
+    const char *d1 = stem_of(&l, "dup?.pdf"), *d2 = stem_of(&l, "dup*.pdf");
+    T_CHECK(!strncmp(d1, "dup_.pdf-", 9) && !strncmp(d2, "dup_.pdf-", 9) && strcmp(d1, d2));
+    /* OUT/review/ is the run's crops folder: a document tree named review goes beside it */
+    const char *r1 = stem_of(&l, "review/r.pdf"), *r2 = stem_of(&l, "review");
+    T_CHECK_MSG(!strncmp(r1, "review-", 7) && strlen(r1) == 7 + 8 + 6 &&
+                    !strcmp(r1 + 15, "/r.pdf"), "%s", r1);
+    T_CHECK_MSG(!strncmp(r2, "review-", 7), "%s", r2);
+    for (int i = 0; i < N; i++) /* all distinct, none inside another's folder */
+        for (int k = 0; k < N; k++) {
+            size_t n = strlen(l.items[i].stem);
+            T_CHECK_MSG(i == k || strncmp(l.items[i].stem, l.items[k].stem, n) ||
+                            (l.items[k].stem[n] != '\0' && l.items[k].stem[n] != '/'),
+                        "%s / %s", l.items[i].stem, l.items[k].stem);
+        }
+    dp_inputs_free(&l);
 }
 
 static void mk_docs(struct dp_inputs *l, int n) {
@@ -332,6 +380,7 @@ int main(void) {
     test_shard();
     test_sha();
     test_discover();
+    test_stems();
     test_journal();
     test_guards();
     test_pwfile();

@@ -172,10 +172,35 @@ static void test_page_sel(void) {
     T_CHECK(dp_page_sel_has(&s, 1) && dp_page_sel_has(&s, 3) && dp_page_sel_has(&s, 7));
     T_CHECK(!dp_page_sel_has(&s, 4) && !dp_page_sel_has(&s, 8));
     T_CHECK(dp_page_sel_check(&s, 7, "x", &e) == DP_OK);
-    T_CHECK(dp_page_sel_check(&s, 5, "x", &e) == DP_ERR_USAGE);
+    char note[256] = "";
+    T_CHECK(!dp_page_sel_beyond(&s, 7, note, sizeof note));
+    /* one rule for every form (issue 15, item 9): pages beyond the end are ignored with a
+     * warning; only a selection that keeps no page at all fails */
+    T_CHECK(dp_page_sel_check(&s, 5, "x", &e) == DP_OK && dp_page_sel_count(&s, 5) == 3);
+    T_CHECK(dp_page_sel_beyond(&s, 5, note, sizeof note));
+    T_CHECK_MSG(strstr(note, "--pages 1-3,7: page 7 is beyond the end of the document (5 pages)"),
+                "%s", note);
+    T_CHECK(dp_page_sel_check(&s, 2, "x", &e) == DP_OK && dp_page_sel_count(&s, 2) == 2);
+    T_CHECK(dp_page_sel_beyond(&s, 2, note, sizeof note));
+    T_CHECK_MSG(strstr(note, "pages 3,7 are beyond the end of the document (2 pages)"), "%s", note);
+    T_CHECK(dp_page_sel_check(&s, 1, "x", &e) == DP_OK && dp_page_sel_count(&s, 1) == 1);
+    T_CHECK(dp_page_sel_beyond(&s, 1, note, sizeof note));
+    T_CHECK_MSG(strstr(note, "pages 2-3,7 are beyond the end of the document (1 page)"), "%s", note);
     dp_page_sel_free(&s);
     T_CHECK(dp_page_sel_parse(&s, "5-", &e) == DP_OK);
     T_CHECK(dp_page_sel_has(&s, 5000) && !dp_page_sel_has(&s, 4));
+    T_CHECK(dp_page_sel_check(&s, 5, "x", &e) == DP_OK && !dp_page_sel_beyond(&s, 5, note, 256));
+    struct dp_err e2 = {0};
+    T_CHECK(dp_page_sel_check(&s, 4, "x.pdf", &e2) == DP_ERR_USAGE);
+    T_CHECK_MSG(strstr(e2.msg, "x.pdf: --pages 5- selects no page (the document has 4)"), "%s",
+                e2.msg);
+    dp_page_sel_free(&s);
+    T_CHECK(dp_page_sel_parse(&s, "1,3", &e) == DP_OK);
+    T_CHECK(dp_page_sel_check(&s, 1, "x", &e) == DP_OK && dp_page_sel_beyond(&s, 1, note, 256));
+    T_CHECK_MSG(strstr(note, ": page 3 is beyond"), "%s", note);
+    dp_page_sel_free(&s);
+    T_CHECK(dp_page_sel_parse(&s, "2-", &e) == DP_OK);
+    T_CHECK(dp_page_sel_check(&s, 1, "x", &e) == DP_ERR_USAGE);
     dp_page_sel_free(&s);
     T_CHECK(dp_page_sel_parse(&s, NULL, &e) == DP_OK && s.n == 0 && dp_page_sel_has(&s, 9));
     const char *bad[] = {"0", "3-1", "1,,2", "a", "1-2-3", "1,", "-2", "1 2", "99999999999"};
