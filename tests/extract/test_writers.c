@@ -15,6 +15,7 @@
 #include <libxml/parser.h>
 #include <libxml/xmlschemas.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -156,9 +157,9 @@ int main(void) {
     int ze = 0;
     zip_t *za = zip_open(zpath, ZIP_RDONLY, &ze);
     T_CHECK(za != NULL);
-    const char *want[] = {"_._evil_doc/result.json", "_._evil_doc/result.xml",
-                          "_._evil_doc/tables/p0001-t01.csv", "_._evil_doc/raw/page-0001.txt",
-                          "_._evil_doc/raw/page-0002.txt", "_._evil_doc/raw/pages.json",
+    const char *want[] = {"_./evil/doc/result.json", "_./evil/doc/result.xml",
+                          "_./evil/doc/tables/p0001-t01.csv", "_./evil/doc/raw/page-0001.txt",
+                          "_./evil/doc/raw/page-0002.txt", "_./evil/doc/raw/pages.json",
                           "second/result.json", "second-2/result.json", "_./_./manifest.json"};
     T_EQ_I64(zip_get_num_entries(za, 0), (int64_t)(sizeof want / sizeof *want));
     for (zip_int64_t i = 0; za && i < zip_get_num_entries(za, 0); i++) {
@@ -190,7 +191,7 @@ int main(void) {
     struct dp_raw_set *rs = NULL;
     T_CHECK(dp_raw_read(&rs, zpath, &err) == DP_OK);
     if (rs) {
-        check_raw(rs, d, "_._evil_doc");
+        check_raw(rs, d, "_./evil/doc");
         reparse_same(&rs->docs[0], s, d);
     }
     dp_raw_set_free(rs);
@@ -243,7 +244,14 @@ int main(void) {
     T_CHECK(dp_bundle_add_doc(b, d, "doc", DP_OUT_JSON, &e3) == DP_ERR_IO); /* no --force */
     dp_bundle_abort(b);
     struct dp_err e4 = {0};
-    T_CHECK(dp_raw_read(&rs, dir, &e4) == DP_ERR_FORMAT); /* nothing at the top level */
+    /* a bundle folder keeps the input tree: documents are found below the top level too */
+    T_CHECK(dp_raw_read(&rs, dir, &e4) == DP_OK && rs->n_docs == 1 &&
+            !strcmp(rs->docs[0].stem, "outdir/doc"));
+    dp_raw_set_free(rs);
+    char nodocs[600];
+    snprintf(nodocs, sizeof nodocs, "%s/nodocs", dir);
+    T_CHECK(mkdir(nodocs, 0755) == 0);
+    T_CHECK(dp_raw_read(&rs, nodocs, &e4) == DP_ERR_FORMAT); /* no document anywhere */
 
     /* sanitising and format lists */
     const char *names[][2] = {{"..", "_."}, {"a/b\\c", "a_b_c"}, {".hidden", "_hidden"}, {"", "_"},
