@@ -249,7 +249,8 @@ static void gemm_scalar(float *y, int64_t ldy, const int8_t *xq, const float *xd
             y[i * ldy + r] = dot_ref(xq + i * nb * VL_QK, xd + i * nb, w + (size_t)r * rb, t, nb);
 }
 
-static const struct vl_qsimd qsimd_scalar = {.name = "scalar", .gemm = gemm_scalar};
+static const struct vl_qsimd qsimd_scalar = {
+    .name = "scalar", .quantize_act = vl__quantize_act, .gemm = gemm_scalar};
 
 const struct vl_qsimd *vl__qsimd_scalar(void) {
     return &qsimd_scalar;

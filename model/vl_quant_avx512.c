@@ -163,7 +163,8 @@ AVX512 static void gemm_avx512vnni(float *y, int64_t ldy, const int8_t *xq, cons
     }
 }
 
-static const struct vl_qsimd qsimd_avx512vnni = {.name = "avx512vnni", .gemm = gemm_avx512vnni};
+static const struct vl_qsimd qsimd_avx512vnni = {
+    .name = "avx512vnni", .quantize_act = vl__quantize_act_avx512, .gemm = gemm_avx512vnni};
 
 static bool cpu_has_avx512vnni(void) {
     unsigned a, b, c, d;

@@ -24,7 +24,8 @@ VNNI static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int
 
 VL_QUANT_DOT_FNS(VNNI)
 
-static const struct vl_qsimd qsimd_avxvnni = {.name = "avxvnni", .gemm = gemm_x86};
+static const struct vl_qsimd qsimd_avxvnni = {
+    .name = "avxvnni", .quantize_act = vl__quantize_act_avx2, .gemm = gemm_x86};
 
 static bool cpu_has_avxvnni(void) {
     unsigned a, b, c, d;

@@ -43,9 +43,13 @@ void vl__dequantize_row(float *dst, enum vl_dtype t, const void *src, int64_t n)
  * (ties to even). Deterministic scalar code shared by every table. */
 void vl__quantize_act(int8_t *q, float *d, const float *x, int64_t n);
 
+/* The activation quantizer of a table: vl__quantize_act's bytes (SIMD ones: vl_quant_act.c). */
+typedef void (*vl_quantize_act_fn)(int8_t *q, float *d, const float *x, int64_t n);
+
 /* Integer kernels, one table per instruction set (scalar twin first). */
 struct vl_qsimd {
     const char *name; /* "scalar", "avx2", "avxvnni", "avx512vnni" */
+    vl_quantize_act_fn quantize_act; /* bit-identical to vl__quantize_act on every table */
     /* y[i * ldy + r] = dot(W row r, x row i) for x rows i in [0, nx) and weight rows r in [r0, r1).
      * xq: (nx, nb * 32) int8, xd: (nx, nb) scales, w: rows of nb blocks of type t. */
     void (*gemm)(float *y, int64_t ldy, const int8_t *xq, const float *xd, int64_t nx,

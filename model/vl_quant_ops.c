@@ -1,7 +1,7 @@
 /* Quantized weights, part 2: the pool front end of the quantized Linear (vl__qlinear_multi),
  * which vl__linear, vl__linear_multi and vl__linear_swiglu call for Q8_0 / Q4_0 weights.
- * x rows are quantized into c->scratch (as many per pass as fit), then the workers claim ranges
- * of output rows (guided, as the BF16 GEMV) and run the dispatched integer kernel over all x rows
+ * x rows are quantized into c->scratch (as many per pass as fit; the rows split over the
+ * workers), then the workers claim ranges of output rows (guided, as the BF16 GEMV) and run the dispatched integer kernel over all x rows
  * of the pass, add the bias and (swiglu) the SiLU product. Every output value is one kernel dot
  * product, so results do not depend on n, the passes, the claims or the thread count.
  * Thread-safety: a struct vl_compute belongs to one control thread. */
@@ -13,6 +13,7 @@
 #define CLAIM_DIV 4                            /* guided claims: 1/4 of a worker's share */
 #define CLAIM_MAX_BYTES ((size_t)256 << 10)    /* weight bytes of one claim, rows stay in L2 */
 #define BIAS_TILE 256
+#define ACT_POOL_MIN_ROWS 4                    /* x rows below which one thread quantizes */
 
 struct qtask {
     struct vl_pool *pool;
@@ -82,6 +83,24 @@ static void qtask_run(void *arg, int ith, int nth) {
         qunits(t, u0, u1);
 }
 
+/* The x rows of a pass quantized by the table's activation quantizer, split over the workers
+ * (each row's bytes do not depend on the split). */
+struct qact {
+    int8_t *xq;
+    float *xd;
+    const float *x;
+    int64_t in, nb, n;
+};
+
+static void qact_run(void *arg, int ith, int nth) {
+    const struct qact *a = arg;
+    const vl_quantize_act_fn quantize = vl__qsimd()->quantize_act;
+    int64_t i0, i1;
+    vl__pool_split(a->n, 1, ith, nth, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++)
+        quantize(a->xq + i * a->nb * VL_QK, a->xd + i * a->nb, a->x + i * a->in, a->in);
+}
+
 void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
                        const struct vl_linear_out *outs, int n_outs, bool swiglu) {
     VL_ASSERT(c && n_outs >= 1 && n_outs <= VL_LINEAR_MAX_OUTS && (!swiglu || n_outs == 2));
@@ -120,8 +139,8 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
         int64_t nbt = n - i0 < batch ? n - i0 : batch;
         int8_t *xq = (int8_t *)c->scratch;
         float *xd = (float *)(xq + (size_t)batch * (size_t)nb * VL_QK); /* 4-aligned: 32 | row */
-        for (int64_t i = 0; i < nbt; i++)
-            vl__quantize_act(xq + i * nb * VL_QK, xd + i * nb, x + (i0 + i) * in, in);
+        struct qact qa = {.xq = xq, .xd = xd, .x = x + i0 * in, .in = in, .nb = nb, .n = nbt};
+        vl__pool_run(nbt >= ACT_POOL_MIN_ROWS ? t.pool : NULL, qact_run, &qa);
         t.xq = xq;
         t.xd = xd;
         t.n = nbt;

@@ -24,7 +24,8 @@ AVX2 static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int
 
 VL_QUANT_DOT_FNS(AVX2)
 
-static const struct vl_qsimd qsimd_avx2 = {.name = "avx2", .gemm = gemm_x86};
+static const struct vl_qsimd qsimd_avx2 = {
+    .name = "avx2", .quantize_act = vl__quantize_act_avx2, .gemm = gemm_x86};
 #endif
 
 const struct vl_qsimd *vl__qsimd_avx2(void) {

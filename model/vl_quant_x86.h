@@ -14,6 +14,10 @@
 
 #ifdef VL_HAVE_X86
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
+/* vl__quantize_act on AVX2 and on AVX-512 (F/BW/VL), bit-identical to it (vl_quant_act.c); only
+ * reached through a table whose CPU check covers them. */
+void vl__quantize_act_avx2(int8_t *q, float *d, const float *x, int64_t n);
+void vl__quantize_act_avx512(int8_t *q, float *d, const float *x, int64_t n);
 /* x rows per tile: the quantized rows one pass over a weight row meets stay in L2 */
 #define X_TILE_BYTES ((size_t)128 << 10)
 /* x rows per weight-block load in the AVX2 / AVX-VNNI dot products */

@@ -307,6 +307,56 @@ static void test_kernels(void) {
     }
 }
 
+/* Every table's activation quantizer writes the scalar twin's bytes and scales: random rows of
+ * several lengths (partial last blocks), ties (x / d exactly k + 1/2), zeros, huge values, and
+ * NaN / inf / -0 (NaN ignored by amax and quantized to 0, inf gives d = inf and q = 0). */
+static void test_act_tables(void) {
+    const struct vl_qsimd *tabs[VL_QSIMD_MAX_TABLES];
+    int nt = vl__qsimd_tables(tabs);
+    T_CHECK(tabs[0]->quantize_act == vl__quantize_act);
+    const int64_t lens[] = {1, 7, 31, 32, 33, 64, 100, 1280, 3420};
+    const int64_t nmax = 3420, nbmax = vl__q_blocks(nmax);
+    float *x = malloc((size_t)nmax * sizeof *x);
+    int8_t *q0 = malloc((size_t)nbmax * VL_QK), *q1 = malloc((size_t)nbmax * VL_QK);
+    float *d0 = malloc((size_t)nbmax * sizeof *d0), *d1 = malloc((size_t)nbmax * sizeof *d1);
+    for (int rep = 0; rep < 6; rep++) {
+        fill(x, nmax, rep < 3 ? 1.0f : 1e4f);
+        if (rep == 1) /* ties: values k + 1/2 times a block whose amax gives d = 1 */
+            for (int64_t k = 0; k < nmax; k++)
+                x[k] = k % VL_QK == 0 ? 127.0f : (float)((int)(k % 255) - 127) + 0.5f;
+        if (rep == 2)
+            for (int64_t k = 0; k < nmax; k += 13)
+                x[k] = k % 3 == 0 ? NAN : k % 3 == 1 ? -0.0f : (k % 2 ? INFINITY : -INFINITY);
+        if (rep == 4)
+            for (int64_t k = 64; k < 128; k++)
+                x[k] = k % 5 ? 0.0f : 1e-38f; /* subnormal scales */
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+            const int64_t n = lens[li], nb = vl__q_blocks(n);
+            memset(q0, 0x55, (size_t)nbmax * VL_QK);
+            vl__quantize_act(q0, d0, x, n);
+            for (int k = 0; k < nt; k++) {
+                memset(q1, 0x33, (size_t)nbmax * VL_QK);
+                tabs[k]->quantize_act(q1, d1, x, n);
+                T_CHECK_MSG(!memcmp(q0, q1, (size_t)(nb * VL_QK)) &&
+                                !memcmp(d0, d1, (size_t)nb * sizeof *d0),
+                            "%s: activation quantizer differs from the scalar twin (n=%lld, "
+                            "case %d)",
+                            tabs[k]->name, (long long)n, rep);
+            }
+        }
+    }
+    /* the ties case really has ties, rounded to even by the twin */
+    int8_t tq[VL_QK];
+    float td, tx[VL_QK] = {127.0f, 2.5f, -3.5f, 0.5f};
+    vl__quantize_act(tq, &td, tx, VL_QK);
+    T_CHECK(td == 1.0f && tq[1] == 2 && tq[2] == -4 && tq[3] == 0);
+    free(x);
+    free(q0);
+    free(q1);
+    free(d0);
+    free(d1);
+}
+
 /* ---- the Linear front end ------------------------------------------------------------------ */
 
 static struct vl_tensor qtensor(enum vl_dtype t, int64_t out, int64_t in, float scale,
@@ -427,6 +477,7 @@ int main(void) {
     test_f16();
     test_formats();
     test_kernels();
+    test_act_tables();
     test_linear();
     /* dispatch: VL_QSIMD=NAME -> that table where the CPU has it, else VL_SIMD=off -> scalar,
      * VL_SIMD=avx2 -> avx2 (no VNNI), otherwise the widest (the tables are listed narrowest first) */
