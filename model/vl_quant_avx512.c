@@ -2,9 +2,10 @@
  * a per-function target attribute and picked at run time (vl__qsimd), never -march=native.
  * A zmm holds one block of two weight rows (rows r and r + 1 in its 256-bit halves) against the
  * same x block broadcast to both halves, so each half carries one output's 8 lanes exactly as the
- * AVX2 kernel's ymm does. The integer lane sums (elements 4l..4l+3) come from one vpdpbusd of
- * x + 128 (u8) by w (s8), started from -128 * (the lane sums of w), computed once per weight
- * block: exact integers, the same as the AVX2 kernel's; then the same f32 steps (convert, FMA with
+ * AVX2 kernel's ymm does. The integer lane sums (elements 4l..4l+3) come from one vpdpbusd:
+ * Q8_0: of x + 128 (u8) by w (s8), started from -128 * (the lane sums of w), computed once per
+ * weight block; Q4_0: of the nibbles (w + 8, u8) by x (s8), started from -8 * (the lane sums of
+ * x), computed once per x tile for all weight rows (x_corrections). Both exact integers, the same as the AVX2 kernel's; then the same f32 steps (convert, FMA with
  * d_w * d_x) and the halves reduced in the AVX2 order. Every output is computed by the same
  * per-lane steps as the scalar twin whatever the grouping (two weight-row pairs by 8, 4 or 1 x
  * rows, one pair, one leftover row), so the table is bit-identical to the AVX2 and scalar ones
@@ -19,9 +20,14 @@
 #define WP_MAX 2                        /* weight-row pairs per pass */
 #define XN_MAX 8                        /* x rows per pass */
 #define CPUID7_ECX_AVX512VNNI (1u << 11) /* Intel SDM vol. 2A, CPUID leaf 7 sub-leaf 0 */
+#define XC_LANES 8                      /* int32 corrections per x block */
+#define XC_BUF_LANES ((size_t)32 << 10) /* corrections of one x tile (128 KiB, per thread) */
 
-/* The blocks at p0 (row r) and p1 (row r + 1) as one zmm of signed weights [r | r + 1], and
- * their scales as [d0 x 8 | d1 x 8]. */
+/* The x tile's corrections (x_corrections), per thread: the kernel runs on every pool worker. */
+static _Thread_local int32_t xc_buf[XC_BUF_LANES];
+
+/* The blocks at p0 (row r) and p1 (row r + 1) as one zmm of weights [r | r + 1] (Q8_0: signed;
+ * Q4_0: the unsigned nibbles, w + 8), and their scales as [d0 x 8 | d1 x 8]. */
 AVX512 static INLINE __m512i load_pair(const uint8_t *p0, const uint8_t *p1, enum vl_dtype t,
                                        __m512 *dw) {
     *dw = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(f16_at(p0)), _mm512_set1_ps(f16_at(p1)));
@@ -36,15 +42,16 @@ AVX512 static INLINE __m512i load_pair(const uint8_t *p0, const uint8_t *p1, enu
     __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), lo_mask);
     /* 128-bit lanes [lo0, lo1, hi0, hi1] -> [lo0, hi0, lo1, hi1]: each row's elements 0..31 */
     __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-    return _mm512_sub_epi8(z, _mm512_set1_epi8(VL_Q4_OFFSET));
+    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)); /* w + 8 as u8 */
 }
 
 /* y[k * ldy + j] for x rows k < xn and weight rows j < 2 wp (rows at wr + j * rb). */
 AVX512 static INLINE void dot_tile(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                                   const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs,
-                                   int64_t nb, const int wp, const int xn) {
+                                   const int32_t *xc, const uint8_t *wr, size_t rb,
+                                   enum vl_dtype t, size_t bs, int64_t nb, const int wp,
+                                   const int xn) {
     const int64_t xrow = nb * VL_QK;
+    const bool q8 = t == VL_DTYPE_Q8_0;
     const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8((char)0x80);
     __m512 acc[WP_MAX][XN_MAX];
     for (int p = 0; p < wp; p++)
@@ -56,16 +63,22 @@ AVX512 static INLINE void dot_tile(float *y, int64_t ldy, const int8_t *xq, cons
         for (int p = 0; p < wp; p++) {
             const uint8_t *blk = wr + (size_t)(2 * p) * rb + (size_t)b * bs;
             wq[p] = load_pair(blk, blk + rb, t, &dw[p]);
-            /* -128 * (lane sums of w): what x + 128 adds to the lane sums, taken back */
-            corr[p] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, wq[p]));
+            /* Q8_0: -128 * (lane sums of w), what x + 128 adds to the lane sums, taken back */
+            if (q8)
+                corr[p] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, wq[p]));
         }
         for (int k = 0; k < xn; k++) {
             const int8_t *xb = xq + k * xrow + b * VL_QK;
-            __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const void *)xb));
-            __m512i xu = _mm512_xor_si512(x, bias); /* x + 128 as u8 (x >= -127: no wrap) */
+            __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const void *)xb)), c = zero;
+            if (q8) /* x + 128 as u8 (x >= -127: no wrap) */
+                x = _mm512_xor_si512(x, bias);
+            else /* Q4_0: -8 * (lane sums of x), what the nibbles' bias adds, taken back */
+                c = _mm512_broadcast_i64x4(
+                    _mm256_loadu_si256((const void *)(xc + (k * nb + b) * XC_LANES)));
             __m512 dx = _mm512_set1_ps(xd[k * nb + b]);
             for (int p = 0; p < wp; p++) {
-                __m512i p32 = _mm512_dpbusd_epi32(corr[p], xu, wq[p]);
+                __m512i p32 = q8 ? _mm512_dpbusd_epi32(corr[p], x, wq[p])
+                                 : _mm512_dpbusd_epi32(c, wq[p], x);
                 __m512 d = _mm512_mul_ps(dw[p], dx);
                 acc[p][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p32), d, acc[p][k]);
             }
@@ -81,33 +94,39 @@ AVX512 static INLINE void dot_tile(float *y, int64_t ldy, const int8_t *xq, cons
 }
 
 AVX512 static void tile_2x8(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
-    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 2, 8);
+                            const int32_t *xc, const uint8_t *wr, size_t rb, enum vl_dtype t,
+                            size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, xc, wr, rb, t, bs, nb, 2, 8);
 }
 
 AVX512 static void tile_2x4(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
-    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 2, 4);
+                            const int32_t *xc, const uint8_t *wr, size_t rb, enum vl_dtype t,
+                            size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, xc, wr, rb, t, bs, nb, 2, 4);
 }
 
 AVX512 static void tile_2x1(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
-    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 2, 1);
+                            const int32_t *xc, const uint8_t *wr, size_t rb, enum vl_dtype t,
+                            size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, xc, wr, rb, t, bs, nb, 2, 1);
 }
 
 AVX512 static void tile_1x8(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
-    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 1, 8);
+                            const int32_t *xc, const uint8_t *wr, size_t rb, enum vl_dtype t,
+                            size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, xc, wr, rb, t, bs, nb, 1, 8);
 }
 
 AVX512 static void tile_1x4(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
-    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 1, 4);
+                            const int32_t *xc, const uint8_t *wr, size_t rb, enum vl_dtype t,
+                            size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, xc, wr, rb, t, bs, nb, 1, 4);
 }
 
 AVX512 static void tile_1x1(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                            const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb) {
-    dot_tile(y, ldy, xq, xd, wr, rb, t, bs, nb, 1, 1);
+                            const int32_t *xc, const uint8_t *wr, size_t rb, enum vl_dtype t,
+                            size_t bs, int64_t nb) {
+    dot_tile(y, ldy, xq, xd, xc, wr, rb, t, bs, nb, 1, 1);
 }
 
 /* One weight row (an odd row left over) against one x row: the ymm form of the same steps. */
@@ -127,18 +146,36 @@ AVX512 static float dot_row(const int8_t *xq, const float *xd, const uint8_t *wr
 }
 
 typedef void (*tile_fn)(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                        const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs, int64_t nb);
+                        const int32_t *xc, const uint8_t *wr, size_t rb, enum vl_dtype t,
+                        size_t bs, int64_t nb);
 
-/* x rows [i0, i1) against the weight rows of one tile width: by 8, then 4, then 1 x rows. */
-AVX512 static void x_rows(float *y, int64_t ldy, const int8_t *xq, const float *xd, int64_t i0,
-                          int64_t i1, const uint8_t *wr, size_t rb, enum vl_dtype t, size_t bs,
-                          int64_t nb, const tile_fn fn[3]) {
+/* x rows [i0, i1) against the weight rows of one tile width: by 8, then 4, then 1 x rows
+ * (xc: the corrections of the tile's rows, from row i0). */
+AVX512 static void x_rows(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                          const int32_t *xc, int64_t i0, int64_t i1, const uint8_t *wr, size_t rb,
+                          enum vl_dtype t, size_t bs, int64_t nb, const tile_fn fn[3]) {
     const int64_t xrow = nb * VL_QK;
     const int64_t step[3] = {XN_MAX, XN_MAX / 2, 1};
     int64_t i = i0;
     for (int s = 0; s < 3; s++)
         for (; i + step[s] <= i1; i += step[s])
-            fn[s](y + i * ldy, ldy, xq + i * xrow, xd + i * nb, wr, rb, t, bs, nb);
+            fn[s](y + i * ldy, ldy, xq + i * xrow, xd + i * nb, xc + (i - i0) * nb * XC_LANES, wr,
+                  rb, t, bs, nb);
+}
+
+/* Q4_0: xc[(i - i0) * nb * 8 + b * 8 + l] = -8 * (x row i's elements 4l..4l+3 of block b):
+ * added to the lane sums of the nibbles (w + 8) times x it leaves exactly those of w times x. */
+AVX512 static void x_corrections(int32_t *xc, const int8_t *xq, int64_t i0, int64_t i1,
+                                 int64_t nb) {
+    const __m256i ones = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
+    const int shift = 3; /* log2 of VL_Q4_OFFSET */
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t b = 0; b < nb; b++) {
+            __m256i x = _mm256_loadu_si256((const void *)(xq + (i * nb + b) * VL_QK));
+            __m256i s = _mm256_dpbusd_epi32(zero, ones, x); /* lane sums of x */
+            _mm256_storeu_si256((void *)(xc + ((i - i0) * nb + b) * XC_LANES),
+                                _mm256_sub_epi32(zero, _mm256_slli_epi32(s, shift)));
+        }
 }
 
 AVX512 static void gemm_avx512vnni(float *y, int64_t ldy, const int8_t *xq, const float *xd,
@@ -147,16 +184,27 @@ AVX512 static void gemm_avx512vnni(float *y, int64_t ldy, const int8_t *xq, cons
     static const tile_fn pairs2[3] = {tile_2x8, tile_2x4, tile_2x1};
     static const tile_fn pairs1[3] = {tile_1x8, tile_1x4, tile_1x1};
     const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs;
-    const int64_t xrow = nb * VL_QK;
+    const int64_t xrow = nb * VL_QK, xc_row = nb * XC_LANES;
+    /* x rows per tile: their int8 rows stay in L2 and their corrections fit xc_buf */
     int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);
+    int64_t fit = (int64_t)(XC_BUF_LANES / xc_row);
     tile = tile < XN_MAX ? XN_MAX : tile - tile % XN_MAX;
+    tile = tile < fit ? tile : fit;
+    if (tile < 1) { /* a row wider than the buffer: the ymm form, row by row */
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t i = 0; i < nx; i++)
+                y[i * ldy + r] = dot_row(xq + i * xrow, xd + i * nb, w + (size_t)r * rb, t, bs, nb);
+        return;
+    }
     for (int64_t i0 = 0; i0 < nx; i0 += tile) {
         int64_t i1 = nx - i0 < tile ? nx : i0 + tile;
         int64_t r = r0;
+        if (t == VL_DTYPE_Q4_0 && r + 2 <= r1)
+            x_corrections(xc_buf, xq, i0, i1, nb);
         for (; r + 2 * WP_MAX <= r1; r += 2 * WP_MAX)
-            x_rows(y + r, ldy, xq, xd, i0, i1, w + (size_t)r * rb, rb, t, bs, nb, pairs2);
+            x_rows(y + r, ldy, xq, xd, xc_buf, i0, i1, w + (size_t)r * rb, rb, t, bs, nb, pairs2);
         for (; r + 2 <= r1; r += 2)
-            x_rows(y + r, ldy, xq, xd, i0, i1, w + (size_t)r * rb, rb, t, bs, nb, pairs1);
+            x_rows(y + r, ldy, xq, xd, xc_buf, i0, i1, w + (size_t)r * rb, rb, t, bs, nb, pairs1);
         for (; r < r1; r++)
             for (int64_t i = i0; i < i1; i++)
                 y[i * ldy + r] = dot_row(xq + i * xrow, xd + i * nb, w + (size_t)r * rb, t, bs, nb);
