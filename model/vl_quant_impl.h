@@ -40,7 +40,7 @@ void vl__quantize_row(void *dst, enum vl_dtype t, const float *x, int64_t n);
 void vl__dequantize_row(float *dst, enum vl_dtype t, const void *src, int64_t n);
 
 /* Activations: x[n] -> q[nb * 32] (zero-padded) and d[nb] with d = amax / 127, q = round(x / d)
- * (ties to even). Deterministic scalar code shared by every table. */
+ * (ties to even). The scalar twin of every table's quantize_act (bit-identical to it). */
 void vl__quantize_act(int8_t *q, float *d, const float *x, int64_t n);
 
 /* The activation quantizer of a table: vl__quantize_act's bytes (SIMD ones: vl_quant_act.c). */
