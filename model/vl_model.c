@@ -162,6 +162,16 @@ enum vl_status vl_model_load_with_projector(struct vl_model **out, const char *d
         vl__free(m);
         return vl__err(err, VL_ERR_NOMEM, "out of memory");
     }
+    /* a path that is not there is named as it was given, whatever it was meant to be (before,
+     * the message spoke of DIR/config.json, as if a checkpoint directory had been found) */
+    const char *missing = access(dir, F_OK) != 0                 ? dir
+                          : mmproj && access(mmproj, F_OK) != 0 ? mmproj
+                                                                 : NULL;
+    if (missing) {
+        enum vl_status st = vl__err(err, VL_ERR_IO, "%s: %s", missing, strerror(errno));
+        vl_model_free(m);
+        return st;
+    }
     char *gtext = NULL, *gproj = NULL;
     bool has_cfg = false, is_file = vl__is_gguf_file(dir);
     enum vl_status gst = exists(&has_cfg, dir, "config.json", err);

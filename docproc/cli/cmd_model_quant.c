@@ -39,7 +39,11 @@ static double now_s(void) {
 }
 
 static int load_exit(const char *cmd, const char *what, const char *msg) {
-    fprintf(stderr, "docproc %s: %s: %s\n", cmd, what, msg);
+    size_t n = strlen(what);
+    if (strncmp(msg, what, n) == 0 && msg[n] == ':') /* the message names it already */
+        fprintf(stderr, "docproc %s: %s\n", cmd, msg);
+    else
+        fprintf(stderr, "docproc %s: %s: %s\n", cmd, what, msg);
     return DP_EXIT_LOAD;
 }
 

@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 enum dp_status dp_vl_status(enum vl_status st, enum dp_status other) {
     switch (st) {
@@ -39,6 +40,9 @@ enum dp_status dp_vl_err(struct dp_err *err, const struct vl_error *ve, enum dp_
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
+    size_t n = strlen(prefix);
+    if (n && strncmp(ve->msg, prefix, n) == 0 && ve->msg[n] == ':') /* it names that already */
+        return dp_err_set(err, st, "%s", ve->msg);
     return dp_err_set(err, st, "%s: %s", prefix, ve->msg);
 }
 

@@ -21,7 +21,8 @@
 enum dp_status dp_vl_status(enum vl_status st, enum dp_status other);
 
 /* Records dp_vl_status(ve->code, other) in err with the message "<prefix>: <ve->msg>" (prefix
- * formatted from fmt; the message alone when fmt is NULL) and returns the status. */
+ * formatted from fmt; the message alone when fmt is NULL or when ve->msg already starts with
+ * "<prefix>:", so a path is not named twice) and returns the status. */
 enum dp_status dp_vl_err(struct dp_err *err, const struct vl_error *ve, enum dp_status other,
                          const char *fmt, ...) DP_PRINTF(4, 5);
 

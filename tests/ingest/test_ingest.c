@@ -666,6 +666,14 @@ static void test_vl_boundary(void) {
     ve.code = VL_ERR_FORMAT;
     T_EQ_I64(dp_vl_err(&e2, &ve, DP_ERR_MODEL, NULL), DP_ERR_MODEL);
     T_EQ_STR(e2.msg, "prompt has 9 tokens, context is 8");
+    /* a message that names the prefix already is not prefixed twice */
+    struct vl_error vp = {.code = VL_ERR_IO, .msg = "/m/x.gguf: No such file or directory"};
+    struct dp_err e3 = {0};
+    T_EQ_I64(dp_vl_err(&e3, &vp, DP_ERR_MODEL, "%s", "/m/x.gguf"), DP_ERR_MODEL);
+    T_EQ_STR(e3.msg, "/m/x.gguf: No such file or directory");
+    struct dp_err e4 = {0};
+    T_EQ_I64(dp_vl_err(&e4, &vp, DP_ERR_MODEL, "%s", "/m/x"), DP_ERR_MODEL);
+    T_EQ_STR(e4.msg, "/m/x: /m/x.gguf: No such file or directory");
 }
 
 int main(void) {

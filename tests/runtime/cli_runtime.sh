@@ -60,6 +60,10 @@ code "model no subcommand" 2 "$B" model
 code "model bad subcommand" 2 "$B" model frob
 code "model info no dir" 2 "$B" model info
 code "model info missing dir" 3 "$B" model info "$T/none"
+# a missing --model path is named as given (it once read "$T/none.gguf/config.json: ...")
+code "ask missing model path" 3 "$B" ask --model "$T/none.gguf" --prompt hi
+grep -qx "docproc ask: $T/none.gguf: No such file or directory" "$T/err" && ok ||
+    bad "missing model message: $(cat "$T/err")"
 
 # corrupted copies
 mkdir -p "$T/c"

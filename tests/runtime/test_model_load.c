@@ -122,6 +122,28 @@ static void nest_text(json_t *root) {
     json_object_set_new(root, "text_config", tc);
 }
 
+/* A --model (or --mmproj) path that does not exist is named as given, never as DIR/config.json
+ * (which read as if a checkpoint directory had been found without its config). */
+static void test_missing(void) {
+    char p[1200], want[1300];
+    snprintf(p, sizeof p, "%s/no-such-model.gguf", tmp);
+    snprintf(want, sizeof want, "%s: No such file or directory", p);
+    struct vl_error err;
+    enum vl_status st = load(p, &err);
+    T_CHECK_MSG(st == VL_ERR_IO && strcmp(err.msg, want) == 0, "missing path: %d '%s'", st,
+                err.msg);
+    snprintf(p, sizeof p, "%s/no-such-dir", tmp);
+    snprintf(want, sizeof want, "%s: No such file or directory", p);
+    st = load(p, &err);
+    T_CHECK_MSG(st == VL_ERR_IO && strcmp(err.msg, want) == 0, "missing dir: %d '%s'", st,
+                err.msg);
+    struct vl_model *m = NULL;
+    memset(&err, 0, sizeof err);
+    st = vl_model_load_with_projector(&m, fixture_model, p, &err);
+    T_CHECK_MSG(st == VL_ERR_IO && !m && strcmp(err.msg, want) == 0, "missing mmproj: %d '%s'",
+                st, err.msg);
+}
+
 static void test_sharded(void) {
     char dir[512], path[600], cfg[600], idx[600];
     snprintf(dir, sizeof dir, "%s/sharded", tmp);
@@ -362,6 +384,7 @@ int main(void) {
         return 1;
     }
     test_fixture();
+    test_missing();
     test_sharded();
     test_renamed();
     test_untied();
