@@ -9,7 +9,9 @@
  * d_w * d_x) and the halves reduced in the AVX2 order. Every output is computed by the same
  * per-lane steps as the scalar twin whatever the grouping (two weight-row pairs by 8, 4 or 1 x
  * rows, one pair, one leftover row), so the table is bit-identical to the AVX2 and scalar ones
- * and a row never depends on the rows computed with it. Pure functions; thread-safe. */
+ * and a row never depends on the rows computed with it. One x row (decode) takes its own path,
+ * 8 weight rows a pass with the corrections from the x block (gemv8_q8, gemv8_q4, below): the
+ * same int32 lane sums and f32 steps. Pure functions; thread-safe. */
 #include "vl_quant_x86.h"
 
 #ifdef VL_HAVE_X86
@@ -145,6 +147,122 @@ AVX512 static float dot_row(const int8_t *xq, const float *xd, const uint8_t *wr
     return hsum8(acc);
 }
 
+/* ---- one x row (decode GEMV): 8 weight rows per pass --------------------------------------
+ * The integer lane sums are the same exact int32 values by a cheaper route, with the corrections
+ * taken from the x block (once per block for all 8 rows) instead of from each weight block:
+ *   Q8_0: vpdpbusd of w ^ 0x80 = w + 128 (u8) by x (s8) from -128 * (lane sums of x);
+ *   Q4_0: vpdpbusd of the nibbles (u8, 0..15) by x (s8) from -8 * (lane sums of x),
+ * both  = sum of w . x  (products fit int16, sums int32: no saturation, no wrap). The f32 steps
+ * per output lane (convert, d_w * d_x, FMA) and the reduction are the scalar twin's. */
+#define GEMV_ROWS 8
+
+/* The same block of the next 8 rows (the next pass), into L1: 8 row streams interleaved at
+ * 18 or 34 bytes a step are more than the hardware prefetchers follow (measured: 8.7 GB/s a
+ * thread without, against a 22 GB/s plain read). Prefetches never fault past the tensor. */
+AVX512 static INLINE void gemv_prefetch(const uint8_t *blk, size_t rb) {
+    for (int j = 0; j < GEMV_ROWS; j++)
+        _mm_prefetch((const char *)(blk + (size_t)j * rb), _MM_HINT_T0);
+}
+
+/* The 8 rows' block-b scales times dx: [d_0 .. d_7] * dx (lane j = row j). */
+AVX512 static INLINE __m256 gemv_scales(const uint8_t *blk, size_t rb, float dx) {
+    __m128i h = _mm_setzero_si128();
+    uint16_t v[GEMV_ROWS];
+    for (int j = 0; j < GEMV_ROWS; j++)
+        __builtin_memcpy(&v[j], blk + (size_t)j * rb, sizeof v[j]);
+    h = _mm_insert_epi16(h, v[0], 0);
+    h = _mm_insert_epi16(h, v[1], 1);
+    h = _mm_insert_epi16(h, v[2], 2);
+    h = _mm_insert_epi16(h, v[3], 3);
+    h = _mm_insert_epi16(h, v[4], 4);
+    h = _mm_insert_epi16(h, v[5], 5);
+    h = _mm_insert_epi16(h, v[6], 6);
+    h = _mm_insert_epi16(h, v[7], 7);
+    return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(dx));
+}
+
+/* y[j] = dot(row j, x) for the 8 Q8_0 rows at wr: zmm p holds rows 2p | 2p + 1. */
+AVX512 static void gemv8_q8(float *y, const int8_t *xq, const float *xd, const uint8_t *wr,
+                            size_t rb, int64_t nb) {
+    const __m512i zero = _mm512_setzero_si512(), bias = _mm512_set1_epi8((char)0x80);
+    const __m512i pat[4] = {
+        _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+        _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
+        _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
+        _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6)};
+    __m512 acc[4];
+    for (int p = 0; p < 4; p++)
+        acc[p] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = wr + (size_t)b * VL_Q8_0_BYTES;
+        gemv_prefetch(blk + GEMV_ROWS * rb, rb);
+        __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const void *)(xq + b * VL_QK)));
+        /* -128 * (lane sums of x) */
+        __m512i cx = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, x));
+        __m512 d8 = _mm512_castps256_ps512(gemv_scales(blk, rb, xd[b]));
+        for (int p = 0; p < 4; p++) {
+            const uint8_t *b0 = blk + (size_t)(2 * p) * rb + 2;
+            __m512i w = _mm512_castsi256_si512(_mm256_loadu_si256((const void *)b0));
+            w = _mm512_inserti64x4(w, _mm256_loadu_si256((const void *)(b0 + rb)), 1);
+            __m512i p32 = _mm512_dpbusd_epi32(cx, _mm512_xor_si512(w, bias), x);
+            __m512 d = _mm512_permutexvar_ps(pat[p], d8);
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p32), d, acc[p]);
+        }
+    }
+    for (int p = 0; p < 4; p++) {
+        y[2 * p] = hsum8(_mm512_castps512_ps256(acc[p]));
+        y[2 * p + 1] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p]), 1)));
+    }
+}
+
+/* y[j] = dot(row j, x) for the 8 Q4_0 rows at wr: group g holds rows 4g .. 4g + 3, one per
+ * 128-bit lane; lo carries elements 0..15 (output lanes 0..3), hi elements 16..31 (lanes 4..7). */
+AVX512 static void gemv8_q4(float *y, const int8_t *xq, const float *xd, const uint8_t *wr,
+                            size_t rb, int64_t nb) {
+    const __m512i zero = _mm512_setzero_si512(), mask = _mm512_set1_epi8(0x0f);
+    const __m512i eight = _mm512_set1_epi8(VL_Q4_OFFSET);
+    const __m512i pat[2] = {
+        _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+        _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)};
+    __m512 lo_acc[2], hi_acc[2];
+    for (int g = 0; g < 2; g++)
+        lo_acc[g] = hi_acc[g] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = wr + (size_t)b * VL_Q4_0_BYTES;
+        if (!(b & 1))
+            gemv_prefetch(blk + GEMV_ROWS * rb, rb);
+        const int8_t *xb = xq + b * VL_QK;
+        __m512i xl = _mm512_broadcast_i32x4(_mm_loadu_si128((const void *)xb));
+        __m512i xh = _mm512_broadcast_i32x4(_mm_loadu_si128((const void *)(xb + 16)));
+        /* -8 * (lane sums of x) */
+        __m512i cl = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, eight, xl));
+        __m512i ch = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, eight, xh));
+        __m512 d8 = _mm512_castps256_ps512(gemv_scales(blk, rb, xd[b]));
+        for (int g = 0; g < 2; g++) {
+            const uint8_t *q = blk + (size_t)(4 * g) * rb + 2;
+            __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const void *)q));
+            z = _mm512_inserti32x4(z, _mm_loadu_si128((const void *)(q + rb)), 1);
+            z = _mm512_inserti32x4(z, _mm_loadu_si128((const void *)(q + 2 * rb)), 2);
+            z = _mm512_inserti32x4(z, _mm_loadu_si128((const void *)(q + 3 * rb)), 3);
+            __m512i lo = _mm512_and_si512(z, mask);
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), mask);
+            __m512 d = _mm512_permutexvar_ps(pat[g], d8);
+            lo_acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(cl, lo, xl)), d,
+                                        lo_acc[g]);
+            hi_acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(ch, hi, xh)), d,
+                                        hi_acc[g]);
+        }
+    }
+    for (int g = 0; g < 2; g++) {
+        __m128 l[4] = {_mm512_extractf32x4_ps(lo_acc[g], 0), _mm512_extractf32x4_ps(lo_acc[g], 1),
+                       _mm512_extractf32x4_ps(lo_acc[g], 2), _mm512_extractf32x4_ps(lo_acc[g], 3)};
+        __m128 h[4] = {_mm512_extractf32x4_ps(hi_acc[g], 0), _mm512_extractf32x4_ps(hi_acc[g], 1),
+                       _mm512_extractf32x4_ps(hi_acc[g], 2), _mm512_extractf32x4_ps(hi_acc[g], 3)};
+        for (int j = 0; j < 4; j++)
+            y[4 * g + j] = hsum8(_mm256_set_m128(h[j], l[j]));
+    }
+}
+
 typedef void (*tile_fn)(float *y, int64_t ldy, const int8_t *xq, const float *xd,
                         const int32_t *xc, const uint8_t *wr, size_t rb, enum vl_dtype t,
                         size_t bs, int64_t nb);
@@ -185,6 +303,9 @@ AVX512 static void gemm_avx512vnni(float *y, int64_t ldy, const int8_t *xq, cons
     static const tile_fn pairs1[3] = {tile_1x8, tile_1x4, tile_1x1};
     const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs;
     const int64_t xrow = nb * VL_QK, xc_row = nb * XC_LANES;
+    if (nx == 1) /* decode: 8 weight rows per pass, the rest by the tiles below */
+        for (; r0 + GEMV_ROWS <= r1; r0 += GEMV_ROWS)
+            (t == VL_DTYPE_Q8_0 ? gemv8_q8 : gemv8_q4)(y + r0, xq, xd, w + (size_t)r0 * rb, rb, nb);
     /* x rows per tile: their int8 rows stay in L2 and their corrections fit xc_buf */
     int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);
     int64_t fit = (int64_t)(XC_BUF_LANES / xc_row);

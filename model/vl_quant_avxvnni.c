@@ -22,6 +22,27 @@ VNNI static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), d, acc);
 }
 
+/* One x row (gemv_r4): vpdpbusd of w ^ 0x80 = w + 128 (u8) by x from -128 * (lane sums of x)
+ * (Q8_0), of the nibbles (u8) by x from -8 * (lane sums of x) (Q4_0); the corrections once per
+ * x block. Exact: the products fit int16, the sums int32. */
+VNNI static inline __m256i xcorr_q8(__m256i x) {
+    const __m256i z = _mm256_setzero_si256();
+    return _mm256_sub_epi32(z, _mm256_dpbusd_avx_epi32(z, _mm256_set1_epi8((char)0x80), x));
+}
+
+VNNI static inline __m256i lanes_q8(__m256i w, __m256i x, __m256i cx) {
+    return _mm256_dpbusd_avx_epi32(cx, _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)), x);
+}
+
+VNNI static inline __m256i xcorr_q4(__m256i x) {
+    const __m256i z = _mm256_setzero_si256();
+    return _mm256_sub_epi32(z, _mm256_dpbusd_avx_epi32(z, _mm256_set1_epi8(VL_Q4_OFFSET), x));
+}
+
+VNNI static inline __m256i lanes_q4(__m256i nib, __m256i x, __m256i cx) {
+    return _mm256_dpbusd_avx_epi32(cx, nib, x);
+}
+
 VL_QUANT_DOT_FNS(VNNI)
 
 static const struct vl_qsimd qsimd_avxvnni = {

@@ -22,6 +22,31 @@ AVX2 static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), d, acc);
 }
 
+/* One x row (gemv_r4): Q8_0 keeps the sign trick (no correction: zero); Q4_0 multiplies the
+ * nibbles (u8) by x in pairs (|pair| <= 2 * 15 * 127, no saturation) and subtracts 8 * (the lane
+ * sums of x), computed once per x block. */
+AVX2 static inline __m256i xcorr_q8(__m256i x) {
+    (void)x;
+    return _mm256_setzero_si256();
+}
+
+AVX2 static inline __m256i lanes_q8(__m256i w, __m256i x, __m256i cx) {
+    (void)cx;
+    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+AVX2 static inline __m256i xcorr_q4(__m256i x) { /* -8 * (lane sums of x) */
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(VL_Q4_OFFSET), x),
+                                        _mm256_set1_epi16(1));
+    return _mm256_sub_epi32(_mm256_setzero_si256(), s);
+}
+
+AVX2 static inline __m256i lanes_q4(__m256i nib, __m256i x, __m256i cx) {
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(nib, x), _mm256_set1_epi16(1));
+    return _mm256_add_epi32(p, cx);
+}
+
 VL_QUANT_DOT_FNS(AVX2)
 
 static const struct vl_qsimd qsimd_avx2 = {

@@ -49,6 +49,14 @@ AVX2 static inline __m256i load_block(const uint8_t *blk, enum vl_dtype t, float
     return _mm256_sub_epi8(q, _mm256_set1_epi8(VL_Q4_OFFSET));
 }
 
+/* Q4_0 block: its 32 nibbles (u8, 0..15) in element order: [qs | qs] with the high 128 bits
+ * shifted right by 4, masked. */
+AVX2 static inline __m256i load_nibbles(const uint8_t *blk) {
+    const __m256i qs = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 2)));
+    return _mm256_and_si256(_mm256_srlv_epi64(qs, _mm256_set_epi64x(4, 4, 0, 0)),
+                            _mm256_set1_epi8(0x0f));
+}
+
 /* The 4-row and 1-row dot products over a weight row's nb blocks and the tiled loop over rows, defined in each including file
  * with its target attribute ATTR and its own block_fma (maddubs on AVX2, vpdpbusd on AVX-VNNI):
  * the loops, the per-lane float steps and their order are the same in both, which keeps the
@@ -85,6 +93,42 @@ AVX2 static inline __m256i load_block(const uint8_t *blk, enum vl_dtype t, float
         }                                                                                      \
         return hsum8(a0);                                                                      \
     }                                                                                          \
+    /* One x row against 4 weight rows (decode): the lane sums by lanes_q8 / lanes_q4 with   \
+     * the x block's corrections (xcorr_q8 / xcorr_q4) computed once for the 4 rows; the same  \
+     * exact int32 lane sums, then the same f32 steps. */                                      \
+    ATTR static void gemv_r4(float *y, const int8_t *xq, const float *xd, const uint8_t *wr,   \
+                             size_t rb, enum vl_dtype t, int64_t nb) {                         \
+        const size_t bs = vl__dtype_size(t);                                                   \
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),          \
+                       _mm256_setzero_ps()};                                                   \
+        for (int64_t b = 0; b < nb; b++) {                                                     \
+            const uint8_t *blk = wr + (size_t)b * bs;                                          \
+            if (t == VL_DTYPE_Q8_0 || !(b & 1)) /* the next pass's rows: see gemv_prefetch */   \
+                for (int j = 0; j < 4; j++)                                                    \
+                    _mm_prefetch((const char *)(blk + (size_t)(4 + j) * rb), _MM_HINT_T0);     \
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + b * VL_QK));           \
+            const __m256 dx = _mm256_broadcast_ss(xd + b);                                     \
+            if (t == VL_DTYPE_Q8_0) {                                                          \
+                const __m256i cx = xcorr_q8(x);                                                \
+                for (int j = 0; j < 4; j++) {                                                  \
+                    const uint8_t *bj = blk + (size_t)j * rb;                                  \
+                    __m256i w = _mm256_loadu_si256((const __m256i *)(bj + 2));                 \
+                    __m256 d = _mm256_mul_ps(_mm256_set1_ps(f16_at(bj)), dx);                  \
+                    a[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes_q8(w, x, cx)), d, a[j]);   \
+                }                                                                              \
+            } else {                                                                           \
+                const __m256i cx = xcorr_q4(x);                                                \
+                for (int j = 0; j < 4; j++) {                                                  \
+                    const uint8_t *bj = blk + (size_t)j * rb;                                  \
+                    __m256i nib = load_nibbles(bj);                                            \
+                    __m256 d = _mm256_mul_ps(_mm256_set1_ps(f16_at(bj)), dx);                  \
+                    a[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes_q4(nib, x, cx)), d, a[j]); \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        for (int j = 0; j < 4; j++)                                                            \
+            y[j] = hsum8(a[j]);                                                                \
+    }                                                                                          \
     /* y[i * ldy + r] for x rows [0, nx) and weight rows [r0, r1): x in L2-sized tiles */      \
     ATTR static void gemm_x86(float *y, int64_t ldy, const int8_t *xq, const float *xd,        \
                               int64_t nx, const uint8_t *w, enum vl_dtype t, int64_t nb,       \
@@ -93,6 +137,9 @@ AVX2 static inline __m256i load_block(const uint8_t *blk, enum vl_dtype t, float
         const int64_t xrow = nb * VL_QK;                                                       \
         int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);                                 \
         tile = tile < X_ROWS ? X_ROWS : tile - tile % X_ROWS;                                  \
+        if (nx == 1) /* decode: 4 weight rows per pass, the rest one by one below */           \
+            for (; r0 + 4 <= r1; r0 += 4)                                                      \
+                gemv_r4(y + r0, xq, xd, w + (size_t)r0 * rb, rb, t, nb);                       \
         for (int64_t i0 = 0; i0 < nx; i0 += tile) {                                            \
             int64_t i1 = nx - i0 < tile ? nx : i0 + tile;                                      \
             for (int64_t r = r0; r < r1; r++) {                                                \
