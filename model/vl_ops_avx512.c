@@ -183,9 +183,106 @@ AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w
             y[j * ldy + r] = row_end(_mm512_reduce_add_ps(a[j]), xp + j * in, row, in, kv); \
     }
 
+/* Four x rows against four weight rows at a time (16 chains, four FMAs per x load), k-tiled
+ * like the eight-row kernel below (which see): x of four rows is 32 KB at in = 2048, 172 KB at
+ * 11008. The last 1-3 weight rows go through GEMV_XN_BODY's loops. */
+#define X4_TILE_BLOCKS 8
+#define X4_GROUP_QUADS 8
+#define X4_CHAINS      (4 * VL_GEMV_X_ROWS)
+
+#define X4_STEP(xr, ac, bc, cc, dc)                                            \
+    do {                                                                       \
+        __m512 xe_ = _mm512_loadu_ps((xr) + k);                                \
+        KEEP_IN_REG(xe_);                                                      \
+        ac = _mm512_fmadd_ps(e0, xe_, ac);                                     \
+        bc = _mm512_fmadd_ps(e1, xe_, bc);                                     \
+        cc = _mm512_fmadd_ps(e2, xe_, cc);                                     \
+        dc = _mm512_fmadd_ps(e3, xe_, dc);                                     \
+        __m512 xo_ = _mm512_loadu_ps((xr) + k + F32_LANES);                    \
+        KEEP_IN_REG(xo_);                                                      \
+        ac = _mm512_fmadd_ps(o0, xo_, ac);                                     \
+        bc = _mm512_fmadd_ps(o1, xo_, bc);                                     \
+        cc = _mm512_fmadd_ps(o2, xo_, cc);                                     \
+        dc = _mm512_fmadd_ps(o3, xo_, dc);                                     \
+    } while (0)
+
+AVX512 static void gemv_bf16_x4_tail_avx512(float *y, int64_t ldy, const float *xp,
+                                            const uint16_t *w, int64_t in, int64_t r0,
+                                            int64_t r1) {
+    GEMV_XN_BODY(VL_GEMV_X_ROWS)
+}
+
 AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, const uint16_t *w,
                                        int64_t in, int64_t r0, int64_t r1) {
-    GEMV_XN_BODY(VL_GEMV_X_ROWS)
+    const __m512i hm = _mm512_set1_epi32((int)0xffff0000u);
+    const int64_t kv = in - in % BF16_BLOCK;
+    const int64_t kt_len = (int64_t)X4_TILE_BLOCKS * BF16_BLOCK;
+    const int64_t pf = vl__gemv_prefetch;
+    const float *x0 = xp, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
+    _Alignas(64) float park[X4_GROUP_QUADS][X4_CHAINS][F32_LANES];
+    const int64_t r_quads_end = r0 + (r1 - r0) / 4 * 4;
+    for (int64_t g = r0; g < r_quads_end; g += 4 * X4_GROUP_QUADS) {
+        const int64_t g_end = g + 4 * X4_GROUP_QUADS < r_quads_end ? g + 4 * X4_GROUP_QUADS
+                                                                   : r_quads_end;
+        for (int64_t kt = 0; kt < kv; kt += kt_len) {
+            const int64_t k_end = kt + kt_len < kv ? kt + kt_len : kv;
+            for (int64_t r = g; r < g_end; r += 4) {
+                float(*pk)[F32_LANES] = park[(r - g) / 4];
+                const uint16_t *w0 = w + r * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
+                __m512 a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;
+                if (kt == 0) {
+                    a0 = _mm512_setzero_ps();
+                    a1 = a2 = a3 = b0 = b1 = b2 = b3 = a0;
+                    c0 = c1 = c2 = c3 = d0 = d1 = d2 = d3 = a0;
+                } else {
+                    a0 = _mm512_load_ps(pk[0]), a1 = _mm512_load_ps(pk[1]);
+                    a2 = _mm512_load_ps(pk[2]), a3 = _mm512_load_ps(pk[3]);
+                    b0 = _mm512_load_ps(pk[4]), b1 = _mm512_load_ps(pk[5]);
+                    b2 = _mm512_load_ps(pk[6]), b3 = _mm512_load_ps(pk[7]);
+                    c0 = _mm512_load_ps(pk[8]), c1 = _mm512_load_ps(pk[9]);
+                    c2 = _mm512_load_ps(pk[10]), c3 = _mm512_load_ps(pk[11]);
+                    d0 = _mm512_load_ps(pk[12]), d1 = _mm512_load_ps(pk[13]);
+                    d2 = _mm512_load_ps(pk[14]), d3 = _mm512_load_ps(pk[15]);
+                }
+                for (int64_t k = kt; k < k_end; k += BF16_BLOCK) {
+                    _mm_prefetch((const char *)(w0 + k + pf), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(w1 + k + pf), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(w2 + k + pf), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(w3 + k + pf), _MM_HINT_T0);
+                    __m512i v0 = _mm512_loadu_si512((const void *)(w0 + k));
+                    __m512i v1 = _mm512_loadu_si512((const void *)(w1 + k));
+                    __m512i v2 = _mm512_loadu_si512((const void *)(w2 + k));
+                    __m512i v3 = _mm512_loadu_si512((const void *)(w3 + k));
+                    const __m512 e0 = BF16_EVEN(v0), o0 = BF16_ODD(v0, hm);
+                    const __m512 e1 = BF16_EVEN(v1), o1 = BF16_ODD(v1, hm);
+                    const __m512 e2 = BF16_EVEN(v2), o2 = BF16_ODD(v2, hm);
+                    const __m512 e3 = BF16_EVEN(v3), o3 = BF16_ODD(v3, hm);
+                    X4_STEP(x0, a0, b0, c0, d0);
+                    X4_STEP(x1, a1, b1, c1, d1);
+                    X4_STEP(x2, a2, b2, c2, d2);
+                    X4_STEP(x3, a3, b3, c3, d3);
+                }
+                _mm512_store_ps(pk[0], a0), _mm512_store_ps(pk[1], a1);
+                _mm512_store_ps(pk[2], a2), _mm512_store_ps(pk[3], a3);
+                _mm512_store_ps(pk[4], b0), _mm512_store_ps(pk[5], b1);
+                _mm512_store_ps(pk[6], b2), _mm512_store_ps(pk[7], b3);
+                _mm512_store_ps(pk[8], c0), _mm512_store_ps(pk[9], c1);
+                _mm512_store_ps(pk[10], c2), _mm512_store_ps(pk[11], c3);
+                _mm512_store_ps(pk[12], d0), _mm512_store_ps(pk[13], d1);
+                _mm512_store_ps(pk[14], d2), _mm512_store_ps(pk[15], d3);
+            }
+        }
+        /* park[q][h * 4 + j]: weight row r + h, x row j */
+        for (int64_t r = g; r < g_end; r += 4)
+            for (int h = 0; h < 4; h++)
+                for (int j = 0; j < VL_GEMV_X_ROWS; j++) {
+                    const float *acc = park[(r - g) / 4][h * VL_GEMV_X_ROWS + j];
+                    float s = kv ? _mm512_reduce_add_ps(_mm512_load_ps(acc)) : 0.0f;
+                    y[j * ldy + r + h] = row_end(s, xp + j * in, w + (r + h) * in, in, kv);
+                }
+    }
+    if (r_quads_end < r1)
+        gemv_bf16_x4_tail_avx512(y, ldy, xp, w, in, r_quads_end, r1);
 }
 
 /* The eight-row kernel written out: 16 named chains (2 weight rows x 8 x rows) so GCC keeps
@@ -202,46 +299,87 @@ AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, c
         bc = _mm512_fmadd_ps(o1, xo_, bc);                                     \
     } while (0)
 
+/* k-tiled: x of eight rows is 8 x 4 x in bytes (64 KB at in = 2048, 344 KB at 11008), more than
+ * L1 holds, and re-reading it from L2 for every pair of weight rows left the kernel bound by L2
+ * traffic beside the weight stream. So a group of X8_GROUP_PAIRS pairs of weight rows walks K in
+ * tiles of X8_TILE_BLOCKS blocks (one x tile of 8 rows stays in L1), the 16 accumulators of a
+ * pair parked in acc_park between tiles. Each accumulator still sees its FMAs in the same order
+ * (parking is a plain store and load), so every row is bit-identical to the 1- and 4-row kernels. */
+#define X8_TILE_BLOCKS 8
+#define X8_GROUP_PAIRS 16
+#define X8_CHAINS      (2 * VL_GEMV_X8_ROWS)
+
 AVX512 static void gemv_bf16_x8_avx512(float *y, int64_t ldy, const float *xp, const uint16_t *w,
                                        int64_t in, int64_t r0, int64_t r1) {
     const __m512i hm = _mm512_set1_epi32((int)0xffff0000u);
     const int64_t kv = in - in % BF16_BLOCK;
+    const int64_t kt_len = (int64_t)X8_TILE_BLOCKS * BF16_BLOCK;
     const int64_t pf = vl__gemv_prefetch;
     const float *x0 = xp, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
     const float *x4 = x3 + in, *x5 = x4 + in, *x6 = x5 + in, *x7 = x6 + in;
-    int64_t r = r0;
-    for (; r + 2 <= r1; r += 2) {
-        const uint16_t *w0 = w + r * in, *w1 = w0 + in;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-               a7 = a0;
-        __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
-        for (int64_t k = 0; k < kv; k += BF16_BLOCK) {
-            _mm_prefetch((const char *)(w0 + k + pf), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w1 + k + pf), _MM_HINT_T0);
-            __m512i v0 = _mm512_loadu_si512((const void *)(w0 + k));
-            __m512i v1 = _mm512_loadu_si512((const void *)(w1 + k));
-            const __m512 e0 = BF16_EVEN(v0), o0 = BF16_ODD(v0, hm);
-            const __m512 e1 = BF16_EVEN(v1), o1 = BF16_ODD(v1, hm);
-            X8_STEP(x0, a0, b0);
-            X8_STEP(x1, a1, b1);
-            X8_STEP(x2, a2, b2);
-            X8_STEP(x3, a3, b3);
-            X8_STEP(x4, a4, b4);
-            X8_STEP(x5, a5, b5);
-            X8_STEP(x6, a6, b6);
-            X8_STEP(x7, a7, b7);
+    _Alignas(64) float park[X8_GROUP_PAIRS][X8_CHAINS][F32_LANES];
+    const int64_t r_pairs_end = r0 + (r1 - r0) / 2 * 2;
+    for (int64_t g = r0; g < r_pairs_end; g += 2 * X8_GROUP_PAIRS) {
+        const int64_t g_end = g + 2 * X8_GROUP_PAIRS < r_pairs_end ? g + 2 * X8_GROUP_PAIRS
+                                                                   : r_pairs_end;
+        for (int64_t kt = 0; kt < kv; kt += kt_len) {
+            const int64_t k_end = kt + kt_len < kv ? kt + kt_len : kv;
+            for (int64_t r = g; r < g_end; r += 2) {
+                float(*pk)[F32_LANES] = park[(r - g) / 2];
+                const uint16_t *w0 = w + r * in, *w1 = w0 + in;
+                __m512 a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7;
+                if (kt == 0) {
+                    a0 = _mm512_setzero_ps();
+                    a1 = a2 = a3 = a4 = a5 = a6 = a7 = a0;
+                    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = a0;
+                } else {
+                    a0 = _mm512_load_ps(pk[0]), a1 = _mm512_load_ps(pk[1]);
+                    a2 = _mm512_load_ps(pk[2]), a3 = _mm512_load_ps(pk[3]);
+                    a4 = _mm512_load_ps(pk[4]), a5 = _mm512_load_ps(pk[5]);
+                    a6 = _mm512_load_ps(pk[6]), a7 = _mm512_load_ps(pk[7]);
+                    b0 = _mm512_load_ps(pk[8]), b1 = _mm512_load_ps(pk[9]);
+                    b2 = _mm512_load_ps(pk[10]), b3 = _mm512_load_ps(pk[11]);
+                    b4 = _mm512_load_ps(pk[12]), b5 = _mm512_load_ps(pk[13]);
+                    b6 = _mm512_load_ps(pk[14]), b7 = _mm512_load_ps(pk[15]);
+                }
+                for (int64_t k = kt; k < k_end; k += BF16_BLOCK) {
+                    _mm_prefetch((const char *)(w0 + k + pf), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(w1 + k + pf), _MM_HINT_T0);
+                    __m512i v0 = _mm512_loadu_si512((const void *)(w0 + k));
+                    __m512i v1 = _mm512_loadu_si512((const void *)(w1 + k));
+                    const __m512 e0 = BF16_EVEN(v0), o0 = BF16_ODD(v0, hm);
+                    const __m512 e1 = BF16_EVEN(v1), o1 = BF16_ODD(v1, hm);
+                    X8_STEP(x0, a0, b0);
+                    X8_STEP(x1, a1, b1);
+                    X8_STEP(x2, a2, b2);
+                    X8_STEP(x3, a3, b3);
+                    X8_STEP(x4, a4, b4);
+                    X8_STEP(x5, a5, b5);
+                    X8_STEP(x6, a6, b6);
+                    X8_STEP(x7, a7, b7);
+                }
+                _mm512_store_ps(pk[0], a0), _mm512_store_ps(pk[1], a1);
+                _mm512_store_ps(pk[2], a2), _mm512_store_ps(pk[3], a3);
+                _mm512_store_ps(pk[4], a4), _mm512_store_ps(pk[5], a5);
+                _mm512_store_ps(pk[6], a6), _mm512_store_ps(pk[7], a7);
+                _mm512_store_ps(pk[8], b0), _mm512_store_ps(pk[9], b1);
+                _mm512_store_ps(pk[10], b2), _mm512_store_ps(pk[11], b3);
+                _mm512_store_ps(pk[12], b4), _mm512_store_ps(pk[13], b5);
+                _mm512_store_ps(pk[14], b6), _mm512_store_ps(pk[15], b7);
+            }
         }
-        const __m512 acc[2][VL_GEMV_X8_ROWS] = {{a0, a1, a2, a3, a4, a5, a6, a7},
-                                                {b0, b1, b2, b3, b4, b5, b6, b7}};
-        for (int h = 0; h < 2; h++)
-            for (int j = 0; j < VL_GEMV_X8_ROWS; j++)
-                y[j * ldy + r + h] = row_end(_mm512_reduce_add_ps(acc[h][j]),
-                                                        xp + j * in, w0 + h * in, in, kv);
+        for (int64_t r = g; r < g_end; r += 2)
+            for (int h = 0; h < 2; h++)
+                for (int j = 0; j < VL_GEMV_X8_ROWS; j++) {
+                    const float *acc = park[(r - g) / 2][h * VL_GEMV_X8_ROWS + j];
+                    float s = kv ? _mm512_reduce_add_ps(_mm512_load_ps(acc)) : 0.0f;
+                    y[j * ldy + r + h] = row_end(s, xp + j * in, w + (r + h) * in, in, kv);
+                }
     }
-    if (r < r1) /* an odd last weight row: the four-row kernel's, twice */
+    if (r_pairs_end < r1) /* an odd last weight row: the four-row kernel's, twice */
         for (int h = 0; h < 2; h++)
             gemv_bf16_x4_avx512(y + h * VL_GEMV_X_ROWS * ldy, ldy, xp + h * VL_GEMV_X_ROWS * in,
-                                w, in, r, r1);
+                                w, in, r_pairs_end, r1);
 }
 
 /* ---- detection --------------------------------------------------------------------------- */
