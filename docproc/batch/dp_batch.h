@@ -2,14 +2,12 @@
  * discovery, model or --from-raw answers, extraction, atomic per-document outputs, the journal
  * and manifest, guards, progress and timings.
  *
- *   struct dp_batch_opts o;
- *   dp_batch_opts_init(&o, DP_BATCH_CMD_BATCH);
- *   struct dp_err err = {0};
- *   if (dp_batch_opts_parse(&o, argc, argv, &err) != DP_OK) ... usage error in err.msg ...
+ *   struct dp_batch_opts o;          // a plain struct: docproc/cli/dp_batch_opts.h fills it
+ *   dp_batch_opts_init(&o, DP_BATCH_CMD_BATCH);    // from argv (defaults, getopt, --help);
+ *   dp_batch_opts_parse(&o, argc, argv, &help, &err);   // batch itself never parses options
  *   struct dp_batch_summary sum;
  *   enum dp_status st = dp_batch_run(&o, &sum, &err);   // DP_OK even if documents failed
  *   ... sum.n_failed > 0 -> exit 1 ...
- *   dp_batch_opts_free(&o);
  *
  * The model is loaded once per run; one ingest thread rasterises the next pages into a bounded
  * queue while the calling thread runs inference. Not reentrant per opts object. */
@@ -17,7 +15,6 @@
 #define DP_BATCH_H
 
 #include "dp_status.h"
-#include "dp_cli_opts.h"
 #include "dp_ingest.h"
 #include "dp_manifest.h"
 #include "dp_out.h"
@@ -45,6 +42,22 @@ enum dp_batch_stream {
 };
 typedef void (*dp_batch_emit_fn)(enum dp_batch_stream s, const char *text, void *user);
 
+/* Generation settings of a run (filled from the command line by docproc/cli). A negative
+ * temperature, top_k, top_p or repetition_penalty means "the model's generation_config.json"
+ * (ask); extract/batch/tables start from the DP_BATCH_DEFAULT_* document defaults instead. */
+struct dp_gen_opts {
+    long max_new_tokens;
+    double temperature; /* 0 = greedy */
+    long top_k;         /* 0 = off */
+    double top_p;       /* 1 = off */
+    double repetition_penalty; /* 1 = off */
+    uint64_t seed;
+    long threads;       /* OpenBLAS + our pool (the CLI's default: the online CPUs) */
+    int weights;        /* --weights: enum vl_wformat, or -1 = as stored (bf16 for a BF16 one) */
+    int vision_weights; /* --vision-weights: likewise (bf16 or q8) */
+    const char *mmproj; /* --mmproj: llama.cpp's vision projector GGUF, or NULL */
+};
+
 struct dp_batch_opts {
     enum dp_batch_cmd cmd;
     const char *schema;    /* name or file (tables: "table") */
@@ -65,7 +78,7 @@ struct dp_batch_opts {
     struct dp_ingest_opts ingest;
     const char *pages;         /* --pages LIST */
     const char *password_file; /* NAME=PASSWORD lines */
-    struct dp_cli_gen gen;     /* --max-new-tokens ... --threads (shared with ask) */
+    struct dp_gen_opts gen;    /* --max-new-tokens ... --threads (shared with ask) */
     double doc_timeout_s, page_timeout_s; /* 0 = none */
     enum dp_constrain_mode constrain;     /* --constrain on|off */
     double review_threshold;              /* --review-threshold: confidence below -> review */
@@ -78,16 +91,6 @@ struct dp_batch_opts {
     dp_batch_emit_fn emit;      /* stdout records and progress; NULL = discarded */
     void *emit_user;
 };
-
-/* Defaults for documents (docs/batch.md): see DP_BATCH_DEFAULT_* in dp_limits.h. */
-void dp_batch_opts_init(struct dp_batch_opts *o, enum dp_batch_cmd cmd);
-/* getopt_long over argv (argv[0] is the command). Returns DP_ERR_USAGE with the message in err,
- * or DP_OK; *help_out is set when --help was given (nothing else is checked then). */
-enum dp_status dp_batch_opts_parse(struct dp_batch_opts *o, int argc, char **argv, bool *help_out,
-                                   struct dp_err *err);
-/* The command's help text with the current (default) values; caller frees with dp_free. */
-char *dp_batch_opts_help(const struct dp_batch_opts *o);
-void dp_batch_opts_free(struct dp_batch_opts *o);
 
 struct dp_batch_summary {
     int n_total, n_ok, n_failed, n_reused, n_skipped_shard;

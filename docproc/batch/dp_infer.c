@@ -181,14 +181,15 @@ enum dp_status dp__infer_open(struct dp_infer **out, const struct dp_batch_opts 
     enum dp_status st = dp_page_sel_parse(&inf->sel, o->pages, err);
     struct vl_error ve = {0};
     if (st == DP_OK)
-        st = dp_cli_model_load(&inf->model, o->model_dir, o->gen.mmproj, err);
+        st = dp_vl_model_load(&inf->model, o->model_dir, o->gen.mmproj, err);
     if (st == DP_OK && !vl_model_has_vision(inf->model))
         st = dp_err_set(err, DP_ERR_MODEL,
                         "%s: a GGUF text model without its vision projector cannot read pages: "
                         "give the projector with --mmproj (or put it in the model directory)",
                         o->model_dir);
     if (st == DP_OK)
-        st = dp_cli_model_weights(inf->model, &o->gen, err);
+        st = dp_vl_model_weights(inf->model, o->gen.weights, o->gen.vision_weights,
+                                     (int)o->gen.threads, err);
     const struct vl_tokenizer *tok = inf->model ? vl_model_tokenizer(inf->model) : NULL;
     if (st == DP_OK && !tok)
         st = dp_err_set(err, DP_ERR_MODEL, "%s: no tokenizer.json", o->model_dir);

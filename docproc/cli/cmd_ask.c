@@ -47,7 +47,7 @@ struct ask_opts {
     const char *prompts_file;  /* --prompts FILE: one prompt per line */
     int parallel;              /* prompts in flight [min(prompts, DP_BATCH_AUTO_PARALLEL)] */
     struct dp_ingest_opts ing; /* pixel budget: DP_DEFAULT_MAX_PIXELS unless given */
-    struct dp_cli_gen gen;     /* negative sampling values: the model's generation_config.json */
+    struct dp_gen_opts gen;    /* negative sampling values: the model's generation_config.json */
     bool ignore_eos, print_ids, verbose, system_given;
     const char *dump_dir;
     const char *schema;                  /* --schema NAME|FILE */

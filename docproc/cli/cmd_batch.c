@@ -3,6 +3,7 @@
  * (dp_cmd_batch_common): option parsing, signal handling, output sinks and the exit code.
  * Not thread-safe (signal flag and getopt globals); runs on main's thread. */
 #include "dp_cli.h"
+#include "dp_batch_opts.h"
 #include "dp_alloc.h"
 #include "dp_log.h"
 #include "dp_batch.h"
@@ -62,8 +63,6 @@ static void print_summary(const char *name, const struct dp_batch_summary *s) {
             skipped, (long long)s->pages, s->pages == 1 ? "" : "s", (long long)s->pages_blank,
             (long long)s->pages_truncated, s->wall_s);
 }
-
-int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv);
 
 int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv) {
     const char *name = argv[0];

@@ -52,7 +52,7 @@ struct bench_opts {
     int64_t parallel;   /* requests in flight (one state, vl_seq_add) */
     int64_t pages;      /* 0: --parallel identical requests; else a workload of this many */
     int threads;
-    struct dp_cli_gen wf; /* only .weights and .vision_weights (dp_cli_gen_opt parses them) */
+    struct dp_gen_opts wf; /* only .weights and .vision_weights (dp_cli_gen_opt parses them) */
     bool verbose, warmup;
     const char *schema; /* --schema: also time constrained decoding's mask for it */
 };

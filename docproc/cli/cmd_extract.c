@@ -4,8 +4,6 @@
 #include "dp_cli.h"
 #include "dp_batch.h"
 
-int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv);
-
 int dp_cmd_extract(int argc, char **argv) {
     return dp_cmd_batch_common(DP_BATCH_CMD_EXTRACT, argc, argv);
 }

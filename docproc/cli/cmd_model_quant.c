@@ -147,7 +147,7 @@ int dp_cmd_model_quantize(int argc, char **argv) {
 
 struct compare_opts {
     const char *model_dir, *against;
-    struct dp_cli_gen gen; /* threads, weights, vision_weights */
+    struct dp_gen_opts gen; /* threads, weights, vision_weights */
     const char *images[COMPARE_MAX_IMAGES];
     int n_images;
     const char *prompts_file;

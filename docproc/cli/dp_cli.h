@@ -9,6 +9,7 @@
 #ifndef DP_CLI_H
 #define DP_CLI_H
 
+#include "dp_batch.h"
 #include "dp_status.h"
 
 #include <stdbool.h>
@@ -44,6 +45,8 @@ int dp_cmd_extract(int argc, char **argv);
 int dp_cmd_batch(int argc, char **argv);
 int dp_cmd_tables(int argc, char **argv);
 int dp_cmd_bench(int argc, char **argv);
+/* extract, batch and tables share one implementation (cmd_batch.c). */
+int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv);
 
 /* Prints "docproc CMD: message" and "try 'docproc CMD --help'" to stderr; returns DP_EXIT_USAGE. */
 int dp_cli_usage_error(const char *cmd, const char *fmt, ...) DP_PRINTF(2, 3);

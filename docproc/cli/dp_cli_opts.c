@@ -21,7 +21,7 @@ long dp_cli_default_threads(void) {
     return n < 1 ? 1 : n > DP_MAX_THREADS ? DP_MAX_THREADS : n;
 }
 
-void dp_cli_gen_init_model(struct dp_cli_gen *g) {
+void dp_cli_gen_init_model(struct dp_gen_opts *g) {
     g->max_new_tokens = VL_GEN_DEFAULT_MAX_NEW_TOKENS;
     g->temperature = g->top_p = g->repetition_penalty = -1.0;
     g->top_k = -1;
@@ -33,21 +33,12 @@ void dp_cli_gen_init_model(struct dp_cli_gen *g) {
 
 enum dp_status dp_cli_model_load(struct vl_model **out, const char *dir, const char *mmproj,
                                  struct dp_err *err) {
-    struct vl_error verr = {0};
-    if (vl_model_load_with_projector(out, dir, mmproj, &verr) != VL_OK)
-        return dp_vl_err(err, &verr, DP_ERR_MODEL, "%s", dir);
-    return DP_OK;
+    return dp_vl_model_load(out, dir, mmproj, err);
 }
 
-enum dp_status dp_cli_model_weights(struct vl_model *m, const struct dp_cli_gen *g,
+enum dp_status dp_cli_model_weights(struct vl_model *m, const struct dp_gen_opts *g,
                                     struct dp_err *err) {
-    enum vl_wformat text = g->weights >= 0 ? (enum vl_wformat)g->weights : vl_model_wformat(m, false);
-    enum vl_wformat vision =
-        g->vision_weights >= 0 ? (enum vl_wformat)g->vision_weights : vl_model_wformat(m, true);
-    struct vl_error verr = {0};
-    if (vl_model_quantize(m, text, vision, (int)g->threads, &verr) != VL_OK)
-        return dp_vl_err(err, &verr, DP_ERR_MODEL, NULL);
-    return DP_OK;
+    return dp_vl_model_weights(m, g->weights, g->vision_weights, (int)g->threads, err);
 }
 
 #define PREPROC_JSON "preprocessor_config.json"
@@ -104,7 +95,7 @@ enum dp_cli_opt_rc dp_cli_ingest_opt(struct dp_ingest_opts *ing, const char **pa
     }
 }
 
-enum dp_cli_opt_rc dp_cli_gen_opt(struct dp_cli_gen *g, int c, const char *arg,
+enum dp_cli_opt_rc dp_cli_gen_opt(struct dp_gen_opts *g, int c, const char *arg,
                                   struct dp_err *err) {
     int64_t v = 0;
     switch (c) {
@@ -221,7 +212,7 @@ static const char *gen_dflt(char *d, double v, bool integer) {
     return d;
 }
 
-void dp_cli_gen_help(struct dp_buf *b, unsigned mask, const struct dp_cli_gen *g) {
+void dp_cli_gen_help(struct dp_buf *b, unsigned mask, const struct dp_gen_opts *g) {
     char d[DFLT_LEN];
     if (mask & DP_CLI_GEN_SAMPLING) {
         dp_cli_help_line(b, "--max-new-tokens N", "answer length limit (per page)",

@@ -17,6 +17,7 @@
 #ifndef DP_CLI_OPTS_H
 #define DP_CLI_OPTS_H
 
+#include "dp_batch.h"
 #include "dp_buf.h"
 #include "dp_status.h"
 #include "dp_ingest.h"
@@ -67,22 +68,6 @@ enum dp_cli_opt_id {
         {"seed", required_argument, NULL, DP_CLI_OPT_SEED}, DP_CLI_LONGOPT_THREADS,               \
         DP_CLI_LONGOPTS_WEIGHTS
 
-/* Generation settings as given on the command line. A negative temperature, top_k, top_p or
- * repetition_penalty means "the model's generation_config.json" (ask); extract/batch/tables
- * start from the DP_BATCH_DEFAULT_* document defaults instead. */
-struct dp_cli_gen {
-    long max_new_tokens;
-    double temperature; /* 0 = greedy */
-    long top_k;         /* 0 = off */
-    double top_p;       /* 1 = off */
-    double repetition_penalty; /* 1 = off */
-    uint64_t seed;
-    long threads;       /* OpenBLAS + our pool [dp_cli_default_threads()] */
-    int weights;        /* --weights: enum vl_wformat, or -1 = as stored (bf16 for a BF16 one) */
-    int vision_weights; /* --vision-weights: likewise (bf16 or q8) */
-    const char *mmproj; /* --mmproj: llama.cpp's vision projector GGUF, or NULL */
-};
-
 /* Result of offering one getopt_long return value to a shared handler. */
 enum dp_cli_opt_rc {
     DP_CLI_OPT_BAD = -1,     /* a shared option with a bad value: err holds the one-line message */
@@ -96,19 +81,19 @@ enum dp_cli_opt_rc dp_cli_ingest_opt(struct dp_ingest_opts *ing, const char **pa
                                      const char *arg, struct dp_err *err);
 /* --max-new-tokens, --temperature, --top-k, --top-p, --repetition-penalty, --seed, --threads,
  * --weights bf16|q8|q4, --vision-weights bf16|q8, --mmproj FILE. */
-enum dp_cli_opt_rc dp_cli_gen_opt(struct dp_cli_gen *g, int c, const char *arg,
+enum dp_cli_opt_rc dp_cli_gen_opt(struct dp_gen_opts *g, int c, const char *arg,
                                   struct dp_err *err);
 
 /* The default of --threads everywhere: the number of online CPUs, within [1, DP_MAX_THREADS]. */
 long dp_cli_default_threads(void);
 /* All generation settings at "the model's generation_config.json" (negative), the published
  * max-new-tokens default, seed 0 and dp_cli_default_threads(). */
-void dp_cli_gen_init_model(struct dp_cli_gen *g);
+void dp_cli_gen_init_model(struct dp_gen_opts *g);
 struct vl_model;
 /* Applies --weights / --vision-weights to a freshly loaded model (vl_model_quantize with
  * g->threads; an option not given keeps what the checkpoint stores). DP_ERR_MODEL with the
  * library's message when the checkpoint cannot give the format (exit 3). */
-enum dp_status dp_cli_model_weights(struct vl_model *m, const struct dp_cli_gen *g,
+enum dp_status dp_cli_model_weights(struct vl_model *m, const struct dp_gen_opts *g,
                                     struct dp_err *err);
 /* Loads --model DIR (a checkpoint, a llama.cpp GGUF text model or a directory holding one) with
  * --mmproj if given (vl_model_load_with_projector); DP_ERR_MODEL with the library's message
@@ -133,7 +118,7 @@ enum {
     DP_CLI_GEN_ALL = (1u << 2) - 1,
 };
 void dp_cli_ingest_help(struct dp_buf *b, unsigned mask, const struct dp_ingest_opts *ing);
-void dp_cli_gen_help(struct dp_buf *b, unsigned mask, const struct dp_cli_gen *g);
+void dp_cli_gen_help(struct dp_buf *b, unsigned mask, const struct dp_gen_opts *g);
 struct vl_image_params;
 /* The processor settings of a checkpoint: the published defaults overlaid with
  * MODEL_DIR/preprocessor_config.json (model_dir NULL: defaults only). With optional, a missing

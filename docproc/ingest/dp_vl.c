@@ -46,6 +46,24 @@ enum dp_status dp_vl_err(struct dp_err *err, const struct vl_error *ve, enum dp_
     return dp_err_set(err, st, "%s: %s", prefix, ve->msg);
 }
 
+enum dp_status dp_vl_model_load(struct vl_model **out, const char *dir, const char *mmproj,
+                                struct dp_err *err) {
+    struct vl_error verr = {0};
+    if (vl_model_load_with_projector(out, dir, mmproj, &verr) != VL_OK)
+        return dp_vl_err(err, &verr, DP_ERR_MODEL, "%s", dir);
+    return DP_OK;
+}
+
+enum dp_status dp_vl_model_weights(struct vl_model *m, int text, int vision, int n_threads,
+                                   struct dp_err *err) {
+    enum vl_wformat t = text >= 0 ? (enum vl_wformat)text : vl_model_wformat(m, false);
+    enum vl_wformat v = vision >= 0 ? (enum vl_wformat)vision : vl_model_wformat(m, true);
+    struct vl_error verr = {0};
+    if (vl_model_quantize(m, t, v, n_threads, &verr) != VL_OK)
+        return dp_vl_err(err, &verr, DP_ERR_MODEL, NULL);
+    return DP_OK;
+}
+
 static void log_line(enum vl_log_level level, const char *msg, void *user) {
     (void)user;
     enum dp_log_level l = level == VL_LOG_ERROR  ? DP_LOG_ERROR

@@ -26,6 +26,16 @@ enum dp_status dp_vl_status(enum vl_status st, enum dp_status other);
 enum dp_status dp_vl_err(struct dp_err *err, const struct vl_error *ve, enum dp_status other,
                          const char *fmt, ...) DP_PRINTF(4, 5);
 
+/* Loads --model DIR (a checkpoint, a llama.cpp GGUF text model or a directory holding one) with
+ * --mmproj if given (vl_model_load_with_projector); DP_ERR_MODEL with libvl's message naming dir. */
+enum dp_status dp_vl_model_load(struct vl_model **out, const char *dir, const char *mmproj,
+                                struct dp_err *err);
+/* Applies --weights / --vision-weights to a freshly loaded model: vl_model_quantize to text /
+ * vision (enum vl_wformat; -1 keeps what the checkpoint stores) with n_threads workers.
+ * DP_ERR_MODEL with libvl's message when the checkpoint cannot give the format. */
+enum dp_status dp_vl_model_weights(struct vl_model *m, int text, int vision, int n_threads,
+                                   struct dp_err *err);
+
 /* Routes libvl's log lines into dp_log as "model: <line>", each at its own level, filtered by
  * dp_log's level (dp_log_set_level). */
 void dp_vl_log_route(void);

@@ -2,7 +2,8 @@
  * (struct dp_batch_opts) that is the single source of truth for parsing and for --help, which
  * prints the live defaults. Usage errors come back as DP_ERR_USAGE with a one-line message.
  * Not thread-safe (getopt's globals); called once from main's thread. */
-#include "dp_batch.h"
+#include "dp_batch_opts.h"
+#include "dp_cli_opts.h"
 #include "dp_cli.h"
 #include "dp_alloc.h"
 #include "dp_buf.h"
