@@ -1,7 +1,7 @@
 #!/bin/sh
 # checksrc-style bans (STYLE.md §3): no printf/fprintf/puts or exit() in library code
 # (model/, extractors/, schemas/, docproc/{base,ingest,out,batch}), no atoi/atof/sprintf/strncpy
-# anywhere. Prints "N passed, N failed".
+# anywhere; no source file over 800 lines. Prints "N passed, N failed".
 root=${DP_SOURCE_DIR:-.}
 passed=0 failed=0
 check() { # description, pattern, dirs...
@@ -24,5 +24,17 @@ check "exit() outside docproc/cli/main.c" '(^|[^a-z_])(exit|_exit|abort)[[:space
 check "banned functions (atoi, atof, atol, sprintf, vsprintf, strncpy, gets)" \
     '(^|[^a-z_])(atoi|atof|atol|sprintf|vsprintf|strncpy|gets)[[:space:]]*\(' \
     "$root/model" "$root/extractors" "$root/schemas" "$root/docproc"
+# STYLE 2.3 / #18: no C source or header over DP_MAX_SOURCE_LINES lines
+DP_MAX_SOURCE_LINES=800
+long=$(find "$root/model" "$root/extractors" "$root/schemas" "$root/docproc" "$root/tests" \
+    \( -name '*.c' -o -name '*.h' \) -exec wc -l {} + 2>/dev/null |
+    awk -v max=$DP_MAX_SOURCE_LINES '$2 != "total" && $1 > max { print $2 ": " $1 " lines" }')
+if [ -n "$long" ]; then
+    echo "FAIL: source files over $DP_MAX_SOURCE_LINES lines (split them by responsibility)"
+    echo "$long"
+    failed=$((failed + 1))
+else
+    passed=$((passed + 1))
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
