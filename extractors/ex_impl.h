@@ -155,4 +155,22 @@ void ex__validate(const struct sc_schema *s, const struct ex_field *fields, size
 void ex__check_arithmetic(const struct sc_schema *s, const struct ex_field *fields, size_t n,
                           struct ex__wsink *ws);
 
+/* ---- geometry and typed normalisation (ex_parse.c, ex_norm.c; tests call them directly) ---- */
+
+/* Maps a model-space box to page pixels / PDF points; false if geometry is unknown. */
+void ex_geom_map(const struct ex_geom *g, const struct ex_box *model, struct ex_prov *out);
+
+/* Typed normalisation (ex_norm.c). Each returns true when text was understood. */
+/* Numbers in any grouping: "1,234.56" "1.234,56" "1 234,56" "1'234.56" "-12" "(12.00)". */
+bool ex_norm_number(const char *text, double *out);
+/* Money: number plus optional symbol/ISO code before or after ("RM8.75", "€ 1.234,50", "USD 5").
+ * currency gets the ISO 4217 code or "" when none given. */
+bool ex_norm_amount(const char *text, double *out, char currency[4]);
+/* Dates to ISO 8601. alt (may be NULL) receives the other reading when day/month order is
+ * ambiguous (both <= 12 and different), and *ambiguous is set. iso and alt need 11 bytes. */
+bool ex_norm_date(const char *text, char iso[11], char alt[11], bool *ambiguous);
+bool ex_norm_percent(const char *text, double *out);
+/* ISO 4217 code for a symbol or code found in text ("$" -> "USD", "RM" -> "MYR"); "" if none. */
+bool ex_norm_currency(const char *text, char code[4]);
+
 #endif

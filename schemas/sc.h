@@ -113,7 +113,4 @@ const char *sc_type_name(enum sc_type t);
 const char *sc_format_name(enum sc_format f);
 const char *sc_task_name(enum sc_task t);
 
-/* Internal (sc_prompt.c): builds s->prompt from the schema. */
-enum dp_status sc__prompt_build(struct sc_schema *s, const char *x_prompt, struct dp_err *err);
-
 #endif

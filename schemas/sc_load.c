@@ -3,6 +3,7 @@
  * hashes the file bytes (SHA-256, GLib) and builds the prompt (sc_prompt.c).
  * Thread-safe: no shared state; a loaded schema is immutable. */
 #include "sc.h"
+#include "sc_impl.h"
 #include "dp_alloc.h"
 #include "dp_buf.h"
 #include "dp_fs.h"

@@ -5,6 +5,7 @@
  * a new line of the prompt. Layout and table schemas send x-prompt verbatim ("QwenVL HTML ").
  * Thread-safe: pure function of the schema. */
 #include "sc.h"
+#include "sc_impl.h"
 #include "dp_alloc.h"
 #include "dp_buf.h"
 

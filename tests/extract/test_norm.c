@@ -1,6 +1,6 @@
 /* Typed normalisation: every grouping convention, currencies, dates with ambiguity reported,
  * percentages. */
-#include "ex.h"
+#include "ex_impl.h"
 #include "t.h"
 
 static void num(const char *s, double want) {
