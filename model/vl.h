@@ -1,6 +1,6 @@
 /* libvl: Qwen2.5-VL inference in C — the core API: load a checkpoint, tokenize and template a
  * prompt, preprocess images, generate. Standalone: OpenBLAS, jansson, PCRE2 and GLib, never docproc.
- * Tooling (raw safetensors I/O, model facts, synth, dumps/hooks, kernel knobs) is in vl_tools.h.
+ * Tooling (safetensors I/O, weight formats, stream decoding, sizing, dumps, knobs): vl_tools.h.
  *
  *   struct vl_error err = {0};           // every call: VL_OK or a code + err.msg
  *   struct vl_model *m = NULL;  struct vl_state *st = NULL;
@@ -77,25 +77,7 @@ enum vl_status vl_model_load_with_projector(struct vl_model **out, const char *d
                                             const char *mmproj, struct vl_error *err);
 /* False for a GGUF text model loaded without its projector (text-only requests only). */
 bool vl_model_has_vision(const struct vl_model *m);
-/* True when the model was loaded from llama.cpp GGUF files (no preprocessor_config.json: the
- * published image processing applies). */
-bool vl_model_is_gguf(const struct vl_model *m);
 void vl_model_free(struct vl_model *m); /* NULL-safe */
-
-/* Weight formats (vl_quant_model.c; docs/quantization.md). BF16 is the exact path: the weights
- * as stored. Q8 and Q4 are blocks of 32 weights with one f16 scale (GGUF Q8_0 / Q4_0 layouts)
- * computed with int8 activations quantized on the fly. */
-enum vl_wformat { VL_WFORMAT_BF16 = 0, VL_WFORMAT_Q8, VL_WFORMAT_Q4 };
-bool vl_wformat_parse(const char *s, enum vl_wformat *out); /* "bf16", "q8", "q4" */
-const char *vl_wformat_name(enum vl_wformat f);
-/* Quantizes a freshly loaded model's Linear weights (text: LLM projections and lm_head; vision:
- * ViT and merger, bf16 or q8 only) before it is shared; norms, biases, embeddings and the patch
- * embedding stay as stored. A group stored quantized must be asked for in its own format
- * (VL_ERR_INVALID otherwise). n_threads workers quantize (docs/quantization.md). */
-enum vl_status vl_model_quantize(struct vl_model *m, enum vl_wformat text, enum vl_wformat vision,
-                                 int n_threads, struct vl_error *err);
-/* The format the model's text (vision false) or vision Linear weights are in now. */
-enum vl_wformat vl_model_wformat(const struct vl_model *m, bool vision);
 
 /* ---- tokenizer & chat (vl_tokenizer*.c, vl_chat.c) --------------------------------------- */
 /* Byte-level BPE, HF `tokenizers` semantics (spec §8); borrowed, NULL without tokenizer.json. */
@@ -108,21 +90,6 @@ enum vl_status vl_tokenizer_encode(const struct vl_tokenizer *t, const char *tex
 enum vl_status vl_tokenizer_decode(const struct vl_tokenizer *t, const int32_t *ids, size_t n,
                                    bool skip_special, char **out, size_t *out_len,
                                    struct vl_error *err);
-
-/* Streaming decode: text out as soon as it is complete UTF-8 (buffers of at least
- * vl_tok_stream_bound(t) bytes); flush at the end (U+FFFD for a cut sequence). */
-#define VL_TOK_STREAM_PENDING_MAX 4
-struct vl_tok_stream {
-    uint8_t pending[VL_TOK_STREAM_PENDING_MAX]; /* incomplete UTF-8 held back */
-    int n_pending;
-    bool skip_special;
-};
-void vl_tok_stream_init(struct vl_tok_stream *s, bool skip_special);
-size_t vl_tok_stream_bound(const struct vl_tokenizer *t); /* output bytes one push may need */
-enum vl_status vl_tok_stream_push(const struct vl_tokenizer *t, struct vl_tok_stream *s,
-                                  int32_t id, char *out, size_t cap, size_t *n_out,
-                                  struct vl_error *err);
-size_t vl_tok_stream_flush(struct vl_tok_stream *s, char *out, size_t cap);
 
 /* Chat template (spec §5.1) and placeholder expansion (§5.2): <|im_start|>system\n...<|im_end|>\n
  * <|im_start|>user\n<|vision_start|><|image_pad|>xN<|vision_end|>TEXT<|im_end|>\n
@@ -329,17 +296,5 @@ bool vl_seq_done(const struct vl_state *s, int seq, struct vl_result *out,
 void vl_seq_cancel(struct vl_state *s, int seq);
 /* Frees the slot for the next vl_seq_add (its cache memory is kept for reuse). */
 void vl_seq_release(struct vl_state *s, int seq);
-/* Work done by a state's steps since vl_state_new (wall seconds of each kind of step). */
-struct vl_state_stats {
-    int64_t decode_steps, decode_rows; /* rows: sequences summed over decode steps */
-    int64_t prefill_chunks, visions;
-    double decode_s, prefill_s, vision_s;
-};
-void vl_state_stats_get(const struct vl_state *s, struct vl_state_stats *out);
-/* Heap bytes one sequence of n_tokens positions (prompt + new tokens) needs: its KV cache,
- * its share of the sampler and result arrays (for deciding how many to run at once). */
-size_t vl_seq_bytes(const struct vl_model *model, int64_t n_tokens);
-/* Heap bytes of a state with these parameters, sequences' caches excluded. */
-size_t vl_state_bytes(const struct vl_model *model, const struct vl_state_params *params);
 
 #endif

@@ -1,5 +1,6 @@
 /* libvl tooling: what `docproc model`, `preprocess`, `bench`, the tests and the fuzzers use on top
- * of the core API of vl.h — raw safetensors I/O, model facts, random-weight checkpoints, the
+ * of the core API of vl.h — raw safetensors I/O, streaming detokenization, weight formats and
+ * quantization, model facts, state sizing and statistics, random-weight checkpoints, the
  * named-tensor hook and its dump sink, low-level prompt pieces, and the kernel tuning knobs.
  * An application that only loads a model and generates needs vl.h alone.
  *
@@ -35,6 +36,23 @@ bool vl_tokenizer_is_special(const struct vl_tokenizer *t, int32_t id);
 int32_t vl_tokenizer_token_id(const struct vl_tokenizer *t, const char *content);
 /* Raw bytes of one token (not NUL-terminated, may be partial UTF-8); NULL if id has none. */
 const char *vl_tokenizer_token_bytes(const struct vl_tokenizer *t, int32_t id, size_t *len);
+
+/* ---- streaming detokenization (vl_tokenizer_decode.c) ------------------------------------ */
+
+/* Streaming decode: text out as soon as it is complete UTF-8 (buffers of at least
+ * vl_tok_stream_bound(t) bytes); flush at the end (U+FFFD for a cut sequence). */
+#define VL_TOK_STREAM_PENDING_MAX 4
+struct vl_tok_stream {
+    uint8_t pending[VL_TOK_STREAM_PENDING_MAX]; /* incomplete UTF-8 held back */
+    int n_pending;
+    bool skip_special;
+};
+void vl_tok_stream_init(struct vl_tok_stream *s, bool skip_special);
+size_t vl_tok_stream_bound(const struct vl_tokenizer *t); /* output bytes one push may need */
+enum vl_status vl_tok_stream_push(const struct vl_tokenizer *t, struct vl_tok_stream *s,
+                                  int32_t id, char *out, size_t cap, size_t *n_out,
+                                  struct vl_error *err);
+size_t vl_tok_stream_flush(struct vl_tok_stream *s, char *out, size_t cap);
 
 /* ---- chat template pieces (vl_chat.c) ---------------------------------------------------- */
 
@@ -120,11 +138,31 @@ const char *vl_st_path(const struct vl_st_file *f);
  * older kernel, no file mapped). Reads /proc: not for hot paths. */
 int64_t vl_st_huge_mapped_bytes(const struct vl_st_file *const *files, int n);
 
+/* ---- weight formats and quantization (vl_quant_model.c) ---------------------------------- */
+
+/* Weight formats (vl_quant_model.c; docs/quantization.md). BF16 is the exact path: the weights
+ * as stored. Q8 and Q4 are blocks of 32 weights with one f16 scale (GGUF Q8_0 / Q4_0 layouts)
+ * computed with int8 activations quantized on the fly. */
+enum vl_wformat { VL_WFORMAT_BF16 = 0, VL_WFORMAT_Q8, VL_WFORMAT_Q4 };
+bool vl_wformat_parse(const char *s, enum vl_wformat *out); /* "bf16", "q8", "q4" */
+const char *vl_wformat_name(enum vl_wformat f);
+/* Quantizes a freshly loaded model's Linear weights (text: LLM projections and lm_head; vision:
+ * ViT and merger, bf16 or q8 only) before it is shared; norms, biases, embeddings and the patch
+ * embedding stay as stored. A group stored quantized must be asked for in its own format
+ * (VL_ERR_INVALID otherwise). n_threads workers quantize (docs/quantization.md). */
+enum vl_status vl_model_quantize(struct vl_model *m, enum vl_wformat text, enum vl_wformat vision,
+                                 int n_threads, struct vl_error *err);
+/* The format the model's text (vision false) or vision Linear weights are in now. */
+enum vl_wformat vl_model_wformat(const struct vl_model *m, bool vision);
+
 /* ---- model facts (vl_model.c) ------------------------------------------------------------ */
 
 #define VL_SUMMARY_MAX_FULLATT 64
 #define VL_SUMMARY_MAX_DTYPES 16
 
+/* True when the model was loaded from llama.cpp GGUF files (no preprocessor_config.json: the
+ * published image processing applies). */
+bool vl_model_is_gguf(const struct vl_model *m);
 /* Plain-typed facts about a loaded model (for `docproc model info` and logs). */
 struct vl_model_summary {
     char model_type[64];
@@ -180,6 +218,21 @@ struct vl_compare_stats {
 enum vl_status vl_compare_run(const struct vl_model *ref, const struct vl_model *cand,
                               const struct vl_request *req, int64_t steps, int n_threads,
                               struct vl_compare_stats *out, struct vl_error *err);
+
+/* ---- state sizing and statistics (vl_state.c, vl_seq.c) ---------------------------------- */
+
+/* Work done by a state's steps since vl_state_new (wall seconds of each kind of step). */
+struct vl_state_stats {
+    int64_t decode_steps, decode_rows; /* rows: sequences summed over decode steps */
+    int64_t prefill_chunks, visions;
+    double decode_s, prefill_s, vision_s;
+};
+void vl_state_stats_get(const struct vl_state *s, struct vl_state_stats *out);
+/* Heap bytes one sequence of n_tokens positions (prompt + new tokens) needs: its KV cache,
+ * its share of the sampler and result arrays (for deciding how many to run at once). */
+size_t vl_seq_bytes(const struct vl_model *model, int64_t n_tokens);
+/* Heap bytes of a state with these parameters, sequences' caches excluded. */
+size_t vl_state_bytes(const struct vl_model *model, const struct vl_state_params *params);
 
 /* ---- random-weight checkpoints (vl_synth.c) ---------------------------------------------- */
 

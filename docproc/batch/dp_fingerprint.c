@@ -11,7 +11,7 @@
 #include "dp_fs.h"
 #include "dp_limits.h"
 #include "dp_out.h"
-#include "vl.h"
+#include "vl_tools.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -7,6 +7,7 @@
 
 #include "dp_limits.h"
 #include "dp_vl.h"
+#include "vl_tools.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -3,6 +3,7 @@
 #include "dp_vl.h"
 
 #include "dp_log.h"
+#include "vl_tools.h"
 
 #include <stdarg.h>
 #include <stdio.h>
