@@ -303,7 +303,8 @@ static void malformed(void) {
     ex_doc_free(d);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    t_args(argc, argv);
     const char *src = getenv("DP_SOURCE_DIR");
     snprintf(src_dir, sizeof src_dir, "%s", src ? src : ".");
     struct dp_err err = {0};
@@ -312,9 +313,9 @@ int main(void) {
         fprintf(stderr, "%s\n", err.msg);
         return t_done();
     }
-    prompt_and_size();
-    real_answers();
-    malformed();
+    T_RUN(prompt_and_size);
+    T_RUN(real_answers);
+    T_RUN(malformed);
     sc_schema_free(olm);
     return t_done();
 }

@@ -90,10 +90,11 @@ static void test_atomic(void) {
     rmdir(dir);
 }
 
-int main(void) {
-    test_err();
-    test_sizes();
-    test_buf();
-    test_atomic();
+int main(int argc, char **argv) {
+    t_args(argc, argv);
+    T_RUN(test_err);
+    T_RUN(test_sizes);
+    T_RUN(test_buf);
+    T_RUN(test_atomic);
     return t_done();
 }

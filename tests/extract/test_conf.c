@@ -187,11 +187,12 @@ static void results(void) {
     sc_schema_free(s);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    t_args(argc, argv);
     xmlInitParser();
-    span();
-    cells();
-    results();
+    T_RUN(span);
+    T_RUN(cells);
+    T_RUN(results);
     xmlCleanupParser();
     return t_done();
 }

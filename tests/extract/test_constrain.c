@@ -386,9 +386,41 @@ static void conf_to_fields(void) {
     sc_schema_free(s);
 }
 
+/* Every unsupported keyword is a load error naming the keyword and its path. */
+static void unsupported_keywords(void) {
+    static const char *const kws[][2] = {
+        {"oneOf", "[{\"type\": \"string\"}]"}, {"anyOf", "[{\"type\": \"string\"}]"},
+        {"allOf", "[{\"type\": \"string\"}]"}, {"not", "{\"type\": \"number\"}"},
+        {"$ref", "\"#/$defs/x\""},           {"$defs", "{}"},
+        {"const", "\"x\""},                  {"minLength", "2"},
+        {"maxLength", "9"},                  {"if", "{}"},
+        {"minimum", "0"},                    {"maximum", "9"},
+        {"exclusiveMinimum", "0"},           {"multipleOf", "2"},
+        {"minItems", "1"},                   {"maxItems", "3"},
+        {"uniqueItems", "true"},             {"contains", "{}"},
+        {"prefixItems", "[]"},               {"patternProperties", "{}"},
+        {"propertyNames", "{}"},             {"minProperties", "1"},
+        {"dependentRequired", "{}"},         {"unevaluatedProperties", "false"},
+        {"contentEncoding", "\"base64\""},
+    };
+    for (size_t i = 0; i < sizeof kws / sizeof *kws; i++)
+        unsupported(kws[i][0], kws[i][1], NULL);
+}
+
+/* Pattern features the automaton cannot honour are load errors too. */
+static void pattern_features(void) {
+    pattern_feature("(a)\\\\1", "backreference");
+    pattern_feature("a(?=b)", "lookaround");
+    pattern_feature("\\\\bword", "word boundary");
+    pattern_feature("a^b", "anchor");
+    pattern_feature("\\\\p{L}+", "Unicode property");
+    pattern_feature("[[:alpha:]]", "POSIX class");
+}
+
 int main(int argc, char **argv) {
-    confidence();
-    conf_to_fields();
+    argc = t_args(argc, argv);
+    T_RUN(confidence);
+    T_RUN(conf_to_fields);
     if (argc > 1)
         SEEDS = atoi(argv[1]);
     const char *fx = getenv("DP_FIXTURES");
@@ -412,48 +444,29 @@ int main(int argc, char **argv) {
     T_CHECK(ex_vocab_new(&v, &src, &err) == DP_OK);
     float *z = calloc((size_t)n_logits, sizeof *z);
     if (v && z) {
-        hostile(v, "invoice", NULL, z, n_tok, n_logits);
-        hostile(v, "receipt", NULL, z, n_tok, n_logits);
-        hostile(v, "form", NULL, z, n_tok, n_logits);
-        hostile(v, "chart", NULL, z, n_tok, n_logits);
-        hostile(v, "test-schema", T_ANSWER_TEST_SCHEMA, z, n_tok, n_logits);
-        teacher(v, T_ANSWER_TEST_SCHEMA,
-                "```json\n{\"kind\": {\"value\": \"cr\", \"bbox_2d\": [1, 2, 30, 40]}, "
-                "\"level\": {\"value\": 12, \"bbox_2d\": [0, 0, 5, 5]}, "
-                "\"count\": {\"value\": -7, \"bbox_2d\": [1, 1, 2, 2]}, "
-                "\"paid\": {\"value\": false, \"bbox_2d\": [3, 4, 5, 6]}, "
-                "\"ratio\": {\"value\": 0.25, \"bbox_2d\": [7, 8, 9, 10]}, "
-                "\"code\": {\"value\": \"AB-123\", \"bbox_2d\": [11, 12, 13, 14]}, "
-                "\"tags\": [{\"value\": \"Straße \\\"x\\\" 東京\", \"bbox_2d\": [1, 2, 3, 4]}], "
-                "\"party\": null, "
-                "\"groups\": [{\"label\": null, \"rows\": [{\"qty\": {\"value\": 3, \"bbox_2d\": "
-                "[5, 6, 7, 8]}, \"ok\": {\"value\": true, \"bbox_2d\": [9, 9, 9, 9]}}]}, "
-                "{\"label\": {\"value\": \"g2\", \"bbox_2d\": [1, 1, 1, 1]}, \"rows\": []}]}\n```",
-                z, n_logits);
+        T_RUN_AS(hostile_invoice, hostile(v, "invoice", NULL, z, n_tok, n_logits));
+        T_RUN_AS(hostile_receipt, hostile(v, "receipt", NULL, z, n_tok, n_logits));
+        T_RUN_AS(hostile_form, hostile(v, "form", NULL, z, n_tok, n_logits));
+        T_RUN_AS(hostile_chart, hostile(v, "chart", NULL, z, n_tok, n_logits));
+        T_RUN_AS(hostile_test_schema,
+                 hostile(v, "test-schema", T_ANSWER_TEST_SCHEMA, z, n_tok, n_logits));
+        T_RUN_AS(teacher_forced,
+          teacher(v, T_ANSWER_TEST_SCHEMA,
+                  "```json\n{\"kind\": {\"value\": \"cr\", \"bbox_2d\": [1, 2, 30, 40]}, "
+                  "\"level\": {\"value\": 12, \"bbox_2d\": [0, 0, 5, 5]}, "
+                  "\"count\": {\"value\": -7, \"bbox_2d\": [1, 1, 2, 2]}, "
+                  "\"paid\": {\"value\": false, \"bbox_2d\": [3, 4, 5, 6]}, "
+                  "\"ratio\": {\"value\": 0.25, \"bbox_2d\": [7, 8, 9, 10]}, "
+                  "\"code\": {\"value\": \"AB-123\", \"bbox_2d\": [11, 12, 13, 14]}, "
+                  "\"tags\": [{\"value\": \"Straße \\\"x\\\" 東京\", \"bbox_2d\": [1, 2, 3, 4]}], "
+                  "\"party\": null, "
+                  "\"groups\": [{\"label\": null, \"rows\": [{\"qty\": {\"value\": 3, \"bbox_2d\": "
+                  "[5, 6, 7, 8]}, \"ok\": {\"value\": true, \"bbox_2d\": [9, 9, 9, 9]}}]}, "
+                  "{\"label\": {\"value\": \"g2\", \"bbox_2d\": [1, 1, 1, 1]}, \"rows\": []}]}\n```",
+                  z, n_logits));
     }
-    static const char *const kws[][2] = {
-        {"oneOf", "[{\"type\": \"string\"}]"}, {"anyOf", "[{\"type\": \"string\"}]"},
-        {"allOf", "[{\"type\": \"string\"}]"}, {"not", "{\"type\": \"number\"}"},
-        {"$ref", "\"#/$defs/x\""},           {"$defs", "{}"},
-        {"const", "\"x\""},                  {"minLength", "2"},
-        {"maxLength", "9"},                  {"if", "{}"},
-        {"minimum", "0"},                    {"maximum", "9"},
-        {"exclusiveMinimum", "0"},           {"multipleOf", "2"},
-        {"minItems", "1"},                   {"maxItems", "3"},
-        {"uniqueItems", "true"},             {"contains", "{}"},
-        {"prefixItems", "[]"},               {"patternProperties", "{}"},
-        {"propertyNames", "{}"},             {"minProperties", "1"},
-        {"dependentRequired", "{}"},         {"unevaluatedProperties", "false"},
-        {"contentEncoding", "\"base64\""},
-    };
-    for (size_t i = 0; i < sizeof kws / sizeof *kws; i++)
-        unsupported(kws[i][0], kws[i][1], NULL);
-    pattern_feature("(a)\\\\1", "backreference");
-    pattern_feature("a(?=b)", "lookaround");
-    pattern_feature("\\\\bword", "word boundary");
-    pattern_feature("a^b", "anchor");
-    pattern_feature("\\\\p{L}+", "Unicode property");
-    pattern_feature("[[:alpha:]]", "POSIX class");
+    T_RUN(unsupported_keywords);
+    T_RUN(pattern_features);
     free(z);
     ex_vocab_free(v);
     vl_tokenizer_free(tok);

@@ -22,7 +22,7 @@ static void date(const char *s, const char *want, const char *alt) {
     T_CHECK_MSG(amb == (alt != NULL) && (!alt || !strcmp(a, alt)), "date '%s' ambiguity: %d %s", s, amb, a);
 }
 
-int main(void) {
+static void numbers(void) {
     num("1,234.56", 1234.56);
     num("1.234,56", 1234.56);
     num("1 234,56", 1234.56);
@@ -46,7 +46,10 @@ int main(void) {
     T_CHECK(!ex_norm_number("", &v));
     T_CHECK(!ex_norm_number("12abc", &v));
     T_CHECK(!ex_norm_number("1.2,3.4", &v));
+}
 
+static void amounts(void) {
+    double v;
     amt("RM8.75", 8.75, "MYR");
     amt("-RM0.01", -0.01, "MYR");
     amt("RM -0.01", -0.01, "MYR");
@@ -64,14 +67,18 @@ int main(void) {
     amt("8.76", 8.76, "");
     T_CHECK(!ex_norm_amount("8.00<\xe5\x85\xa8>", &v, (char[4]){0}));
     T_CHECK(!ex_norm_amount("RM", &v, (char[4]){0}));
+}
 
+static void currencies(void) {
     char c[4];
     T_CHECK(ex_norm_currency("$", c) && !strcmp(c, "USD"));
     T_CHECK(ex_norm_currency("RM", c) && !strcmp(c, "MYR"));
     T_CHECK(ex_norm_currency("eur", c) && !strcmp(c, "EUR"));
     T_CHECK(ex_norm_currency("\xe2\x82\xac", c) && !strcmp(c, "EUR"));
     T_CHECK(!ex_norm_currency("dollars", c));
+}
 
+static void dates(void) {
     date("2024-03-04", "2024-03-04", NULL);
     date("2024/3/4", "2024-03-04", NULL);
     date("03/04/2024", "2024-03-04", "2024-04-03");
@@ -94,9 +101,21 @@ int main(void) {
     T_CHECK(!ex_norm_date("31/31/2020", iso, alt, &amb));
     T_CHECK(!ex_norm_date("hello", iso, alt, &amb));
     T_CHECK(!ex_norm_date("12:30", iso, alt, &amb));
+}
 
+static void percents(void) {
+    double v;
     T_CHECK(ex_norm_percent("12.5%", &v) && v == 12.5);
     T_CHECK(ex_norm_percent("12,5 %", &v) && v == 12.5);
     T_CHECK(!ex_norm_percent("12.5", &v));
+}
+
+int main(int argc, char **argv) {
+    t_args(argc, argv);
+    T_RUN(numbers);
+    T_RUN(amounts);
+    T_RUN(currencies);
+    T_RUN(dates);
+    T_RUN(percents);
     return t_done();
 }

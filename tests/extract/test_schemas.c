@@ -44,7 +44,7 @@ static enum dp_status parse_schema(const char *json, struct dp_err *err) {
     return st;
 }
 
-int main(void) {
+static void builtin(void) {
     struct dp_err err = {0};
     const char *names[] = {"invoice", "receipt", "form", "table", "chart", "layout"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -63,7 +63,10 @@ int main(void) {
     for (size_t i = 0; i < nl; i++)
         dp_free(list[i]);
     dp_free(list);
+}
 
+static void invoice_prompt(void) {
+    struct dp_err err = {0};
     struct sc_schema *inv = NULL;
     T_CHECK(sc_schema_load(&inv, "invoice", &err) == DP_OK);
     /* one field = one prompt line; grounded answers requested */
@@ -79,7 +82,11 @@ int main(void) {
     T_EQ_STR(lay->prompt, "QwenVL HTML ");
     T_CHECK(lay->task == SC_TASK_LAYOUT && lay->system_prompt != NULL);
     sc_schema_free(lay);
+    sc_schema_free(inv);
+}
 
+static void user_schema(void) {
+    struct dp_err err = {0};
     /* user schema through $DOCPROC_SCHEMAS, no recompiling */
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/extract/schemas", getenv("DP_SOURCE_DIR") ? getenv("DP_SOURCE_DIR") : ".");
@@ -89,7 +96,10 @@ int main(void) {
     T_CHECK(sroie && sroie->n_fields == 4 && sroie->fields[1].format == SC_FORMAT_DATE);
     sc_schema_free(sroie);
     unsetenv("DOCPROC_SCHEMAS");
+}
 
+static void schema_errors(void) {
+    struct sc_schema *sroie = NULL;
     /* errors name the file and the key */
     struct dp_err e1 = {0};
     T_CHECK(parse_schema("{\"properties\": {\"a\": {\"type\": \"strin\"}}}", &e1) == DP_ERR_SCHEMA);
@@ -106,7 +116,14 @@ int main(void) {
     T_CHECK(sc_schema_load(&sroie, "no-such-schema", &e6) == DP_ERR_IO && strstr(e6.msg, "searched"));
     struct dp_err e7 = {0};
     T_CHECK(sc_schema_load(&sroie, "../etc/passwd", &e7) != DP_OK);
+}
 
+static void invoice_fields(void) {
+    struct dp_err err = {0};
+    struct sc_schema *inv = NULL;
+    T_CHECK(sc_schema_load(&inv, "invoice", &err) == DP_OK);
+    if (!inv)
+        return;
     /* invoice: grounded fields, European numbers, ambiguous date, arithmetic */
     const char *p1 =
         "```json\n{\"invoice_id\": {\"value\": \"INV-1\", \"bbox_2d\": [100, 50, 300, 80]},\n"
@@ -143,7 +160,17 @@ int main(void) {
     /* schema order first */
     T_EQ_STR(d->pages[0]->fields[0].name, "invoice_id");
     ex_doc_free(d);
+    sc_schema_free(inv);
+}
 
+static void invoice_checks(void) {
+    struct dp_err err = {0};
+    struct sc_schema *inv = NULL;
+    T_CHECK(sc_schema_load(&inv, "invoice", &err) == DP_OK);
+    if (!inv)
+        return;
+    struct ex_doc *d;
+    const struct ex_field *items;
     /* totals that do not add up; required missing; multi-page merge */
     const char *pages[2] = {
         "{\"invoice_id\": \"A-1\", \"subtotal\": 10, \"total_tax\": 2,"
@@ -172,7 +199,11 @@ int main(void) {
     T_CHECK(warn_with(d->warnings, d->n_warnings, EX_WARN_TYPE, "expected a list"));
     ex_doc_free(d);
     sc_schema_free(inv);
+}
 
+static void receipt_text(void) {
+    struct dp_err err = {0};
+    struct ex_doc *d;
     /* key: value pairs in a plain-text receipt, two on one line, typed through the aliases */
     struct sc_schema *rc = NULL;
     T_CHECK(sc_schema_load(&rc, "receipt", &err) == DP_OK);
@@ -189,7 +220,11 @@ int main(void) {
     T_CHECK(!warn_with(d->warnings, d->n_warnings, EX_WARN_PATTERN, NULL));
     ex_doc_free(d);
     sc_schema_free(rc);
+}
 
+static void charts(void) {
+    struct dp_err err = {0};
+    struct ex_doc *d;
     /* charts, and enum validation */
     struct sc_schema *ch = NULL;
     T_CHECK(sc_schema_load(&ch, "chart", &err) == DP_OK);
@@ -214,5 +249,17 @@ int main(void) {
     T_EQ_STR(d->pages[0]->charts[0].series[0].points[1].x, "Q2");
     ex_doc_free(d);
     sc_schema_free(ch);
+}
+
+int main(int argc, char **argv) {
+    t_args(argc, argv);
+    T_RUN(builtin);
+    T_RUN(invoice_prompt);
+    T_RUN(user_schema);
+    T_RUN(schema_errors);
+    T_RUN(invoice_fields);
+    T_RUN(invoice_checks);
+    T_RUN(receipt_text);
+    T_RUN(charts);
     return t_done();
 }

@@ -51,10 +51,7 @@ static void roundtrip(const struct ex_table *t) {
     }
 }
 
-int main(void) {
-    struct dp_err err = {0};
-    T_CHECK(sc_schema_load(&schema, "table", &err) == DP_OK);
-
+static void spans(void) {
     /* rowspan + colspan */
     struct ex_page *p = parse("```html\n<table data-bbox=\"10 20 300 400\"><tr><th rowspan=\"2\">A</th>"
                               "<th colspan=\"2\">B</th></tr><tr><td>b1</td><td>b2</td></tr>"
@@ -76,7 +73,11 @@ int main(void) {
     T_EQ_I64(p->n_warnings, 0);
     roundtrip(t);
     ex_page_free(p);
+}
 
+static void rowspan_clipped(void) {
+    struct ex_page *p;
+    const struct ex_table *t;
     /* rowspan overflowing the table is clipped (warned) */
     p = parse("<table><tr><td rowspan=\"5\">A</td><td>1</td></tr><tr><td>2</td></tr></table>");
     t = &p->tables[0];
@@ -85,7 +86,11 @@ int main(void) {
     T_EQ_I64(count(p, EX_WARN_SYNTAX), 1);
     roundtrip(t);
     ex_page_free(p);
+}
 
+static void colspan_cut(void) {
+    struct ex_page *p;
+    const struct ex_table *t;
     /* colspan overlapping a rowspan from above is cut (warned) */
     p = parse("<table><tr><td>a</td><td rowspan=\"2\">b</td></tr><tr><td colspan=\"3\">c</td></tr></table>");
     t = &p->tables[0];
@@ -95,14 +100,21 @@ int main(void) {
     T_EQ_I64(count(p, EX_WARN_SYNTAX), 1);
     roundtrip(t);
     ex_page_free(p);
+}
 
+static void rowspan_cut(void) {
+    struct ex_page *p;
+    const struct ex_table *t;
     /* rowspan overlapping a later cell's position is cut: rowspan=3 meets a colspan row */
     p = parse("<table><tr><td rowspan=\"3\">L</td><td>1</td></tr><tr><td>2</td></tr>"
               "<tr><td>3</td></tr></table>");
     t = &p->tables[0];
     T_CHECK(t->n_rows == 3 && t->n_cols == 2 && cell(t, 2, 0)->orow == 0);
     ex_page_free(p);
+}
 
+static void span_values(void) {
+    struct ex_page *p;
     /* rowspan=0 spans to the end silently; bad and huge spans are clipped with warnings */
     p = parse("<table><tr><td rowspan=\"0\">R</td><td colspan=\"abc\">x</td></tr><tr><td>y</td></tr></table>"
               "<table><tr><td colspan=\"99999\">wide</td></tr></table>");
@@ -113,13 +125,21 @@ int main(void) {
     T_EQ_I64(count(p, EX_WARN_LIMIT), 1);
     roundtrip(&p->tables[0]);
     ex_page_free(p);
+}
 
+static void short_rows(void) {
+    struct ex_page *p;
+    const struct ex_table *t;
     /* short rows are padded with empty cells */
     p = parse("<table><tr><td>1</td><td>2</td><td>3</td></tr><tr><td>4</td></tr></table>");
     t = &p->tables[0];
     T_CHECK(t->n_cols == 3 && !strcmp(cell(t, 1, 2)->text, "") && cell(t, 1, 2)->orow == 1);
     ex_page_free(p);
+}
 
+static void markdown(void) {
+    struct ex_page *p;
+    const struct ex_table *t;
     /* markdown */
     p = parse("Here is the table:\n\n| Item | Qty | Price |\n|------|----:|------:|\n| Tea | 2 | 3.50 |\n"
               "| Cake \\| pie | 1 | 4,00 \"EUR\" |\n| short |\n\nThat is all.");
@@ -134,12 +154,17 @@ int main(void) {
     T_CHECK(t->prov.span_len > 0 && !strncmp(p->raw + t->prov.span_off, "| Item", 6));
     roundtrip(t);
     ex_page_free(p);
+}
 
+static void markdown_html(void) {
+    struct ex_page *p;
     /* markdown with an HTML table inside */
     p = parse("Result:\n<table><tr><td>a</td><td>b</td></tr></table>\nend");
     T_EQ_I64(p->n_tables, 1);
     ex_page_free(p);
+}
 
+static void csv_quoting(void) {
     /* a table built directly with text CSV must quote: newline, CR, quotes, commas, spaces */
     struct ex__wsink ws = {0};
     struct ex__tcell src[4] = {
@@ -153,25 +178,37 @@ int main(void) {
     roundtrip(&tt);
     ex__table_free(&tt);
     dp_free(ws.w);
+}
 
+static void json_rows(void) {
+    struct ex_page *p;
     /* JSON rows answer */
     p = parse("```json\n[[\"Year\", \"Sales\"], [2020, 1.5], [2021, \"2,5\"]]\n```");
     T_EQ_I64(p->n_tables, 1);
     T_CHECK(p->tables[0].n_rows == 3 && p->tables[0].n_cols == 2);
     ex_page_free(p);
+}
 
+static void closing_span(void) {
+    struct ex_page *p;
     /* the span of an element that ends the answer covers its closing tag */
     const char *last = "<p data-bbox=\"1 2 3 4\">the rolling pin</p>";
     p = parse(last);
     T_CHECK(p->n_blocks == 1 && p->blocks[0].prov.span_off == 0 && p->blocks[0].prov.span_len == strlen(last));
     ex_page_free(p);
+}
 
+static void grounding_points(void) {
+    struct ex_page *p;
     /* grounding points (spec 9.2): the bounding box of x1/y1 ... xN/yN, phrase as text */
     p = parse("<points x1=\"100\" y1=\"200\" x2=\"150\" y2=\"220\" alt=\"pin\">the rolling pin</points>");
     T_CHECK(p->n_blocks == 1 && p->blocks[0].prov.has_box && p->blocks[0].prov.model.x2 == 150 &&
             p->blocks[0].prov.model.y1 == 200 && !strcmp(p->blocks[0].text, "the rolling pin"));
     ex_page_free(p);
+}
 
+static void chart_table(void) {
+    struct dp_err err = {0};
     /* a chart given as a table */
     struct sc_schema *chart = NULL;
     T_CHECK(sc_schema_load(&chart, "chart", &err) == DP_OK);
@@ -189,7 +226,9 @@ int main(void) {
     }
     ex_page_free(cp);
     sc_schema_free(chart);
+}
 
+static void hostile_pipes(void) {
     /* hostile-input sweep: a markdown row of millions of pipes took 1.3 GB for a 10 MB answer;
      * the cells stop at EX_TABLE_MAX_CELLS with a limit warning */
     {
@@ -208,6 +247,26 @@ int main(void) {
             dp_free(md);
         }
     }
+}
+
+int main(int argc, char **argv) {
+    t_args(argc, argv);
+    struct dp_err err = {0};
+    T_CHECK(sc_schema_load(&schema, "table", &err) == DP_OK);
+    T_RUN(spans);
+    T_RUN(rowspan_clipped);
+    T_RUN(colspan_cut);
+    T_RUN(rowspan_cut);
+    T_RUN(span_values);
+    T_RUN(short_rows);
+    T_RUN(markdown);
+    T_RUN(markdown_html);
+    T_RUN(csv_quoting);
+    T_RUN(json_rows);
+    T_RUN(closing_span);
+    T_RUN(grounding_points);
+    T_RUN(chart_table);
+    T_RUN(hostile_pipes);
     sc_schema_free(schema);
     return t_done();
 }

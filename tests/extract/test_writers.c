@@ -121,41 +121,26 @@ static void reparse_same(const struct dp_raw_doc *rd, struct sc_schema *s, const
     ex_doc_free(d);
 }
 
-int main(void) {
-    xmlInitParser();
-    char p[1024];
-    snprintf(p, sizeof p, "%s/schemas/docproc-result.xsd", getenv("DP_SOURCE_DIR") ? getenv("DP_SOURCE_DIR") : ".");
-    xmlSchemaParserCtxtPtr pc = xmlSchemaNewParserCtxt(p);
-    xsd = xmlSchemaParse(pc);
-    xmlSchemaFreeParserCtxt(pc);
-    T_CHECK(xsd != NULL);
+/* What the cases share: the invoice schema, a two-page document, the temporary directory with
+ * the zip (g_zpath) and directory (g_dpath) bundles. */
+static struct sc_schema *g_schema;
+static struct ex_doc *g_doc;
+static char *g_dir;
+static char g_zpath[512], g_dpath[512];
+
+static void zip_bundle(void) {
     struct dp_err err = {0};
-    struct sc_schema *s = NULL;
-    T_CHECK(sc_schema_load(&s, "invoice", &err) == DP_OK);
-    struct ex_doc *d = make_doc("in/scan \"1\".pdf", s);
-    T_CHECK(d->truncated);
-    T_EQ_I64(d->pages[0]->n_tables, 1);
-    T_CHECK(ex_doc_set_stamp(d, &d->stamp, &err) == DP_OK); /* its own stamp: no use after free */
-    T_EQ_STR(d->stamp.model_id, "Qwen/Qwen2.5-VL-7B-Instruct");
-
-    char tmpl[] = "/tmp/dp_writers_XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    T_CHECK(dir != NULL);
-    char zpath[512], dpath[512];
-    snprintf(zpath, sizeof zpath, "%s/sub/dir/out.zip", dir);
-    snprintf(dpath, sizeof dpath, "%s/outdir", dir);
-
     /* zip bundle */
     struct dp_bundle *b = NULL;
-    T_CHECK(dp_bundle_open(&b, zpath, false, &err) == DP_OK);
-    T_CHECK(dp_bundle_add_doc(b, d, "../evil/doc", DP_OUT_ALL, &err) == DP_OK);
-    T_CHECK(dp_bundle_add_doc(b, d, "second", DP_OUT_JSON, &err) == DP_OK);
-    T_CHECK(dp_bundle_add_doc(b, d, "second", DP_OUT_JSON, &err) == DP_OK);
+    T_CHECK(dp_bundle_open(&b, g_zpath, false, &err) == DP_OK);
+    T_CHECK(dp_bundle_add_doc(b, g_doc, "../evil/doc", DP_OUT_ALL, &err) == DP_OK);
+    T_CHECK(dp_bundle_add_doc(b, g_doc, "second", DP_OUT_JSON, &err) == DP_OK);
+    T_CHECK(dp_bundle_add_doc(b, g_doc, "second", DP_OUT_JSON, &err) == DP_OK);
     T_CHECK(dp_bundle_add_file(b, "../../manifest.json", "{}", 2, &err) == DP_OK);
-    T_CHECK(access(zpath, F_OK) != 0); /* nothing visible before commit */
+    T_CHECK(access(g_zpath, F_OK) != 0); /* nothing visible before commit */
     T_CHECK(dp_bundle_commit(b, &err) == DP_OK);
     int ze = 0;
-    zip_t *za = zip_open(zpath, ZIP_RDONLY, &ze);
+    zip_t *za = zip_open(g_zpath, ZIP_RDONLY, &ze);
     T_CHECK(za != NULL);
     const char *want[] = {"_./evil/doc/result.json", "_./evil/doc/result.xml",
                           "_./evil/doc/tables/p0001-t01.csv", "_./evil/doc/raw/page-0001.txt",
@@ -189,13 +174,15 @@ int main(void) {
     zip_discard(za);
 
     struct dp_raw_set *rs = NULL;
-    T_CHECK(dp_raw_read(&rs, zpath, &err) == DP_OK);
+    T_CHECK(dp_raw_read(&rs, g_zpath, &err) == DP_OK);
     if (rs) {
-        check_raw(rs, d, "_./evil/doc");
-        reparse_same(&rs->docs[0], s, d);
+        check_raw(rs, g_doc, "_./evil/doc");
+        reparse_same(&rs->docs[0], g_schema, g_doc);
     }
     dp_raw_set_free(rs);
+}
 
+static void zip_tmp_names(void) {
     /* libzip's temporary names, as a killed commit leaves them */
     T_EQ_I64(dp_bundle_zip_tmp_len("doc.zip.Ab12Cd"), 7);
     T_EQ_I64(dp_bundle_zip_tmp_len("doc.ZIP.Ab12Cd"), 7);
@@ -203,56 +190,75 @@ int main(void) {
     T_EQ_I64(dp_bundle_zip_tmp_len("doc.zip.Ab12C"), 0);
     T_EQ_I64(dp_bundle_zip_tmp_len("doc.json.Ab12Cd"), 0);
     T_EQ_I64(dp_bundle_zip_tmp_len(".zip.Ab12Cd"), 0);
+}
 
+static void existing_output(void) {
+    struct dp_err err = {0};
+    struct dp_bundle *b = NULL;
+    struct dp_raw_set *rs = NULL;
+    if (access(g_zpath, F_OK) != 0) /* run alone: the bundle zip_bundle writes */
+        zip_bundle();
     /* existing output: refused, then overwritten with overwrite */
     struct dp_err e2 = {0};
-    T_CHECK(dp_bundle_open(&b, zpath, false, &e2) == DP_ERR_IO && strstr(e2.msg, "exists"));
-    T_CHECK(dp_bundle_open(&b, zpath, true, &err) == DP_OK);
-    T_CHECK(dp_bundle_add_doc(b, d, "again", DP_OUT_RAW, &err) == DP_OK);
+    T_CHECK(dp_bundle_open(&b, g_zpath, false, &e2) == DP_ERR_IO && strstr(e2.msg, "exists"));
+    T_CHECK(dp_bundle_open(&b, g_zpath, true, &err) == DP_OK);
+    T_CHECK(dp_bundle_add_doc(b, g_doc, "again", DP_OUT_RAW, &err) == DP_OK);
     T_CHECK(dp_bundle_commit(b, &err) == DP_OK);
-    T_CHECK(dp_raw_read(&rs, zpath, &err) == DP_OK && rs->n_docs == 1 && !strcmp(rs->docs[0].stem, "again"));
+    T_CHECK(dp_raw_read(&rs, g_zpath, &err) == DP_OK && rs->n_docs == 1 && !strcmp(rs->docs[0].stem, "again"));
     dp_raw_set_free(rs);
+}
+
+static void aborted_zip(void) {
+    struct dp_err err = {0};
+    struct dp_bundle *b = NULL;
     /* aborted zip leaves nothing */
     char apath[600];
-    snprintf(apath, sizeof apath, "%s/aborted.zip", dir);
+    snprintf(apath, sizeof apath, "%s/aborted.zip", g_dir);
     T_CHECK(dp_bundle_open(&b, apath, false, &err) == DP_OK);
-    T_CHECK(dp_bundle_add_doc(b, d, "x", DP_OUT_ALL, &err) == DP_OK);
+    T_CHECK(dp_bundle_add_doc(b, g_doc, "x", DP_OUT_ALL, &err) == DP_OK);
     dp_bundle_abort(b);
     T_CHECK(access(apath, F_OK) != 0);
+}
 
+static void directory_bundle(void) {
+    struct dp_err err = {0};
+    struct dp_bundle *b = NULL;
+    struct dp_raw_set *rs = NULL;
     /* directory bundle */
-    T_CHECK(dp_bundle_open(&b, dpath, false, &err) == DP_OK);
-    T_CHECK(dp_bundle_add_doc(b, d, "doc", DP_OUT_ALL, &err) == DP_OK);
+    T_CHECK(dp_bundle_open(&b, g_dpath, false, &err) == DP_OK);
+    T_CHECK(dp_bundle_add_doc(b, g_doc, "doc", DP_OUT_ALL, &err) == DP_OK);
     T_CHECK(dp_bundle_commit(b, &err) == DP_OK);
     char f[700];
-    snprintf(f, sizeof f, "%s/doc/result.xml", dpath);
+    snprintf(f, sizeof f, "%s/doc/result.xml", g_dpath);
     char *x = NULL;
     size_t xl = 0;
     T_CHECK(dp_file_read(f, DP_MAX_FILE_BYTES, &x, &xl, &err) == DP_OK && valid_xml(x, xl));
     dp_free(x);
-    T_CHECK(dp_raw_read(&rs, dpath, &err) == DP_OK);
+    T_CHECK(dp_raw_read(&rs, g_dpath, &err) == DP_OK);
     if (rs)
-        check_raw(rs, d, "doc");
+        check_raw(rs, g_doc, "doc");
     dp_raw_set_free(rs);
-    snprintf(f, sizeof f, "%s/doc", dpath);
+    snprintf(f, sizeof f, "%s/doc", g_dpath);
     T_CHECK(dp_raw_read(&rs, f, &err) == DP_OK); /* one document's folder */
     if (rs)
-        check_raw(rs, d, "doc");
+        check_raw(rs, g_doc, "doc");
     dp_raw_set_free(rs);
     struct dp_err e3 = {0};
-    T_CHECK(dp_bundle_open(&b, dpath, false, &err) == DP_OK);
-    T_CHECK(dp_bundle_add_doc(b, d, "doc", DP_OUT_JSON, &e3) == DP_ERR_IO); /* no --force */
+    T_CHECK(dp_bundle_open(&b, g_dpath, false, &err) == DP_OK);
+    T_CHECK(dp_bundle_add_doc(b, g_doc, "doc", DP_OUT_JSON, &e3) == DP_ERR_IO); /* no --force */
     dp_bundle_abort(b);
     struct dp_err e4 = {0};
     /* a bundle folder keeps the input tree: documents are found below the top level too */
-    T_CHECK(dp_raw_read(&rs, dir, &e4) == DP_OK && rs->n_docs == 1 &&
+    T_CHECK(dp_raw_read(&rs, g_dir, &e4) == DP_OK && rs->n_docs == 1 &&
             !strcmp(rs->docs[0].stem, "outdir/doc"));
     dp_raw_set_free(rs);
     char nodocs[600];
-    snprintf(nodocs, sizeof nodocs, "%s/nodocs", dir);
+    snprintf(nodocs, sizeof nodocs, "%s/nodocs", g_dir);
     T_CHECK(mkdir(nodocs, 0755) == 0);
     T_CHECK(dp_raw_read(&rs, nodocs, &e4) == DP_ERR_FORMAT); /* no document anywhere */
+}
 
+static void names_and_formats(void) {
     /* sanitising and format lists */
     const char *names[][2] = {{"..", "_."}, {"a/b\\c", "a_b_c"}, {".hidden", "_hidden"}, {"", "_"},
                               {"\xe5\x8f\x91\xe7\xa5\xa8 1.pdf", "\xe5\x8f\x91\xe7\xa5\xa8_1.pdf"},
@@ -275,7 +281,10 @@ int main(void) {
     T_CHECK(dp_out_parse_formats("pdf,alto,hocr,page,md,txt", &fm) &&
             fm == (DP_OUT_PDF | DP_OUT_ALTO | DP_OUT_HOCR | DP_OUT_PAGE | DP_OUT_MD | DP_OUT_TXT));
     T_CHECK(!dp_out_parse_formats("", &fm));
+}
 
+static void empty_xml(void) {
+    struct dp_err err = {0};
     /* the XML of an empty document and of a document without pages validate too */
     struct ex_doc *empty = NULL;
     T_CHECK(ex_doc_new(&empty, "", &err) == DP_OK);
@@ -285,12 +294,43 @@ int main(void) {
     T_CHECK(dp_out_xml(empty, &xb, &err) == DP_OK && valid_xml(xb.data, xb.len));
     dp_buf_free(&xb);
     ex_doc_free(empty);
+}
 
+int main(int argc, char **argv) {
+    t_args(argc, argv);
+    xmlInitParser();
+    char p[1024];
+    snprintf(p, sizeof p, "%s/schemas/docproc-result.xsd", getenv("DP_SOURCE_DIR") ? getenv("DP_SOURCE_DIR") : ".");
+    xmlSchemaParserCtxtPtr pc = xmlSchemaNewParserCtxt(p);
+    xsd = xmlSchemaParse(pc);
+    xmlSchemaFreeParserCtxt(pc);
+    T_CHECK(xsd != NULL);
+    struct dp_err err = {0};
+    T_CHECK(sc_schema_load(&g_schema, "invoice", &err) == DP_OK);
+    g_doc = make_doc("in/scan \"1\".pdf", g_schema);
+    T_CHECK(g_doc->truncated);
+    T_EQ_I64(g_doc->pages[0]->n_tables, 1);
+    /* its own stamp: no use after free */
+    T_CHECK(ex_doc_set_stamp(g_doc, &g_doc->stamp, &err) == DP_OK);
+    T_EQ_STR(g_doc->stamp.model_id, "Qwen/Qwen2.5-VL-7B-Instruct");
+
+    char tmpl[] = "/tmp/dp_writers_XXXXXX";
+    g_dir = mkdtemp(tmpl);
+    T_CHECK(g_dir != NULL);
+    snprintf(g_zpath, sizeof g_zpath, "%s/sub/dir/out.zip", g_dir);
+    snprintf(g_dpath, sizeof g_dpath, "%s/outdir", g_dir);
+    T_RUN(zip_bundle);
+    T_RUN(zip_tmp_names);
+    T_RUN(existing_output);
+    T_RUN(aborted_zip);
+    T_RUN(directory_bundle);
+    T_RUN(names_and_formats);
+    T_RUN(empty_xml);
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     T_CHECK(system(cmd) == 0);
-    ex_doc_free(d);
-    sc_schema_free(s);
+    ex_doc_free(g_doc);
+    sc_schema_free(g_schema);
     xmlSchemaFree(xsd);
     return t_done();
 }

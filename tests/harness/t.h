@@ -7,11 +7,18 @@
  *       T_NEAR(g(), 0.5, 1e-6);
  *       return t_done();
  *   }
+ *
+ * Named cases, one at a time from the command line: a main that calls t_args(argc, argv) and
+ * runs its parts as T_RUN(fn) (calls fn()) or T_RUN_AS(name, statements) accepts
+ *   test_x --list          prints the case names, runs none of them
+ *   test_x --case NAME     runs only that case (repeatable; an unknown NAME fails the test)
+ * Code outside the cases (setup) runs either way.
  */
 #ifndef T_H
 #define T_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +99,77 @@ static inline double t_nmse(const float *got, const float *want, size_t n) {
             T_FAIL_AT("nmse(%s, %s) = %.3g > %.3g", #got, #want, t_e_, (double)(max));             \
     } while (0)
 
+/* ---- named cases ---------------------------------------------------------------------------- */
+
+#define T_MAX_SELECTED 32 /* --case options one run takes */
+
+static const char *t_selected[T_MAX_SELECTED];
+static bool t_selected_ran[T_MAX_SELECTED];
+static int t_n_selected;
+static bool t_listing;
+
+/* Takes --list, --case NAME and --case=NAME out of argv (the other arguments keep their order);
+ * returns the new argc. */
+static inline int t_args(int argc, char **argv) {
+    int out = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *name = NULL;
+        if (!strcmp(argv[i], "--list"))
+            t_listing = true;
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc)
+            name = argv[++i];
+        else if (!strncmp(argv[i], "--case=", 7))
+            name = argv[i] + 7;
+        else
+            argv[out++] = argv[i];
+        if (name && t_n_selected < T_MAX_SELECTED)
+            t_selected[t_n_selected++] = name;
+        else if (name) {
+            t_failed++;
+            fprintf(stderr, "FAIL: more than %d --case options\n", T_MAX_SELECTED);
+        }
+    }
+    argv[out] = NULL;
+    return out;
+}
+
+/* Whether the case called name runs now (--list prints it instead). */
+static inline bool t_case(const char *name) {
+    if (t_listing) {
+        printf("%s\n", name);
+        return false;
+    }
+    if (!t_n_selected)
+        return true;
+    bool run = false;
+    for (int i = 0; i < t_n_selected; i++)
+        if (!strcmp(t_selected[i], name))
+            run = t_selected_ran[i] = true;
+    if (run)
+        printf("case %s\n", name);
+    return run;
+}
+
+#define T_RUN(fn)                                                                                  \
+    do {                                                                                           \
+        if (t_case(#fn))                                                                           \
+            fn();                                                                                  \
+    } while (0)
+#define T_RUN_AS(name, ...)                                                                        \
+    do {                                                                                           \
+        if (t_case(#name)) {                                                                       \
+            __VA_ARGS__;                                                                           \
+        }                                                                                          \
+    } while (0)
+
 static inline int t_done(void) {
+    for (int i = 0; i < t_n_selected; i++)
+        if (!t_selected_ran[i]) {
+            t_failed++;
+            fprintf(stderr, "FAIL: no case named '%s' (--list lists them)\n", t_selected[i]);
+        }
+    if (t_listing)
+        return t_failed ? 1 : 0;
     printf("%d passed, %d failed\n", t_passed, t_failed);
     return t_failed ? 1 : 0;
 }

@@ -289,12 +289,13 @@ static void test_params_and_errors(void) {
     vl_vision_input_free(NULL);
 }
 
-int main(void) {
-    test_smart_resize_table();
-    test_bicubic_rows();
-    test_pil_bicubic();
-    test_golden_cases();
-    test_video_frames();
-    test_params_and_errors();
+int main(int argc, char **argv) {
+    t_args(argc, argv);
+    T_RUN(test_smart_resize_table);
+    T_RUN(test_bicubic_rows);
+    T_RUN(test_pil_bicubic);
+    T_RUN(test_golden_cases);
+    T_RUN(test_video_frames);
+    T_RUN(test_params_and_errors);
     return t_done();
 }

@@ -153,10 +153,11 @@ static void test_fixture(void) {
     T_EQ_I64(c.preproc.min_pixels, 3136);
 }
 
-int main(void) {
-    test_flat_and_nested();
-    test_refusals();
-    test_preproc_and_gen();
-    test_fixture();
+int main(int argc, char **argv) {
+    t_args(argc, argv);
+    T_RUN(test_flat_and_nested);
+    T_RUN(test_refusals);
+    T_RUN(test_preproc_and_gen);
+    T_RUN(test_fixture);
     return t_done();
 }

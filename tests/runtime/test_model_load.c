@@ -376,19 +376,20 @@ static void test_chat_goldens(void) {
     json_decref(man);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    t_args(argc, argv);
     t_path(fixture_model, sizeof fixture_model, "DP_FIXTURES", "qwen25vl-tiny/model");
     snprintf(tmp, sizeof tmp, "/tmp/dp_test_model_XXXXXX");
     if (!mkdtemp(tmp)) {
         perror("mkdtemp");
         return 1;
     }
-    test_fixture();
-    test_missing();
-    test_sharded();
-    test_renamed();
-    test_untied();
-    test_chat_goldens();
+    T_RUN(test_fixture);
+    T_RUN(test_missing);
+    T_RUN(test_sharded);
+    T_RUN(test_renamed);
+    T_RUN(test_untied);
+    T_RUN(test_chat_goldens);
     sh("rm -rf '%s'", tmp);
     return t_done();
 }

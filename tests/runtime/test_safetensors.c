@@ -254,16 +254,17 @@ static void test_fixture(void) {
     vl_st_close(f);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    t_args(argc, argv);
     snprintf(dir, sizeof dir, "/tmp/dp_test_st_XXXXXX");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;
     }
-    test_roundtrip();
-    test_corrupt();
-    test_huge_mapping();
-    test_fixture();
+    T_RUN(test_roundtrip);
+    T_RUN(test_corrupt);
+    T_RUN(test_huge_mapping);
+    T_RUN(test_fixture);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

@@ -230,7 +230,8 @@ static void test_threads(const char *path) {
     json_decref(root);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    t_args(argc, argv);
     char path[1024];
     struct vl_error err = {0};
     t_path(path, sizeof path, "DP_FIXTURES", "qwen25vl-tiny/model/tokenizer.json");
@@ -241,12 +242,14 @@ int main(void) {
     T_EQ_I64(vl_tokenizer_token_id(tok, "<|im_start|>"), 151644);
     T_CHECK(vl_tokenizer_is_special(tok, 151655));
     T_CHECK(!vl_tokenizer_is_special(tok, 151657));
-    test_goldens(t_path(path, sizeof path, "DP_FIXTURES", "qwen25vl-tiny/tokenizer_goldens.json"));
-    test_spec_vectors();
-    test_limits();
-    test_stream();
-    test_nfc_chunks();
-    test_threads(t_path(path, sizeof path, "DP_FIXTURES", "qwen25vl-tiny/tokenizer_goldens.json"));
+    const char *golden = t_path(path, sizeof path, "DP_FIXTURES",
+                                "qwen25vl-tiny/tokenizer_goldens.json");
+    T_RUN_AS(test_goldens, test_goldens(golden));
+    T_RUN(test_spec_vectors);
+    T_RUN(test_limits);
+    T_RUN(test_stream);
+    T_RUN(test_nfc_chunks);
+    T_RUN_AS(test_threads, test_threads(golden));
     /* a broken tokenizer file is named in the error (hostile-input sweep), not "tokenizer.json" */
     struct vl_tokenizer *bad = NULL;
     struct vl_error be = {0};

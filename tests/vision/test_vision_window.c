@@ -203,10 +203,11 @@ static void test_grid_checks(void) {
     T_CHECK(vl__vision_scratch_floats(&cfg, 64) == 0);
 }
 
-int main(void) {
-    test_spec_examples();
-    test_other_window();
-    test_rope();
-    test_grid_checks();
+int main(int argc, char **argv) {
+    t_args(argc, argv);
+    T_RUN(test_spec_examples);
+    T_RUN(test_other_window);
+    T_RUN(test_rope);
+    T_RUN(test_grid_checks);
     return t_done();
 }
