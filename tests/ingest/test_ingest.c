@@ -573,30 +573,66 @@ static void test_degenerate_headers(void) {
     T_CHECK(strstr(e3.msg, "100000x100000") != NULL);
 }
 
-/* Fail the Nth dp_ allocation for N = 1.. until a run needs no failure: every run must end
- * in DP_OK or DP_ERR_NOMEM, and ASan's leak check covers the error paths. */
+/* Checksum of a page's pixels and size (the reference a run under allocation failures must give). */
+static uint64_t page_sum(const struct dp_page *pg) {
+    uint64_t h = ((uint64_t)pg->width << 32) ^ (uint64_t)pg->height;
+    for (size_t i = 0; pg->rgb && i < (size_t)pg->width * (size_t)pg->height * 3; i++)
+        h = h * 1099511628211u + pg->rgb[i];
+    return h;
+}
+
+/* One ingest run: open, render page 0 and fit it to the budget; a page selection parsed and
+ * checked against the page count. *sum: the page's checksum (0 unless DP_OK). */
+static enum dp_status ingest_run(const char *path, const struct dp_ingest_opts *o, uint64_t *sum,
+                                 struct dp_err *e) {
+    struct dp_page pg;
+    struct dp_page_sel sel = {0};
+    *sum = 0;
+    enum dp_status st = open_render(path, o, 0, &pg, e);
+    if (st == DP_OK)
+        st = dp_page_fit(&pg, o, e);
+    if (st == DP_OK)
+        st = dp_page_sel_parse(&sel, "1,3-5,2", e);
+    if (st == DP_OK)
+        st = dp_page_sel_check(&sel, 5, path, e);
+    if (st == DP_OK)
+        *sum = page_sum(&pg);
+    dp_page_sel_free(&sel);
+    dp_page_free(&pg);
+    return st;
+}
+
+/* Allocation-failure torture (as test_extract_oom and test_vl_oom): fail the Nth dp_ allocation
+ * for N = 1.. until a run needs no failure, on a TIFF, a JPEG (EXIF), a PNG and a PDF. Every
+ * failing run must end in DP_ERR_NOMEM with a message, the run that gets through must give the
+ * reference page (a failed allocation never silently changes the pixels), and ASan's leak check
+ * covers the error paths. */
 static void test_alloc_failures(void) {
     const char *files[] = {"samples/libtiff/palette-1c-8b.tiff",
                            "samples/qwen25vl_cookbooks/ocr_example4.jpg",
+                           "samples/invoice2data/AmazonWebServices.png",
                            "samples/invoice2data/oyo.pdf"};
     struct dp_ingest_opts o;
     dp_ingest_opts_init(&o);
     o.max_pixels = 1 << 18;
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        uint64_t ref = 0;
+        struct dp_err re = {0};
+        T_CHECK_MSG(ingest_run(SRC(files[f]), &o, &ref, &re) == DP_OK, "%s: %s", files[f], re.msg);
         int n;
         for (n = 1; n < 200; n++) {
-            struct dp_page pg;
+            uint64_t sum = 0;
             struct dp_err e = {0};
             dp_alloc_fail_after(n);
-            enum dp_status st = open_render(SRC(files[f]), &o, 0, &pg, &e);
-            if (st == DP_OK)
-                st = dp_page_fit(&pg, &o, &e);
+            enum dp_status st = ingest_run(SRC(files[f]), &o, &sum, &e);
             dp_alloc_fail_after(0);
-            dp_page_free(&pg);
-            if (st == DP_OK)
+            if (st == DP_OK) {
+                T_CHECK_MSG(sum == ref, "%s: allocation %d failed silently: the page differs",
+                            files[f], n);
                 break;
-            T_CHECK_MSG(st == DP_ERR_NOMEM, "%s with allocation %d failing: %d %s", files[f], n,
-                        st, e.msg);
+            }
+            T_CHECK_MSG(st == DP_ERR_NOMEM && e.msg[0], "%s with allocation %d failing: %d %s",
+                        files[f], n, st, e.msg);
         }
         T_CHECK_MSG(n > 1 && n < 200, "%s: %d allocation steps", files[f], n);
     }
@@ -676,19 +712,20 @@ static void test_vl_boundary(void) {
     T_EQ_STR(e4.msg, "/m/x: /m/x.gguf: No such file or directory");
 }
 
-int main(void) {
-    test_vl_boundary();
-    test_sniff();
-    test_page_sel();
-    test_samples();
-    test_tiff_references();
-    test_tiff_orientation();
-    test_passwords();
-    test_pdf_geometry();
-    test_pixel_caps();
-    test_exif_orientation();
-    test_degenerate_headers();
-    test_alloc_failures();
-    test_threads();
+int main(int argc, char **argv) {
+    t_args(argc, argv);
+    T_RUN(test_vl_boundary);
+    T_RUN(test_sniff);
+    T_RUN(test_page_sel);
+    T_RUN(test_samples);
+    T_RUN(test_tiff_references);
+    T_RUN(test_tiff_orientation);
+    T_RUN(test_passwords);
+    T_RUN(test_pdf_geometry);
+    T_RUN(test_pixel_caps);
+    T_RUN(test_exif_orientation);
+    T_RUN(test_degenerate_headers);
+    T_RUN(test_alloc_failures);
+    T_RUN(test_threads);
     return t_done();
 }
