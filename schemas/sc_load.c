@@ -388,12 +388,13 @@ static bool is_file(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The directories searched, in order, as up to three strings (caller frees each). */
-static int search_dirs(char *dirs[3]) {
+/* The directories searched, in order, as up to three strings (caller frees each; NULL for one
+ * that could not be built, *nomem set when that was for want of memory). */
+static int search_dirs(char *dirs[3], bool *nomem) {
     int n = 0;
     const char *env = getenv(SC_ENV_DIR);
     if (env && *env)
-        dirs[n++] = dp_strdup(env);
+        *nomem |= !(dirs[n++] = dp_strdup(env));
     char exe[SC_PATH_MAX];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k > 0) {
@@ -406,11 +407,12 @@ static int search_dirs(char *dirs[3]) {
             dp_buf_puts(&b, exe);
             dp_buf_puts(&b, SC_EXE_REL_DIR);
             dirs[n++] = b.status == DP_OK ? dp_buf_steal(&b, NULL) : NULL;
+            *nomem |= b.status == DP_ERR_NOMEM || (b.status == DP_OK && !dirs[n - 1]);
             dp_buf_free(&b);
         }
     }
     if (SC_SOURCE_SCHEMA_DIR[0])
-        dirs[n++] = dp_strdup(SC_SOURCE_SCHEMA_DIR);
+        *nomem |= !(dirs[n++] = dp_strdup(SC_SOURCE_SCHEMA_DIR));
     return n;
 }
 
@@ -429,7 +431,8 @@ enum dp_status sc_schema_find(char **out, const char *name, struct dp_err *err) 
         return dp_err_set(err, DP_ERR_IO, "schema '%s': not a schema name (letters, digits, - _)",
                           name);
     char *dirs[3] = {0};
-    int n = search_dirs(dirs);
+    bool nomem = false; /* a failed allocation is out of memory, never "not found" */
+    int n = search_dirs(dirs, &nomem);
     struct dp_buf tried;
     dp_buf_init(&tried, SC_PATH_MAX * 3);
     for (int i = 0; i < n && !*out; i++) {
@@ -439,14 +442,19 @@ enum dp_status sc_schema_find(char **out, const char *name, struct dp_err *err) 
         dp_buf_init(&b, SC_PATH_MAX);
         dp_buf_appendf(&b, "%s/%s.json", dirs[i], name);
         if (b.status == DP_OK && is_file(b.data))
-            *out = dp_buf_steal(&b, NULL);
+            nomem |= !(*out = dp_buf_steal(&b, NULL));
+        nomem |= b.status == DP_ERR_NOMEM;
         dp_buf_appendf(&tried, "%s%s", tried.len ? ", " : "", dirs[i]);
         dp_buf_free(&b);
     }
     for (int i = 0; i < n; i++)
         dp_free(dirs[i]);
     enum dp_status st = DP_OK;
-    if (!*out) {
+    if (nomem || tried.status == DP_ERR_NOMEM) {
+        dp_free(*out);
+        *out = NULL;
+        st = dp_err_set(err, DP_ERR_NOMEM, "schema '%s': out of memory", name);
+    } else if (!*out) {
         char *names = sc_schema_names();
         st = dp_err_set(err, DP_ERR_IO,
                         "schema '%s' not found; built-in schemas: %s (searched %s; set $%s)", name,
@@ -490,8 +498,9 @@ enum dp_status sc_schema_list(char ***out, size_t *n_out, struct dp_err *err) {
     *out = NULL;
     *n_out = 0;
     char *dirs[3] = {0};
-    int n = search_dirs(dirs);
-    enum dp_status st = DP_OK;
+    bool nomem = false;
+    int n = search_dirs(dirs, &nomem);
+    enum dp_status st = nomem ? dp_err_set(err, DP_ERR_NOMEM, "schema list: out of memory") : DP_OK;
     size_t cap = 0;
     for (int i = 0; i < n && st == DP_OK; i++) {
         GDir *d = dirs[i] ? g_dir_open(dirs[i], 0, NULL) : NULL;

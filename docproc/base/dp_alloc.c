@@ -8,8 +8,8 @@
 
 static atomic_long fail_countdown; /* 0 = never fail */
 
-void dp_alloc_fail_after(long n) {
-    atomic_store(&fail_countdown, n);
+long dp_alloc_fail_after(long n) {
+    return atomic_exchange(&fail_countdown, n);
 }
 
 static bool should_fail(void) {

@@ -28,8 +28,10 @@ void dp_free(void *p);
         (p) = NULL;                                                                                \
     } while (0)
 
-/* Test hook: the Nth allocation from now fails (0 disables). Not thread-safe; tests only. */
-void dp_alloc_fail_after(long n);
+/* Test hook: the Nth allocation from now fails (0 disables). Returns what was left of the
+ * previous countdown: > 0 when the armed failure never happened (fewer allocations were made).
+ * Not thread-safe; tests only. */
+long dp_alloc_fail_after(long n);
 
 /* Overflow-checked arithmetic; return false on overflow and leave *out unspecified. */
 bool dp_size_add(size_t *out, size_t a, size_t b);

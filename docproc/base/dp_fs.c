@@ -44,7 +44,10 @@ enum dp_status dp_atomic_open(struct dp_atomic_file *f, const char *path, bool o
     dp_buf_appendf(&b, ".%s" ATOMIC_TMP_TAG "%ld-%u", base, (long)getpid(),
                    atomic_fetch_add(&tmp_counter, 1));
     if (b.status != DP_OK) {
+        enum dp_status bs = b.status;
         dp_buf_free(&b);
+        if (bs == DP_ERR_NOMEM)
+            return dp_err_set(err, DP_ERR_NOMEM, "%s: out of memory", path);
         return dp_err_set(err, DP_ERR_LIMIT, "%s: path too long", path);
     }
     f->tmp_path = dp_buf_steal(&b, NULL);

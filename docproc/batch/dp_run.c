@@ -455,7 +455,7 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
         DP_LOG_WARN("--jobs %d: with a model one inference thread runs (pages are rendered ahead "
                     "by the ingest thread); --jobs parallelises --from-raw", o->jobs);
     enum dp_status st = sc_schema_load(&r.schema, o->schema, err);
-    if (st != DP_OK) {
+    if (st != DP_OK && st != DP_ERR_NOMEM) {
         if (err)
             err->code = DP_ERR_SCHEMA; /* a schema that does not load is a load failure (exit 3) */
         st = DP_ERR_SCHEMA;

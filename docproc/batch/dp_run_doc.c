@@ -272,21 +272,30 @@ void dp__run_emit_line(const struct dp_run *r, const char *s) {
         r->o->emit(DP_BATCH_STDOUT, s, r->o->emit_user);
 }
 
-static void print_result_line(const struct dp_run *r, const struct ex_doc *doc) {
+/* A record that cannot be made (out of memory) fails its document: never a silently missing line. */
+static enum dp_status print_result_line(const struct dp_run *r, const struct ex_doc *doc,
+                                        struct dp_err *err) {
     struct dp_buf b;
     dp_buf_init(&b, DP_MAX_TEXT_BYTES);
-    struct dp_err e = {0};
-    if (dp_out_json(doc, &b, &e) == DP_OK && b.status == DP_OK) {
-        json_t *j = json_loadb(b.data, b.len, 0, NULL);
-        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        if (s) {
-            dp__run_emit_line(r, s);
-            dp__run_emit_line(r, "\n");
-        }
-        free(s);
-        json_decref(j);
+    enum dp_status st = dp_out_json(doc, &b, err);
+    if (st == DP_OK && b.status != DP_OK)
+        st = dp_err_set(err, b.status, "result record: %s", dp_status_str(b.status));
+    json_t *j = NULL;
+    char *s = NULL;
+    if (st == DP_OK) {
+        j = json_loadb(b.data, b.len, 0, NULL);
+        s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (!s)
+            st = dp_err_set(err, DP_ERR_NOMEM, "result record: out of memory");
     }
+    if (s) {
+        dp__run_emit_line(r, s);
+        dp__run_emit_line(r, "\n");
+    }
+    free(s);
+    json_decref(j);
     dp_buf_free(&b);
+    return st;
 }
 
 void dp__run_status_line(const struct dp_run *r, const struct dp_input *d) {
@@ -356,10 +365,11 @@ void dp__run_doc(struct dp_run *r, int index) {
         d->t.write += dp__now() - t2;
     }
     pthread_mutex_lock(&r->mu); /* publish: stdout, journal, log, progress */
+    /* with -o the files are the output: stdout stays quiet */
+    if (st == DP_OK && r->o->cmd == DP_BATCH_CMD_EXTRACT && (!r->o->output || r->o->json_stdout))
+        st = print_result_line(r, doc, &err);
     if (st == DP_OK) {
         d->state = DP_INPUT_OK;
-        if (r->o->cmd == DP_BATCH_CMD_EXTRACT && (!r->o->output || r->o->json_stdout))
-            print_result_line(r, doc); /* with -o the files are the output: stdout stays quiet */
     } else {
         if (st == DP_ERR_CANCELLED)
             d->state = DP_INPUT_PENDING;
