@@ -30,10 +30,8 @@ static double now_s(void) {
 static struct vl_tensor qmat(enum vl_dtype t, int64_t out, int64_t in, uint32_t *seed) {
     size_t rb = vl__q_row_bytes(t, in), bytes = rb * (size_t)out, bs = vl__dtype_size(t);
     uint8_t *p = malloc(bytes);
-    if (!p) {
-        fprintf(stderr, "qkernel_bench: out of memory (%zu bytes)\n", bytes);
-        exit(1);
-    }
+    if (!p) /* data NULL: main reports it */
+        return (struct vl_tensor){.dtype = t, .ndim = 2, .ne = {out, in}, .name = "w"};
     uint32_t s = *seed;
     for (size_t i = 0; i < bytes; i++) {
         s ^= s << 13;
@@ -97,10 +95,18 @@ int main(int argc, char **argv) {
                                               {HIDDEN, FFN}};
         for (int k = 0; k < M_PER_LAYER; k++) {
             w[l][k] = qmat(t, shp[k][0], shp[k][1], &seed);
+            if (!w[l][k].data) {
+                fprintf(stderr, "qkernel_bench: out of memory\n");
+                return 1;
+            }
             total += vl__q_row_bytes(t, shp[k][1]) * (size_t)shp[k][0];
         }
     }
     struct vl_tensor head = qmat(t, VOCAB, HIDDEN, &seed);
+    if (!head.data) {
+        fprintf(stderr, "qkernel_bench: out of memory\n");
+        return 1;
+    }
     total += vl__q_row_bytes(t, HIDDEN) * VOCAB;
     float *x = malloc(FFN * sizeof *x), *y = malloc(VOCAB * sizeof *y);
     float *q = malloc(HIDDEN * sizeof *q), *kk = malloc(KV_OUT * sizeof *kk);
