@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -215,3 +216,39 @@ enum dp_status dp_dir_writable(const char *path, struct dp_err *err) {
     }
 }
 
+
+enum dp_status dp_lock_take(const char *path, bool exclusive, int *fd, long *busy_pid,
+                            struct dp_err *err) {
+    *fd = -1;
+    *busy_pid = 0;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f < 0)
+        return dp_err_set_errno(err, DP_ERR_IO, errno, "%s: cannot open the lock file", path);
+    if (flock(f, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        int e = errno;
+        if (e != EWOULDBLOCK) {
+            close(f);
+            return dp_err_set_errno(err, DP_ERR_IO, e, "%s: cannot lock", path);
+        }
+        char buf[32] = {0};
+        *busy_pid = -1;
+        if (pread(f, buf, sizeof buf - 1, 0) > 0 && strtol(buf, NULL, 10) > 0)
+            *busy_pid = strtol(buf, NULL, 10);
+        close(f);
+        return DP_ERR_IO;
+    }
+    if (exclusive) { /* who holds it, for the message of the next one */
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+        bool ok = ftruncate(f, 0) == 0 && pwrite(f, buf, (size_t)n, 0) == n;
+        (void)ok; /* the pid only serves messages */
+    }
+    *fd = f;
+    return DP_OK;
+}
+
+void dp_lock_release(int *fd) {
+    if (*fd >= 0)
+        close(*fd); /* closing the last descriptor drops the flock */
+    *fd = -1;
+}

@@ -48,6 +48,14 @@ enum dp_status dp_file_read(const char *path, size_t max, char **out, size_t *ou
 enum dp_status dp_dir_writable(const char *path, struct dp_err *err);
 /* mkdir -p. */
 enum dp_status dp_mkdirs(const char *path, struct dp_err *err);
+/* Takes flock(2) on path (created 0644 if missing), exclusive or shared, without waiting; *fd
+ * holds it until dp_lock_release or the process ends (the kernel drops the lock of a killed
+ * process: a stale lock file never blocks). An exclusive holder writes its pid into the file.
+ * When another process holds it: DP_ERR_IO without a message, *busy_pid the holder's pid or -1
+ * when unknown (it is 0 otherwise); other failures set err. */
+enum dp_status dp_lock_take(const char *path, bool exclusive, int *fd, long *busy_pid,
+                            struct dp_err *err);
+void dp_lock_release(int *fd);
 /* The last path component without directory (borrowed pointer into path). */
 const char *dp_path_basename(const char *path);
 /* "<directory of the running executable>/rel" (caller frees with dp_free), or NULL when

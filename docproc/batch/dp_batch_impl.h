@@ -59,6 +59,10 @@ enum dp_status dp__review_write_doc(const struct dp_batch_opts *o, const struct 
  * rebuilds OUT/review/<stem>/ from every document's crops (staged, then swapped in). */
 enum dp_status dp__review_merge(const char *out_dir, const struct dp_inputs *docs,
                                 struct dp_err *err);
+/* batch --merge: the same from the documents done in the merged manifest (every shard's), so
+ * OUT/review.jsonl and OUT/review/ equal a single-machine run's. Nothing for other commands. */
+enum dp_status dp__review_merge_manifest(const char *out_dir, const char *manifest,
+                                         struct dp_err *err);
 
 /* ---- guards (dp_guard.c) ------------------------------------------------------------------- */
 

@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -447,5 +448,36 @@ enum dp_status dp__review_merge(const char *out_dir, const struct dp_inputs *doc
     dp_buf_free(&all);
     if (st == DP_OK)
         st = crops_merge(out_dir, docs, err);
+    return st;
+}
+
+enum dp_status dp__review_merge_manifest(const char *out_dir, const char *manifest,
+                                         struct dp_err *err) {
+    json_error_t je;
+    json_t *m = json_load_file(manifest, 0, &je);
+    if (!json_is_object(m)) {
+        json_decref(m);
+        return dp_err_set(err, DP_ERR_FORMAT, "%s: not a manifest: %s", manifest, je.text);
+    }
+    const char *cmd = json_string_value(json_object_get(m, "command"));
+    enum dp_status st = DP_OK;
+    struct dp_inputs docs;
+    memset(&docs, 0, sizeof docs);
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(m, "documents"), i, d) {
+        const char *name = json_string_value(json_object_get(d, "name"));
+        const char *stem = json_string_value(json_object_get(d, "stem"));
+        const char *status = json_string_value(json_object_get(d, "status"));
+        if (st != DP_OK || !name || !stem || !status || strcmp(status, "ok"))
+            continue; /* only finished documents have a review file */
+        st = dp_inputs_add(&docs, name, name, err);
+        if (st == DP_OK && !(docs.items[docs.n - 1].stem = dp_strdup(stem)))
+            st = dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    }
+    if (st == DP_OK && cmd && !strcmp(cmd, "batch")) /* the review queue is batch's */
+        st = dp__review_merge(out_dir, &docs, err);
+    dp_inputs_free(&docs);
+    json_decref(m);
     return st;
 }

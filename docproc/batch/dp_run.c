@@ -360,6 +360,9 @@ static enum dp_status run_docs(struct dp_run *r, bool *input_failed, struct dp_e
     if (o->verbosity >= 0 && o->shard_n > 1)
         DP_LOG_INFO("shard %d/%d: %d of %d documents", o->shard_k, o->shard_n, r->docs.n, n_all);
     st = plan_output(r, err);
+    /* an output an earlier run made: held before its journal is read (a new one: once made) */
+    if (st == DP_OK && r->out_dir && dp__outlock_dir_exists(r->out_dir))
+        st = dp__outlock_take(&r->lock, r->out_dir, o->shard_k, o->shard_n, err);
     if (st == DP_OK && !o->from_raw)
         st = hash_inputs(r);
     if (st == DP_OK && !o->from_raw)
@@ -392,6 +395,9 @@ static enum dp_status run_docs(struct dp_run *r, bool *input_failed, struct dp_e
     }
     /* The run can start: from here on it leaves a record. */
     if ((st = create_output(r, err)) != DP_OK)
+        return st;
+    if (r->out_dir && (st = dp__outlock_take(&r->lock, r->out_dir, o->shard_k, o->shard_n,
+                                             err)) != DP_OK)
         return st;
     if (r->out_dir) {
         dp__run_clean_stale(r);
@@ -428,23 +434,46 @@ static enum dp_status run_docs(struct dp_run *r, bool *input_failed, struct dp_e
     return st;
 }
 
+/* --merge: the shard manifests into one, and the review queue (OUT/review.jsonl, OUT/review/)
+ * rebuilt from every shard's documents; OUT (the merged manifest's folder) held alone. */
+static enum dp_status merge_shards(const struct dp_batch_opts *o, struct dp_batch_summary *sum,
+                                   struct dp_err *err) {
+    char dir[PATH_BYTES];
+    snprintf(dir, sizeof dir, "%s", o->merge_out);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/manifest.json" -> "/" */
+    struct dp_outlock lock = DP_OUTLOCK_INIT;
+    enum dp_status st = DP_OK;
+    if (dp__outlock_dir_exists(dir)) /* a batch output: no shard may still be writing it */
+        st = dp__outlock_take(&lock, dir, 0, 1, err);
+    char *summary = NULL;
+    if (st == DP_OK) {
+        st = dp_manifest_merge(o->merge_out, o->inputs, o->n_inputs, &summary, err);
+        sum->input_failed = st == DP_ERR_FORMAT;
+    }
+    if (st == DP_OK)
+        st = dp__review_merge_manifest(dir, o->merge_out, err);
+    if (st == DP_OK && o->verbosity >= 0)
+        DP_LOG_INFO("%s: %s", o->merge_out, summary);
+    dp_free(summary);
+    dp__outlock_release(&lock);
+    return st;
+}
+
 enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summary *sum,
                             struct dp_err *err) {
     memset(sum, 0, sizeof *sum);
-    if (o->merge_out) {
-        char *summary = NULL;
-        enum dp_status st = dp_manifest_merge(o->merge_out, o->inputs, o->n_inputs, &summary, err);
-        sum->input_failed = st == DP_ERR_FORMAT;
-        if (st == DP_OK && o->verbosity >= 0)
-            DP_LOG_INFO("%s: %s", o->merge_out, summary);
-        dp_free(summary);
-        return st;
-    }
+    if (o->merge_out)
+        return merge_shards(o, sum, err);
     double t0 = dp__now();
     struct dp_run r;
     memset(&r, 0, sizeof r);
     r.o = o;
     r.journal.fd = -1;
+    r.lock = (struct dp_outlock)DP_OUTLOCK_INIT;
     pthread_mutex_init(&r.mu, NULL);
     atomic_init(&r.next, 0);
     atomic_init(&r.worker_status, DP_OK);
@@ -509,6 +538,7 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
         DP_LOG_INFO("%d tables written", r.n_tables);
     if (r.have_journal)
         dp_journal_close(&r.journal);
+    dp__outlock_release(&r.lock);
     dp__infer_close(r.inf);
     dp__pwfile_free(&r.pw);
     dp_raw_set_free(r.raw);

@@ -16,6 +16,20 @@
  * found in OUT alone). Cut to cap. */
 void dp__stage_name(char *out, size_t cap, const char *what, const char *stem);
 
+/* ---- one writer per output directory (dp_outlock.c) ------------------------------------- */
+struct dp_outlock {
+    int fd_all, fd_shard; /* -1 when not held; start with DP_OUTLOCK_INIT */
+};
+#define DP_OUTLOCK_INIT {-1, -1}
+/* Locks OUT (creating OUT/.docproc): exclusive for shard_n <= 1, else shared plus shard K/N
+ * exclusive. DP_ERR_IO naming the directory and the holder's pid when another run holds it.
+ * No-op when held already. */
+enum dp_status dp__outlock_take(struct dp_outlock *l, const char *out_dir, int shard_k,
+                                int shard_n, struct dp_err *err);
+/* Whether OUT/.docproc exists (an earlier or running run): then the lock is taken first. */
+bool dp__outlock_dir_exists(const char *out_dir);
+void dp__outlock_release(struct dp_outlock *l);
+
 struct dp_run {
     const struct dp_batch_opts *o;
     struct sc_schema *schema;
@@ -26,6 +40,7 @@ struct dp_run {
     struct dp_pwfile pw;
     struct dp_journal journal;
     bool have_journal;
+    struct dp_outlock lock;    /* OUT held against other runs (dp_outlock.c) */
     struct dp_bundle *zip_all; /* extract -o BUNDLE.zip */
     const char *out_dir;       /* directory output or NULL */
     char journal_path[PATH_BYTES], manifest_path[PATH_BYTES], digest_path[PATH_BYTES];
