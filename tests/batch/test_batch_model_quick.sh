@@ -4,6 +4,7 @@
 # carry specific errors (password needed, not a document), a blank page is not sent to the
 # model, a password file unlocks the encrypted PDF. Runs under ASan/UBSan too.
 . "$(dirname "$0")/lib.sh"
+not() { ! "$@"; }
 MODEL=${DP_FIXTURES:?}/qwen25vl-tiny/model
 mkdir -p "$T/in"
 cp "$SRC/samples/invoice2data/oyo.png" "$SRC/samples/invoice2data/AzureInterior.pdf" \
@@ -114,4 +115,47 @@ check "--from-raw on the model's output exits 0" [ $? -eq 0 ]
 check "--from-raw re-extracts the 3 documents written" [ "$("$TOOL" jsonl "$T/re.jsonl")" -eq 3 ]
 check "--from-raw keeps the model id of the stamp" grep -Eq '"id": ?"model"' "$T/re.jsonl"
 check "--from-raw keeps the prompt of the stamp" grep -Eq '"prompt": ?"[^"]' "$T/re.jsonl"
+# ---- issue 15, item 12: messages name a document once; the stamp's created and model.sha256 ----
+mkdir -p "$T/in2" && cp "$T/in/oyo.png" "$T/in2/" && printf 'UPDF-1.4 damaged\n' >"$T/in2/broken.pdf"
+# shellcheck disable=SC2086
+"$BIN" extract $M --max-new-tokens 4 --pages 3 "$T/in2" >"$T/dbl.jsonl" 2>"$T/dbl.err"
+check "a failing document is named once (no 'oyo.png: oyo.png')" \
+    sh -c '! grep -q "oyo.png: .*oyo.png: " "$1" "$2"' _ "$T/dbl.err" "$T/dbl.jsonl"
+check "... with its path as given" grep -q "$T/in2/oyo.png: --pages 3 selects no page" "$T/dbl.err"
+check "a damaged document is named once" sh -c '! grep -q "broken.pdf: .*broken.pdf: " "$1" "$2"' \
+    _ "$T/dbl.err" "$T/dbl.jsonl"
+check "the JSON error record of a failed document carries its path" \
+    grep -q "\"path\":\"$T/in2/broken.pdf\",\"status\":\"failed\"" "$T/dbl.jsonl"
+cp -r "$MODEL" "$T/mcopy"
+MC="--model $T/mcopy --schema receipt --max-pixels 12544 --threads 1 --constrain off --max-new-tokens 4"
+stamp_sha() { tr -d ' \n' <"$1" | grep -o '"model":{[^}]*}' | grep -o '"sha256":"[0-9a-f]*"'; }
+# shellcheck disable=SC2086
+"$BIN" extract $MC -o "$T/dg" "$T/in/oyo.png" >/dev/null 2>&1
+s1=$(stamp_sha "$T/dg/oyo.png/result.json")
+check "the stamp's model.sha256 is recorded (not null)" [ "${#s1}" -eq 75 ]
+check "the stamp's created is recorded (SOURCE_DATE_EPOCH=1700000000)" \
+    grep -Eq '"created": ?"2023-11-14T22:13:20Z"' "$T/dg/oyo.png/result.json"
+check "the model files' digests are cached beside the journal" \
+    grep -q '"model.safetensors"' "$T/dg/.docproc/model-digest.json"
+# the cache is used while size and mtime match: a cached digest changed by hand shows in the stamp
+sed 's/"sha256": "[0-9a-f]*"/"sha256": "00000000000000000000000000000000000000000000000000000000000000aa"/' \
+    "$T/dg/.docproc/model-digest.json" >"$T/dg.json" && cp "$T/dg.json" "$T/dg/.docproc/model-digest.json"
+# shellcheck disable=SC2086
+"$BIN" extract $MC -o "$T/dg" --force "$T/in/oyo.png" >/dev/null 2>&1
+s2=$(stamp_sha "$T/dg/oyo.png/result.json")
+check "the model is hashed once: the cached digests are used (size and mtime unchanged)" \
+    [ "${#s2}" -eq 75 ] && [ "$s2" != "$s1" ]
+touch -d '2020-01-01 00:00:00' "$T/mcopy"/*
+# shellcheck disable=SC2086
+"$BIN" extract $MC -o "$T/dg" --force "$T/in/oyo.png" >/dev/null 2>&1
+s3=$(stamp_sha "$T/dg/oyo.png/result.json")
+check "model files whose mtime changed are hashed again" [ "$s3" = "$s1" ]
+# shellcheck disable=SC2086
+env -u SOURCE_DATE_EPOCH "$BIN" extract $MC -o "$T/dg2" "$T/in/oyo.png" >/dev/null 2>&1
+check "created is the time of the run without SOURCE_DATE_EPOCH" \
+    grep -Eq '"created": ?"20[2-9][0-9]-[01][0-9]-[0-3][0-9]T[0-9:]{8}Z"' "$T/dg2/oyo.png/result.json"
+check "... not the SOURCE_DATE_EPOCH one" not grep -q '2023-11-14T22:13:20Z' "$T/dg2/oyo.png/result.json"
+SOURCE_DATE_EPOCH=1800000000 "$BIN" extract --from-raw "$T/dg" --schema receipt >"$T/dgr.jsonl" 2>/dev/null
+check "a re-extraction keeps the answers' created" grep -Eq '"created": ?"2023-11-14T22:13:20Z"' "$T/dgr.jsonl"
+check "a re-extraction keeps the answers' model.sha256" grep -q "$(echo "$s1" | tr -d '"' | cut -d: -f2)" "$T/dgr.jsonl"
 finish
