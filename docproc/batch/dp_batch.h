@@ -95,6 +95,8 @@ struct dp_batch_opts {
 struct dp_batch_summary {
     int n_total, n_ok, n_failed, n_reused, n_skipped_shard;
     int n_skipped;               /* files under an input directory that are not documents */
+    bool tables;                 /* `tables`: the two counts below are meant */
+    int n_tables, n_docs_no_table; /* tables found (stitched), documents without a table */
     int n_redone;                /* --resume: finished documents done again ... */
     int n_redo[DP_REDO_N_REASONS]; /* ... by reason (enum dp_redo) */
     int64_t pages, pages_blank, pages_truncated;

@@ -534,8 +534,9 @@ enum dp_status dp_batch_run(const struct dp_batch_opts *o, struct dp_batch_summa
                  (long long)sum->pages_blank, (long long)sum->pages_truncated, sum->wall_s);
         dp__run_emit_line(&r, line);
     }
-    if (o->cmd == DP_BATCH_CMD_TABLES && o->verbosity >= 0 && st == DP_OK)
-        DP_LOG_INFO("%d tables written", r.n_tables);
+    sum->tables = o->cmd == DP_BATCH_CMD_TABLES;
+    sum->n_tables = r.n_tables;
+    sum->n_docs_no_table = r.n_docs_no_table;
     if (r.have_journal)
         dp_journal_close(&r.journal);
     dp__outlock_release(&r.lock);

@@ -161,6 +161,39 @@ static enum dp_status add_pdf(struct dp_bundle *b, const char *stem, const struc
     return dp_bundle_add_file(b, name, pdf->data, pdf->len, err);
 }
 
+/* The formats of a document's bundle: `tables` replaces the per-page CSVs by its stitched
+ * tables (add_tables), in a directory and a zip alike. */
+static unsigned bundle_formats(const struct dp_run *r) {
+    unsigned formats = r->o->formats | DP_OUT_RAW;
+    if (r->o->cmd == DP_BATCH_CMD_TABLES)
+        formats &= ~(unsigned)DP_OUT_CSV;
+    return formats;
+}
+
+/* `tables`: <stem>/stitched/table-NNN.{csv,json} into b (nothing when the document has no
+ * table); *n gets the number of tables. */
+static enum dp_status add_tables(struct dp_run *r, struct dp_bundle *b, const struct dp_input *d,
+                                 const struct ex_doc *doc, int *n, struct dp_err *err) {
+    *n = 0;
+    if (r->o->cmd != DP_BATCH_CMD_TABLES)
+        return DP_OK;
+    char prefix[PATH_BYTES];
+    snprintf(prefix, sizeof prefix, "%s/stitched", d->stem);
+    return dp_tables_add(b, doc, prefix, &r->o->csv, n, err);
+}
+
+/* The summary's count of tables found (once per document), and a warning for none. */
+static void count_tables(struct dp_run *r, const struct dp_input *d, int n) {
+    if (r->o->cmd != DP_BATCH_CMD_TABLES)
+        return;
+    if (n == 0)
+        DP_LOG_WARN("%s: no table found", dp_input_shown(d));
+    pthread_mutex_lock(&r->mu);
+    r->n_tables += n;
+    r->n_docs_no_table += n == 0;
+    pthread_mutex_unlock(&r->mu);
+}
+
 static enum dp_status write_dir(struct dp_run *r, struct dp_input *d, const struct ex_doc *doc,
                                 const struct dp_buf *pdf, struct dp_err *err) {
     char stage[PATH_BYTES], staged[PATH_BYTES], target[PATH_BYTES], old[PATH_BYTES], name[PATH_BYTES];
@@ -180,31 +213,23 @@ static enum dp_status write_dir(struct dp_run *r, struct dp_input *d, const stru
     if (exists && !r->o->force && !r->o->resume)
         return dp_err_set(err, DP_ERR_IO, "%s: already exists (use --force to overwrite)", target);
     dp__rmtree(stage, NULL);
-    unsigned formats = r->o->formats | DP_OUT_RAW;
-    if (r->o->cmd == DP_BATCH_CMD_TABLES)
-        formats &= ~(unsigned)DP_OUT_CSV; /* per-page CSVs replaced by the stitched tables */
     struct dp_bundle *b = NULL;
     st = dp_bundle_open(&b, stage, true, err);
     if (st == DP_OK)
         dp_bundle_set_csv(b, &r->o->csv);
     if (st == DP_OK)
-        st = dp_bundle_add_doc(b, doc, d->stem, formats, err);
+        st = dp_bundle_add_doc(b, doc, d->stem, bundle_formats(r), err);
     if (st == DP_OK)
         st = add_pdf(b, d->stem, pdf, err);
+    int n_tables = 0;
+    if (st == DP_OK)
+        st = add_tables(r, b, d, doc, &n_tables, err);
     if (st == DP_OK)
         st = dp_bundle_commit(b, err);
     else if (b)
         dp_bundle_abort(b);
-    if (st == DP_OK && r->o->cmd == DP_BATCH_CMD_TABLES) {
-        char tdir[PATH_BYTES];
-        int n = 0;
-        st = dp__path_join(tdir, sizeof tdir, staged, "stitched", err);
-        if (st == DP_OK)
-            st = dp_tables_write(doc, tdir, &r->o->csv, &n, err);
-        pthread_mutex_lock(&r->mu);
-        r->n_tables += n;
-        pthread_mutex_unlock(&r->mu);
-    }
+    if (st == DP_OK)
+        count_tables(r, d, n_tables);
     if (st == DP_OK && r->o->cmd == DP_BATCH_CMD_BATCH) /* appears atomically with the doc */
         st = dp__review_write_doc(r->o, doc, d->rel, d->stem, staged, err);
     if (st == DP_OK && !exists && strchr(d->stem, '/')) { /* the input tree: sub/ of sub/x.pdf */
@@ -243,13 +268,18 @@ static enum dp_status write_outputs(struct dp_run *r, struct dp_input *d, const 
         if (st == DP_OK)
             dp_bundle_set_csv(b, &r->o->csv);
         if (st == DP_OK)
-            st = dp_bundle_add_doc(b, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
+            st = dp_bundle_add_doc(b, doc, d->stem, bundle_formats(r), err);
         if (st == DP_OK)
             st = add_pdf(b, d->stem, &pdf, err);
+        int n_tables = 0;
+        if (st == DP_OK)
+            st = add_tables(r, b, d, doc, &n_tables, err);
         if (st == DP_OK)
             st = dp_bundle_commit(b, err);
         else if (b)
             dp_bundle_abort(b);
+        if (st == DP_OK && !(r->o->formats || !r->o->zip_per_doc)) /* else the folder counts */
+            count_tables(r, d, n_tables);
         if (st == DP_OK)
             st = dp_input_add_output(d, zname, err);
     }
@@ -257,10 +287,15 @@ static enum dp_status write_outputs(struct dp_run *r, struct dp_input *d, const 
         st = write_dir(r, d, doc, &pdf, err);
     if (st == DP_OK && r->zip_all) {
         pthread_mutex_lock(&r->mu);
-        st = dp_bundle_add_doc(r->zip_all, doc, d->stem, r->o->formats | DP_OUT_RAW, err);
+        st = dp_bundle_add_doc(r->zip_all, doc, d->stem, bundle_formats(r), err);
         if (st == DP_OK)
             st = add_pdf(r->zip_all, d->stem, &pdf, err);
+        int n_tables = 0;
+        if (st == DP_OK)
+            st = add_tables(r, r->zip_all, d, doc, &n_tables, err);
         pthread_mutex_unlock(&r->mu);
+        if (st == DP_OK)
+            count_tables(r, d, n_tables);
     }
     dp_buf_free(&pdf);
     return st;

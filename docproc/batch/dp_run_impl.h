@@ -50,7 +50,7 @@ struct dp_run {
     struct dp_raw_set *kept;   /* raw answers kept in the output directory (from_kept_raw) */
     struct dp_progress prog;
     const char *model_id;
-    int n_tables;
+    int n_tables, n_docs_no_table; /* `tables`: found, and documents without any */
     /* --from-raw with --jobs N: workers share the list; mu guards the journal, stdout,
      * progress, the shared zip and n_tables */
     pthread_mutex_t mu;

@@ -56,12 +56,17 @@ static void print_summary(const char *name, const struct dp_batch_summary *s) {
     if (s->n_skipped)
         snprintf(skipped, sizeof skipped, "; %d file%s skipped (not documents)", s->n_skipped,
                  s->n_skipped == 1 ? "" : "s");
+    char tables[96] = "";
+    if (s->tables)
+        snprintf(tables, sizeof tables, "; %d table%s found, %d document%s without a table",
+                 s->n_tables, s->n_tables == 1 ? "" : "s", s->n_docs_no_table,
+                 s->n_docs_no_table == 1 ? "" : "s");
     fprintf(stderr,
             "docproc %s: %d document%s: %d ok (%d reused%s), %d failed%s; %lld page%s (%lld "
-            "blank, %lld truncated) in %.1fs\n",
+            "blank, %lld truncated)%s in %.1fs\n",
             name, s->n_total, s->n_total == 1 ? "" : "s", s->n_ok, s->n_reused, redo, s->n_failed,
             skipped, (long long)s->pages, s->pages == 1 ? "" : "s", (long long)s->pages_blank,
-            (long long)s->pages_truncated, s->wall_s);
+            (long long)s->pages_truncated, tables, s->wall_s);
 }
 
 int dp_cmd_batch_common(enum dp_batch_cmd cmd, int argc, char **argv) {

@@ -156,12 +156,13 @@ void dp_raw_set_free(struct dp_raw_set *s);
 
 /* ---- tables and page images --------------------------------------------------------------- */
 
-/* `docproc tables` (dp_tables.c): writes every table of doc into dir (created): table-NNN.csv and
- * table-NNN.json (cells with boxes in the three coordinate spaces, parts when stitched across
- * pages). *n_tables gets the number of (stitched) tables. */
-enum dp_status dp_tables_write(const struct ex_doc *doc, const char *dir,
-                               const struct dp_csv_opts *csv_opts, int *n_tables,
-                               struct dp_err *err);
+/* `docproc tables` (dp_tables.c): adds every table of doc to bundle b (a directory or a zip,
+ * the same files) as <prefix>/table-NNN.csv and <prefix>/table-NNN.json (cells with boxes in the
+ * three coordinate spaces, parts when stitched across pages); nothing for a document without a
+ * table. *n_tables gets the number of (stitched) tables. */
+enum dp_status dp_tables_add(struct dp_bundle *b, const struct ex_doc *doc, const char *prefix,
+                             const struct dp_csv_opts *csv_opts, int *n_tables,
+                             struct dp_err *err);
 
 /* Page images (dp_png_write.c): rgb (h, w, 3) as an 8-bit RGB PNG at path, atomically (temporary
  * + rename; an existing file is replaced). dpi > 0 is recorded in pHYs. */

@@ -1,7 +1,8 @@
 /* `docproc tables` output: every table of a document as CSV (via the dpout CSV writer) and JSON
  * with cell boxes in model, page and PDF coordinates; a table that continues on the next page
  * (the last table of page p and the first of page p+1 have the same column count, and the
- * second has no header row or repeats the first's) is stitched into one, its parts recorded.
+ * second has no header row or repeats the first's header rows, of any depth) is stitched into
+ * one, its parts recorded. Written into a bundle, so a directory and a zip hold the same files.
  * Not thread-safe per document; no global state. */
 #include "dp_out.h"
 #include "dp_alloc.h"
@@ -39,13 +40,24 @@ static bool rows_equal(const struct ex_table *a, int ra, const struct ex_table *
     return true;
 }
 
-/* How many leading rows of next to drop when it continues prev, or -1 if it does not. */
+/* How many leading rows of next to drop when it continues prev, or -1 if it does not: next
+ * starts without a header row (0), or repeats prev's header rows, of any depth (a header of
+ * two rows with a rowspan/colspan is two rows: both dropped, none left as data). A header that
+ * differs from prev's starts another table. */
 static int continues(const struct ex_table *prev, const struct ex_table *next) {
     if (prev->n_cols != next->n_cols || next->n_rows == 0 || prev->n_rows == 0)
         return -1;
     if (!row_is_header(next, 0))
         return 0;
-    return rows_equal(prev, 0, next, 0) ? 1 : -1;
+    int depth = 0; /* prev's header rows */
+    while (depth < prev->n_rows && row_is_header(prev, depth))
+        depth++;
+    int k = 0;
+    while (k < depth && k < next->n_rows && rows_equal(prev, k, next, k))
+        k++;
+    if (k == 0 || (k < next->n_rows && row_is_header(next, k)))
+        return -1; /* another header, or one only partly the same */
+    return k;
 }
 
 static json_t *box_json(const struct ex_box *b) {
@@ -62,9 +74,10 @@ static void prov_json(json_t *o, const struct ex_prov *p) {
         json_object_set_new(o, "bbox_pdf", box_json(&p->pdf_pt));
 }
 
-/* Writes one stitched table (parts[0..n)) as table-<id>.csv and .json under dir. */
-static enum dp_status write_one(const struct part *parts, int n, int id, const char *dir,
-                                const struct dp_csv_opts *csv_opts, struct dp_err *err) {
+/* Adds one stitched table (parts[0..n)) as <prefix>/table-<id>.csv and .json to b. */
+static enum dp_status write_one(const struct part *parts, int n, int id, struct dp_bundle *b,
+                                const char *prefix, const struct dp_csv_opts *csv_opts,
+                                struct dp_err *err) {
     int cols = parts[0].t->n_cols, rows = 0;
     for (int i = 0; i < n; i++)
         rows += parts[i].t->n_rows - parts[i].skip_rows;
@@ -133,15 +146,15 @@ static enum dp_status write_one(const struct part *parts, int n, int id, const c
     if (st == DP_OK && csv.status != DP_OK)
         st = dp_err_set(err, csv.status, "table %d: CSV too large", id);
     if (st == DP_OK) {
-        snprintf(path, sizeof path, "%s/table-%03d.csv", dir, id);
-        st = dp_file_write_atomic(path, csv.data ? csv.data : "", csv.len, true, err);
+        snprintf(path, sizeof path, "%s/table-%03d.csv", prefix, id);
+        st = dp_bundle_add_file(b, path, csv.data ? csv.data : "", csv.len, err);
     }
     char *js = st == DP_OK ? json_dumps(j, JSON_INDENT(1) | JSON_ENSURE_ASCII) : NULL;
     if (st == DP_OK && !js)
         st = dp_err_set(err, DP_ERR_NOMEM, "table %d: out of memory", id);
     if (st == DP_OK) {
-        snprintf(path, sizeof path, "%s/table-%03d.json", dir, id);
-        st = dp_file_write_atomic(path, js, strlen(js), true, err);
+        snprintf(path, sizeof path, "%s/table-%03d.json", prefix, id);
+        st = dp_bundle_add_file(b, path, js, strlen(js), err);
     }
     free(js);
     dp_buf_free(&csv);
@@ -150,11 +163,11 @@ static enum dp_status write_one(const struct part *parts, int n, int id, const c
     return st;
 }
 
-enum dp_status dp_tables_write(const struct ex_doc *doc, const char *dir,
-                               const struct dp_csv_opts *csv_opts, int *n_tables,
-                               struct dp_err *err) {
+enum dp_status dp_tables_add(struct dp_bundle *b, const struct ex_doc *doc, const char *prefix,
+                             const struct dp_csv_opts *csv_opts, int *n_tables,
+                             struct dp_err *err) {
     *n_tables = 0;
-    enum dp_status st = dp_mkdirs(dir, err);
+    enum dp_status st = DP_OK;
     int total = 0;
     for (size_t p = 0; p < doc->n_pages; p++)
         total += (int)doc->pages[p]->n_tables;
@@ -184,7 +197,7 @@ enum dp_status dp_tables_write(const struct ex_doc *doc, const char *dir,
                 parts[i].skip_rows = skip;
         }
         if (!joins) {
-            st = write_one(parts + start, i - start, ++id, dir, csv_opts, err);
+            st = write_one(parts + start, i - start, ++id, b, prefix, csv_opts, err);
             start = i;
         }
     }

@@ -4,6 +4,7 @@
 # samples/qwen_outputs.jsonl): JSON Lines on stdout, JSON/XML/CSV files, a zip bundle that can
 # itself be re-extracted, byte-exact raw answers, and the documented exit codes.
 . "$(dirname "$0")/lib.sh"
+not() { ! "$@"; }
 RAW=$SRC/samples/raw
 n_docs=$(find "$RAW" -mindepth 1 -maxdepth 1 -type d | wc -l)
 check "bundled sample has documents" [ "$n_docs" -ge 8 ]
@@ -106,6 +107,44 @@ check "stitched table records its parts" grep -q '"stitched": true' "$S/table-00
 check "parts name both pages" [ "$(grep -c '"page": [12],' "$S/table-001.json")" -ge 2 ]
 check "parts carry their box in PDF points" grep -q '"bbox_pdf"' "$S/table-001.json"
 check "the other table stays alone" grep -q 'North' "$S/table-002.csv"
+
+# 4b2. (issue 15, item 16) a header of two rows (rowspan + colspan) repeated on page 2 is
+# recognised whole: both rows dropped, none left as a data row, "Item" kept
+mkdir -p "$T/tbl2/deep/raw"
+H='<tr><th rowspan="2">Item</th><th colspan="2">Amount</th></tr><tr><th>net</th><th>gross "incl" VAT</th></tr>'
+printf '<table data-bbox="40 80 960 300">%s<tr><td>Pens</td><td>10</td><td>12</td></tr></table>' "$H" \
+    >"$T/tbl2/deep/raw/page-0001.txt"
+printf '<table data-bbox="40 40 960 200">%s<tr><td>Ink</td><td>20</td><td>24</td></tr></table>' "$H" \
+    >"$T/tbl2/deep/raw/page-0002.txt"
+mkdir -p "$T/tbl2/notable/raw"
+printf 'Just a letter, no table at all.\n' >"$T/tbl2/notable/raw/page-0001.txt"
+sed 's/report.pdf/deep.pdf/' "$T/tbl/report/raw/pages.json" >"$T/tbl2/deep/raw/pages.json"
+cat >"$T/tbl2/notable/raw/pages.json" <<'JSON'
+{"format": "docproc-raw/1", "source": "notable.pdf", "schema": "table", "pages": [
+ {"number": 1, "file": "page-0001.txt", "model_truncated": false, "geometry":
+  {"model_w": 1008, "model_h": 1428, "page_w": 1240, "page_h": 1754, "pdf_w_pt": 595.28, "pdf_h_pt": 841.89}}]}
+JSON
+"$BIN" tables --from-raw "$T/tbl2" -o "$T/tbl2out" --format json,csv,zip >/dev/null 2>"$T/err16"
+check "tables with a two-row header exits 0" [ $? -eq 0 ]
+S2=$T/tbl2out/deep/stitched
+check "two-row header: one stitched table" [ "$(find "$S2" -name 'table-*.csv' | wc -l)" -eq 1 ]
+check "two-row header: the header rows once, then both data rows (4 lines)" \
+    [ "$(wc -l <"$S2/table-001.csv")" -eq 4 ]
+check "two-row header: the second header row is not a data row" \
+    [ "$(grep -c 'gross ""incl"" VAT' "$S2/table-001.csv")" -eq 1 ]
+check "two-row header: \"Item\" kept" grep -q '^Item,' "$S2/table-001.csv"
+check "two-row header: data rows in page order" \
+    [ "$(tail -n 2 "$S2/table-001.csv" | cut -d, -f1 | tr -d '\r' | tr '\n' ' ')" = "Pens Ink " ]
+check "a document without a table: warned" grep -q 'notable.pdf: no table found' "$T/err16"
+check "a document without a table: no empty stitched/" [ ! -e "$T/tbl2out/notable/stitched" ]
+check "the summary counts the tables found" \
+    grep -q '1 table found, 1 document without a table' "$T/err16"
+# the directory and the zip of a document hold the same files (stitched/ in both, tables/ in none)
+"$TOOL" zip "$T/tbl2out/deep.zip" | grep -v '/$' | sort >"$T/zip.files"
+(cd "$T/tbl2out" && find deep -type f | sort) >"$T/dir.files"
+check "the zip and the directory hold the same files" cmp -s "$T/zip.files" "$T/dir.files"
+check "... stitched tables in the zip" grep -q '^deep/stitched/table-001.csv$' "$T/zip.files"
+check "... no per-page tables/ in either" not grep -q '/tables/' "$T/zip.files" "$T/dir.files"
 
 # 4c. progress: forced TTY-style line, JSON events, quiet
 "$BIN" extract --from-raw "$RAW" --schema form --progress >/dev/null 2>"$T/p1"
