@@ -5,6 +5,7 @@
  * --resume) or not recorded (and redone, its outputs atomically replaced).
  * Not thread-safe: one owner per journal. */
 #include "dp_manifest.h"
+#include "dp_batch_impl.h"
 #include "dp_alloc.h"
 #include "dp_buf.h"
 #include "dp_fs.h"
@@ -336,12 +337,8 @@ enum dp_status dp_journal_resume(struct dp_inputs *docs, const char *path, const
 
 /* ---- manifest -------------------------------------------------------------------------- */
 
-static void iso_now(char out[32]) {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
+/* "created": now, or $SOURCE_DATE_EPOCH like the stamps (reproducible manifests) */
+static void iso_now(char out[32]) { dp__created_now(out, 32); }
 
 static json_t *counts_new(json_t *docs) {
     json_int_t ok = 0, failed = 0, reused = 0, pending = 0, skipped = 0;
