@@ -162,35 +162,16 @@ static enum dp_status add_entry(struct dp_bundle *b, const char *name, const voi
 enum dp_status dp_bundle_add_file(struct dp_bundle *b, const char *name, const void *data,
                                   size_t len, struct dp_err *err) {
     /* Sanitise each component: "a/../b" becomes "a/_./b", never a traversal. */
-    char clean[NAME_MAX_BYTES];
-    size_t o = 0;
-    const char *p = name;
-    while (*p) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n) {
-            char *comp = dp_strndup(p, n);
-            char *s = comp ? dp_out_sanitize_name(comp) : NULL;
-            dp_free(comp);
-            if (!s)
-                return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
-            size_t sl = strlen(s);
-            if (o + sl + 2 > sizeof clean) {
-                dp_free(s);
-                return dp_err_set(err, DP_ERR_LIMIT, "%s: entry name too long", b->path);
-            }
-            if (o)
-                clean[o++] = '/';
-            memcpy(clean + o, s, sl);
-            o += sl;
-            dp_free(s);
-        }
-        p = e ? e + 1 : p + n;
-    }
-    if (!o)
+    if (!name[strspn(name, "/")])
         return dp_err_set(err, DP_ERR_FORMAT, "%s: empty entry name", b->path);
-    clean[o] = '\0';
-    return add_entry(b, clean, data, len, err);
+    char *clean = dp_out_sanitize_path(name);
+    if (!clean)
+        return dp_err_set(err, DP_ERR_NOMEM, "out of memory");
+    enum dp_status st = strlen(clean) < NAME_MAX_BYTES
+                            ? add_entry(b, clean, data, len, err)
+                            : dp_err_set(err, DP_ERR_LIMIT, "%s: entry name too long", b->path);
+    dp_free(clean);
+    return st;
 }
 
 static enum dp_status unique_stem(struct dp_bundle *b, const char *stem, char **out,
