@@ -183,6 +183,23 @@ AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w
             y[j * ldy + r] = row_end(_mm512_reduce_add_ps(a[j]), xp + j * in, row, in, kv); \
     }
 
+/* The 16 named accumulators of a multi-row kernel to and from their parking rows pk[0..15]
+ * (named, not an array, so GCC keeps them in registers inside the tile). */
+#define PARK_LOAD16(pk, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15) \
+    (v0 = _mm512_load_ps(pk[0]), v1 = _mm512_load_ps(pk[1]), v2 = _mm512_load_ps(pk[2]),      \
+     v3 = _mm512_load_ps(pk[3]), v4 = _mm512_load_ps(pk[4]), v5 = _mm512_load_ps(pk[5]),      \
+     v6 = _mm512_load_ps(pk[6]), v7 = _mm512_load_ps(pk[7]), v8 = _mm512_load_ps(pk[8]),      \
+     v9 = _mm512_load_ps(pk[9]), v10 = _mm512_load_ps(pk[10]), v11 = _mm512_load_ps(pk[11]),  \
+     v12 = _mm512_load_ps(pk[12]), v13 = _mm512_load_ps(pk[13]), v14 = _mm512_load_ps(pk[14]), \
+     v15 = _mm512_load_ps(pk[15]))
+#define PARK_STORE16(pk, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15) \
+    (_mm512_store_ps(pk[0], v0), _mm512_store_ps(pk[1], v1), _mm512_store_ps(pk[2], v2),       \
+     _mm512_store_ps(pk[3], v3), _mm512_store_ps(pk[4], v4), _mm512_store_ps(pk[5], v5),       \
+     _mm512_store_ps(pk[6], v6), _mm512_store_ps(pk[7], v7), _mm512_store_ps(pk[8], v8),       \
+     _mm512_store_ps(pk[9], v9), _mm512_store_ps(pk[10], v10), _mm512_store_ps(pk[11], v11),   \
+     _mm512_store_ps(pk[12], v12), _mm512_store_ps(pk[13], v13), _mm512_store_ps(pk[14], v14), \
+     _mm512_store_ps(pk[15], v15))
+
 /* Four x rows against four weight rows at a time (16 chains, four FMAs per x load), k-tiled
  * like the eight-row kernel below (which see): x of four rows is 32 KB at in = 2048, 172 KB at
  * 11008. The last 1-3 weight rows go through GEMV_XN_BODY's loops. */
@@ -235,14 +252,7 @@ AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, c
                     a1 = a2 = a3 = b0 = b1 = b2 = b3 = a0;
                     c0 = c1 = c2 = c3 = d0 = d1 = d2 = d3 = a0;
                 } else {
-                    a0 = _mm512_load_ps(pk[0]), a1 = _mm512_load_ps(pk[1]);
-                    a2 = _mm512_load_ps(pk[2]), a3 = _mm512_load_ps(pk[3]);
-                    b0 = _mm512_load_ps(pk[4]), b1 = _mm512_load_ps(pk[5]);
-                    b2 = _mm512_load_ps(pk[6]), b3 = _mm512_load_ps(pk[7]);
-                    c0 = _mm512_load_ps(pk[8]), c1 = _mm512_load_ps(pk[9]);
-                    c2 = _mm512_load_ps(pk[10]), c3 = _mm512_load_ps(pk[11]);
-                    d0 = _mm512_load_ps(pk[12]), d1 = _mm512_load_ps(pk[13]);
-                    d2 = _mm512_load_ps(pk[14]), d3 = _mm512_load_ps(pk[15]);
+                    PARK_LOAD16(pk, a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3);
                 }
                 for (int64_t k = kt; k < k_end; k += BF16_BLOCK) {
                     _mm_prefetch((const char *)(w0 + k + pf), _MM_HINT_T0);
@@ -262,14 +272,7 @@ AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, c
                     X4_STEP(x2, a2, b2, c2, d2);
                     X4_STEP(x3, a3, b3, c3, d3);
                 }
-                _mm512_store_ps(pk[0], a0), _mm512_store_ps(pk[1], a1);
-                _mm512_store_ps(pk[2], a2), _mm512_store_ps(pk[3], a3);
-                _mm512_store_ps(pk[4], b0), _mm512_store_ps(pk[5], b1);
-                _mm512_store_ps(pk[6], b2), _mm512_store_ps(pk[7], b3);
-                _mm512_store_ps(pk[8], c0), _mm512_store_ps(pk[9], c1);
-                _mm512_store_ps(pk[10], c2), _mm512_store_ps(pk[11], c3);
-                _mm512_store_ps(pk[12], d0), _mm512_store_ps(pk[13], d1);
-                _mm512_store_ps(pk[14], d2), _mm512_store_ps(pk[15], d3);
+                PARK_STORE16(pk, a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3);
             }
         }
         /* park[q][h * 4 + j]: weight row r + h, x row j */
@@ -333,14 +336,7 @@ AVX512 static void gemv_bf16_x8_avx512(float *y, int64_t ldy, const float *xp, c
                     a1 = a2 = a3 = a4 = a5 = a6 = a7 = a0;
                     b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = a0;
                 } else {
-                    a0 = _mm512_load_ps(pk[0]), a1 = _mm512_load_ps(pk[1]);
-                    a2 = _mm512_load_ps(pk[2]), a3 = _mm512_load_ps(pk[3]);
-                    a4 = _mm512_load_ps(pk[4]), a5 = _mm512_load_ps(pk[5]);
-                    a6 = _mm512_load_ps(pk[6]), a7 = _mm512_load_ps(pk[7]);
-                    b0 = _mm512_load_ps(pk[8]), b1 = _mm512_load_ps(pk[9]);
-                    b2 = _mm512_load_ps(pk[10]), b3 = _mm512_load_ps(pk[11]);
-                    b4 = _mm512_load_ps(pk[12]), b5 = _mm512_load_ps(pk[13]);
-                    b6 = _mm512_load_ps(pk[14]), b7 = _mm512_load_ps(pk[15]);
+                    PARK_LOAD16(pk, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7);
                 }
                 for (int64_t k = kt; k < k_end; k += BF16_BLOCK) {
                     _mm_prefetch((const char *)(w0 + k + pf), _MM_HINT_T0);
@@ -358,14 +354,7 @@ AVX512 static void gemv_bf16_x8_avx512(float *y, int64_t ldy, const float *xp, c
                     X8_STEP(x6, a6, b6);
                     X8_STEP(x7, a7, b7);
                 }
-                _mm512_store_ps(pk[0], a0), _mm512_store_ps(pk[1], a1);
-                _mm512_store_ps(pk[2], a2), _mm512_store_ps(pk[3], a3);
-                _mm512_store_ps(pk[4], a4), _mm512_store_ps(pk[5], a5);
-                _mm512_store_ps(pk[6], a6), _mm512_store_ps(pk[7], a7);
-                _mm512_store_ps(pk[8], b0), _mm512_store_ps(pk[9], b1);
-                _mm512_store_ps(pk[10], b2), _mm512_store_ps(pk[11], b3);
-                _mm512_store_ps(pk[12], b4), _mm512_store_ps(pk[13], b5);
-                _mm512_store_ps(pk[14], b6), _mm512_store_ps(pk[15], b7);
+                PARK_STORE16(pk, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7);
             }
         }
         for (int64_t r = g; r < g_end; r += 2)
