@@ -26,11 +26,12 @@ not() { ! "$@"; }
 # (their timestamps differ between runs)
 same_tree() {
     diff -r -x manifest.json -x .docproc -x '*.zip' "$1" "$2" || return 1
-    for z in "$1"/*.zip; do
-        [ -e "$z" ] || continue
-        [ "$("$TOOL" zipsum "$z")" = "$("$TOOL" zipsum "$2/${z##*/}")" ] || return 1
+    zips_a=$(cd "$1" && find . -name '*.zip' -not -path './.docproc/*' | sort)
+    zips_b=$(cd "$2" && find . -name '*.zip' -not -path './.docproc/*' | sort)
+    [ "$zips_a" = "$zips_b" ] || return 1
+    for z in $zips_a; do # every bundle, in subfolders too (the tree is kept)
+        [ "$("$TOOL" zipsum "$1/$z")" = "$("$TOOL" zipsum "$2/$z")" ] || return 1
     done
-    [ "$(cd "$1" && ls ./*.zip 2>/dev/null)" = "$(cd "$2" && ls ./*.zip 2>/dev/null)" ]
 }
 
 run() { # run OUT ARGS...: batch over $T/in with the fixture model
@@ -186,6 +187,8 @@ check "no killed run is still running ($alive)" [ -z "$alive" ]
 # shellcheck disable=SC2086
 run "$T/k" $B --resume >/dev/null 2>&1
 check "final resume: exit 1 (the damaged and encrypted files)" [ $? -eq 1 ]
+check "the tree is kept: a bundle in a subfolder to compare" \
+    [ -n "$(cd "$T/ref" && find ./sub -name '*.zip')" ]
 check "killed and resumed: outputs equal an uninterrupted run with the final settings" \
     same_tree "$T/ref" "$T/k"
 "$TOOL" manifest "$T/k/manifest.json" >"$T/k.txt"
