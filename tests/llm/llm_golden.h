@@ -172,4 +172,56 @@ static inline void lg_case_free(struct lg_case *c) {
     free(c->want_ids);
 }
 
+/* A golden case as a request: its input ids and images (pixel values, grids), for tests that
+ * run the same request through two weight formats or loaders. */
+#define LG_REQ_MAX_VIS 8
+struct lg_req {
+    int32_t *ids;
+    int64_t n_ids;
+    struct vl_vision_input vis[LG_REQ_MAX_VIS];
+    int n_vis;
+};
+
+static inline bool lg_req_load(struct lg_req *r, const char *id) {
+    memset(r, 0, sizeof *r);
+    struct vl_st_file *f = lg_open(id);
+    if (!f)
+        return false;
+    size_t n, ng, np;
+    int64_t *ids = lg_i64(f, "input_ids", &n);
+    int64_t *g = lg_i64(f, "image_grid_thw", &ng);
+    float *pv = lg_f32(f, "pixel_values", &np);
+    bool ok = ids != NULL;
+    if (ok) {
+        r->ids = malloc(n * sizeof *r->ids);
+        for (size_t i = 0; i < n; i++)
+            r->ids[i] = (int32_t)ids[i];
+        r->n_ids = (int64_t)n;
+    }
+    size_t row = 0;
+    for (size_t i = 0; ok && g && pv && i < ng / 3 && r->n_vis < LG_REQ_MAX_VIS; i++) {
+        struct vl_vision_input *in = &r->vis[r->n_vis++];
+        in->grid_t = g[3 * i];
+        in->grid_h = g[3 * i + 1];
+        in->grid_w = g[3 * i + 2];
+        in->n_patches = in->grid_t * in->grid_h * in->grid_w;
+        in->patch_dim = vl_st_find(f, "pixel_values")->shape[1];
+        size_t cnt = (size_t)(in->n_patches * in->patch_dim);
+        in->pixel_values = malloc(cnt * sizeof(float));
+        memcpy(in->pixel_values, pv + row * (size_t)in->patch_dim, cnt * sizeof(float));
+        row += (size_t)in->n_patches;
+    }
+    free(ids);
+    free(g);
+    free(pv);
+    vl_st_close(f);
+    return ok;
+}
+
+static inline void lg_req_free(struct lg_req *r) {
+    for (int i = 0; i < r->n_vis; i++)
+        vl_vision_input_free(&r->vis[i]);
+    free(r->ids);
+}
+
 #endif

@@ -22,7 +22,6 @@
 #include "vl_quant_impl.h"
 
 #define STEPS 3
-#define MAX_VIS 4
 #define F32_REL_MAX 1e-5 /* same values, f32 instead of bf16 kernels: summation order only */
 #define F16_REL_MAX 1e-5 /* bf16 values in f16's normal range convert exactly */
 /* k-quant files run as q8 (each weight requantized onto a grid of step amax/127 within its 32,
@@ -40,55 +39,6 @@ static char tmpdir[LG_PATH_MAX];
 
 static void path_of(char *buf, size_t n, const char *name) {
     snprintf(buf, n, "%s/%s", tmpdir, name);
-}
-
-struct req {
-    int32_t *ids;
-    int64_t n_ids;
-    struct vl_vision_input vis[MAX_VIS];
-    int n_vis;
-};
-
-static bool load_req(struct req *r, const char *id) {
-    memset(r, 0, sizeof *r);
-    struct vl_st_file *f = lg_open(id);
-    if (!f)
-        return false;
-    size_t n, ng, np;
-    int64_t *ids = lg_i64(f, "input_ids", &n);
-    int64_t *g = lg_i64(f, "image_grid_thw", &ng);
-    float *pv = lg_f32(f, "pixel_values", &np);
-    bool ok = ids != NULL && g != NULL && pv != NULL;
-    if (ok) {
-        r->ids = malloc(n * sizeof *r->ids);
-        for (size_t i = 0; i < n; i++)
-            r->ids[i] = (int32_t)ids[i];
-        r->n_ids = (int64_t)n;
-    }
-    size_t row = 0;
-    for (size_t i = 0; ok && i < ng / 3 && r->n_vis < MAX_VIS; i++) {
-        struct vl_vision_input *in = &r->vis[r->n_vis++];
-        in->grid_t = g[3 * i];
-        in->grid_h = g[3 * i + 1];
-        in->grid_w = g[3 * i + 2];
-        in->n_patches = in->grid_t * in->grid_h * in->grid_w;
-        in->patch_dim = vl_st_find(f, "pixel_values")->shape[1];
-        size_t cnt = (size_t)(in->n_patches * in->patch_dim);
-        in->pixel_values = malloc(cnt * sizeof(float));
-        memcpy(in->pixel_values, pv + row * (size_t)in->patch_dim, cnt * sizeof(float));
-        row += (size_t)in->n_patches;
-    }
-    free(ids);
-    free(g);
-    free(pv);
-    vl_st_close(f);
-    return ok;
-}
-
-static void free_req(struct req *r) {
-    for (int i = 0; i < r->n_vis; i++)
-        vl_vision_input_free(&r->vis[i]);
-    free(r->ids);
 }
 
 static struct vl_model *load_st(enum vl_wformat vision) {
@@ -122,7 +72,7 @@ static struct vl_model *load_pair(const char *text, const char *proj, enum vl_st
     return m;
 }
 
-static void compare(const struct vl_model *ref, const struct vl_model *g, const struct req *r,
+static void compare(const struct vl_model *ref, const struct vl_model *g, const struct lg_req *r,
                     double max_rel, const char *what) {
     struct vl_request rq = {.ids = r->ids, .n_ids = r->n_ids, .vision = r->vis,
                             .n_vision = r->n_vis};
@@ -188,9 +138,9 @@ static void hostile_proj(const char *text, const char *good) {
 
 static void test_projector(void) {
     struct vl_model *bf = load_st(VL_WFORMAT_BF16), *v8 = load_st(VL_WFORMAT_Q8);
-    struct req r1, r2;
-    T_CHECK(load_req(&r1, "img_b_56x56"));
-    T_CHECK(load_req(&r2, "two_images"));
+    struct lg_req r1, r2;
+    T_CHECK(lg_req_load(&r1, "img_b_56x56"));
+    T_CHECK(lg_req_load(&r2, "two_images"));
     if (!bf || !v8 || !r1.ids || !r2.ids)
         return;
     char text[LG_PATH_MAX + 32], p[LG_PATH_MAX + 32];
@@ -292,8 +242,8 @@ static void test_projector(void) {
     unlink(dp);
     rmdir(d);
     unlink(text);
-    free_req(&r1);
-    free_req(&r2);
+    lg_req_free(&r1);
+    lg_req_free(&r2);
     vl_model_free(bf);
     vl_model_free(v8);
 }
@@ -482,7 +432,7 @@ static void test_kquant_model(void) {
     int32_t ids[40];
     for (int i = 0; i < 40; i++)
         ids[i] = (int32_t)((i * 37 + 11) % K_V);
-    struct req r = {.ids = ids, .n_ids = 40};
+    struct lg_req r = {.ids = ids, .n_ids = 40};
     char pk[LG_PATH_MAX + 32], pr[LG_PATH_MAX + 32];
     const uint32_t kinds[] = {VL_GGML_Q4_K, VL_GGML_Q6_K};
     for (size_t i = 0; i < 2; i++) {

@@ -19,56 +19,6 @@
 #define Q8_REL_ERR_MAX 0.05
 #define Q8_KL_MAX 0.01
 #define STEPS 6
-#define MAX_VIS 8
-
-struct req {
-    int32_t *ids;
-    int64_t n_ids;
-    struct vl_vision_input vis[MAX_VIS];
-    int n_vis;
-};
-
-static bool load_req(struct req *r, const char *id) {
-    memset(r, 0, sizeof *r);
-    struct vl_st_file *f = lg_open(id);
-    if (!f)
-        return false;
-    size_t n, ng, np;
-    int64_t *ids = lg_i64(f, "input_ids", &n);
-    int64_t *g = lg_i64(f, "image_grid_thw", &ng);
-    float *pv = lg_f32(f, "pixel_values", &np);
-    bool ok = ids != NULL;
-    if (ok) {
-        r->ids = malloc(n * sizeof *r->ids);
-        for (size_t i = 0; i < n; i++)
-            r->ids[i] = (int32_t)ids[i];
-        r->n_ids = (int64_t)n;
-    }
-    size_t row = 0;
-    for (size_t i = 0; ok && g && pv && i < ng / 3 && r->n_vis < MAX_VIS; i++) {
-        struct vl_vision_input *in = &r->vis[r->n_vis++];
-        in->grid_t = g[3 * i];
-        in->grid_h = g[3 * i + 1];
-        in->grid_w = g[3 * i + 2];
-        in->n_patches = in->grid_t * in->grid_h * in->grid_w;
-        in->patch_dim = vl_st_find(f, "pixel_values")->shape[1];
-        size_t cnt = (size_t)(in->n_patches * in->patch_dim);
-        in->pixel_values = malloc(cnt * sizeof(float));
-        memcpy(in->pixel_values, pv + row * (size_t)in->patch_dim, cnt * sizeof(float));
-        row += (size_t)in->n_patches;
-    }
-    free(ids);
-    free(g);
-    free(pv);
-    vl_st_close(f);
-    return ok;
-}
-
-static void free_req(struct req *r) {
-    for (int i = 0; i < r->n_vis; i++)
-        vl_vision_input_free(&r->vis[i]);
-    free(r->ids);
-}
 
 static struct vl_model *load(enum vl_wformat text, enum vl_wformat vision) {
     char dir[LG_PATH_MAX];
@@ -111,8 +61,8 @@ int main(void) {
     test_coverage(q8, bf);
     const char *cases[] = {"text_only", "img_b_56x56", "two_images"};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        struct req r;
-        T_CHECK_MSG(load_req(&r, cases[i]), "%s: load", cases[i]);
+        struct lg_req r;
+        T_CHECK_MSG(lg_req_load(&r, cases[i]), "%s: load", cases[i]);
         struct vl_request rq = {.ids = r.ids, .n_ids = r.n_ids, .vision = r.vis,
                                 .n_vision = r.n_vis};
         struct vl_compare_stats s8, s8b, s4, same;
@@ -140,7 +90,7 @@ int main(void) {
                     s4.logits_rel_err, s8.logits_rel_err);
         /* a model against itself: no difference at all */
         T_CHECK(same.sq_err == 0 && same.top1_agree == same.steps && same.kl_max == 0);
-        free_req(&r);
+        lg_req_free(&r);
     }
     /* written by `model quantize` and mapped back == quantized at load, bit for bit */
     const struct { struct vl_model *m; const char *sub; } wr[] = {{q8, "q8"}, {q4, "q4"}};
@@ -158,8 +108,8 @@ int main(void) {
             T_EQ_I64(vl_model_wformat(back, true), vl_model_wformat(wr[i].m, true));
             T_EQ_I64(back->w.lm_head.dtype, wr[i].m->w.lm_head.dtype);
             T_EQ_I64(back->n_owned, 0); /* mapped, not copied */
-            struct req r;
-            T_CHECK(load_req(&r, "img_b_56x56"));
+            struct lg_req r;
+            T_CHECK(lg_req_load(&r, "img_b_56x56"));
             struct vl_request rq = {.ids = r.ids, .n_ids = r.n_ids, .vision = r.vis,
                                     .n_vision = r.n_vis};
             struct vl_compare_stats s;
@@ -168,7 +118,7 @@ int main(void) {
             T_CHECK_MSG(s.steps == STEPS && s.sq_err == 0 && s.kl_max == 0,
                         "%s: written checkpoint differs from quantized-at-load (rel %g)",
                         wr[i].sub, s.logits_rel_err);
-            free_req(&r);
+            lg_req_free(&r);
             /* asking a quantized checkpoint for another format is refused */
             memset(&err, 0, sizeof err);
             enum vl_wformat other = i == 0 ? VL_WFORMAT_Q4 : VL_WFORMAT_Q8;
