@@ -174,6 +174,24 @@ static inline int t_done(void) {
     return t_failed ? 1 : 0;
 }
 
+/* The VmFlags line of the /proc/self/smaps entry holding address p ("" if not found): tests
+ * of how weights are mapped (huge pages: "hg"). */
+static inline void t_vma_flags(const void *p, char *out, size_t cap) {
+    out[0] = '\0';
+    FILE *fp = fopen("/proc/self/smaps", "r");
+    char line[512];
+    bool in = false;
+    while (fp && fgets(line, sizeof line, fp)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (in && !strncmp(line, "VmFlags:", 8))
+            snprintf(out, cap, "%s", line);
+    }
+    if (fp)
+        fclose(fp);
+}
+
 /* Path of a file in the unpacked fixtures ($DP_FIXTURES) or source tree ($DP_SOURCE_DIR). */
 static inline const char *t_path(char *buf, size_t n, const char *env, const char *rel) {
     const char *root = getenv(env);

@@ -187,23 +187,6 @@ static void test_tokenizer(struct vl_model *bf) {
     unlink(p);
 }
 
-/* The VmFlags line of the /proc/self/smaps entry holding address p ("" if not found). */
-static void vma_flags(const void *p, char *out, size_t cap) {
-    out[0] = '\0';
-    FILE *fp = fopen("/proc/self/smaps", "r");
-    char line[512];
-    bool in = false;
-    while (fp && fgets(line, sizeof line, fp)) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
-            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-        else if (in && !strncmp(line, "VmFlags:", 8))
-            snprintf(out, cap, "%s", line);
-    }
-    if (fp)
-        fclose(fp);
-}
-
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "%s/gguf-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     T_CHECK(mkdtemp(tmpdir) != NULL);
@@ -256,7 +239,7 @@ int main(void) {
             T_EQ_I64(vl_model_wformat(g, false), cases[i].w);
             /* the mapping asks for huge pages, as the safetensors one (where the kernel has THP) */
             char flags[512];
-            vma_flags(g->w.layers[0].q_w.data, flags, sizeof flags);
+            t_vma_flags(g->w.layers[0].q_w.data, flags, sizeof flags);
             if (flags[0] && access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0)
                 T_CHECK_MSG(strstr(flags, " hg"), "GGUF mapping without MADV_HUGEPAGE: %s", flags);
             /* another weight format than the file's: refused */

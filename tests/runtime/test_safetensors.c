@@ -180,23 +180,6 @@ static void test_corrupt(void) {
     vl_st_close(f);
 }
 
-/* The VmFlags of the smaps entry holding address p ("" if not found). */
-static void vma_flags(const void *p, char *out, size_t cap) {
-    out[0] = '\0';
-    FILE *fp = fopen("/proc/self/smaps", "r");
-    char line[512];
-    bool in = false;
-    while (fp && fgets(line, sizeof line, fp)) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
-            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-        else if (in && !strncmp(line, "VmFlags:", 8))
-            snprintf(out, cap, "%s", line);
-    }
-    if (fp)
-        fclose(fp);
-}
-
 /* The weights' mapping asks for huge pages (VmFlags "hg", where the kernel has THP) so the page
  * cache can serve 2 MiB folios through PMD entries, and vl_st_huge_mapped_bytes reads a byte count
  * for it from /proc/self/smaps. */
@@ -225,7 +208,7 @@ static void test_huge_mapping(void) {
     const struct vl_st_file *files[1] = {f};
     int64_t huge = vl_st_huge_mapped_bytes(files, 1);
     char flags[512];
-    vma_flags(data, flags, sizeof flags);
+    t_vma_flags(data, flags, sizeof flags);
     if (flags[0]) { /* smaps of any kernel docproc supports (>= 5.4) has FilePmdMapped too */
         T_CHECK_MSG(huge >= 0 && (size_t)huge <= vl_st_file_size(f), "huge %lld",
                     (long long)huge);
