@@ -432,7 +432,8 @@ char *dp_batch_opts_help(const struct dp_batch_opts *o) {
         break;
     }
     dp_buf_puts(b, "\nexit: 0 all ok, 1 some documents failed (the rest written), 2 usage, 3 model or\n"
-                "schema load, 4 output not writable, 5 interrupted, 6 inputs unreadable\n"
-                "(--from-raw, @LIST, --merge), 70 internal (docs/cli.md, docs/batch.md).\n");
+                "schema load, 4 output not writable (or in use by another run), 5 interrupted,\n"
+                "6 inputs unreadable (--from-raw, @LIST, --merge), 70 internal (docs/cli.md,\n"
+                "docs/batch.md).\n");
     return dp_buf_steal(b, NULL);
 }
