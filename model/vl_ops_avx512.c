@@ -183,6 +183,20 @@ AVX512 static void gemv_bf16_avx512(float *y, const float *xp, const uint16_t *w
             y[j * ldy + r] = row_end(_mm512_reduce_add_ps(a[j]), xp + j * in, row, in, kv); \
     }
 
+/* The parked accumulators of weight rows [g, g_end) to y. A group's park rows run weight row by
+ * weight row (park[item][h * nx + j] of weight row g + item * H + h), so weight row r's chain
+ * for x row j is park row (r - g) * nx + j. */
+AVX512 static void park_rows_out(float *y, int64_t ldy, const float *xp, const uint16_t *w,
+                                 int64_t in, int64_t kv, const float *park, int64_t g,
+                                 int64_t g_end, int nx) {
+    for (int64_t r = g; r < g_end; r++)
+        for (int j = 0; j < nx; j++) {
+            const float *acc = park + ((r - g) * nx + j) * F32_LANES;
+            float s = kv ? _mm512_reduce_add_ps(_mm512_load_ps(acc)) : 0.0f;
+            y[j * ldy + r] = row_end(s, xp + j * in, w + r * in, in, kv);
+        }
+}
+
 /* The 16 named accumulators of a multi-row kernel to and from their parking rows pk[0..15]
  * (named, not an array, so GCC keeps them in registers inside the tile). */
 #define PARK_LOAD16(pk, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15) \
@@ -275,14 +289,7 @@ AVX512 static void gemv_bf16_x4_avx512(float *y, int64_t ldy, const float *xp, c
                 PARK_STORE16(pk, a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3);
             }
         }
-        /* park[q][h * 4 + j]: weight row r + h, x row j */
-        for (int64_t r = g; r < g_end; r += 4)
-            for (int h = 0; h < 4; h++)
-                for (int j = 0; j < VL_GEMV_X_ROWS; j++) {
-                    const float *acc = park[(r - g) / 4][h * VL_GEMV_X_ROWS + j];
-                    float s = kv ? _mm512_reduce_add_ps(_mm512_load_ps(acc)) : 0.0f;
-                    y[j * ldy + r + h] = row_end(s, xp + j * in, w + (r + h) * in, in, kv);
-                }
+        park_rows_out(y, ldy, xp, w, in, kv, park[0][0], g, g_end, VL_GEMV_X_ROWS);
     }
     if (r_quads_end < r1)
         gemv_bf16_x4_tail_avx512(y, ldy, xp, w, in, r_quads_end, r1);
@@ -357,13 +364,7 @@ AVX512 static void gemv_bf16_x8_avx512(float *y, int64_t ldy, const float *xp, c
                 PARK_STORE16(pk, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7);
             }
         }
-        for (int64_t r = g; r < g_end; r += 2)
-            for (int h = 0; h < 2; h++)
-                for (int j = 0; j < VL_GEMV_X8_ROWS; j++) {
-                    const float *acc = park[(r - g) / 2][h * VL_GEMV_X8_ROWS + j];
-                    float s = kv ? _mm512_reduce_add_ps(_mm512_load_ps(acc)) : 0.0f;
-                    y[j * ldy + r + h] = row_end(s, xp + j * in, w + (r + h) * in, in, kv);
-                }
+        park_rows_out(y, ldy, xp, w, in, kv, park[0][0], g, g_end, VL_GEMV_X8_ROWS);
     }
     if (r_pairs_end < r1) /* an odd last weight row: the four-row kernel's, twice */
         for (int h = 0; h < 2; h++)
