@@ -140,8 +140,9 @@ struct vl_state {
     float *vis_embeds;             /* (n_ctx, H) its vision tokens, prompt order */
     float *vis_scratch;            /* vl__vision_scratch_floats(max_vision_patches) */
     size_t vis_scratch_floats;
-    float *samp_work;              /* (V) sampler scratch shared by the slots */
-    int32_t *samp_cand;            /* (V) */
+    float *samp_work;              /* (n_samp, V) sampler scratch shared by the slots: row 0 */
+    int32_t *samp_cand;            /* (n_samp, V)   for choose, row i for slice i of the pick */
+    int n_samp;                    /* min(n_threads, max_seqs) */
 
     vl_hook_fn hook;
     void *hook_user;

@@ -518,6 +518,45 @@ static enum vl_status prefill_chunk(struct vl_state *s, struct vl_seq *q, struct
 
 /* ---- decode step --------------------------------------------------------------------------- */
 
+/* The step's sampling work (a copy of the row, the pick, the log-prob over the vocabulary: a
+ * few ms a row) for the sequences without a constraint hook, spread over the pool: each
+ * sequence has its own sampler state and the code is the one choose runs, so ids and log-probs
+ * are the same bits on any thread. Stop rules and callbacks stay on the caller's thread. */
+struct pick_task {
+    struct vl_state *s;
+    struct vl_seq *const *qs;
+    int n;
+    int32_t *ids;
+    float *lps;
+};
+
+/* Sequence k's pick with slice ith's scratch rows (each slice runs on one thread at a time). */
+static void pick_one(const struct pick_task *t, int k, int ith) {
+    struct vl_seq *q = t->qs[k];
+    const int64_t V = t->s->m->cfg.text.vocab_size;
+    if (q->p.constrain)
+        return;
+    struct vl_sampler sm = q->sampler;
+    sm.work = t->s->samp_work + ith * V;
+    sm.cand = t->s->samp_cand + ith * V;
+    t->ids[k] = vl__sampler_pick(&sm, t->s->logits + k * V, &q->p, &t->s->m->cfg, &t->lps[k]);
+    q->sampler.rng = sm.rng;
+}
+
+static void pick_task_run(void *arg, int ith, int nth) {
+    const struct pick_task *t = arg;
+    if (nth == 1) {
+        for (int k = 0; k < t->n; k++)
+            pick_one(t, k, 0);
+        return;
+    }
+    if (ith >= t->s->n_samp) /* no scratch of its own: the other slices claim everything */
+        return;
+    for (int64_t k = vl__pool_next_chunk(t->s->comp.pool); k < t->n;
+         k = vl__pool_next_chunk(t->s->comp.pool))
+        pick_one(t, (int)k, ith);
+}
+
 static enum vl_status decode_step(struct vl_state *s, struct vl_error *err) {
     struct vl_fwd_seg segs[VL_STATE_MAX_SEQS];
     struct vl_seq *qs[VL_STATE_MAX_SEQS];
@@ -552,12 +591,21 @@ static enum vl_status decode_step(struct vl_state *s, struct vl_error *err) {
     if (st != VL_OK)
         return st;
     const int64_t V = s->m->cfg.text.vocab_size;
+    int32_t ids[VL_STATE_MAX_SEQS];
+    float lps[VL_STATE_MAX_SEQS];
+    struct pick_task pt = {.s = s, .qs = qs, .n = n, .ids = ids, .lps = lps};
+    vl__pool_run(n > 1 ? s->comp.pool : NULL, pick_task_run, &pt);
     for (int k = 0; k < n; k++) {
         struct vl_seq *q = qs[k];
         q->kv_ids[q->n_kv] = q->last_id;
         q->n_kv++;
         q->res.t.n_decoded++;
-        choose(s, q, s->logits + k * V);
+        if (q->p.constrain) {
+            choose(s, q, s->logits + k * V);
+        } else { /* choose without a hook: the pick made above */
+            q->logits = s->logits + k * V;
+            append_id(s, q, ids[k], lps[k], lps[k]);
+        }
     }
     /* every sequence of the step waited for the whole step */
     double dt = now_s() - t0;

@@ -148,8 +148,10 @@ static size_t arena_plan(struct vl_state *s, struct plan *pl) {
     plan_add(pl, &s->pos, mul3(VL_ROPE_AXES, ctx, 1, &ovf), sizeof(int64_t));
     plan_add(pl, &s->vis_embeds, mul3(ctx, H, 1, &ovf), sizeof(float));
     plan_add(pl, &s->vis_scratch, s->vis_scratch_floats, sizeof(float));
-    plan_add(pl, &s->samp_work, V, sizeof(float));
-    plan_add(pl, &s->samp_cand, V, sizeof(int32_t));
+    /* one sampler scratch per slice of the decode step's parallel pick (vl_seq.c) */
+    s->n_samp = s->params.n_threads < s->params.max_seqs ? s->params.n_threads : s->params.max_seqs;
+    plan_add(pl, &s->samp_work, mul3(V, (size_t)s->n_samp, 1, &ovf), sizeof(float));
+    plan_add(pl, &s->samp_cand, mul3(V, (size_t)s->n_samp, 1, &ovf), sizeof(int32_t));
     size_t total = 0;
     for (int i = 0; i < pl->n && !ovf && !pl->overflow; i++) {
         size_t b = (pl->p[i].bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
