@@ -44,6 +44,9 @@ struct vl_tensor {
     int64_t ne[VL_MAX_DIMS];
     const void *data; /* borrowed */
     const char *name; /* borrowed; valid while the owner lives */
+    /* Q8_0 / Q4_0 Linear weights: the same blocks in the kernels' interleaved layout
+     * (vl_quant_impl.h, "packed"), model-owned; NULL for every other tensor. */
+    const void *pack;
 };
 
 size_t vl__dtype_size(enum vl_dtype t);       /* bytes per element; per block of a block type */

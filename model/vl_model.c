@@ -197,9 +197,10 @@ enum vl_status vl_model_load_with_projector(struct vl_model **out, const char *d
             vl_model_free(m);
             return st;
         }
-        if (vl__gguf_find(m->gguf, "tokenizer.ggml.tokens"))
+        st = vl__quant_pack_model(m, err);
+        if (st == VL_OK && vl__gguf_find(m->gguf, "tokenizer.ggml.tokens"))
             st = vl__gguf_tokenizer(&m->tok, m->gguf, err);
-        else
+        else if (st == VL_OK)
             vl__log(VL_LOG_WARN, "%s: no tokenizer.ggml.tokens; text cannot be tokenized", dir);
         if (st != VL_OK) {
             vl_model_free(m);
@@ -229,6 +230,8 @@ enum vl_status vl_model_load_with_projector(struct vl_model **out, const char *d
         st = vl__weights_bind(m, err);
     if (st == VL_OK)
         st = vl__quant_desc_check(m, err);
+    if (st == VL_OK)
+        st = vl__quant_pack_model(m, err);
     if (st == VL_OK)
         st = exists(&has_tok, dir, TOKENIZER_FILE, err);
     if (st == VL_OK && has_tok) {

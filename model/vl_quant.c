@@ -22,8 +22,6 @@ static const float q4_scale_divs[] = {-8.0f, -7.5f, -7.0f, -6.5f, 7.0f, 7.5f};
 #define F16_MIN_NORMAL_EXP (-14)
 #define F16_MANT_BITS 10
 #define F32_MANT_BITS 23
-#define LANES 8             /* f32 accumulator lanes of the kernels */
-#define LANE_ELEMS (VL_QK / LANES)
 
 bool vl__dtype_is_quant(enum vl_dtype t) {
     return t == VL_DTYPE_Q8_0 || t == VL_DTYPE_Q4_0;
@@ -214,39 +212,118 @@ void vl__quantize_act(int8_t *q, float *d, const float *x, int64_t n) {
     }
 }
 
-/* ---- scalar twin of the integer kernel ------------------------------------------------------ */
+/* ---- the definition, the packed layout and the scalar twin ------------------------------- */
 
-/* One output: the 8-lane f32 accumulation and reduction order of the SIMD kernels. */
-static float dot_ref(const int8_t *xq, const float *xd, const uint8_t *w, enum vl_dtype t,
-                     int64_t nb) {
-    float acc[LANES] = {0};
+#define Q8_PACK_CHUNKS (VL_QK / 4)      /* 4-element groups of a block */
+#define Q4_PACK_CHUNKS (VL_QK / 2 / 4)  /* 4-byte groups of a Q4_0 block's 16 bytes */
+
+float vl__qdot(const int8_t *xq, const float *xd, const uint8_t *wrow, enum vl_dtype t,
+               int64_t nb) {
+    float acc = 0.0f;
     const size_t bs = vl__dtype_size(t);
     for (int64_t b = 0; b < nb; b++) {
         int8_t q[VL_QK];
-        float d = unpack_block(q, w + (size_t)b * bs, t) * xd[b];
-        const int8_t *xb = xq + b * VL_QK;
-        for (int l = 0; l < LANES; l++) {
-            int32_t p = 0;
-            for (int k = 0; k < LANE_ELEMS; k++)
-                p += (int32_t)q[l * LANE_ELEMS + k] * (int32_t)xb[l * LANE_ELEMS + k];
-            acc[l] = fmaf((float)p, d, acc[l]);
-        }
+        float dw = unpack_block(q, wrow + (size_t)b * bs, t);
+        int32_t s = 0;
+        for (int j = 0; j < VL_QK; j++)
+            s += (int32_t)q[j] * (int32_t)xq[b * VL_QK + j];
+        acc = fmaf((float)s, dw * xd[b], acc);
     }
-    /* hsum8: lanes (i, i + 4), then (i, i + 2), then (0, 1) */
-    float s4[4], s2[2];
-    for (int i = 0; i < 4; i++)
-        s4[i] = acc[i] + acc[i + 4];
-    for (int i = 0; i < 2; i++)
-        s2[i] = s4[i] + s4[i + 2];
-    return s2[0] + s2[1];
+    return acc;
 }
 
-static void gemm_scalar(float *y, int64_t ldy, const int8_t *xq, const float *xd, int64_t nx,
-                        const uint8_t *w, enum vl_dtype t, int64_t nb, int64_t r0, int64_t r1) {
-    const size_t rb = (size_t)nb * vl__dtype_size(t);
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t i = 0; i < nx; i++)
-            y[i * ldy + r] = dot_ref(xq + i * nb * VL_QK, xd + i * nb, w + (size_t)r * rb, t, nb);
+size_t vl__qpack_bytes(enum vl_dtype t, int64_t out, int64_t nb) {
+    const int64_t groups = (out + VL_QPACK_ROWS - 1) / VL_QPACK_ROWS;
+    return (size_t)groups * (size_t)nb * VL_QPACK_ROWS * vl__dtype_size(t);
+}
+
+void vl__qpack(uint8_t *dst, const uint8_t *src, enum vl_dtype t, int64_t out, int64_t nb,
+               int64_t g0, int64_t g1) {
+    VL_ASSERT(vl__dtype_is_quant(t));
+    const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs, gb = VL_QPACK_ROWS * bs;
+    const bool q8 = t == VL_DTYPE_Q8_0;
+    for (int64_t g = g0; g < g1; g++) {
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *o = dst + ((size_t)g * (size_t)nb + (size_t)b) * gb;
+            memset(o, 0, gb);
+            for (int j = 0; j < VL_QPACK_ROWS; j++) {
+                const int64_t r = g * VL_QPACK_ROWS + j;
+                if (r >= out)
+                    break;
+                const uint8_t *blk = src + (size_t)r * rb + (size_t)b * bs;
+                memcpy(o + 2 * j, blk, 2);
+                uint8_t *q = o + VL_QPACK_SCALE_BYTES + 4 * j;
+                for (int c = 0; c < (q8 ? Q8_PACK_CHUNKS : Q4_PACK_CHUNKS); c++)
+                    for (int k = 0; k < 4; k++)
+                        q[c * VL_QPACK_CHUNK + k] = q8 ? (uint8_t)(blk[2 + 4 * c + k] ^ 0x80u)
+                                                       : blk[2 + 4 * c + k];
+            }
+        }
+    }
+}
+
+void *vl__qpack_tensor(const struct vl_tensor *w) {
+    VL_ASSERT(w->ndim == 2 && vl__dtype_is_quant(w->dtype));
+    const int64_t out = w->ne[0], nb = vl__q_blocks(w->ne[1]);
+    size_t bytes = vl__qpack_bytes(w->dtype, out, nb);
+    uint8_t *p = vl__aligned_alloc(VL_QPACK_CHUNK, bytes ? bytes : 1);
+    if (p)
+        vl__qpack(p, w->data, w->dtype, out, nb, 0, (out + VL_QPACK_ROWS - 1) / VL_QPACK_ROWS);
+    return p;
+}
+
+void vl__act_corr(int32_t *xc, const int8_t *xq, int64_t nb, enum vl_dtype t) {
+    const int32_t k = t == VL_DTYPE_Q8_0 ? 128 : VL_Q4_OFFSET;
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t s = 0;
+        for (int j = 0; j < VL_QK; j++)
+            s += xq[b * VL_QK + j];
+        xc[b] = -k * s;
+    }
+}
+
+/* Row j of a packed group block as 32 signed weights in element order. */
+static void unpack_packed(int8_t q[VL_QK], const uint8_t *blk, enum vl_dtype t, int j) {
+    const uint8_t *p = blk + VL_QPACK_SCALE_BYTES + 4 * j;
+    if (t == VL_DTYPE_Q8_0) {
+        for (int c = 0; c < Q8_PACK_CHUNKS; c++)
+            for (int k = 0; k < 4; k++)
+                q[4 * c + k] = (int8_t)(p[c * VL_QPACK_CHUNK + k] ^ 0x80u);
+        return;
+    }
+    for (int c = 0; c < Q4_PACK_CHUNKS; c++)
+        for (int k = 0; k < 4; k++) {
+            uint8_t v = p[c * VL_QPACK_CHUNK + k];
+            q[4 * c + k] = (int8_t)((v & 0x0f) - VL_Q4_OFFSET);
+            q[VL_QK / 2 + 4 * c + k] = (int8_t)((v >> 4) - VL_Q4_OFFSET);
+        }
+}
+
+/* The scalar twin: the definition, read from the packed layout (xc is not needed: the weights
+ * are taken back to signed values). */
+static void gemm_scalar(float *y, int64_t ldy, const int8_t *xq, const float *xd,
+                        const int32_t *xc, int64_t nx, const uint8_t *wp, enum vl_dtype t,
+                        int64_t nb, int64_t r0, int64_t r1) {
+    (void)xc;
+    const size_t gb = VL_QPACK_ROWS * vl__dtype_size(t);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wg = wp + (size_t)(r / VL_QPACK_ROWS) * (size_t)nb * gb;
+        const int j = (int)(r % VL_QPACK_ROWS);
+        for (int64_t i = 0; i < nx; i++) {
+            const int8_t *x = xq + i * nb * VL_QK;
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = wg + (size_t)b * gb;
+                int8_t q[VL_QK];
+                unpack_packed(q, blk, t, j);
+                int32_t s = 0;
+                for (int k = 0; k < VL_QK; k++)
+                    s += (int32_t)q[k] * (int32_t)x[b * VL_QK + k];
+                acc = fmaf((float)s, load_f16(blk + 2 * j) * xd[i * nb + b], acc);
+            }
+            y[i * ldy + r] = acc;
+        }
+    }
 }
 
 static const struct vl_qsimd qsimd_scalar = {

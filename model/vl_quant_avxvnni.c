@@ -1,10 +1,11 @@
 /* Quantized weights, part 4: the AVX-VNNI integer kernel (VEX vpdpbusd on ymm: Alder Lake and
- * later Intel cores, Zen 5), compiled with a per-function target attribute and picked at run time
- * (vl__qsimd), never with -march=native. The AVX2 kernel's structure (vl_quant_x86.c) with its
- * two integer steps (vpmaddubsw, vpmaddwd with ones) replaced by one vpdpbusd into zero: the
- * same 8 int32 lanes (lane l = elements 4l..4l+3 of |w| . sign(x, w); |w| <= 128, |x| <= 127,
- * so no lane can overflow), then the same f32 steps, so the table is bit-identical to the AVX2
- * and scalar ones. Pure functions; thread-safe. */
+ * later Intel cores, Zen 5) on the packed layout, compiled with a per-function target attribute
+ * and picked at run time (vl__qsimd), never with -march=native. The AVX2 kernel's structure
+ * (VL_QUANT_DOT_FNS) with one vpdpbusd per 4-element group of 8 rows: the packed w + 128 (Q8_0)
+ * or nibbles w + 8 (Q4_0) as the unsigned operand, x (broadcast) as the signed one, started from
+ * the x block's correction -128 * sum(x) resp. -8 * sum(x): the same exact int32 block sums (the
+ * products fit int16, the sums int32), then the same f32 steps, so the table is bit-identical to
+ * the AVX2 and scalar ones. Pure functions; thread-safe. */
 #include "vl_quant_x86.h"
 
 #ifdef VL_HAVE_X86
@@ -13,34 +14,20 @@
 #define VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define CPUID7_1_EAX_AVXVNNI (1u << 4) /* Intel SDM vol. 2A, CPUID leaf 7 sub-leaf 1 */
 
-/* acc += cvt(lane sums of w . x) * (dw * dx) */
-VNNI static inline __m256 block_fma(__m256 acc, __m256i aw, __m256i w, const int8_t *xb,
-                                    __m256 dw, const float *dx) {
-    __m256i x = _mm256_loadu_si256((const __m256i *)xb);
-    __m256i p32 = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(x, w));
-    __m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ss(dx));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), d, acc);
+VNNI static inline __m256i init_q8(int32_t c) {
+    return _mm256_set1_epi32(c);
 }
 
-/* One x row (gemv_r4): vpdpbusd of w ^ 0x80 = w + 128 (u8) by x from -128 * (lane sums of x)
- * (Q8_0), of the nibbles (u8) by x from -8 * (lane sums of x) (Q4_0); the corrections once per
- * x block. Exact: the products fit int16, the sums int32. */
-VNNI static inline __m256i xcorr_q8(__m256i x) {
-    const __m256i z = _mm256_setzero_si256();
-    return _mm256_sub_epi32(z, _mm256_dpbusd_avx_epi32(z, _mm256_set1_epi8((char)0x80), x));
+VNNI static inline __m256i init_q4(int32_t c) {
+    return _mm256_set1_epi32(c);
 }
 
-VNNI static inline __m256i lanes_q8(__m256i w, __m256i x, __m256i cx) {
-    return _mm256_dpbusd_avx_epi32(cx, _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)), x);
+VNNI static inline __m256i dot_q8(__m256i s, __m256i wu, __m256i x) {
+    return _mm256_dpbusd_avx_epi32(s, wu, x);
 }
 
-VNNI static inline __m256i xcorr_q4(__m256i x) {
-    const __m256i z = _mm256_setzero_si256();
-    return _mm256_sub_epi32(z, _mm256_dpbusd_avx_epi32(z, _mm256_set1_epi8(VL_Q4_OFFSET), x));
-}
-
-VNNI static inline __m256i lanes_q4(__m256i nib, __m256i x, __m256i cx) {
-    return _mm256_dpbusd_avx_epi32(cx, nib, x);
+VNNI static inline __m256i dot_q4(__m256i s, __m256i nib, __m256i x) {
+    return _mm256_dpbusd_avx_epi32(s, nib, x);
 }
 
 VL_QUANT_DOT_FNS(VNNI)

@@ -12,10 +12,22 @@
  *   vl__qlinear_multi(c, x, n, outs, n_outs, swiglu);  // what vl__linear* call for Q8_0 / Q4_0
  *
  * Activations are quantized per block of 32 on the fly (int8, f32 scale d = amax / 127), and each
- * output is  y = sum over blocks of d_w * d_x * (int32 dot of the 32 int8 products), accumulated
- * in 8 f32 lanes (lane l takes elements 4l..4l+3 of every block) and reduced in a fixed order. The
- * scalar twins compute exactly that, so every table gives bit-identical results, and an output
- * row never depends on the other rows computed with it (batching, threads, chunking). */
+ * output is, over the blocks b in increasing order,
+ *     s_b = sum of the block's 32 int8 x int8 products   (one exact int32: |s_b| < 2^20)
+ *     acc = fmaf((float)s_b, d_w[b] * d_x[b], acc)          (from acc = 0; (float)s_b is exact)
+ * The scalar twin computes exactly that, so every table gives bit-identical results, and an output
+ * row never depends on the other rows computed with it (batching, threads, chunking).
+ *
+ * Packed layout (what the kernels read; vl__qpack, made at load for every quantized Linear weight
+ * and kept in struct vl_tensor.pack): rows in groups of VL_QPACK_ROWS = 16 (the last group
+ * zero-padded), group G's blocks one after the other, block b of the group =
+ *     16 f16 scales (row 16G + j at bytes 2j)                                         32 bytes
+ *     Q8_0: 8 chunks e = 0..7, row j's elements 4e..4e+3 at bytes 4j..4j+3 as w ^ 0x80
+ *           (= w + 128, unsigned)                                               8 x 64 bytes
+ *     Q4_0: 4 chunks c = 0..3, row j's Q4_0 bytes qs[4c..4c+3] at bytes 4j..4j+3 (low nibbles:
+ *           elements 4c..4c+3, high nibbles: 16+4c..16+4c+3; w + 8, unsigned)   4 x 64 bytes
+ * i.e. 16 x 34 resp. 16 x 18 bytes: the same size as the rows it came from. One 64-byte load is
+ * one 4-element group of 16 rows: the 16 lanes of a zmm are 16 outputs. */
 #ifndef VL_QUANT_IMPL_H
 #define VL_QUANT_IMPL_H
 
@@ -46,14 +58,36 @@ void vl__quantize_act(int8_t *q, float *d, const float *x, int64_t n);
 /* The activation quantizer of a table: vl__quantize_act's bytes (SIMD ones: vl_quant_act.c). */
 typedef void (*vl_quantize_act_fn)(int8_t *q, float *d, const float *x, int64_t n);
 
+/* ---- packed layout (above) ---- */
+#define VL_QPACK_ROWS 16
+#define VL_QPACK_SCALE_BYTES (VL_QPACK_ROWS * 2)
+#define VL_QPACK_CHUNK 64 /* bytes: 4 bytes of each of the 16 rows */
+/* Bytes of the packed copy of `out` rows of nb blocks of type t (rows padded to a multiple of 16). */
+size_t vl__qpack_bytes(enum vl_dtype t, int64_t out, int64_t nb);
+/* Packs the row groups [g0, g1) of src (out rows of nb blocks) into dst (vl__qpack_bytes). */
+void vl__qpack(uint8_t *dst, const uint8_t *src, enum vl_dtype t, int64_t out, int64_t nb,
+               int64_t g0, int64_t g1);
+/* w->pack for a Q8_0 / Q4_0 tensor: a new vl__aligned_alloc'd packed copy (NULL: out of memory);
+ * the caller owns it. */
+void *vl__qpack_tensor(const struct vl_tensor *w);
+/* The x blocks' corrections the kernels start from: xc[b] = -k * (sum of x block b's 32 int8),
+ * k = 128 (Q8_0: the packed w + 128) or 8 (Q4_0: the nibbles w + 8). */
+void vl__act_corr(int32_t *xc, const int8_t *xq, int64_t nb, enum vl_dtype t);
+/* The definition above for one output on the original row layout (tests: the packed kernels
+ * must give these bits). */
+float vl__qdot(const int8_t *xq, const float *xd, const uint8_t *wrow, enum vl_dtype t,
+               int64_t nb);
+
 /* Integer kernels, one table per instruction set (scalar twin first). */
 struct vl_qsimd {
     const char *name; /* "scalar", "avx2", "avxvnni", "avx512vnni" */
     vl_quantize_act_fn quantize_act; /* bit-identical to vl__quantize_act on every table */
     /* y[i * ldy + r] = dot(W row r, x row i) for x rows i in [0, nx) and weight rows r in [r0, r1).
-     * xq: (nx, nb * 32) int8, xd: (nx, nb) scales, w: rows of nb blocks of type t. */
-    void (*gemm)(float *y, int64_t ldy, const int8_t *xq, const float *xd, int64_t nx,
-                 const uint8_t *w, enum vl_dtype t, int64_t nb, int64_t r0, int64_t r1);
+     * xq: (nx, nb * 32) int8, xd: (nx, nb) scales, xc: (nx, nb) the x blocks' corrections for
+     * type t (vl__act_corr), wp: the weights in the packed layout (vl__qpack), nb blocks a row. */
+    void (*gemm)(float *y, int64_t ldy, const int8_t *xq, const float *xd, const int32_t *xc,
+                 int64_t nx, const uint8_t *wp, enum vl_dtype t, int64_t nb, int64_t r0,
+                 int64_t r1);
 };
 const struct vl_qsimd *vl__qsimd(void);        /* the dispatched table (see vl_quant.c) */
 const struct vl_qsimd *vl__qsimd_scalar(void);
@@ -72,6 +106,8 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
 /* The Linear weights a format covers (vl_model_quantize's list): writes up to cap pointers into
  * m->w to out (may be NULL with cap 0) and returns how many there are. */
 int vl__quant_targets(struct vl_model *m, bool vision, struct vl_tensor **out, int cap);
+/* Packs every Q8_0 / Q4_0 target of m (text and vision) that has no pack yet (model-owned). */
+enum vl_status vl__quant_pack_model(struct vl_model *m, struct vl_error *err);
 
 /* Quantized checkpoints (`docproc model quantize`, vl_quant_ckpt.c): DIR/quantization.json
  * describes which tensors of the safetensors files are blocks; they are stored as U8 tensors of

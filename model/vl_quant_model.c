@@ -7,6 +7,7 @@
 #include "vl_quant_impl.h"
 
 #include <string.h>
+#include <time.h>
 
 static const char *const wformat_names[] = {
     [VL_WFORMAT_BF16] = "bf16",
@@ -154,6 +155,53 @@ static enum vl_status quantize_group(struct vl_model *m, bool vision, enum vl_wf
     return st;
 }
 
+/* ---- the kernels' packed copies ------------------------------------------------------------ */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+enum vl_status vl__quant_pack_model(struct vl_model *m, struct vl_error *err) {
+    const double t0 = now_s();
+    size_t total = 0;
+    for (int vision = 0; vision < 2; vision++) {
+        if (vision && m->text_only)
+            break;
+        int n = vl__quant_targets(m, vision, NULL, 0);
+        struct vl_tensor **ts = vl__calloc((size_t)(n > 0 ? n : 1), sizeof *ts);
+        if (!ts)
+            return vl__err(err, VL_ERR_NOMEM, "pack: out of memory");
+        vl__quant_targets(m, vision, ts, n);
+        enum vl_status st = VL_OK;
+        for (int i = 0; i < n && st == VL_OK; i++) {
+            struct vl_tensor *w = ts[i];
+            if (!vl__dtype_is_quant(w->dtype) || w->pack || !w->data)
+                continue;
+            void *p = vl__qpack_tensor(w);
+            if (!p) {
+                st = vl__err(err, VL_ERR_NOMEM, "pack: cannot allocate %zu bytes for '%s'",
+                             vl__qpack_bytes(w->dtype, w->ne[0], vl__q_blocks(w->ne[1])),
+                             w->name);
+                break;
+            }
+            st = add_owned(m, p, err);
+            if (st == VL_OK) {
+                w->pack = p;
+                total += vl__qpack_bytes(w->dtype, w->ne[0], vl__q_blocks(w->ne[1]));
+            }
+        }
+        vl__free(ts);
+        if (st != VL_OK)
+            return st;
+    }
+    if (total)
+        vl__log(VL_LOG_DEBUG, "packed %.1f MiB of quantized weights for the kernels in %.2f s",
+                (double)total / (1 << 20), now_s() - t0);
+    return VL_OK;
+}
+
 enum vl_status vl_model_quantize(struct vl_model *m, enum vl_wformat text,
                                  enum vl_wformat vision, int n_threads, struct vl_error *err) {
     if ((unsigned)text >= N_WFORMATS || (unsigned)vision >= N_WFORMATS)
@@ -184,6 +232,8 @@ enum vl_status vl_model_quantize(struct vl_model *m, enum vl_wformat text,
     if (st == VL_OK && vision != VL_WFORMAT_BF16 && !m->text_only)
         st = quantize_group(m, true, vision, pool, err);
     vl__pool_free(pool);
+    if (st == VL_OK)
+        st = vl__quant_pack_model(m, err);
     return st;
 }
 

@@ -19,6 +19,7 @@ struct qtask {
     struct vl_pool *pool;
     const int8_t *xq; /* (n, nb * 32) */
     const float *xd;  /* (n, nb) */
+    const int32_t *xc[2]; /* (n, nb): the x blocks' corrections for Q8_0 [0] and Q4_0 [1] */
     int64_t n, nb, y_off;
     const struct vl_linear_out *outs;
     int n_outs;
@@ -30,7 +31,9 @@ static void qrows(const struct qtask *t, const struct vl_linear_out *o, int64_t 
     const struct vl_tensor *w = o->w;
     const int64_t out = w->ne[0];
     float *y = o->y + t->y_off * out;
-    vl__qsimd()->gemm(y, out, t->xq, t->xd, t->n, w->data, w->dtype, t->nb, r0, r1);
+    VL_ASSERT(w->pack); /* every quantized Linear weight is packed at load (vl_quant_model.c) */
+    vl__qsimd()->gemm(y, out, t->xq, t->xd, t->xc[w->dtype == VL_DTYPE_Q4_0], t->n, w->pack,
+                      w->dtype, t->nb, r0, r1);
     for (int64_t b0 = r0; o->b && b0 < r1; b0 += BIAS_TILE) {
         float bias[BIAS_TILE]; /* (len) widened bias */
         int64_t len = r1 - b0 < BIAS_TILE ? r1 - b0 : BIAS_TILE;
@@ -88,6 +91,7 @@ static void qtask_run(void *arg, int ith, int nth) {
 struct qact {
     int8_t *xq;
     float *xd;
+    int32_t *xc[2]; /* NULL where no weight of that type (Q8_0, Q4_0) is in the call */
     const float *x;
     int64_t in, nb, n;
 };
@@ -97,8 +101,13 @@ static void qact_run(void *arg, int ith, int nth) {
     const vl_quantize_act_fn quantize = vl__qsimd()->quantize_act;
     int64_t i0, i1;
     vl__pool_split(a->n, 1, ith, nth, &i0, &i1);
-    for (int64_t i = i0; i < i1; i++)
+    for (int64_t i = i0; i < i1; i++) {
         quantize(a->xq + i * a->nb * VL_QK, a->xd + i * a->nb, a->x + i * a->in, a->in);
+        for (int k = 0; k < 2; k++)
+            if (a->xc[k])
+                vl__act_corr(a->xc[k] + i * a->nb, a->xq + i * a->nb * VL_QK, a->nb,
+                             k ? VL_DTYPE_Q4_0 : VL_DTYPE_Q8_0);
+    }
 }
 
 void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
@@ -107,12 +116,14 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
     const int64_t in = outs[0].w->ne[1];
     int64_t rows = 0;
     size_t row_bytes = 0; /* weight bytes per virtual row */
+    bool has[2] = {false, false}; /* Q8_0, Q4_0 weights in the call */
     for (int k = 0; k < n_outs; k++) {
         const struct vl_tensor *w = outs[k].w;
         VL_ASSERT(w->ndim == 2 && w->ne[1] == in && vl__dtype_is_quant(w->dtype));
         VL_ASSERT(!outs[k].b || (outs[k].b->ndim == 1 && outs[k].b->ne[0] == w->ne[0]));
         VL_ASSERT(!swiglu || w->ne[0] == outs[0].w->ne[0]);
         rows += swiglu && k ? 0 : w->ne[0];
+        has[w->dtype == VL_DTYPE_Q4_0] = true;
         size_t rb = vl__q_row_bytes(w->dtype, in) * (swiglu ? 2 : 1);
         row_bytes = rb > row_bytes ? rb : row_bytes;
     }
@@ -130,8 +141,10 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
     };
     int64_t fit = (int64_t)(CLAIM_MAX_BYTES / (row_bytes * UNIT_ROWS));
     t.max_units = fit < 1 ? 1 : fit;
-    /* quantized x rows (int8, then the f32 scales) in the scratch, as many per pass as fit */
-    const size_t xrow = (size_t)nb * VL_QK + (size_t)nb * sizeof(float);
+    /* quantized x rows (int8, then the f32 scales, then the corrections of each weight type in
+     * the call) in the scratch, as many per pass as fit */
+    const size_t xrow = (size_t)nb * VL_QK + (size_t)nb * sizeof(float) +
+                        (size_t)(has[0] + has[1]) * (size_t)nb * sizeof(int32_t);
     int64_t batch = (int64_t)(c->scratch_bytes / xrow);
     VL_ASSERT(batch >= 1);
     batch = batch < n ? batch : n;
@@ -139,10 +152,18 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
         int64_t nbt = n - i0 < batch ? n - i0 : batch;
         int8_t *xq = (int8_t *)c->scratch;
         float *xd = (float *)(xq + (size_t)batch * (size_t)nb * VL_QK); /* 4-aligned: 32 | row */
+        int32_t *xc = (int32_t *)(xd + (size_t)batch * (size_t)nb);
         struct qact qa = {.xq = xq, .xd = xd, .x = x + i0 * in, .in = in, .nb = nb, .n = nbt};
+        for (int k = 0; k < 2; k++)
+            if (has[k]) {
+                qa.xc[k] = xc;
+                xc += (size_t)batch * (size_t)nb;
+            }
         vl__pool_run(nbt >= ACT_POOL_MIN_ROWS ? t.pool : NULL, qact_run, &qa);
         t.xq = xq;
         t.xd = xd;
+        t.xc[0] = qa.xc[0];
+        t.xc[1] = qa.xc[1];
         t.n = nbt;
         t.y_off = i0;
         vl__pool_run(t.pool, qtask_run, &t);

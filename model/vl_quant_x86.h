@@ -23,134 +23,93 @@ void vl__quantize_act_avx512(int8_t *q, float *d, const float *x, int64_t n);
 /* x rows per weight-block load in the AVX2 / AVX-VNNI dot products */
 #define X_ROWS 4
 
-AVX2 static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+/* The 4-byte group at p as an int32 broadcast to every lane (4 int8 of one x row). */
+AVX2 static inline __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
 }
 
-AVX2 static inline float f16_at(const uint8_t *p) {
-    uint16_t h;
-    __builtin_memcpy(&h, p, sizeof h);
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
-}
-
-/* The block's 32 signed weights in element order, and its scale. */
-AVX2 static inline __m256i load_block(const uint8_t *blk, enum vl_dtype t, float *d) {
-    *d = f16_at(blk);
-    if (t == VL_DTYPE_Q8_0)
-        return _mm256_loadu_si256((const __m256i *)(blk + 2));
-    const __m128i qs = _mm_loadu_si128((const __m128i *)(blk + 2));
-    const __m128i lo_mask = _mm_set1_epi8(0x0f);
-    __m128i lo = _mm_and_si128(qs, lo_mask);
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), lo_mask);
-    __m256i q = _mm256_set_m128i(hi, lo); /* elements 0..15 low nibbles, 16..31 high */
-    return _mm256_sub_epi8(q, _mm256_set1_epi8(VL_Q4_OFFSET));
-}
-
-/* Q4_0 block: its 32 nibbles (u8, 0..15) in element order: [qs | qs] with the high 128 bits
- * shifted right by 4, masked. */
-AVX2 static inline __m256i load_nibbles(const uint8_t *blk) {
-    const __m256i qs = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 2)));
-    return _mm256_and_si256(_mm256_srlv_epi64(qs, _mm256_set_epi64x(4, 4, 0, 0)),
-                            _mm256_set1_epi8(0x0f));
-}
-
-/* The 4-row and 1-row dot products over a weight row's nb blocks and the tiled loop over rows, defined in each including file
- * with its target attribute ATTR and its own block_fma (maddubs on AVX2, vpdpbusd on AVX-VNNI):
- * the loops, the per-lane float steps and their order are the same in both, which keeps the
- * tables bit-identical. */
+/* The packed-layout kernel of the AVX2 and AVX-VNNI tables, defined in each including file with
+ * its target attribute ATTR and its own integer steps: init_q8(c) / init_q4(c) (the block sum's
+ * start from the x block's correction c), dot_q8(s, w, x) (w: 8 rows' 4 bytes w + 128 as u8,
+ * x: 4 int8 broadcast) and dot_q4(s, nib, x) (8 rows' 4 nibbles, u8). A ymm holds one block sum
+ * of 8 weight rows (half a packed group) for one x row; then the definition's f32 steps, per
+ * lane: convert, d_w * d_x, FMA — the scalar twin's operations, hence its bits. */
 #define VL_QUANT_DOT_FNS(ATTR)                                                                   \
-    ATTR static void dot_x4(float *y, int64_t ldy, const int8_t *xq, const float *xd,           \
-                            const uint8_t *wr, enum vl_dtype t, size_t bs, int64_t nb) {        \
-        const int64_t xrow = nb * VL_QK;                                                       \
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                            \
-        for (int64_t b = 0; b < nb; b++) {                                                     \
-            float dws;                                                                         \
-            __m256i w = load_block(wr + (size_t)b * bs, t, &dws);                              \
-            __m256i aw = _mm256_sign_epi8(w, w); /* |w| as u8 (|-128| = 128 reads right) */    \
-            __m256 dw = _mm256_set1_ps(dws);                                                   \
-            const int8_t *xb = xq + b * VL_QK;                                                 \
-            a0 = block_fma(a0, aw, w, xb, dw, xd + b);                                         \
-            a1 = block_fma(a1, aw, w, xb + xrow, dw, xd + nb + b);                             \
-            a2 = block_fma(a2, aw, w, xb + 2 * xrow, dw, xd + 2 * nb + b);                     \
-            a3 = block_fma(a3, aw, w, xb + 3 * xrow, dw, xd + 3 * nb + b);                     \
-        }                                                                                      \
-        y[0] = hsum8(a0);                                                                      \
-        y[ldy] = hsum8(a1);                                                                    \
-        y[2 * ldy] = hsum8(a2);                                                                \
-        y[3 * ldy] = hsum8(a3);                                                                \
-    }                                                                                          \
-    ATTR static float dot_x1(const int8_t *xq, const float *xd, const uint8_t *wr,             \
-                             enum vl_dtype t, size_t bs, int64_t nb) {                         \
-        __m256 a0 = _mm256_setzero_ps();                                                       \
-        for (int64_t b = 0; b < nb; b++) {                                                     \
-            float dws;                                                                         \
-            __m256i w = load_block(wr + (size_t)b * bs, t, &dws);                              \
-            a0 = block_fma(a0, _mm256_sign_epi8(w, w), w, xq + b * VL_QK, _mm256_set1_ps(dws), \
-                           xd + b);                                                            \
-        }                                                                                      \
-        return hsum8(a0);                                                                      \
-    }                                                                                          \
-    /* One x row against 4 weight rows (decode): the lane sums by lanes_q8 / lanes_q4 with   \
-     * the x block's corrections (xcorr_q8 / xcorr_q4) computed once for the 4 rows; the same  \
-     * exact int32 lane sums, then the same f32 steps. */                                      \
-    ATTR static void gemv_r4(float *y, const int8_t *xq, const float *xd, const uint8_t *wr,   \
-                             size_t rb, enum vl_dtype t, int64_t nb) {                         \
-        const size_t bs = vl__dtype_size(t);                                                   \
-        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),          \
-                       _mm256_setzero_ps()};                                                   \
-        for (int64_t b = 0; b < nb; b++) {                                                     \
-            const uint8_t *blk = wr + (size_t)b * bs;                                          \
-            if (t == VL_DTYPE_Q8_0 || !(b & 1)) /* the next pass's rows: see gemv_prefetch */   \
-                for (int j = 0; j < 4; j++)                                                    \
-                    _mm_prefetch((const char *)(blk + (size_t)(4 + j) * rb), _MM_HINT_T0);     \
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + b * VL_QK));           \
-            const __m256 dx = _mm256_broadcast_ss(xd + b);                                     \
-            if (t == VL_DTYPE_Q8_0) {                                                          \
-                const __m256i cx = xcorr_q8(x);                                                \
-                for (int j = 0; j < 4; j++) {                                                  \
-                    const uint8_t *bj = blk + (size_t)j * rb;                                  \
-                    __m256i w = _mm256_loadu_si256((const __m256i *)(bj + 2));                 \
-                    __m256 d = _mm256_mul_ps(_mm256_set1_ps(f16_at(bj)), dx);                  \
-                    a[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes_q8(w, x, cx)), d, a[j]);   \
-                }                                                                              \
-            } else {                                                                           \
-                const __m256i cx = xcorr_q4(x);                                                \
-                for (int j = 0; j < 4; j++) {                                                  \
-                    const uint8_t *bj = blk + (size_t)j * rb;                                  \
-                    __m256i nib = load_nibbles(bj);                                            \
-                    __m256 d = _mm256_mul_ps(_mm256_set1_ps(f16_at(bj)), dx);                  \
-                    a[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes_q4(nib, x, cx)), d, a[j]); \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-        for (int j = 0; j < 4; j++)                                                            \
-            y[j] = hsum8(a[j]);                                                                \
-    }                                                                                          \
-    /* y[i * ldy + r] for x rows [0, nx) and weight rows [r0, r1): x in L2-sized tiles */      \
-    ATTR static void gemm_x86(float *y, int64_t ldy, const int8_t *xq, const float *xd,        \
-                              int64_t nx, const uint8_t *w, enum vl_dtype t, int64_t nb,       \
-                              int64_t r0, int64_t r1) {                                        \
-        const size_t bs = vl__dtype_size(t), rb = (size_t)nb * bs;                             \
-        const int64_t xrow = nb * VL_QK;                                                       \
-        int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);                                 \
-        tile = tile < X_ROWS ? X_ROWS : tile - tile % X_ROWS;                                  \
-        if (nx == 1) /* decode: 4 weight rows per pass, the rest one by one below */           \
-            for (; r0 + 4 <= r1; r0 += 4)                                                      \
-                gemv_r4(y + r0, xq, xd, w + (size_t)r0 * rb, rb, t, nb);                       \
-        for (int64_t i0 = 0; i0 < nx; i0 += tile) {                                            \
-            int64_t i1 = nx - i0 < tile ? nx : i0 + tile;                                      \
-            for (int64_t r = r0; r < r1; r++) {                                                \
-                const uint8_t *wr = w + (size_t)r * rb;                                        \
-                int64_t i = i0;                                                                \
-                for (; i + X_ROWS <= i1; i += X_ROWS)                                          \
-                    dot_x4(y + i * ldy + r, ldy, xq + i * xrow, xd + i * nb, wr, t, bs, nb);   \
-                for (; i < i1; i++)                                                            \
-                    y[i * ldy + r] = dot_x1(xq + i * xrow, xd + i * nb, wr, t, bs, nb);        \
-            }                                                                                  \
-        }                                                                                      \
+    /* y[k * ldy + lane] for x rows k < XN and the 8 rows of half h of the group at wg (lanes    \
+     * with mask bit clear are not stored). */                                                  \
+    ATTR static inline __attribute__((always_inline)) void half_tile(                           \
+        float *y, int64_t ldy, const int8_t *xq, const float *xd, const int32_t *xc,             \
+        const uint8_t *wg, enum vl_dtype t, int64_t nb, int h, __m256i mask, const int XN) {     \
+        const size_t gb = VL_QPACK_ROWS * vl__dtype_size(t);                                     \
+        const int64_t xrow = nb * VL_QK;                                                         \
+        const __m256i lo = _mm256_set1_epi8(0x0f);                                               \
+        __m256 acc[X_ROWS];                                                                      \
+        _Pragma("GCC unroll 4") for (int k = 0; k < XN; k++) acc[k] = _mm256_setzero_ps();       \
+        for (int64_t b = 0; b < nb; b++) {                                                       \
+            const uint8_t *blk = wg + (size_t)b * gb;                                            \
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const void *)(blk + 16 * h)));   \
+            const uint8_t *q = blk + VL_QPACK_SCALE_BYTES + 32 * h;                              \
+            const int8_t *xb = xq + b * VL_QK;                                                   \
+            __m256i s[X_ROWS];                                                                   \
+            if (t == VL_DTYPE_Q8_0) {                                                            \
+                _Pragma("GCC unroll 4") for (int k = 0; k < XN; k++) s[k] =                      \
+                    init_q8(xc[k * nb + b]);                                                     \
+                _Pragma("GCC unroll 8") for (int e = 0; e < 8; e++) {                            \
+                    const __m256i w = _mm256_loadu_si256((const void *)(q + e * VL_QPACK_CHUNK)); \
+                    _Pragma("GCC unroll 4") for (int k = 0; k < XN; k++) s[k] =                  \
+                        dot_q8(s[k], w, bcast4(xb + k * xrow + 4 * e));                          \
+                }                                                                                \
+            } else {                                                                             \
+                _Pragma("GCC unroll 4") for (int k = 0; k < XN; k++) s[k] =                      \
+                    init_q4(xc[k * nb + b]);                                                     \
+                _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {                            \
+                    const __m256i v = _mm256_loadu_si256((const void *)(q + c * VL_QPACK_CHUNK)); \
+                    const __m256i wl = _mm256_and_si256(v, lo);                                  \
+                    const __m256i wh = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo);            \
+                    _Pragma("GCC unroll 4") for (int k = 0; k < XN; k++) {                       \
+                        s[k] = dot_q4(s[k], wl, bcast4(xb + k * xrow + 4 * c));                  \
+                        s[k] = dot_q4(s[k], wh, bcast4(xb + k * xrow + VL_QK / 2 + 4 * c));     \
+                    }                                                                            \
+                }                                                                                \
+            }                                                                                    \
+            _Pragma("GCC unroll 4") for (int k = 0; k < XN; k++) {                               \
+                const __m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + k * nb + b));        \
+                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), d, acc[k]);                   \
+            }                                                                                    \
+        }                                                                                        \
+        _Pragma("GCC unroll 4") for (int k = 0; k < XN; k++)                                     \
+            _mm256_maskstore_ps(y + k * ldy, mask, acc[k]);                                      \
+    }                                                                                            \
+    /* y[i * ldy + r] for x rows [0, nx) and weight rows [r0, r1) of the packed weights wp */    \
+    ATTR static void gemm_x86(float *y, int64_t ldy, const int8_t *xq, const float *xd,          \
+                              const int32_t *xc, int64_t nx, const uint8_t *wp, enum vl_dtype t, \
+                              int64_t nb, int64_t r0, int64_t r1) {                              \
+        const size_t gb = VL_QPACK_ROWS * vl__dtype_size(t);                                     \
+        const int64_t xrow = nb * VL_QK;                                                         \
+        int64_t tile = (int64_t)(X_TILE_BYTES / (size_t)xrow);                                   \
+        tile = tile < X_ROWS ? X_ROWS : tile - tile % X_ROWS;                                    \
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                         \
+        for (int64_t i0 = 0; i0 < nx; i0 += tile) {                                              \
+            const int64_t i1 = nx - i0 < tile ? nx : i0 + tile;                                  \
+            for (int64_t r = r0 - r0 % 8; r < r1; r += 8) {                                      \
+                const int64_t g = r / VL_QPACK_ROWS;                                             \
+                const int h = (int)(r % VL_QPACK_ROWS) / 8;                                      \
+                /* lanes l with r0 <= r + l < r1 */                                              \
+                const __m256i m = _mm256_and_si256(                                              \
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r1 - r)), lane),                  \
+                    _mm256_cmpgt_epi32(lane, _mm256_set1_epi32((int)(r0 - r) - 1)));             \
+                const uint8_t *wg = wp + (size_t)g * (size_t)nb * gb;                            \
+                int64_t i = i0;                                                                  \
+                for (; i + X_ROWS <= i1; i += X_ROWS)                                            \
+                    half_tile(y + i * ldy + r, ldy, xq + i * xrow, xd + i * nb, xc + i * nb, wg, \
+                              t, nb, h, m, X_ROWS);                                              \
+                for (; i < i1; i++)                                                              \
+                    half_tile(y + i * ldy + r, ldy, xq + i * xrow, xd + i * nb, xc + i * nb, wg, \
+                              t, nb, h, m, 1);                                                   \
+            }                                                                                    \
+        }                                                                                        \
     }
 
 #endif /* VL_HAVE_X86 */

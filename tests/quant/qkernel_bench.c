@@ -47,7 +47,13 @@ static struct vl_tensor qmat(enum vl_dtype t, int64_t out, int64_t in, uint32_t 
                 p[o + j] = p[o + j] == 0x80 ? 0x81 : p[o + j];
     }
     *seed = s;
-    return (struct vl_tensor){.dtype = t, .ndim = 2, .ne = {out, in}, .name = "w", .data = p};
+    /* the kernels read only the packed copy: the row layout is freed to keep one copy in memory
+     * (data points at the packed bytes, which nothing here reads as rows) */
+    void *pk = vl__qpack_tensor(&(struct vl_tensor){.dtype = t, .ndim = 2, .ne = {out, in},
+                                                     .data = p});
+    free(p);
+    return (struct vl_tensor){.dtype = t, .ndim = 2, .ne = {out, in}, .name = "w", .data = pk,
+                              .pack = pk};
 }
 
 struct read_task {

@@ -237,9 +237,13 @@ static void test_kernels(void) {
     }
     const enum vl_dtype types[] = {VL_DTYPE_Q8_0, VL_DTYPE_Q4_0};
     const int64_t ins[] = {32, 96, 100, 2048};
-    /* x-row counts: every grouping of the kernels (4s, 2s, ones, odd rests, two tiles' worth) */
-    const int64_t nxs[] = {1, 2, 3, 4, 5, 8, 9, 13, 17};
-    const int64_t out = 37; /* odd: pair kernels leave a row; the sub-range starts odd (3) */
+    /* x-row counts: every tile of the kernels (12s, 8s, 4s, 2s, ones, the few-rows decode path,
+     * odd rests) */
+    const int64_t nxs[] = {1, 2, 3, 4, 5, 8, 9, 12, 13, 17, 24, 31};
+    /* weight rows: odd, two whole packed groups of 16 and a partial third; sub-ranges that start
+     * and end inside groups */
+    const int64_t out = 37;
+    const int64_t ranges[][2] = {{0, 37}, {3, 37}, {5, 30}, {16, 32}, {17, 18}};
     for (size_t ti = 0; ti < 2; ti++) {
         for (size_t ii = 0; ii < sizeof ins / sizeof *ins; ii++) {
             const enum vl_dtype t = types[ti];
@@ -250,46 +254,81 @@ static void test_kernels(void) {
             fill(wf, out * in, 0.1f);
             for (int64_t r = 0; r < out; r++)
                 vl__quantize_row(w + r * rb, t, wf + r * in, in);
-            if (t == VL_DTYPE_Q8_0) /* -128 (GGUF files may hold it) reads as -128 */
+            if (t == VL_DTYPE_Q8_0) { /* -128 (GGUF files may hold it) reads as -128 */
                 w[2 + 3] = 0x80;
-            const int64_t nxmax = 17;
+                w[20 * rb + 2 + 31] = 0x80;
+            } else { /* the extreme nibbles 0 (-8) and 15 (+7) in both halves */
+                w[2] = 0xf0;
+                w[20 * rb + 2 + 15] = 0x0f;
+            }
+            struct vl_tensor wt = {.dtype = t, .ndim = 2, .ne = {out, in}, .data = w};
+            uint8_t *wp = vl__qpack_tensor(&wt);
+            T_CHECK(wp != NULL);
+            T_EQ_I64((int64_t)vl__qpack_bytes(t, out, nb), (int64_t)(48 * rb));
+            const int64_t nxmax = 31;
             float *x = malloc((size_t)(nxmax * in) * sizeof *x);
             int8_t *xq = malloc((size_t)(nxmax * nb * VL_QK));
             float *xd = malloc((size_t)(nxmax * nb) * sizeof *xd);
+            int32_t *xc = malloc((size_t)(nxmax * nb) * sizeof *xc);
             fill(x, nxmax * in, 1.0f);
-            for (int64_t i = 0; i < nxmax; i++)
+            for (int64_t i = 0; i < nxmax; i++) {
+                if (i == 7) /* an x block at the int8 extremes */
+                    for (int64_t k = 0; k < in; k++)
+                        x[i * in + k] = k % 2 ? 1.0f : -1.0f;
                 vl__quantize_act(xq + i * nb * VL_QK, xd + i * nb, x + i * in, in);
+                vl__act_corr(xc + i * nb, xq + i * nb * VL_QK, nb, t);
+            }
             float *ys = malloc((size_t)(nxmax * out) * sizeof *ys);
             float *yt = malloc((size_t)(nxmax * out) * sizeof *yt);
             float *y1 = malloc((size_t)out * sizeof *y1);
-            /* scalar twin vs the independent reference */
-            tabs[0]->gemm(ys, out, xq, xd, nxmax, w, t, nb, 0, out);
-            int64_t far = 0;
+            /* scalar twin (packed) vs the definition on the row layout (bits) and vs the
+             * independent double reference */
+            tabs[0]->gemm(ys, out, xq, xd, xc, nxmax, wp, t, nb, 0, out);
+            int64_t far = 0, notdef = 0;
             for (int64_t i = 0; i < nxmax; i++)
                 for (int64_t r = 0; r < out; r++) {
                     double mag, ref = dot_int_ref(xq + i * nb * VL_QK, xd + i * nb, w + r * rb, t,
                                                   nb, &mag);
                     far += fabs(ys[i * out + r] - ref) > 1e-5 * mag + 1e-30;
+                    float def = vl__qdot(xq + i * nb * VL_QK, xd + i * nb, w + r * rb, t, nb);
+                    notdef += memcmp(&def, &ys[i * out + r], sizeof def) != 0;
                 }
             T_CHECK_MSG(far == 0, "%s in=%lld: scalar kernel far from the integer reference",
                         vl__dtype_name(t), (long long)in);
+            T_CHECK_MSG(notdef == 0, "%s in=%lld: packed scalar kernel != the definition (%lld)",
+                        vl__dtype_name(t), (long long)in, (long long)notdef);
             for (int k = 0; k < nt; k++) {
                 for (size_t xi = 0; xi < sizeof nxs / sizeof *nxs; xi++) {
-                    const int64_t nx = nxs[xi];
-                    /* bit-identical to the scalar twin, on a sub-range of rows */
-                    memset(yt, 0, (size_t)(nxmax * out) * sizeof *yt);
-                    tabs[k]->gemm(yt, out, xq, xd, nx, w, t, nb, 3, out);
-                    int64_t diff = 0;
-                    for (int64_t i = 0; i < nx; i++)
-                        diff += memcmp(yt + i * out + 3, ys + i * out + 3,
-                                       (size_t)(out - 3) * sizeof *yt) != 0;
-                    T_CHECK_MSG(diff == 0, "%s %s in=%lld nx=%lld: differs from scalar",
-                                tabs[k]->name, vl__dtype_name(t), (long long)in, (long long)nx);
+                    for (size_t ri = 0; ri < sizeof ranges / sizeof *ranges; ri++) {
+                        const int64_t nx = nxs[xi], r0 = ranges[ri][0], r1 = ranges[ri][1];
+                        /* bit-identical to the scalar twin inside [r0, r1), nothing written
+                         * outside it */
+                        for (int64_t j = 0; j < nxmax * out; j++)
+                            yt[j] = -12345.0f;
+                        tabs[k]->gemm(yt, out, xq, xd, xc, nx, wp, t, nb, r0, r1);
+                        int64_t diff = 0, outside = 0;
+                        for (int64_t i = 0; i < nxmax; i++)
+                            for (int64_t r = 0; r < out; r++) {
+                                bool in_range = i < nx && r >= r0 && r < r1;
+                                if (in_range)
+                                    diff += memcmp(&yt[i * out + r], &ys[i * out + r],
+                                                   sizeof *yt) != 0;
+                                else
+                                    outside += yt[i * out + r] != -12345.0f;
+                            }
+                        T_CHECK_MSG(diff == 0 && outside == 0,
+                                    "%s %s in=%lld nx=%lld rows [%lld, %lld): %lld differ from "
+                                    "scalar, %lld written outside",
+                                    tabs[k]->name, vl__dtype_name(t), (long long)in,
+                                    (long long)nx, (long long)r0, (long long)r1, (long long)diff,
+                                    (long long)outside);
+                    }
                 }
-                /* each row alone gives the same bits as in the batch of 17 */
+                /* each row alone gives the same bits as in the batch */
                 int64_t dep = 0;
                 for (int64_t i = 0; i < nxmax; i++) {
-                    tabs[k]->gemm(y1, out, xq + i * nb * VL_QK, xd + i * nb, 1, w, t, nb, 0, out);
+                    tabs[k]->gemm(y1, out, xq + i * nb * VL_QK, xd + i * nb, xc + i * nb, 1, wp,
+                                  t, nb, 0, out);
                     dep += memcmp(y1, ys + i * out, (size_t)out * sizeof *y1) != 0;
                 }
                 T_CHECK_MSG(dep == 0, "%s %s in=%lld: a row depends on the batch", tabs[k]->name,
@@ -297,9 +336,11 @@ static void test_kernels(void) {
             }
             free(wf);
             free(w);
+            vl__free(wp);
             free(x);
             free(xq);
             free(xd);
+            free(xc);
             free(ys);
             free(yt);
             free(y1);
@@ -368,7 +409,9 @@ static struct vl_tensor qtensor(enum vl_dtype t, int64_t out, int64_t in, float 
     for (int64_t r = 0; r < out; r++)
         vl__quantize_row(w + r * rb, t, wf + r * in, in);
     *wf_out = wf;
-    return (struct vl_tensor){.dtype = t, .ndim = 2, .ne = {out, in}, .data = w, .name = "w"};
+    struct vl_tensor wt = {.dtype = t, .ndim = 2, .ne = {out, in}, .data = w, .name = "w"};
+    wt.pack = vl__qpack_tensor(&wt);
+    return wt;
 }
 
 /* |y - ref| within what rounding x to int8 allows: sum_k |w^_k| d_x(k) / 2, plus f32 slack. */
@@ -460,6 +503,9 @@ static void test_linear(void) {
         free((void *)w.data);
         free((void *)w2.data);
         free((void *)w3.data);
+        vl__free((void *)w.pack);
+        vl__free((void *)w2.pack);
+        vl__free((void *)w3.pack);
         free(bias);
         free(x);
         free(ref);

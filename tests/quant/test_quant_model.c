@@ -107,7 +107,21 @@ int main(void) {
             T_EQ_I64(vl_model_wformat(back, false), vl_model_wformat(wr[i].m, false));
             T_EQ_I64(vl_model_wformat(back, true), vl_model_wformat(wr[i].m, true));
             T_EQ_I64(back->w.lm_head.dtype, wr[i].m->w.lm_head.dtype);
-            T_EQ_I64(back->n_owned, 0); /* mapped, not copied */
+            /* the rows are mapped, not copied; the only model-owned memory is the kernels'
+             * packed copy of each quantized Linear weight (vl__quant_pack_model) */
+            int64_t packed = 0, mapped = 0;
+            for (int v = 0; v < 2; v++) {
+                struct vl_tensor *ts[512];
+                int n = vl__quant_targets(back, v, ts, 512);
+                T_CHECK(n <= 512);
+                for (int k = 0; k < n && k < 512; k++) {
+                    packed += ts[k]->pack != NULL;
+                    for (int o = 0; o < back->n_owned; o++)
+                        mapped -= ts[k]->data == back->owned[o];
+                }
+            }
+            T_EQ_I64(back->n_owned, packed);
+            T_EQ_I64(mapped, 0);
             struct lg_req r;
             T_CHECK(lg_req_load(&r, "img_b_56x56"));
             struct vl_request rq = {.ids = r.ids, .n_ids = r.n_ids, .vision = r.vis,
