@@ -245,7 +245,8 @@ void vl__qpack(uint8_t *dst, const uint8_t *src, enum vl_dtype t, int64_t out, i
     for (int64_t g = g0; g < g1; g++) {
         for (int64_t b = 0; b < nb; b++) {
             uint8_t *o = dst + ((size_t)g * (size_t)nb + (size_t)b) * gb;
-            memset(o, 0, gb);
+            if ((g + 1) * VL_QPACK_ROWS > out) /* the last group's padding rows */
+                memset(o, 0, gb);
             for (int j = 0; j < VL_QPACK_ROWS; j++) {
                 const int64_t r = g * VL_QPACK_ROWS + j;
                 if (r >= out)

@@ -24,11 +24,12 @@
 #define X_TILE_ROWS_BYTES ((size_t)256 << 10) /* x rows of one pass over a row range (L2) */
 #define CPUID7_ECX_AVX512VNNI (1u << 11) /* Intel SDM vol. 2A, CPUID leaf 7 sub-leaf 0 */
 
-/* 4 int8 of an x row broadcast to the 16 lanes (folded into vpdpbusd's {1to16} operand). */
-AVX512 static INLINE __m512i bx(const int8_t *p) {
-    int32_t v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return _mm512_set1_epi32(v);
+/* s + vpdpbusd(w (u8), the 4 int8 at p broadcast to the 16 lanes (s8)): the memory operand's
+ * {1to16} form, written out because the compiler otherwise materializes every x broadcast of a
+ * block up front and spills them to the stack. */
+AVX512 static INLINE __m512i dpb(__m512i s, __m512i w, const int8_t *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*(const int32_t *)p));
+    return s;
 }
 
 /* y[k * ldy + 16 g + lane] for x rows k < XN and packed groups g < NG (at wg + g * gs), lanes
@@ -62,7 +63,7 @@ AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const fl
                     const __m512i w = _mm512_loadu_si512((const void *)(q + e * VL_QPACK_CHUNK));
 #pragma GCC unroll 12
                     for (int k = 0; k < XN; k++)
-                        s[g][k] = _mm512_dpbusd_epi32(s[g][k], w, bx(xb + k * xrow + 4 * e));
+                        s[g][k] = dpb(s[g][k], w, xb + k * xrow + 4 * e);
                 }
         } else {
 #pragma GCC unroll 4
@@ -75,9 +76,8 @@ AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const fl
                     const __m512i wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
 #pragma GCC unroll 12
                     for (int k = 0; k < XN; k++) {
-                        s[g][k] = _mm512_dpbusd_epi32(s[g][k], wl, bx(xb + k * xrow + 4 * c));
-                        s[g][k] = _mm512_dpbusd_epi32(s[g][k], wh,
-                                                      bx(xb + k * xrow + VL_QK / 2 + 4 * c));
+                        s[g][k] = dpb(s[g][k], wl, xb + k * xrow + 4 * c);
+                        s[g][k] = dpb(s[g][k], wh, xb + k * xrow + VL_QK / 2 + 4 * c);
                     }
                 }
         }

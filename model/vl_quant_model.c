@@ -3,10 +3,15 @@
  * down and lm_head: a tied lm_head gets its own quantized copy, the embedding lookup stays as
  * stored) and the vision tower's (qkv, proj, gate, up, down, merger fc1/fc2) are quantized into
  * model-owned memory; norms, biases, the embedding and the Conv3d patch embedding stay as stored.
+ * Every quantized Linear weight then gets the kernels' packed copy (vl__quant_pack_model: at the
+ * end of a load and of vl_model_quantize; a few threads, huge pages where the kernel has them).
  * Thread-safety: runs before the model is shared (the model is immutable afterwards). */
+#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE beside POSIX 2008 */
 #include "vl_quant_impl.h"
 
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <time.h>
 
 static const char *const wformat_names[] = {
@@ -163,23 +168,62 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+struct pjob {
+    const struct vl_tensor *w;
+    uint8_t *dst;
+};
+
+static void pjob_run(void *arg, int ith, int nth) {
+    const struct pjob *j = arg;
+    const int64_t out = j->w->ne[0], nb = vl__q_blocks(j->w->ne[1]);
+    int64_t g0, g1;
+    vl__pool_split((out + VL_QPACK_ROWS - 1) / VL_QPACK_ROWS, 1, ith, nth, &g0, &g1);
+    vl__qpack(j->dst, j->w->data, j->w->dtype, out, nb, g0, g1);
+}
+
+#define PACK_ALIGN ((size_t)2 << 20) /* 2 MiB: the packed copies ask for huge pages */
+#define PACK_THREADS 4               /* the packing at load is a memory copy: a few threads */
+
+/* w's packed copy (vl__qpack_tensor's bytes), split over the pool, in huge pages where the
+ * kernel has them; NULL: out of memory. */
+static void *pack_tensor(const struct vl_tensor *w, struct vl_pool *pool) {
+    const int64_t out = w->ne[0], nb = vl__q_blocks(w->ne[1]);
+    const size_t bytes = vl__qpack_bytes(w->dtype, out, nb);
+    uint8_t *p = vl__aligned_alloc(bytes >= PACK_ALIGN ? PACK_ALIGN : QUANT_ALIGN, bytes ? bytes : 1);
+    if (!p)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= PACK_ALIGN)
+        (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint; EINVAL without THP */
+#endif
+    struct pjob j = {.w = w, .dst = p};
+    vl__pool_run(pool, pjob_run, &j);
+    return p;
+}
+
 enum vl_status vl__quant_pack_model(struct vl_model *m, struct vl_error *err) {
     const double t0 = now_s();
     size_t total = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct vl_pool *pool = vl__pool_new(ncpu < 1 ? 1 : ncpu > PACK_THREADS ? PACK_THREADS : (int)ncpu);
+    if (!pool)
+        return vl__err(err, VL_ERR_NOMEM, "pack: cannot start threads");
     for (int vision = 0; vision < 2; vision++) {
         if (vision && m->text_only)
             break;
         int n = vl__quant_targets(m, vision, NULL, 0);
         struct vl_tensor **ts = vl__calloc((size_t)(n > 0 ? n : 1), sizeof *ts);
-        if (!ts)
+        if (!ts) {
+            vl__pool_free(pool);
             return vl__err(err, VL_ERR_NOMEM, "pack: out of memory");
+        }
         vl__quant_targets(m, vision, ts, n);
         enum vl_status st = VL_OK;
         for (int i = 0; i < n && st == VL_OK; i++) {
             struct vl_tensor *w = ts[i];
             if (!vl__dtype_is_quant(w->dtype) || w->pack || !w->data)
                 continue;
-            void *p = vl__qpack_tensor(w);
+            void *p = pack_tensor(w, pool);
             if (!p) {
                 st = vl__err(err, VL_ERR_NOMEM, "pack: cannot allocate %zu bytes for '%s'",
                              vl__qpack_bytes(w->dtype, w->ne[0], vl__q_blocks(w->ne[1])),
@@ -193,9 +237,12 @@ enum vl_status vl__quant_pack_model(struct vl_model *m, struct vl_error *err) {
             }
         }
         vl__free(ts);
-        if (st != VL_OK)
+        if (st != VL_OK) {
+            vl__pool_free(pool);
             return st;
+        }
     }
+    vl__pool_free(pool);
     if (total)
         vl__log(VL_LOG_DEBUG, "packed %.1f MiB of quantized weights for the kernels in %.2f s",
                 (double)total / (1 << 20), now_s() - t0);
