@@ -1,7 +1,8 @@
 /* x86 AVX-512 kernels (AVX512F/BW/VL), compiled with per-function target attributes and picked
  * at run time by vl__simd() when the CPU and OS support them. They cover what moves the most
- * bytes: BF16/F16 widening (the prefill and vision weight panels) and the streaming BF16 GEMV
- * (decode); the table takes every other entry from the AVX2 table. Each kernel has the same
+ * bytes: BF16/F16 widening (the prefill and vision weight panels), the streaming BF16 GEMV
+ * (decode) and the decode attention's p v over the V cache (bit-identical to the AVX2 kernel);
+ * the table takes every other entry from the AVX2 table. Each kernel has the same
  * scalar twin in vl_ops.c as its AVX2 version, and tests/kernels runs every table the CPU has.
  *
  * AVX512_BF16 (vdpbf16ps) is deliberately not used: it multiplies BF16 by BF16, so the f32
@@ -11,6 +12,7 @@
 #include "vl_impl.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define VL_HAVE_X86 1
@@ -372,6 +374,79 @@ AVX512 static void gemv_bf16_x8_avx512(float *y, int64_t ldy, const float *xp, c
                                 w, in, r_pairs_end, r1);
 }
 
+/* ---- decode attention: o = p v of one KV head --------------------------------------------- */
+
+/* The AVX2 kernel's arithmetic with twice the lanes: every o[r, j] starts at 0 and takes one
+ * FMA per key in key order, whatever the blocking, so each element is bit-identical to the AVX2
+ * table's (test_kernels_ops checks it). A block is up to 8 rows (a 3B GQA group) x 32 columns
+ * (16 accumulators; the AVX2 block is 4 x 16): half the FMAs and broadcasts per key. */
+#define PV_ROWS 8
+#define PV_COLS 32 /* two zmm a row; a last 16-column block uses one */
+#define PV_KEYS 32 /* keys per chunk: 32 x head_dim floats stay in L1 for every block */
+
+AVX512 static inline __attribute__((always_inline)) void
+pv_block_avx512(float *o, const float *p, int rows, int zmms, const float *v, int64_t n,
+                int64_t d, int64_t j, int64_t t0, int64_t t1) {
+    __m512 a[PV_ROWS], b[PV_ROWS];
+    for (int r = 0; r < rows; r++) {
+        a[r] = _mm512_loadu_ps(o + r * d + j);
+        b[r] = zmms == 2 ? _mm512_loadu_ps(o + r * d + j + F32_LANES) : a[r];
+    }
+    for (int64_t t = t0; t < t1; t++) {
+        const __m512 va = _mm512_loadu_ps(v + t * d + j);
+        const __m512 vb = zmms == 2 ? _mm512_loadu_ps(v + t * d + j + F32_LANES) : va;
+        for (int r = 0; r < rows; r++) {
+            const __m512 w = _mm512_set1_ps(p[r * n + t]);
+            a[r] = _mm512_fmadd_ps(w, va, a[r]);
+            if (zmms == 2)
+                b[r] = _mm512_fmadd_ps(w, vb, b[r]);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        _mm512_storeu_ps(o + r * d + j, a[r]);
+        if (zmms == 2)
+            _mm512_storeu_ps(o + r * d + j + F32_LANES, b[r]);
+    }
+}
+
+/* Rows is a constant after inlining, so the accumulators live in registers. */
+#define PV_ROWS_CASES(zmms)                                                                      \
+    switch (rows) {                                                                              \
+    case 1: pv_block_avx512(oi, pi, 1, zmms, v, n, d, j, t0, t1); break;                         \
+    case 2: pv_block_avx512(oi, pi, 2, zmms, v, n, d, j, t0, t1); break;                         \
+    case 3: pv_block_avx512(oi, pi, 3, zmms, v, n, d, j, t0, t1); break;                         \
+    case 4: pv_block_avx512(oi, pi, 4, zmms, v, n, d, j, t0, t1); break;                         \
+    case 5: pv_block_avx512(oi, pi, 5, zmms, v, n, d, j, t0, t1); break;                         \
+    case 6: pv_block_avx512(oi, pi, 6, zmms, v, n, d, j, t0, t1); break;                         \
+    case 7: pv_block_avx512(oi, pi, 7, zmms, v, n, d, j, t0, t1); break;                         \
+    default: pv_block_avx512(oi, pi, PV_ROWS, zmms, v, n, d, j, t0, t1); break;                  \
+    }
+
+/* Columns past the last 16 (head_dim % 16, not in any Qwen2.5-VL size) as the AVX2 kernel does
+ * them: a product, then a sum (C11: no contraction). */
+AVX512 static void attn_pv_avx512(float *o, const float *p, int64_t m, const float *v, int64_t n,
+                                  int64_t d) {
+    const int64_t dv = d - d % F32_LANES;
+    memset(o, 0, (size_t)(m * d) * sizeof *o);
+    for (int64_t t0 = 0; t0 < n; t0 += PV_KEYS) {
+        const int64_t t1 = n - t0 < PV_KEYS ? n : t0 + PV_KEYS;
+        for (int64_t i = 0; i < m; i += PV_ROWS) {
+            const int64_t rows = m - i < PV_ROWS ? m - i : PV_ROWS;
+            float *oi = o + i * d;
+            const float *pi = p + i * n;
+            int64_t j = 0;
+            for (; j + PV_COLS <= dv; j += PV_COLS)
+                PV_ROWS_CASES(2)
+            if (j < dv)
+                PV_ROWS_CASES(1)
+            for (int64_t r = 0; r < rows; r++)
+                for (j = dv; j < d; j++)
+                    for (int64_t t = t0; t < t1; t++)
+                        oi[r * d + j] += pi[r * n + t] * v[t * d + j];
+        }
+    }
+}
+
 /* ---- detection --------------------------------------------------------------------------- */
 
 /* CPUID leaf 7 EBX (Intel SDM vol. 2A) and the XCR0 state the OS must save: SSE, AVX, opmask,
@@ -417,6 +492,7 @@ static void avx512_init(void) {
     simd_avx512.gemv_bf16_x4 = gemv_bf16_x4_avx512;
     simd_avx512.gemv_bf16_x8 = gemv_bf16_x8_avx512;
     simd_avx512.gemv_bf16_row_invariant = true;
+    simd_avx512.attn_pv = attn_pv_avx512;
 }
 #endif /* VL_HAVE_X86 */
 
