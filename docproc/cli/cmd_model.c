@@ -191,7 +191,8 @@ static void print_text(const struct vl_model *m, const struct vl_model_summary *
     for (int i = 0; i < vl_model_n_files(m); i++)
         printf("  %s  %s\n", vl_model_file_path(m, i),
                human(b1, sizeof b1, (double)vl_model_file_size(m, i)));
-    printf("memory: weights %s mmapped in their stored dtype (not copied); KV cache %s per "
+    printf("memory: weights %s mmapped in their stored dtype (quantized Linear weights: plus "
+           "the integer kernels' packed copy, the same size); KV cache %s per "
            "token (f32), %s at %d tokens; resident after load %s\n",
            human(b1, sizeof b1, (double)s->bytes_tensors),
            human(b2, sizeof b2, (double)s->kv_bytes_per_token),
