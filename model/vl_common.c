@@ -2,7 +2,11 @@
  * (vl__malloc and friends, with the fail-the-Nth test hook).
  * The log callback is process-wide, set once at start-up (like ggml_log_set); not changed
  * while inference runs. The allocation wrapper is thread-safe (atomic counters). */
+#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE beside POSIX 2008 */
 #include "vl_impl.h"
+
+#include <sys/mman.h>
+#include <time.h>
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -141,3 +145,20 @@ char *vl__strndup(const char *s, size_t n) {
 char *vl__strdup(const char *s) { return vl__strndup(s, SIZE_MAX); }
 
 void vl__free(void *p) { free(p); }
+
+/* ---- small system helpers ----------------------------------------------------------------- */
+
+double vl__now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void vl__advise_huge(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, n, MADV_HUGEPAGE); /* a hint: EINVAL without CONFIG_TRANSPARENT_HUGEPAGE */
+#else
+    (void)p;
+    (void)n;
+#endif
+}

@@ -3,7 +3,6 @@
  * Untrusted input: a cursor never reads past the end; every count and length is bounded by the
  * bytes left and by a named limit before anything is allocated; tensor dimensions, sizes and
  * offsets are checked for overflow, alignment, bounds and overlap. */
-#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE beside POSIX 2008 */
 #include "vl_gguf_impl.h"
 
 #include <errno.h>
@@ -424,9 +423,7 @@ enum vl_status vl__gguf_open(struct vl_gguf **out, const char *path, struct vl_e
         }
         /* huge pages where the page cache holds 2 MiB folios, as vl_st_open's map_file: decode
          * streams the weights with 1/512 of the page walks (docs/performance.md) */
-#ifdef MADV_HUGEPAGE
-        (void)madvise(g->map, g->size, MADV_HUGEPAGE); /* a hint; EINVAL without THP */
-#endif
+        vl__advise_huge(g->map, g->size);
         g->map_size = g->size;
         g->base = g->map;
     }

@@ -577,6 +577,12 @@ char *vl__strdup(const char *s);
 bool vl__malloc_all(void *out[], const size_t bytes[], int n);
 char *vl__strndup(const char *s, size_t n);
 void vl__free(void *p);
+/* Seconds on the monotonic clock (timings only). */
+double vl__now_s(void);
+/* Asks for transparent huge pages over [p, p + n) (page-aligned p): mapped weights and the
+ * packed quantized copies are streamed by decode with 1/512 of the page walks (docs/
+ * performance.md, "Huge pages for the weights"). A hint; without THP nothing changes. */
+void vl__advise_huge(void *p, size_t n);
 /* Test hook (OOM torture, like dp_alloc_fail_after): n > 0 makes the n-th allocation from now
  * on fail, and every later one too until the hook is reset with 0. Returns the number of
  * allocations made since the previous call (counting stops at the first failure). */

@@ -6,13 +6,10 @@
  * Every quantized Linear weight then gets the kernels' packed copy (vl__quant_pack_model: at the
  * end of a load and of vl_model_quantize; a few threads, huge pages where the kernel has them).
  * Thread-safety: runs before the model is shared (the model is immutable afterwards). */
-#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE beside POSIX 2008 */
 #include "vl_quant_impl.h"
 
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
-#include <time.h>
 
 static const char *const wformat_names[] = {
     [VL_WFORMAT_BF16] = "bf16",
@@ -162,12 +159,6 @@ static enum vl_status quantize_group(struct vl_model *m, bool vision, enum vl_wf
 
 /* ---- the kernels' packed copies ------------------------------------------------------------ */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 struct pjob {
     const struct vl_tensor *w;
     uint8_t *dst;
@@ -192,17 +183,15 @@ static void *pack_tensor(const struct vl_tensor *w, struct vl_pool *pool) {
     uint8_t *p = vl__aligned_alloc(bytes >= PACK_ALIGN ? PACK_ALIGN : QUANT_ALIGN, bytes ? bytes : 1);
     if (!p)
         return NULL;
-#ifdef MADV_HUGEPAGE
     if (bytes >= PACK_ALIGN)
-        (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint; EINVAL without THP */
-#endif
+        vl__advise_huge(p, bytes);
     struct pjob j = {.w = w, .dst = p};
     vl__pool_run(pool, pjob_run, &j);
     return p;
 }
 
 enum vl_status vl__quant_pack_model(struct vl_model *m, struct vl_error *err) {
-    const double t0 = now_s();
+    const double t0 = vl__now_s();
     size_t total = 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     struct vl_pool *pool = vl__pool_new(ncpu < 1 ? 1 : ncpu > PACK_THREADS ? PACK_THREADS : (int)ncpu);
@@ -245,7 +234,7 @@ enum vl_status vl__quant_pack_model(struct vl_model *m, struct vl_error *err) {
     vl__pool_free(pool);
     if (total)
         vl__log(VL_LOG_DEBUG, "packed %.1f MiB of quantized weights for the kernels in %.2f s",
-                (double)total / (1 << 20), now_s() - t0);
+                (double)total / (1 << 20), vl__now_s() - t0);
     return VL_OK;
 }
 

@@ -9,7 +9,6 @@
  * typed pointers blindly: vl_weights copies any misaligned weight into an aligned buffer.
  * Errors name the file and tensor.
  * Thread-safety: an open file is immutable; concurrent readers are fine. */
-#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE beside POSIX 2008 */
 #include "vl_impl.h"
 
 #include <errno.h>
@@ -278,10 +277,8 @@ static enum vl_status finish_open(struct vl_st_file *f, struct vl_st_file **out,
  * pages for the weights"). The advice is a hint; without THP the mapping works as it is. */
 static void *map_file(int fd, size_t size) {
     void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-#ifdef MADV_HUGEPAGE
     if (m != MAP_FAILED)
-        (void)madvise(m, size, MADV_HUGEPAGE); /* EINVAL without CONFIG_TRANSPARENT_HUGEPAGE */
-#endif
+        vl__advise_huge(m, size);
     return m;
 }
 

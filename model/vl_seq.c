@@ -13,13 +13,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static bool is_pad(const struct vl_config *cfg, int32_t id) {
     return id == cfg->image_token_id || id == cfg->video_token_id;
@@ -328,9 +321,9 @@ static enum vl_status start_seq(struct vl_state *s, struct vl_seq *q, struct vl_
     if (st != VL_OK)
         return st;
     hook_positions(s, q->n_ids, delta);
-    double t0 = now_s();
+    double t0 = vl__now_s();
     st = run_vision(s, q, err);
-    q->res.t.vision_s = now_s() - t0;
+    q->res.t.vision_s = vl__now_s() - t0;
     if (st != VL_OK)
         return st;
     q->phase = VL_SEQ_PREFILL;
@@ -434,7 +427,7 @@ static void choose(struct vl_state *s, struct vl_seq *q, float *logits) {
 /* [constraint hook] Feeds q's forced ids as one chunk at the end of its cache, then chooses. */
 static enum vl_status feed_forced(struct vl_state *s, struct vl_seq *q, struct vl_error *err) {
     const int64_t nf = q->n_forced;
-    double t0 = now_s();
+    double t0 = vl__now_s();
     enum vl_status st = vl__seq_reserve(s, q, q->n_kv + nf, err);
     if (st != VL_OK)
         return st;
@@ -454,7 +447,7 @@ static enum vl_status feed_forced(struct vl_state *s, struct vl_seq *q, struct v
     q->res.t.n_decoded += nf;
     q->n_forced = 0;
     choose(s, q, s->logits);
-    q->res.t.decode_s += now_s() - t0;
+    q->res.t.decode_s += vl__now_s() - t0;
     return VL_OK;
 }
 
@@ -476,7 +469,7 @@ static enum vl_status prefill_chunk(struct vl_state *s, struct vl_seq *q, struct
     enum vl_status st = vl__seq_reserve(s, q, c == 0 ? vl__seq_first_cap(q) : end, err);
     if (st != VL_OK)
         return st;
-    double t0 = now_s();
+    double t0 = vl__now_s();
     /* image / video rows placed before c: count them so the cursors resume at the right row */
     struct scatter_cursor img = {0, 0}, vid = {0, 0};
     for (int64_t i = 0; i < c; i++)
@@ -505,13 +498,13 @@ static enum vl_status prefill_chunk(struct vl_state *s, struct vl_seq *q, struct
     q->pf_at = end;
     if (end == q->seg && q->p.reuse_prefix)
         keep_prefix(s, q);
-    q->res.t.prefill_s += now_s() - t0;
+    q->res.t.prefill_s += vl__now_s() - t0;
     if (last) {
         vl__sampler_seed(&q->sampler, q->p.seed);
         vl__sampler_begin(&q->sampler, q->ids, q->n_ids);
-        double t1 = now_s();
+        double t1 = vl__now_s();
         choose(s, q, s->logits);
-        q->res.t.decode_s += now_s() - t1;
+        q->res.t.decode_s += vl__now_s() - t1;
     }
     return VL_OK;
 }
@@ -562,7 +555,7 @@ static enum vl_status decode_step(struct vl_state *s, struct vl_error *err) {
     struct vl_seq *qs[VL_STATE_MAX_SEQS];
     const int ns = s->params.max_seqs;
     int n = 0;
-    double t0 = now_s();
+    double t0 = vl__now_s();
     for (int i = 0; i < ns; i++) {
         struct vl_seq *q = &s->seqs[i];
         if (q->phase != VL_SEQ_DECODE || q->n_forced > 0) /* forced ids: feed_forced */
@@ -608,7 +601,7 @@ static enum vl_status decode_step(struct vl_state *s, struct vl_error *err) {
         }
     }
     /* every sequence of the step waited for the whole step */
-    double dt = now_s() - t0;
+    double dt = vl__now_s() - t0;
     for (int k = 0; k < n; k++)
         qs[k]->res.t.decode_s += dt;
     return VL_OK;
@@ -652,7 +645,7 @@ enum vl_status vl_step(struct vl_state *s, struct vl_error *err) {
         decoding |= q->phase == VL_SEQ_DECODE;
     }
     struct vl_seq *join = pre ? pre : pend;
-    double t0 = now_s();
+    double t0 = vl__now_s();
     if (decoding && (!join || (!s->last_unit && !s->params.join_first))) {
         s->last_unit = 1;
         int64_t rows = 0;
@@ -661,7 +654,7 @@ enum vl_status vl_step(struct vl_state *s, struct vl_error *err) {
         enum vl_status st = decode_step(s, err);
         s->stats.decode_steps++;
         s->stats.decode_rows += rows;
-        s->stats.decode_s += now_s() - t0;
+        s->stats.decode_s += vl__now_s() - t0;
         return st;
     }
     s->last_unit = 0;
@@ -671,10 +664,10 @@ enum vl_status vl_step(struct vl_state *s, struct vl_error *err) {
     enum vl_status st = vision ? start_seq(s, join, &join->err) : prefill_chunk(s, join, &join->err);
     if (vision) {
         s->stats.visions++;
-        s->stats.vision_s += now_s() - t0;
+        s->stats.vision_s += vl__now_s() - t0;
     } else {
         s->stats.prefill_chunks++;
-        s->stats.prefill_s += now_s() - t0;
+        s->stats.prefill_s += vl__now_s() - t0;
     }
     return end_unit(join, st, err);
 }
