@@ -10,7 +10,10 @@
  * operations, so the table is bit-identical to it, and a row never depends on the rows computed
  * with it. Tiles: one group by 12 x rows (prefill, vision: 12 independent sum chains, the weights
  * unpacked once per 12 x rows), then 8, 4, 2, 1 for the rest; few x rows (decode): four groups
- * by one x row. Pure functions; thread-safe. */
+ * by one x row (the last 1-3 groups of a range together), each group's stream prefetched
+ * vl__qgemv_prefetch bytes ahead: the weights are read once, so the tile lives on keeping enough
+ * misses in flight (3B q4 decode: 35 -> 46 GB/s, docs/performance.md). Pure functions;
+ * thread-safe. */
 #include "vl_quant_x86.h"
 
 #ifdef VL_HAVE_X86
@@ -46,9 +49,19 @@ AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const fl
 #pragma GCC unroll 12
         for (int k = 0; k < XN; k++)
             acc[g][k] = _mm512_setzero_ps();
+    const int64_t pf = vl__qgemv_prefetch;
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *xb = xq + b * VL_QK;
         __m512i s[NG_MAX][XN_MAX];
+        if (XN == 1) { /* decode: the weights stream once; keep each group's misses in flight */
+#pragma GCC unroll 4
+            for (int g = 0; g < NG; g++) {
+                const char *p = (const char *)(wg + g * gs + (size_t)b * gb) + pf;
+#pragma GCC unroll 8
+                for (size_t o = 0; o < gb; o += 64)
+                    _mm_prefetch(p + o, _MM_HINT_T0);
+            }
+        }
 #pragma GCC unroll 4
         for (int g = 0; g < NG; g++)
 #pragma GCC unroll 12
@@ -114,6 +127,8 @@ TILE_FN(1, 4)
 TILE_FN(1, 2)
 TILE_FN(1, 1)
 TILE_FN(4, 1)
+TILE_FN(3, 1)
+TILE_FN(2, 1)
 
 /* The lanes of group g inside the rows [r0, r1). */
 static __mmask16 group_mask(int64_t g, int64_t r0, int64_t r1) {
@@ -141,10 +156,13 @@ AVX512 static void gemm_avx512vnni(float *y, int64_t ldy, const int8_t *xq, cons
                 tile_4x1(y + i * ldy + g * VL_QPACK_ROWS, ldy, xq + i * xrow, xd + i * nb,
                          xc + i * nb, wp + (size_t)g * gs, gs, t, nb, m);
             }
-            for (; g < g1; g++) {
-                __mmask16 m = group_mask(g, r0, r1);
-                tile_1x1(y + i * ldy + g * VL_QPACK_ROWS, ldy, xq + i * xrow, xd + i * nb,
-                         xc + i * nb, wp + (size_t)g * gs, gs, t, nb, &m);
+            if (g < g1) { /* the last 1-3 groups together */
+                static const tile_fn last[NG_MAX] = {NULL, tile_1x1, tile_2x1, tile_3x1};
+                __mmask16 m[NG_MAX];
+                for (int j = 0; j < g1 - g; j++)
+                    m[j] = group_mask(g + j, r0, r1);
+                last[g1 - g](y + i * ldy + g * VL_QPACK_ROWS, ldy, xq + i * xrow, xd + i * nb,
+                             xc + i * nb, wp + (size_t)g * gs, gs, t, nb, m);
             }
         }
         return;

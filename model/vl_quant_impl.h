@@ -90,6 +90,9 @@ struct vl_qsimd {
                  int64_t r1);
 };
 const struct vl_qsimd *vl__qsimd(void);        /* the dispatched table (see vl_quant.c) */
+/* Bytes ahead of each packed group's stream that the decode tiles (one x row) request lines:
+ * VL_QGEMV_PREFETCH_DEFAULT_BYTES unless VL_QGEMV_PREFETCH is set (read with the table). */
+extern int64_t vl__qgemv_prefetch;
 const struct vl_qsimd *vl__qsimd_scalar(void);
 const struct vl_qsimd *vl__qsimd_avx2(void);   /* NULL without AVX2 + FMA + F16C */
 const struct vl_qsimd *vl__qsimd_avxvnni(void); /* NULL without that and AVX-VNNI */

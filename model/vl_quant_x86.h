@@ -47,8 +47,12 @@ AVX2 static inline __m256i bcast4(const int8_t *p) {
         const __m256i lo = _mm256_set1_epi8(0x0f);                                               \
         __m256 acc[X_ROWS];                                                                      \
         _Pragma("GCC unroll 4") for (int k = 0; k < XN; k++) acc[k] = _mm256_setzero_ps();       \
+        const int64_t pf = vl__qgemv_prefetch;                                                   \
         for (int64_t b = 0; b < nb; b++) {                                                       \
             const uint8_t *blk = wg + (size_t)b * gb;                                            \
+            if (XN == 1 && h == 0) /* decode: first pass over the group streams it */            \
+                for (size_t o = 0; o < gb; o += 64)                                              \
+                    _mm_prefetch((const char *)blk + pf + o, _MM_HINT_T0);                       \
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const void *)(blk + 16 * h)));   \
             const uint8_t *q = blk + VL_QPACK_SCALE_BYTES + 32 * h;                              \
             const int8_t *xb = xq + b * VL_QK;                                                   \

@@ -407,6 +407,7 @@ static json_t *config_json(const struct bench_opts *o, const struct vl_model_sum
     json_object_set_new(c, "simd", json_string(vl_simd_name()));
     json_object_set_new(c, "integer_kernels", json_string(vl_qsimd_name()));
     json_object_set_new(c, "gemv_prefetch_bytes", json_integer(vl_gemv_prefetch_bytes()));
+    json_object_set_new(c, "qgemv_prefetch_bytes", json_integer(vl_qgemv_prefetch_bytes()));
     json_object_set_new(c, "gemv_page_ahead_bytes", json_integer(vl_gemv_page_ahead_bytes()));
     json_object_set_new(c, "cpus_online", json_integer((int)dp_cli_default_threads()));
     return c;

@@ -17,7 +17,7 @@ bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 for key in vision_encode_s prefill_tokens_per_s decode_tokens_per_s peak_rss_mib load_s \
     generate_cpu_s n_vision_tokens config threads n_batch attn_block grid_thw cpu blas_core simd \
     gemv_prefetch_bytes gemv_page_ahead_bytes decode_weight_gb_per_s decode_step_weight_bytes \
-    integer_kernels; do
+    integer_kernels qgemv_prefetch_bytes; do
     grep -q "\"$key\"" "$out" && ok || bad "key $key missing"
 done
 # 56x84 -> grid (1, 4, 6) -> 6 merged tokens; 3 generated tokens = 1 prefill + 2 decode steps
@@ -91,6 +91,7 @@ knob() { # variable, bench key, default, max, in-range value
     done
 }
 knob VL_GEMV_PREFETCH gemv_prefetch_bytes 1024 16384 4096
+knob VL_QGEMV_PREFETCH qgemv_prefetch_bytes 3072 16384 4096
 knob VL_GEMV_PAGE_AHEAD gemv_page_ahead_bytes 65536 4194304 16384
 
 # OpenBLAS kernel family: OPENBLAS_CORETYPE is honoured, and a value the user set is kept

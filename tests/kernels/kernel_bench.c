@@ -8,8 +8,9 @@
  * whole 3B LLM weight set (6.2 GB, every matrix its own buffer, as in the model), which is the
  * decode speed the GEMV alone allows; `docproc bench` decode / that = the rest of the step's cost.
  * Usage: kernel_bench [THREADS] [SECONDS_PER_CASE]
- *        [all|gemv|gemm|gemm:I|attn|attn-decode|read|decode|decode:ROWS] */
+ *        [all|gemv|gemm|gemm:I|attn|attn-decode|read|decode|decode:ROWS|qdecode:q4|q8[:ROWS]] */
 #include "vl_impl.h"
+#include "vl_quant_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,76 @@ static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, i
     free(y);
 }
 
+/* The same decode step on quantized weights (t = Q8_0 or Q4_0), as the model calls them: q/k/v
+ * fused, o, gate/up as one SwiGLU pass, down, lm_head; every matrix's packed copy in its own
+ * buffer (random blocks with small finite scales). Bytes = the packed bytes the kernels stream. */
+static void bench_qdecode(struct vl_compute *c, const struct shape *sh, enum vl_dtype t,
+                          int64_t rows, double secs) {
+    const struct shape *order[DEC_MATS] = {&sh[0], &sh[1], &sh[1], &sh[0], &sh[2], &sh[2], &sh[3]};
+    const int64_t n_mats = DEC_N_LAYERS * DEC_MATS + 1;
+    struct vl_tensor *w = calloc((size_t)n_mats, sizeof *w);
+    size_t total = 0;
+    int64_t max_in = 0, max_out = 0;
+    for (int64_t i = 0; i < n_mats; i++) {
+        const struct shape *m = i + 1 == n_mats ? &sh[4] : order[i % DEC_MATS];
+        const int64_t nb = vl__q_blocks(m->in);
+        const size_t rb = vl__q_row_bytes(t, m->in), bytes = (size_t)m->out * rb;
+        uint8_t *q = fill_random(bytes);
+        for (int64_t r = 0; r < m->out * nb; r++) { /* scale: f16 in [2^-10, 2^-9) */
+            uint8_t *blk = q + (size_t)r * vl__dtype_size(t);
+            uint16_t d = (uint16_t)(0x1400 | (blk[0] & 0xff));
+            memcpy(blk, &d, sizeof d);
+        }
+        w[i] = (struct vl_tensor){.dtype = t, .ndim = 2, .ne = {m->out, m->in}, .name = m->name,
+                                  .data = q};
+        w[i].pack = vl__qpack_tensor(&w[i]);
+        if (!w[i].pack) {
+            fprintf(stderr, "kernel_bench: out of memory\n");
+            exit(1);
+        }
+        free(q);
+        w[i].data = NULL;
+        total += vl__qpack_bytes(t, m->out, nb);
+        max_in = m->in > max_in ? m->in : max_in;
+        max_out = m->out > max_out ? m->out : max_out;
+    }
+    float *x = calloc((size_t)(max_in * rows), sizeof *x);
+    float *y = calloc((size_t)(max_out * rows), sizeof *y);
+    float *y2 = calloc((size_t)(max_out * rows), sizeof *y2);
+    float *y3 = calloc((size_t)(max_out * rows), sizeof *y3);
+    for (int64_t i = 0; i < max_in * rows; i++)
+        x[i] = (float)(i % 7) * 0.1f - 0.3f;
+    static struct reps r;
+    r.n = 0;
+    double t0 = now_s();
+    do {
+        double t1 = now_s();
+        for (int64_t l = 0; l < DEC_N_LAYERS; l++) {
+            const struct vl_tensor *lw = &w[l * DEC_MATS];
+            struct vl_linear_out qkv[3] = {{y, &lw[0], NULL}, {y2, &lw[1], NULL}, {y3, &lw[2], NULL}};
+            vl__linear_multi(c, x, rows, qkv, 3);
+            vl__linear(c, y, x, rows, &lw[3], NULL);
+            vl__linear_swiglu(c, y, y2, x, rows, &lw[4], &lw[5]);
+            vl__linear(c, y3, x, rows, &lw[6], NULL);
+        }
+        vl__linear(c, y, x, rows, &w[n_mats - 1], NULL);
+        reps_add(&r, now_s() - t1);
+    } while (now_s() - t0 < secs || r.n < 3);
+    double best = reps_best(&r), med = reps_median(&r);
+    printf("  qdecode %s weights %.2f GB (3B LLM + lm_head, packed), %lld rows, %zu steps: best "
+           "%.1f ms = %.2f tok/s (%.1f GB/s), median %.2f tok/s (%.1f GB/s)\n",
+           vl__dtype_name(t), (double)total * 1e-9, (long long)rows, r.n, best * 1e3,
+           (double)rows / best, (double)total / best * 1e-9, (double)rows / med,
+           (double)total / med * 1e-9);
+    for (int64_t i = 0; i < n_mats; i++)
+        vl__free((void *)w[i].pack);
+    free(w);
+    free(x);
+    free(y);
+    free(y2);
+    free(y3);
+}
+
 static void bench_gemm(struct vl_compute *c, const struct shape *sh, int64_t n, double secs) {
     struct vl_tensor w = {.dtype = VL_DTYPE_BF16, .ndim = 2, .ne = {sh->out, sh->in}, .name = sh->name};
     w.data = fill_random((size_t)sh->out * (size_t)sh->in * 2);
@@ -382,6 +453,9 @@ int main(int argc, char **argv) {
     if (!strncmp(only, "decode", 6)) /* decode or decode:ROWS (rows per step, batched decode) */
         bench_decode_weights(&c, gemv_shapes, only[6] == ':' ? strtol(only + 7, NULL, 10) : 1,
                              secs);
+    if (!strncmp(only, "qdecode:q4", 10) || !strncmp(only, "qdecode:q8", 10))
+        bench_qdecode(&c, gemv_shapes, only[9] == '4' ? VL_DTYPE_Q4_0 : VL_DTYPE_Q8_0,
+                      only[10] == ':' ? strtol(only + 11, NULL, 10) : 1, secs);
     if (!strncmp(only, "gemm:", 5)) { /* one vision shape, for perf stat */
         long i = strtol(only + 5, NULL, 10);
         if (i >= 0 && i < (long)(sizeof vis_shapes / sizeof *vis_shapes))
