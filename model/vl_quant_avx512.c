@@ -12,8 +12,10 @@
  * unpacked once per 12 x rows), then 8, 4, 2, 1 for the rest; few x rows (decode): four groups
  * by one x row (the last 1-3 groups of a range together), each group's stream prefetched
  * vl__qgemv_prefetch bytes ahead: the weights are read once, so the tile lives on keeping enough
- * misses in flight (3B q4 decode: 35 -> 46 GB/s, docs/performance.md). Pure functions;
- * thread-safe. */
+ * misses in flight (3B q4 decode: 35 -> 46 GB/s, docs/performance.md); its block sums run as two
+ * chains per group (q8: even and odd chunks; q4: low nibbles, and the high nibbles masked in
+ * place, i.e. 16 times their sum, shifted back exactly), added as int32 — the same s_b.
+ * Pure functions; thread-safe. */
 #include "vl_quant_x86.h"
 
 #ifdef VL_HAVE_X86
@@ -67,7 +69,42 @@ AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const fl
 #pragma GCC unroll 12
             for (int k = 0; k < XN; k++)
                 s[g][k] = _mm512_set1_epi32(xc[k * nb + b]);
-        if (t == VL_DTYPE_Q8_0) {
+        if (XN == 1) { /* decode: two sum chains per group, then added (exact int32) */
+            __m512i s2[NG_MAX];
+#pragma GCC unroll 4
+            for (int g = 0; g < NG; g++)
+                s2[g] = _mm512_setzero_si512();
+            if (t == VL_DTYPE_Q8_0) {
+#pragma GCC unroll 4
+                for (int e = 0; e < 8; e += 2)
+#pragma GCC unroll 4
+                    for (int g = 0; g < NG; g++) {
+                        const uint8_t *q = wg + g * gs + (size_t)b * gb + VL_QPACK_SCALE_BYTES;
+                        const __m512i w0 = _mm512_loadu_si512((const void *)(q + e * VL_QPACK_CHUNK));
+                        const __m512i w1 =
+                            _mm512_loadu_si512((const void *)(q + (e + 1) * VL_QPACK_CHUNK));
+                        s[g][0] = dpb(s[g][0], w0, xb + 4 * e);
+                        s2[g] = dpb(s2[g], w1, xb + 4 * (e + 1));
+                    }
+#pragma GCC unroll 4
+                for (int g = 0; g < NG; g++)
+                    s[g][0] = _mm512_add_epi32(s[g][0], s2[g]);
+            } else { /* the high nibbles in place (16 h): 16 times their sum, shifted back */
+                const __m512i hi = _mm512_set1_epi8((char)0xf0);
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++)
+#pragma GCC unroll 4
+                    for (int g = 0; g < NG; g++) {
+                        const uint8_t *q = wg + g * gs + (size_t)b * gb + VL_QPACK_SCALE_BYTES;
+                        const __m512i v = _mm512_loadu_si512((const void *)(q + c * VL_QPACK_CHUNK));
+                        s[g][0] = dpb(s[g][0], _mm512_and_si512(v, lo), xb + 4 * c);
+                        s2[g] = dpb(s2[g], _mm512_and_si512(v, hi), xb + VL_QK / 2 + 4 * c);
+                    }
+#pragma GCC unroll 4
+                for (int g = 0; g < NG; g++)
+                    s[g][0] = _mm512_add_epi32(s[g][0], _mm512_srai_epi32(s2[g], 4));
+            }
+        } else if (t == VL_DTYPE_Q8_0) {
 #pragma GCC unroll 8
             for (int e = 0; e < 8; e++)
 #pragma GCC unroll 4

@@ -7,6 +7,9 @@
  * pool (the machine's read bandwidth as our threads see it) and one decode step's GEMVs over the
  * whole 3B LLM weight set (6.2 GB, every matrix its own buffer, as in the model), which is the
  * decode speed the GEMV alone allows; `docproc bench` decode / that = the rest of the step's cost.
+ * `read` also times a prefetched read (4 streams per thread, lines requested 3 KB ahead, as the
+ * integer decode tiles read): the higher of the two is the machine's read bound.
+ * `qdecode:q4|q8[:ROWS]`: the decode step on packed Q4_0 / Q8_0 weights (integer kernels).
  * Usage: kernel_bench [THREADS] [SECONDS_PER_CASE]
  *        [all|gemv|gemm|gemm:I|attn|attn-decode|read|decode|decode:ROWS|qdecode:q4|q8[:ROWS]] */
 #include "vl_impl.h"
@@ -116,10 +119,12 @@ static void bench_gemv(struct vl_compute *c, const struct shape *sh, double secs
  * vectorises; the machine's read bandwidth as the pool's threads see it. */
 #define READ_SUMS        64 /* per-thread sums kept (so the reads are not optimised away) */
 #define READ_ALIGN_WORDS 8  /* slices start on 64-byte lines */
+#define READ_STREAMS 4      /* the prefetched read's streams per thread (the decode tile's groups) */
 
 struct read_task {
     const uint64_t *p;
     int64_t n; /* words */
+    int64_t prefetch; /* 0, or bytes ahead of the stream to request each line (as the GEMVs) */
     uint64_t sum[READ_SUMS];
 };
 
@@ -128,14 +133,33 @@ static void read_task_run(void *arg, int ith, int nth) {
     int64_t i0, i1;
     vl__pool_split(t->n, READ_ALIGN_WORDS, ith, nth, &i0, &i1);
     uint64_t s = 0;
-    for (int64_t i = i0; i < i1; i++)
-        s += t->p[i];
+    if (t->prefetch) { /* READ_STREAMS streams in lockstep, as the decode tiles read */
+        const int64_t pw = t->prefetch / (int64_t)sizeof(uint64_t);
+        const int64_t len = (i1 - i0) / READ_STREAMS / READ_ALIGN_WORDS * READ_ALIGN_WORDS;
+        const uint64_t *q[READ_STREAMS];
+        for (int k = 0; k < READ_STREAMS; k++)
+            q[k] = t->p + i0 + k * len;
+        uint64_t v[READ_ALIGN_WORDS] = {0};
+        for (int64_t i = 0; i < len; i += READ_ALIGN_WORDS)
+            for (int k = 0; k < READ_STREAMS; k++) {
+                __builtin_prefetch(q[k] + i + pw, 0, 3);
+                for (int j = 0; j < READ_ALIGN_WORDS; j++)
+                    v[j] += q[k][i + j];
+            }
+        for (int64_t i = i0 + READ_STREAMS * len; i < i1; i++)
+            s += t->p[i];
+        for (int j = 0; j < READ_ALIGN_WORDS; j++)
+            s += v[j];
+    } else {
+        for (int64_t i = i0; i < i1; i++)
+            s += t->p[i];
+    }
     t->sum[ith % READ_SUMS] = s;
 }
 
-static double read_gbps(struct vl_compute *c, const void *p, size_t bytes, struct reps *r,
-                        double secs, bool median) {
-    struct read_task t = {.p = p, .n = (int64_t)(bytes / sizeof(uint64_t))};
+static double read_gbps_pf(struct vl_compute *c, const void *p, size_t bytes, struct reps *r,
+                           double secs, bool median, int64_t prefetch) {
+    struct read_task t = {.p = p, .n = (int64_t)(bytes / sizeof(uint64_t)), .prefetch = prefetch};
     r->n = 0;
     double t0 = now_s();
     do {
@@ -146,6 +170,11 @@ static double read_gbps(struct vl_compute *c, const void *p, size_t bytes, struc
     return (double)bytes / (median ? reps_median(r) : reps_best(r)) * 1e-9;
 }
 
+static double read_gbps(struct vl_compute *c, const void *p, size_t bytes, struct reps *r,
+                        double secs, bool median) {
+    return read_gbps_pf(c, p, bytes, r, secs, median, 0);
+}
+
 #define READ_BYTES ((size_t)1 << 30)
 
 static void bench_read(struct vl_compute *c, double secs) {
@@ -154,6 +183,11 @@ static void bench_read(struct vl_compute *c, double secs) {
     double best = read_gbps(c, p, READ_BYTES, &r, secs, false);
     printf("  read  1 GiB plain streaming read    best %6.1f GB/s  median %6.1f GB/s\n", best,
            (double)READ_BYTES / reps_median(&r) * 1e-9);
+    /* the same with each line requested the integer decode tiles' distance ahead: on machines
+     * where software prefetch raises the bandwidth a stream gets, this is the bound */
+    best = read_gbps_pf(c, p, READ_BYTES, &r, secs, false, VL_QGEMV_PREFETCH_DEFAULT_BYTES);
+    printf("  read  1 GiB prefetched read (%d B)  best %6.1f GB/s  median %6.1f GB/s\n",
+           VL_QGEMV_PREFETCH_DEFAULT_BYTES, best, (double)READ_BYTES / reps_median(&r) * 1e-9);
     free(p);
 }
 
