@@ -196,16 +196,23 @@ static void bench_read(struct vl_compute *c, double secs) {
 #define DEC_N_LAYERS 36
 #define DEC_MATS     7
 
+#define DEC_N_MATS   (DEC_N_LAYERS * DEC_MATS + 1)
+
+/* Matrix i of one decode step in forward order (q, k, v, o, gate, up, down per layer, then
+ * lm_head); sh: q/o, k/v, gate/up, down, lm_head (gemv_shapes). */
+static const struct shape *dec_shape(const struct shape *sh, int64_t i) {
+    static const int order[DEC_MATS] = {0, 1, 1, 0, 2, 2, 3};
+    return i + 1 == DEC_N_MATS ? &sh[4] : &sh[order[i % DEC_MATS]];
+}
+
 static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, int64_t rows,
                                  double secs) {
-    /* sh: q/o, k/v, gate/up, down, lm_head (gemv_shapes) */
-    const struct shape *order[DEC_MATS] = {&sh[0], &sh[1], &sh[1], &sh[0], &sh[2], &sh[2], &sh[3]};
-    const int64_t n_mats = DEC_N_LAYERS * DEC_MATS + 1;
+    const int64_t n_mats = DEC_N_MATS;
     struct vl_tensor *w = calloc((size_t)n_mats, sizeof *w);
     size_t total = 0;
     int64_t max_in = 0, max_out = 0;
     for (int64_t i = 0; i < n_mats; i++) {
-        const struct shape *m = i + 1 == n_mats ? &sh[4] : order[i % DEC_MATS];
+        const struct shape *m = dec_shape(sh, i);
         size_t bytes = (size_t)m->out * (size_t)m->in * 2;
         w[i] = (struct vl_tensor){.dtype = VL_DTYPE_BF16,
                                   .ndim = 2,
@@ -253,13 +260,12 @@ static void bench_decode_weights(struct vl_compute *c, const struct shape *sh, i
  * buffer (random blocks with small finite scales). Bytes = the packed bytes the kernels stream. */
 static void bench_qdecode(struct vl_compute *c, const struct shape *sh, enum vl_dtype t,
                           int64_t rows, double secs) {
-    const struct shape *order[DEC_MATS] = {&sh[0], &sh[1], &sh[1], &sh[0], &sh[2], &sh[2], &sh[3]};
-    const int64_t n_mats = DEC_N_LAYERS * DEC_MATS + 1;
+    const int64_t n_mats = DEC_N_MATS;
     struct vl_tensor *w = calloc((size_t)n_mats, sizeof *w);
     size_t total = 0;
     int64_t max_in = 0, max_out = 0;
     for (int64_t i = 0; i < n_mats; i++) {
-        const struct shape *m = i + 1 == n_mats ? &sh[4] : order[i % DEC_MATS];
+        const struct shape *m = dec_shape(sh, i);
         const int64_t nb = vl__q_blocks(m->in);
         const size_t rb = vl__q_row_bytes(t, m->in), bytes = (size_t)m->out * rb;
         uint8_t *q = fill_random(bytes);
