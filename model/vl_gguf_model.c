@@ -200,15 +200,11 @@ static const char *st_dtype(uint32_t t) {
 
 void *vl__gguf_owned(struct vl_model *m, size_t n, const char *what, struct vl_error *err) {
     void *p = vl__aligned_alloc(OWNED_ALIGN, n ? n : 1);
-    void **owned = p ? vl__realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned) : NULL;
-    if (!p || !owned) {
-        vl__free(p);
+    if (!p) {
         vl__err(err, VL_ERR_NOMEM, "%s: out of memory (%zu bytes)", what, n);
         return NULL;
     }
-    m->owned = owned;
-    m->owned[m->n_owned++] = p;
-    return p;
+    return vl__model_own(m, p, n, err) == VL_OK ? p : NULL; /* frees p on failure */
 }
 
 enum vl_status vl__gguf_entry(struct vl_model *m, const struct vl_gguf *g,
@@ -295,7 +291,7 @@ enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const c
     struct vl_st_entry *es = vl__calloc((size_t)n + 2, sizeof *es), *pes = NULL;
     int n_proj = 0;
     char *nm = vl__calloc((size_t)n + 1, NAME_CAP);
-    GHashTable *desc = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GHashTable *desc = vl__quant_desc_new();
     m->files = vl__calloc(2, sizeof *m->files);
     if (!es || !nm || !m->files)
         st = vl__err(err, VL_ERR_NOMEM, "out of memory");
@@ -306,14 +302,14 @@ enum vl_status vl__gguf_model_load(struct vl_model *m, const char *path, const c
         vl__gguf_rename(name, NAME_CAP, t->name, names, sizeof names / sizeof *names);
         st = vl__gguf_entry(m, g, t, is_linear(t->name), false, &es[i], name, &block, err);
         if (st == VL_OK && block != VL_DTYPE_COUNT)
-            g_hash_table_insert(desc, g_strdup(name), GINT_TO_POINTER((int)block + 1));
+            vl__quant_desc_add(desc, name, block);
     }
     char head_name[] = VL_LM_HEAD_NAME;
     if (st == VL_OK && head_of_emb) {
         enum vl_dtype block;
         st = vl__gguf_entry(m, g, emb, true, false, &es[n], head_name, &block, err);
         if (st == VL_OK && block != VL_DTYPE_COUNT)
-            g_hash_table_insert(desc, g_strdup(head_name), GINT_TO_POINTER((int)block + 1));
+            vl__quant_desc_add(desc, head_name, block);
     }
     if (st == VL_OK && n > INT32_MAX / 2)
         st = vl__err(err, VL_ERR_MODEL, "%s: too many tensors", path);

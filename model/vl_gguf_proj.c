@@ -326,7 +326,7 @@ enum vl_status vl__gguf_proj_entries(struct vl_model *m, const struct vl_gguf *p
         if (st == VL_OK) {
             (*n_out)++;
             if (block != VL_DTYPE_COUNT)
-                g_hash_table_insert(desc, g_strdup(name), GINT_TO_POINTER((int)block + 1));
+                vl__quant_desc_add(desc, name, block);
         }
     }
     return st;

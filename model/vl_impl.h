@@ -45,7 +45,10 @@ struct vl_tensor {
     const void *data; /* borrowed */
     const char *name; /* borrowed; valid while the owner lives */
     /* Q8_0 / Q4_0 Linear weights: the same blocks in the kernels' interleaved layout
-     * (vl_quant_impl.h, "packed"), model-owned; NULL for every other tensor. */
+     * (vl_quant_impl.h, "packed"): model-owned (packed at load from the rows, or quantized at
+     * load), or a view of a version-2 `model quantize` checkpoint's mapping; NULL for every other
+     * tensor. A quantized tensor may have pack without data (no rows kept: quantized at load,
+     * v2 checkpoints); vl__qrow gives any one row's blocks from either. */
     const void *pack;
 };
 
@@ -233,12 +236,18 @@ struct vl_model {
     struct vl_tokenizer *tok;      /* NULL if loaded without tokenizer */
     void **owned;                  /* aligned copies of unaligned tensors, quantized weights */
     int n_owned;
+    size_t owned_bytes;            /* their sizes summed (vl__model_own; model info's memory) */
     struct vl_gguf *gguf;          /* a llama.cpp GGUF the files view (vl_gguf_model.c), or NULL */
     struct vl_gguf *gguf_proj;     /* its vision projector (--mmproj, vl_gguf_proj.c), or NULL */
     bool text_only;                /* no vision tower bound (GGUF without a projector) */
-    void *quant_desc;              /* GHashTable canonical name -> block dtype + 1 of a
-                                    * `model quantize` checkpoint (vl_quant_model.c); or NULL */
+    void *quant_desc;              /* GHashTable canonical name -> struct vl_quant_entry of a
+                                    * `model quantize` checkpoint (vl_quant_ckpt.c); or NULL */
+    int quant_version;             /* its description's version (1: rows, 2: packed); 0: none */
 };
+
+/* Hands p (bytes long, from vl__malloc / vl__aligned_alloc) to m: freed by vl_model_free and
+ * counted in m->owned_bytes. On failure p is freed and VL_ERR_NOMEM returned. */
+enum vl_status vl__model_own(struct vl_model *m, void *p, size_t bytes, struct vl_error *err);
 
 /* Binds m->files' tensors to m->w per the table (m->cfg set); errors on missing, unexpected,
  * duplicate or wrong-shape tensors. Decides tying when config.json does not say. */

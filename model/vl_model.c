@@ -132,6 +132,18 @@ static enum vl_status load_sharded(struct vl_model *m, const char *dir, struct v
     return st;
 }
 
+enum vl_status vl__model_own(struct vl_model *m, void *p, size_t bytes, struct vl_error *err) {
+    void **owned = vl__realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+    if (!owned) {
+        vl__free(p);
+        return vl__err(err, VL_ERR_NOMEM, "out of memory");
+    }
+    m->owned = owned;
+    m->owned[m->n_owned++] = p;
+    m->owned_bytes += bytes;
+    return VL_OK;
+}
+
 void vl_model_free(struct vl_model *m) {
     if (!m)
         return;
@@ -266,7 +278,10 @@ int64_t vl_model_huge_mapped_bytes(const struct vl_model *m) {
     return vl_st_huge_mapped_bytes((const struct vl_st_file *const *)m->files, m->n_files);
 }
 
-static int64_t numel(const struct vl_tensor *t) { return t->data ? vl__tensor_numel(t) : 0; }
+/* A quantized Linear weight may have only its packed blocks (vl_impl.h, struct vl_tensor). */
+static bool present(const struct vl_tensor *t) { return t->data || t->pack; }
+
+static int64_t numel(const struct vl_tensor *t) { return present(t) ? vl__tensor_numel(t) : 0; }
 
 static int64_t block_params(const struct vl_vision_block *b) {
     return numel(&b->norm1) + numel(&b->qkv_w) + numel(&b->qkv_b) + numel(&b->proj_w) +
@@ -274,7 +289,12 @@ static int64_t block_params(const struct vl_vision_block *b) {
            numel(&b->up_w) + numel(&b->up_b) + numel(&b->down_w) + numel(&b->down_b);
 }
 
-static size_t nbytes(const struct vl_tensor *t) { return t->data ? vl__tensor_nbytes(t) : 0; }
+/* The bytes the kernels stream: a quantized weight's packed blocks (rows padded to 16). */
+static size_t nbytes(const struct vl_tensor *t) {
+    if (t->pack)
+        return vl__qpack_bytes(t->dtype, t->ne[0], vl__q_blocks(t->ne[1]));
+    return t->data ? vl__tensor_nbytes(t) : 0;
+}
 
 /* A decoder layer's parameters and stored bytes, from one list of its tensors. */
 static void layer_size(const struct vl_llm_layer *l, int64_t *params, size_t *bytes) {
@@ -350,6 +370,7 @@ void vl_model_summary(const struct vl_model *m, struct vl_model_summary *s) {
     s->bytes_decode_step += nbytes(&w->final_norm) + nbytes(&w->lm_head); /* embed if tied */
     if (w->embed.data) /* the new token's row */
         s->bytes_decode_step += (size_t)c->text.hidden_size * vl__dtype_size(w->embed.dtype);
+    s->bytes_owned = m->owned_bytes;
     s->weights = (int)vl_model_wformat(m, false);
     s->vision_weights = (int)vl_model_wformat(m, true);
     /* K and V per layer per token in f32, as the inference state keeps them */

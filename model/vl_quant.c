@@ -273,6 +273,33 @@ void *vl__qpack_tensor(const struct vl_tensor *w) {
     return p;
 }
 
+void vl__qunpack_row(uint8_t *dst, const uint8_t *pack, enum vl_dtype t, int64_t nb, int64_t r) {
+    VL_ASSERT(vl__dtype_is_quant(t));
+    const size_t bs = vl__dtype_size(t), gb = VL_QPACK_ROWS * bs;
+    const bool q8 = t == VL_DTYPE_Q8_0;
+    const int j = (int)(r % VL_QPACK_ROWS);
+    const uint8_t *g = pack + (size_t)(r / VL_QPACK_ROWS) * (size_t)nb * gb;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *o = g + (size_t)b * gb;
+        uint8_t *blk = dst + (size_t)b * bs;
+        memcpy(blk, o + 2 * j, 2);
+        const uint8_t *q = o + VL_QPACK_SCALE_BYTES + 4 * j;
+        for (int c = 0; c < (q8 ? Q8_PACK_CHUNKS : Q4_PACK_CHUNKS); c++)
+            for (int k = 0; k < 4; k++)
+                blk[2 + 4 * c + k] = q8 ? (uint8_t)(q[c * VL_QPACK_CHUNK + k] ^ 0x80u)
+                                        : q[c * VL_QPACK_CHUNK + k];
+    }
+}
+
+const uint8_t *vl__qrow(const struct vl_tensor *w, int64_t r, uint8_t *buf) {
+    VL_ASSERT(w->ndim == 2 && vl__dtype_is_quant(w->dtype) && r >= 0 && r < w->ne[0]);
+    if (w->data)
+        return (const uint8_t *)w->data + (size_t)r * vl__q_row_bytes(w->dtype, w->ne[1]);
+    VL_ASSERT(w->pack);
+    vl__qunpack_row(buf, w->pack, w->dtype, vl__q_blocks(w->ne[1]), r);
+    return buf;
+}
+
 void vl__act_corr(int32_t *xc, const int8_t *xq, int64_t nb, enum vl_dtype t) {
     const int32_t k = t == VL_DTYPE_Q8_0 ? 128 : VL_Q4_OFFSET;
     for (int64_t b = 0; b < nb; b++) {
@@ -417,9 +444,10 @@ void vl__qlinear_ref(float *y, const float *x, int64_t n, const struct vl_tensor
     const int64_t out = w->ne[0], in = w->ne[1];
     const size_t rb = vl__q_row_bytes(w->dtype, in);
     float *row = vl__malloc((size_t)in * sizeof *row);
-    VL_ASSERT(row);
+    uint8_t *blocks = vl__malloc(rb);
+    VL_ASSERT(row && blocks);
     for (int64_t r = 0; r < out; r++) {
-        vl__dequantize_row(row, w->dtype, (const uint8_t *)w->data + (size_t)r * rb, in);
+        vl__dequantize_row(row, w->dtype, vl__qrow(w, r, blocks), in);
         float bias = 0.0f;
         if (b)
             vl__to_f32(&bias, b, r, 1);
@@ -430,5 +458,6 @@ void vl__qlinear_ref(float *y, const float *x, int64_t n, const struct vl_tensor
             y[i * out + r] = (float)s + bias;
         }
     }
+    vl__free(blocks);
     vl__free(row);
 }

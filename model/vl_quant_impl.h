@@ -67,6 +67,12 @@ size_t vl__qpack_bytes(enum vl_dtype t, int64_t out, int64_t nb);
 /* Packs the row groups [g0, g1) of src (out rows of nb blocks) into dst (vl__qpack_bytes). */
 void vl__qpack(uint8_t *dst, const uint8_t *src, enum vl_dtype t, int64_t out, int64_t nb,
                int64_t g0, int64_t g1);
+/* The inverse for one row: row r's nb original blocks (Q8_0 / Q4_0 bytes, nb * block bytes) from
+ * the packed layout pack (any alignment). */
+void vl__qunpack_row(uint8_t *dst, const uint8_t *pack, enum vl_dtype t, int64_t nb, int64_t r);
+/* Row r's blocks of a quantized tensor, from its rows (w->data) where it has them, else unpacked
+ * from w->pack into buf (vl__q_row_bytes bytes). Returns the row (w->data's or buf). */
+const uint8_t *vl__qrow(const struct vl_tensor *w, int64_t r, uint8_t *buf);
 /* w->pack for a Q8_0 / Q4_0 tensor: a new vl__aligned_alloc'd packed copy (NULL: out of memory);
  * the caller owns it. */
 void *vl__qpack_tensor(const struct vl_tensor *w);
@@ -113,21 +119,41 @@ int vl__quant_targets(struct vl_model *m, bool vision, struct vl_tensor **out, i
 enum vl_status vl__quant_pack_model(struct vl_model *m, struct vl_error *err);
 
 /* Quantized checkpoints (`docproc model quantize`, vl_quant_ckpt.c): DIR/quantization.json
- * describes which tensors of the safetensors files are blocks; they are stored as U8 tensors of
- * shape [out, row bytes] under their own names and bound as block views [out, in] of the mapping.
- * vl__quant_desc_load reads the description if present (m->quant_desc; absent: NULL, VL_OK). */
+ * describes which tensors of the safetensors files are blocks; they are stored as U8 tensors
+ * under their own names: version 2 in the packed layout, U8 [ceil(out / 16), nb * 16 * block
+ * bytes], bound as w->pack views of the mapping (no copy); version 1 as rows, U8 [out, nb * block
+ * bytes], bound as w->data views (packed copy at load). vl__quant_desc_load reads the description
+ * if present (m->quant_desc, m->quant_version; absent: NULL, VL_OK). */
 #define VL_QUANT_DESC_FILE "quantization.json"
 #define VL_QUANT_DESC_FORMAT "docproc-blocks"
-#define VL_QUANT_DESC_VERSION 1
+#define VL_QUANT_DESC_VERSION 2          /* what vl_model_write_quantized writes */
+#define VL_QUANT_DESC_V1 1               /* rows: still read */
+#define VL_QUANT_DESC_LAYOUT "packed16"  /* version 2's "layout" */
+#define VL_QUANT_DIM_MAX ((int64_t)1 << 31) /* a described dimension's upper bound */
+struct vl_quant_entry {
+    enum vl_dtype t;   /* Q8_0 or Q4_0 */
+    bool has_shape;    /* "shape" given (version 2: always) */
+    int64_t shape[2];  /* [out, in] */
+};
 enum vl_status vl__quant_desc_load(struct vl_model *m, const char *dir, struct vl_error *err);
+/* A description built in memory (GGUF block views: rows, no shape; m->quant_version stays 0):
+ * a new table for m->quant_desc, and one entry added to it. */
+void *vl__quant_desc_new(void);
+void vl__quant_desc_add(void *desc, const char *canonical, enum vl_dtype t);
 void vl__quant_desc_free(struct vl_model *m);
 bool vl__quant_desc_type(const struct vl_model *m, const char *canonical, enum vl_dtype *out);
 /* After binding: every listed tensor was bound as a block view (else VL_ERR_MODEL). */
 enum vl_status vl__quant_desc_check(struct vl_model *m, struct vl_error *err);
-/* Binds entry e (U8 [want[0], row bytes of want[1]]) as a dtype t view of shape want. */
-enum vl_status vl__quant_bind(struct vl_tensor *dst, const struct vl_st_entry *e,
-                              const char *file, const char *name, enum vl_dtype t,
+/* Binds entry e of the described tensor `name` (canonical) as a Q8_0 / Q4_0 view of shape want
+ * (from config.json): checks the description's shape, the U8 shape and byte size for m's
+ * version (VL_ERR_MODEL naming file and tensor). */
+enum vl_status vl__quant_bind(struct vl_tensor *dst, const struct vl_model *m,
+                              const struct vl_st_entry *e, const char *file, const char *name,
                               const int64_t *want, int nd, struct vl_error *err);
+/* vl_model_write_quantized with the format version to write (VL_QUANT_DESC_VERSION, or
+ * VL_QUANT_DESC_V1: tests keep version-1 checkpoints loading). */
+enum vl_status vl__quant_write(const struct vl_model *m, const char *dir, int version,
+                               struct vl_error *err);
 
 /* Double-precision reference of one quantized Linear (tests): W dequantized, x not quantized. */
 void vl__qlinear_ref(float *y, const float *x, int64_t n, const struct vl_tensor *w,

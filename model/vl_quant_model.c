@@ -75,6 +75,92 @@ int vl__quant_targets(struct vl_model *m, bool vision, struct vl_tensor **out, i
     return n;
 }
 
+/* ---- the kernels' packed copies ------------------------------------------------------------ */
+
+struct pjob {
+    const struct vl_tensor *w;
+    uint8_t *dst;
+};
+
+static void pjob_run(void *arg, int ith, int nth) {
+    const struct pjob *j = arg;
+    const int64_t out = j->w->ne[0], nb = vl__q_blocks(j->w->ne[1]);
+    int64_t g0, g1;
+    vl__pool_split((out + VL_QPACK_ROWS - 1) / VL_QPACK_ROWS, 1, ith, nth, &g0, &g1);
+    vl__qpack(j->dst, j->w->data, j->w->dtype, out, nb, g0, g1);
+}
+
+#define QUANT_ALIGN 64
+#define PACK_ALIGN ((size_t)2 << 20) /* 2 MiB: the packed copies ask for huge pages */
+#define PACK_THREADS 4               /* the packing at load is a memory copy: a few threads */
+
+/* w's packed copy (vl__qpack_tensor's bytes) from its rows w->data, split over the pool, in huge
+ * pages where the kernel has them; NULL: out of memory. */
+static void *pack_tensor(const struct vl_tensor *w, struct vl_pool *pool) {
+    const int64_t out = w->ne[0], nb = vl__q_blocks(w->ne[1]);
+    const size_t bytes = vl__qpack_bytes(w->dtype, out, nb);
+    uint8_t *p = vl__aligned_alloc(bytes >= PACK_ALIGN ? PACK_ALIGN : QUANT_ALIGN, bytes ? bytes : 1);
+    if (!p)
+        return NULL;
+    if (bytes >= PACK_ALIGN)
+        vl__advise_huge(p, bytes);
+    struct pjob j = {.w = w, .dst = p};
+    vl__pool_run(pool, pjob_run, &j);
+    return p;
+}
+
+static size_t pack_bytes(const struct vl_tensor *w) {
+    return vl__qpack_bytes(w->dtype, w->ne[0], vl__q_blocks(w->ne[1]));
+}
+
+enum vl_status vl__quant_pack_model(struct vl_model *m, struct vl_error *err) {
+    const double t0 = vl__now_s();
+    size_t total = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct vl_pool *pool = vl__pool_new(ncpu < 1 ? 1 : ncpu > PACK_THREADS ? PACK_THREADS : (int)ncpu);
+    if (!pool)
+        return vl__err(err, VL_ERR_NOMEM, "pack: cannot start threads");
+    for (int vision = 0; vision < 2; vision++) {
+        if (vision && m->text_only)
+            break;
+        int n = vl__quant_targets(m, vision, NULL, 0);
+        struct vl_tensor **ts = vl__calloc((size_t)(n > 0 ? n : 1), sizeof *ts);
+        if (!ts) {
+            vl__pool_free(pool);
+            return vl__err(err, VL_ERR_NOMEM, "pack: out of memory");
+        }
+        vl__quant_targets(m, vision, ts, n);
+        enum vl_status st = VL_OK;
+        for (int i = 0; i < n && st == VL_OK; i++) {
+            struct vl_tensor *w = ts[i];
+            /* already packed: quantized at load, or a v2 checkpoint's view of its mapping */
+            if (!vl__dtype_is_quant(w->dtype) || w->pack || !w->data)
+                continue;
+            void *p = pack_tensor(w, pool);
+            if (!p) {
+                st = vl__err(err, VL_ERR_NOMEM, "pack: cannot allocate %zu bytes for '%s'",
+                             pack_bytes(w), w->name);
+                break;
+            }
+            st = vl__model_own(m, p, pack_bytes(w), err);
+            if (st == VL_OK) {
+                w->pack = p;
+                total += pack_bytes(w);
+            }
+        }
+        vl__free(ts);
+        if (st != VL_OK) {
+            vl__pool_free(pool);
+            return st;
+        }
+    }
+    vl__pool_free(pool);
+    if (total)
+        vl__log(VL_LOG_DEBUG, "packed %.1f MiB of quantized weights for the kernels in %.2f s",
+                (double)total / (1 << 20), vl__now_s() - t0);
+    return VL_OK;
+}
+
 /* ---- quantize at load ---------------------------------------------------------------------- */
 
 struct qjob {
@@ -97,18 +183,34 @@ static void qjob_run(void *arg, int ith, int nth) {
     }
 }
 
-static enum vl_status add_owned(struct vl_model *m, void *p, struct vl_error *err) {
-    void **owned = vl__realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
-    if (!owned) {
-        vl__free(p);
-        return vl__err(err, VL_ERR_NOMEM, "quantize: out of memory");
+/* One tensor: its rows quantized into a temporary buffer, packed into model-owned memory, the
+ * rows freed. The model keeps only the packed copy (w->data NULL, w->pack set): the extra memory
+ * at any time is one tensor's rows. */
+static enum vl_status quantize_one(struct vl_model *m, struct vl_tensor *w, enum vl_dtype t,
+                                   float *rowbuf, struct vl_pool *pool, struct vl_error *err) {
+    VL_ASSERT(w->ndim == 2 && vl__dtype_is_float(w->dtype));
+    size_t bytes = (size_t)w->ne[0] * vl__q_row_bytes(t, w->ne[1]);
+    uint8_t *rows = vl__aligned_alloc(QUANT_ALIGN, bytes ? bytes : 1);
+    if (!rows)
+        return vl__err(err, VL_ERR_NOMEM, "quantize: cannot allocate %zu bytes for '%s'", bytes,
+                       w->name);
+    struct qjob j = {.src = w, .dst = rows, .t = t, .rowbuf = rowbuf};
+    vl__pool_run(pool, qjob_run, &j);
+    const struct vl_tensor q = {.dtype = t, .ndim = 2, .ne = {w->ne[0], w->ne[1]}, .data = rows,
+                                .name = w->name};
+    void *p = pack_tensor(&q, pool);
+    vl__free(rows);
+    if (!p)
+        return vl__err(err, VL_ERR_NOMEM, "quantize: cannot allocate %zu bytes for '%s'",
+                       pack_bytes(&q), w->name);
+    enum vl_status st = vl__model_own(m, p, pack_bytes(&q), err);
+    if (st == VL_OK) {
+        w->dtype = t;
+        w->data = NULL; /* no rows kept: vl__qrow unpacks one from the packed copy */
+        w->pack = p;
     }
-    m->owned = owned;
-    m->owned[m->n_owned++] = p;
-    return VL_OK;
+    return st;
 }
-
-#define QUANT_ALIGN 64
 
 static enum vl_status quantize_group(struct vl_model *m, bool vision, enum vl_wformat f,
                                      struct vl_pool *pool, struct vl_error *err) {
@@ -136,106 +238,11 @@ static enum vl_status quantize_group(struct vl_model *m, bool vision, enum vl_wf
                              vl_wformat_name(f), vl__dtype_name(t));
             continue;
         }
-        VL_ASSERT(w->ndim == 2 && vl__dtype_is_float(w->dtype));
-        size_t bytes = (size_t)w->ne[0] * vl__q_row_bytes(t, w->ne[1]);
-        uint8_t *dst = vl__aligned_alloc(QUANT_ALIGN, bytes ? bytes : 1);
-        if (!dst) {
-            st = vl__err(err, VL_ERR_NOMEM, "quantize: cannot allocate %zu bytes for '%s'", bytes,
-                         w->name);
-            break;
-        }
-        struct qjob j = {.src = w, .dst = dst, .t = t, .rowbuf = rowbuf};
-        vl__pool_run(pool, qjob_run, &j);
-        st = add_owned(m, dst, err);
-        if (st == VL_OK) {
-            w->dtype = t;
-            w->data = dst;
-        }
+        st = quantize_one(m, w, t, rowbuf, pool, err);
     }
     vl__free(rowbuf);
     vl__free(ts);
     return st;
-}
-
-/* ---- the kernels' packed copies ------------------------------------------------------------ */
-
-struct pjob {
-    const struct vl_tensor *w;
-    uint8_t *dst;
-};
-
-static void pjob_run(void *arg, int ith, int nth) {
-    const struct pjob *j = arg;
-    const int64_t out = j->w->ne[0], nb = vl__q_blocks(j->w->ne[1]);
-    int64_t g0, g1;
-    vl__pool_split((out + VL_QPACK_ROWS - 1) / VL_QPACK_ROWS, 1, ith, nth, &g0, &g1);
-    vl__qpack(j->dst, j->w->data, j->w->dtype, out, nb, g0, g1);
-}
-
-#define PACK_ALIGN ((size_t)2 << 20) /* 2 MiB: the packed copies ask for huge pages */
-#define PACK_THREADS 4               /* the packing at load is a memory copy: a few threads */
-
-/* w's packed copy (vl__qpack_tensor's bytes), split over the pool, in huge pages where the
- * kernel has them; NULL: out of memory. */
-static void *pack_tensor(const struct vl_tensor *w, struct vl_pool *pool) {
-    const int64_t out = w->ne[0], nb = vl__q_blocks(w->ne[1]);
-    const size_t bytes = vl__qpack_bytes(w->dtype, out, nb);
-    uint8_t *p = vl__aligned_alloc(bytes >= PACK_ALIGN ? PACK_ALIGN : QUANT_ALIGN, bytes ? bytes : 1);
-    if (!p)
-        return NULL;
-    if (bytes >= PACK_ALIGN)
-        vl__advise_huge(p, bytes);
-    struct pjob j = {.w = w, .dst = p};
-    vl__pool_run(pool, pjob_run, &j);
-    return p;
-}
-
-enum vl_status vl__quant_pack_model(struct vl_model *m, struct vl_error *err) {
-    const double t0 = vl__now_s();
-    size_t total = 0;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    struct vl_pool *pool = vl__pool_new(ncpu < 1 ? 1 : ncpu > PACK_THREADS ? PACK_THREADS : (int)ncpu);
-    if (!pool)
-        return vl__err(err, VL_ERR_NOMEM, "pack: cannot start threads");
-    for (int vision = 0; vision < 2; vision++) {
-        if (vision && m->text_only)
-            break;
-        int n = vl__quant_targets(m, vision, NULL, 0);
-        struct vl_tensor **ts = vl__calloc((size_t)(n > 0 ? n : 1), sizeof *ts);
-        if (!ts) {
-            vl__pool_free(pool);
-            return vl__err(err, VL_ERR_NOMEM, "pack: out of memory");
-        }
-        vl__quant_targets(m, vision, ts, n);
-        enum vl_status st = VL_OK;
-        for (int i = 0; i < n && st == VL_OK; i++) {
-            struct vl_tensor *w = ts[i];
-            if (!vl__dtype_is_quant(w->dtype) || w->pack || !w->data)
-                continue;
-            void *p = pack_tensor(w, pool);
-            if (!p) {
-                st = vl__err(err, VL_ERR_NOMEM, "pack: cannot allocate %zu bytes for '%s'",
-                             vl__qpack_bytes(w->dtype, w->ne[0], vl__q_blocks(w->ne[1])),
-                             w->name);
-                break;
-            }
-            st = add_owned(m, p, err);
-            if (st == VL_OK) {
-                w->pack = p;
-                total += vl__qpack_bytes(w->dtype, w->ne[0], vl__q_blocks(w->ne[1]));
-            }
-        }
-        vl__free(ts);
-        if (st != VL_OK) {
-            vl__pool_free(pool);
-            return st;
-        }
-    }
-    vl__pool_free(pool);
-    if (total)
-        vl__log(VL_LOG_DEBUG, "packed %.1f MiB of quantized weights for the kernels in %.2f s",
-                (double)total / (1 << 20), vl__now_s() - t0);
-    return VL_OK;
 }
 
 enum vl_status vl_model_quantize(struct vl_model *m, enum vl_wformat text,

@@ -185,6 +185,11 @@ struct vl_model_summary {
     /* weight bytes one decode step streams: every decoder layer, the final norm, the lm_head (the
      * embedding when tied) and one embedding row; memory read GB/s over this is decode's bound */
     size_t bytes_decode_step;
+    /* model-owned weight memory beside the mappings: the integer kernels' packed copies of
+     * quantized Linear weights not stored packed (quantized at load, version-1 checkpoints,
+     * GGUF blocks), GGUF conversions, aligned copies of unaligned tensors; 0 for a BF16 or a
+     * version-2 quantized checkpoint */
+    size_t bytes_owned;
     int weights, vision_weights; /* enum vl_wformat of the Linear weights now (after quantize) */
 };
 void vl_model_summary(const struct vl_model *m, struct vl_model_summary *out);
@@ -199,9 +204,11 @@ enum vl_status vl_model_scan(const struct vl_model *m, int64_t *n_nonfinite, cha
                              size_t first_cap, struct vl_error *err);
 
 /* Writes a quantized model as a checkpoint directory dir (must exist): the source's config and
- * tokenizer files, one model.safetensors (block tensors as U8 rows, the rest as stored) and
- * quantization.json describing them (vl_quant_ckpt.c, docs/quantization.md). vl_model_load
- * maps it back without a copy. VL_ERR_INVALID if nothing is quantized. */
+ * tokenizer files, one model.safetensors (block tensors as U8 tensors in the integer kernels'
+ * packed layout, the rest as stored) and quantization.json describing them (version 2;
+ * vl_quant_ckpt.c, docs/quantization.md). vl_model_load maps it back without a copy: the kernels
+ * read the mapping. The model may itself be a quantized checkpoint (re-save). VL_ERR_INVALID if
+ * nothing is quantized. */
 enum vl_status vl_model_write_quantized(const struct vl_model *m, const char *dir,
                                         struct vl_error *err);
 

@@ -295,7 +295,7 @@ static void merger_forward(struct vl_compute *c, const struct vis_dims *dm,
 /* ---- validation -------------------------------------------------------------------------- */
 
 static bool shape_is(const struct vl_tensor *t, int ndim, int64_t a, int64_t b) {
-    if (!t->data || t->ndim != ndim || t->ne[0] != a)
+    if ((!t->data && !t->pack) || t->ndim != ndim || t->ne[0] != a) /* pack: quantized */
         return false;
     return ndim == 1 || t->ne[1] == b;
 }

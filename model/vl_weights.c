@@ -201,7 +201,7 @@ static enum vl_status bind_one(struct vl_model *m, struct vl_tensor *dst, const 
     const struct vl_st_entry *e = f->e;
     enum vl_dtype qt;
     if (vl__quant_desc_type(m, name, &qt)) /* a `model quantize` checkpoint's block tensor */
-        return vl__quant_bind(dst, e, f->file, name, qt, want, nd, err);
+        return vl__quant_bind(dst, m, e, f->file, name, want, nd, err);
     char got_s[128], want_s[128];
     bool same = e->ndim == nd;
     for (int d = 0; same && d < nd; d++)
@@ -223,16 +223,12 @@ static enum vl_status bind_one(struct vl_model *m, struct vl_tensor *dst, const 
     if ((uintptr_t)dst->data % vl__dtype_size(dst->dtype)) {
         /* packed file: give the kernels an aligned copy (rare; small cost) */
         void *copy = vl__malloc(e->nbytes ? e->nbytes : 1);
-        void **owned = vl__realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
-        if (!copy || !owned) {
-            vl__free(copy);
-            if (owned)
-                m->owned = owned;
+        if (!copy)
             return vl__err(err, VL_ERR_NOMEM, "tensor '%s': out of memory", e->name);
-        }
         memcpy(copy, e->data, e->nbytes);
-        m->owned = owned;
-        m->owned[m->n_owned++] = copy;
+        st = vl__model_own(m, copy, e->nbytes, err);
+        if (st != VL_OK)
+            return st;
         dst->data = copy;
         vl__log(VL_LOG_DEBUG, "tensor '%s' is unaligned in its file; copied", e->name);
     }

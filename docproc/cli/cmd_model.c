@@ -101,7 +101,7 @@ static void print_json(const struct vl_model *m, const struct vl_model_summary *
     json_t *o = json_pack(
         "{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o, s:b}, "
         "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}, s:{s:I, s:I}, s:I, "
-        "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
+        "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
         "s:{s:b, s:I}}",
         "model", dir, "architecture", s->model_type, "llm", "hidden_size",
         (json_int_t)s->hidden_size, "intermediate_size", (json_int_t)s->intermediate_size,
@@ -124,7 +124,8 @@ static void print_json(const struct vl_model *m, const struct vl_model_summary *
         (json_int_t)s->n_tensors, "dtypes", dtypes, "files", files, "memory", "weights_bytes",
         (json_int_t)s->bytes_tensors, "files_bytes", (json_int_t)s->bytes_files,
         "kv_bytes_per_token", (json_int_t)s->kv_bytes_per_token, "decode_step_weight_bytes",
-        (json_int_t)s->bytes_decode_step, "resident_after_load_bytes",
+        (json_int_t)s->bytes_decode_step, "owned_bytes", (json_int_t)s->bytes_owned,
+        "resident_after_load_bytes",
         (json_int_t)rss, "check", "scanned", scanned, "nonfinite_values", (json_int_t)bad);
     if (o)
         json_object_set_new(o, "weights",
@@ -191,10 +192,12 @@ static void print_text(const struct vl_model *m, const struct vl_model_summary *
     for (int i = 0; i < vl_model_n_files(m); i++)
         printf("  %s  %s\n", vl_model_file_path(m, i),
                human(b1, sizeof b1, (double)vl_model_file_size(m, i)));
-    printf("memory: weights %s mmapped in their stored dtype (quantized Linear weights: plus "
-           "the integer kernels' packed copy, the same size); KV cache %s per "
-           "token (f32), %s at %d tokens; resident after load %s\n",
+    char b5[32];
+    printf("memory: weights %s mmapped in their stored dtype, plus %s model-owned (the integer "
+           "kernels' packed copies of quantized weights not stored packed, conversions); KV "
+           "cache %s per token (f32), %s at %d tokens; resident after load %s\n",
            human(b1, sizeof b1, (double)s->bytes_tensors),
+           human(b5, sizeof b5, (double)s->bytes_owned),
            human(b2, sizeof b2, (double)s->kv_bytes_per_token),
            human(b3, sizeof b3, (double)s->kv_bytes_per_token * INFO_CONTEXT_TOKENS),
            INFO_CONTEXT_TOKENS, rss ? human(b4, sizeof b4, (double)rss) : "unknown");

@@ -259,7 +259,10 @@ static void write_data(FILE *fp, const struct gw_tensor *g) {
     const struct vl_tensor *t = g->t;
     if (vl__dtype_is_quant(t->dtype)) { /* the model's own blocks, rows row0.. */
         size_t rb = vl__q_row_bytes(t->dtype, t->ne[1]);
-        fwrite((const uint8_t *)t->data + (size_t)g->row0 * rb, 1, g->nbytes, fp);
+        uint8_t *buf = malloc(rb);
+        for (int64_t r = g->row0; buf && (size_t)(r - g->row0) * rb < g->nbytes; r++)
+            fwrite(vl__qrow(t, r, buf), 1, rb, fp); /* rows or unpacked from the packed copy */
+        free(buf);
         return;
     }
     const int64_t in = g->ne[0], rows = numel_of(g) / in;

@@ -171,8 +171,12 @@ static void test_projector(void) {
                     err.msg);
         if (cases[i].vw == VL_WFORMAT_Q8) { /* blocks bound in place, never requantized */
             T_EQ_I64(g->w.merger_fc1_w.dtype, VL_DTYPE_Q8_0);
-            T_CHECK(memcmp(g->w.merger_fc1_w.data, v8->w.merger_fc1_w.data,
-                           vl__q_row_bytes(VL_DTYPE_Q8_0, v8->w.merger_fc1_w.ne[1])) == 0);
+            const size_t rb = vl__q_row_bytes(VL_DTYPE_Q8_0, v8->w.merger_fc1_w.ne[1]);
+            uint8_t *ra = malloc(rb), *rb8 = malloc(rb);
+            T_CHECK(ra && rb8 && memcmp(vl__qrow(&g->w.merger_fc1_w, 0, ra),
+                                        vl__qrow(&v8->w.merger_fc1_w, 0, rb8), rb) == 0);
+            free(ra);
+            free(rb8);
             T_EQ_I64(vl_model_quantize(g, VL_WFORMAT_BF16, VL_WFORMAT_BF16, 1, &err),
                      VL_ERR_INVALID);
         }

@@ -11,6 +11,13 @@
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
+static uint64_t rng_next(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
 static float frand(void) { /* uniform in [-1, 1) */
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 7;
@@ -520,7 +527,44 @@ static void test_linear(void) {
     }
 }
 
+/* pack -> unpack gives back every row's original blocks (vl__qunpack_row, vl__qrow), for odd
+ * shapes: out not a multiple of 16 (a padded last group), one row, in not a multiple of 32. */
+static void test_unpack(void) {
+    const int64_t shapes[][2] = {{1, 1}, {15, 33}, {16, 32}, {17, 64}, {33, 100}, {50, 257},
+                                 {64, 96}};
+    const enum vl_dtype types[] = {VL_DTYPE_Q8_0, VL_DTYPE_Q4_0};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        for (int ti = 0; ti < 2; ti++) {
+            const enum vl_dtype t = types[ti];
+            const int64_t out = shapes[si][0], in = shapes[si][1], nb = vl__q_blocks(in);
+            const size_t rb = vl__q_row_bytes(t, in), pb = vl__qpack_bytes(t, out, nb);
+            T_EQ_I64((int64_t)pb, (out + 15) / 16 * 16 * (int64_t)rb);
+            uint8_t *rows = malloc((size_t)out * rb), *pk = malloc(pb), *back = malloc(rb);
+            for (size_t k = 0; k < (size_t)out * rb; k++) /* any bytes: a byte permutation */
+                rows[k] = (uint8_t)(rng_next() >> 56);
+            vl__qpack(pk, rows, t, out, nb, 0, (out + 15) / 16);
+            struct vl_tensor w = {.dtype = t, .ndim = 2, .ne = {out, in}, .pack = pk};
+            int64_t bad = 0;
+            for (int64_t r = 0; r < out; r++) {
+                memset(back, 0xa5, rb);
+                vl__qunpack_row(back, pk, t, nb, r);
+                bad += memcmp(back, rows + (size_t)r * rb, rb) != 0;
+                bad += memcmp(vl__qrow(&w, r, back), rows + (size_t)r * rb, rb) != 0;
+            }
+            T_CHECK_MSG(bad == 0, "%s [%lld, %lld]: %lld rows differ after pack -> unpack",
+                        vl__dtype_name(t), (long long)out, (long long)in, (long long)bad);
+            /* with rows present, vl__qrow returns them in place */
+            w.data = rows;
+            T_CHECK(vl__qrow(&w, out - 1, back) == rows + (size_t)(out - 1) * rb);
+            free(rows);
+            free(pk);
+            free(back);
+        }
+    }
+}
+
 int main(void) {
+    test_unpack();
     test_f16();
     test_formats();
     test_kernels();
