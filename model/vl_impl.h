@@ -83,9 +83,13 @@ enum vl_status vl__atomic_commit(struct vl_atomic_file *af, struct vl_error *err
 void vl__atomic_abort(struct vl_atomic_file *af); /* removes the temporary; zeroed af is fine */
 enum vl_status vl__write_all(FILE *fp, const void *p, size_t n, const char *path,
                              struct vl_error *err);
-/* The safetensors header (8-byte length + JSON padded to 8) for n tensors whose data follows in
- * order, each at the next 8-aligned offset; e[i].data is not read. *out_data_bytes = data
- * section size. Caller frees *out with free(). */
+/* Data offsets written by vl_st_write / vl__st_header (and the header's padded length): 64, a
+ * cache line, so the mapped packed quantized weights (docs/quantization.md) start on one and
+ * their 64-byte chunks never straddle two; readers accept any offset. */
+#define VL_ST_WRITE_ALIGN 64
+/* The safetensors header (8-byte length + JSON padded to VL_ST_WRITE_ALIGN) for n tensors whose
+ * data follows in order, each at the next VL_ST_WRITE_ALIGN-aligned offset; e[i].data is not
+ * read. *out_data_bytes = data section size. Caller frees *out with free(). */
 enum vl_status vl__st_header(char **out, size_t *out_len, size_t *out_data_bytes,
                              const struct vl_st_entry *e, int n, struct vl_error *err);
 

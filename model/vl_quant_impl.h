@@ -18,8 +18,10 @@
  * The scalar twin computes exactly that, so every table gives bit-identical results, and an output
  * row never depends on the other rows computed with it (batching, threads, chunking).
  *
- * Packed layout (what the kernels read; vl__qpack, made at load for every quantized Linear weight
- * and kept in struct vl_tensor.pack): rows in groups of VL_QPACK_ROWS = 16 (the last group
+ * Packed layout (what the kernels read, struct vl_tensor.pack: stored as is in version-2
+ * `model quantize` checkpoints and mapped; made at load by vl__qpack for weights quantized at
+ * load and for rows on disk — GGUF, version-1 checkpoints): rows in groups of VL_QPACK_ROWS = 16
+ * (the last group
  * zero-padded), group G's blocks one after the other, block b of the group =
  *     16 f16 scales (row 16G + j at bytes 2j)                                         32 bytes
  *     Q8_0: 8 chunks e = 0..7, row j's elements 4e..4e+3 at bytes 4j..4j+3 as w ^ 0x80

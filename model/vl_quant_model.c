@@ -1,10 +1,13 @@
 /* Quantized weights, part 4: the model's weight format (vl_model_quantize: quantize at load) and
  * the list of which tensors a format covers. The LLM's Linear weights (q, k, v, o, gate, up,
  * down and lm_head: a tied lm_head gets its own quantized copy, the embedding lookup stays as
- * stored) and the vision tower's (qkv, proj, gate, up, down, merger fc1/fc2) are quantized into
- * model-owned memory; norms, biases, the embedding and the Conv3d patch embedding stay as stored.
- * Every quantized Linear weight then gets the kernels' packed copy (vl__quant_pack_model: at the
- * end of a load and of vl_model_quantize; a few threads, huge pages where the kernel has them).
+ * stored) and the vision tower's (qkv, proj, gate, up, down, merger fc1/fc2) are quantized one
+ * tensor at a time into temporary rows, packed into model-owned memory (the kernels' layout) and
+ * the rows freed: the model keeps only the packed copy (w->data NULL), the extra memory is one
+ * tensor's rows. Norms, biases, the embedding and the Conv3d patch embedding stay as stored.
+ * Quantized weights bound as rows (GGUF, version-1 checkpoints) get the kernels' packed copy at
+ * the end of the load (vl__quant_pack_model; a few threads, huge pages where the kernel has
+ * them); version-2 checkpoints are bound packed (vl_quant_ckpt.c) and skipped.
  * Thread-safety: runs before the model is shared (the model is immutable afterwards). */
 #include "vl_quant_impl.h"
 

@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #define ST_LEN_BYTES 8                /* the little-endian u64 header length */
-#define ST_WRITE_ALIGN 8              /* data offsets written by vl_st_write are 8-aligned */
 #define ST_METADATA_KEY "__metadata__"
 #define ST_FILE_MODE 0644             /* written files: rw-r--r-- */
 #define ST_TMP_SUFFIX ".tmp.XXXXXX"   /* mkstemp template appended to the target path */
@@ -523,7 +522,7 @@ enum vl_status vl__st_header(char **out, size_t *out_len, size_t *out_data_bytes
             return vl__err(err, VL_ERR_INVALID, "tensor '%s': %zu bytes do not match its shape",
                            e[i].name, e[i].nbytes);
         }
-        off = align_up(off, ST_WRITE_ALIGN);
+        off = align_up(off, VL_ST_WRITE_ALIGN);
         json_t *info = json_pack("{s:s, s:o, s:[I, I]}", "dtype", e[i].dtype, "shape", shape,
                                  "data_offsets", (json_int_t)off, (json_int_t)(off + need));
         if (!info || json_object_set_new(root, e[i].name, info)) {
@@ -538,7 +537,7 @@ enum vl_status vl__st_header(char **out, size_t *out_len, size_t *out_data_bytes
     if (!js)
         return vl__err(err, VL_ERR_NOMEM, "out of memory serialising a safetensors header");
     size_t len = strlen(js);
-    size_t padded = align_up(ST_LEN_BYTES + len, ST_WRITE_ALIGN) - ST_LEN_BYTES;
+    size_t padded = align_up(ST_LEN_BYTES + len, VL_ST_WRITE_ALIGN) - ST_LEN_BYTES;
     char *buf = vl__malloc(ST_LEN_BYTES + padded);
     if (!buf) {
         vl__free(js);
@@ -573,10 +572,10 @@ enum vl_status vl_st_write(const char *path, const struct vl_st_entry *entries, 
     st = vl__atomic_open(&af, path, err);
     if (st == VL_OK)
         st = vl__write_all(af.fp, hdr, hdr_len, path, err);
-    static const uint8_t zeros[ST_WRITE_ALIGN];
+    static const uint8_t zeros[VL_ST_WRITE_ALIGN];
     size_t off = 0;
     for (int i = 0; i < n && st == VL_OK; i++) {
-        size_t a = align_up(off, ST_WRITE_ALIGN);
+        size_t a = align_up(off, VL_ST_WRITE_ALIGN);
         st = vl__write_all(af.fp, zeros, a - off, path, err);
         if (st == VL_OK)
             st = vl__write_all(af.fp, entries[i].data, entries[i].nbytes, path, err);

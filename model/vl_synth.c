@@ -213,10 +213,11 @@ static enum vl_status write_shard(const char *path, const struct tlist *l, int f
         st = vl__write_all(af.fp, hdr, hdr_len, path, err);
     }
     struct gen g = {af.fp, path, seed, buf, err};
-    static const uint8_t zeros[8];
+    static const uint8_t zeros[VL_ST_WRITE_ALIGN];
     size_t off = 0;
     for (int i = from; i < to && st == VL_OK; i++) {
-        size_t pad = (8 - off % 8) % 8; /* vl__st_header aligns each tensor to 8 bytes */
+        /* vl__st_header aligns each tensor to VL_ST_WRITE_ALIGN bytes */
+        size_t pad = (VL_ST_WRITE_ALIGN - off % VL_ST_WRITE_ALIGN) % VL_ST_WRITE_ALIGN;
         st = vl__write_all(af.fp, zeros, pad, path, err);
         off += pad;
         if (st == VL_OK)

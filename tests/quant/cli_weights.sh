@@ -62,6 +62,28 @@ trap 'rm -f "$out" "$err"; rm -rf "$qdir"' EXIT
 [ $? -eq 0 ] && [ -f "$qdir/q8/quantization.json" ] && ok || { bad "model quantize"; cat "$err"; }
 "$bin" model quantize "$model" --to q8 -o "$qdir/q8" >"$out" 2>"$err"
 [ $? -eq 4 ] && ok || bad "model quantize over a checkpoint without --force"
+# format version 2: the packed layout, mapped as it is (model info: nothing model-owned)
+grep -q '"version": 2' "$qdir/q8/quantization.json" &&
+    grep -q '"layout": "packed16"' "$qdir/q8/quantization.json" && ok || bad "not a v2 description"
+"$bin" model info "$qdir/q8" --json --no-scan >"$out" 2>"$err"
+grep -q '"owned_bytes": 0,' "$out" && ok || bad "v2 checkpoint: model-owned bytes not 0"
+"$bin" model info "$model" --json --no-scan >"$out" 2>"$err"
+grep -q '"owned_bytes": 0,' "$out" && ok || bad "bf16 checkpoint: model-owned bytes not 0"
+# a corrupt v2 checkpoint (description or file): exit 3, one message naming the file
+mkdir "$qdir/bad"
+cp "$qdir/q8/"* "$qdir/bad/"
+for edit in 's/"version": 2/"version": 3/' 's/"packed16"/"rows"/' 's/"Q8_0"/"Q4_0"/'; do
+    sed "$edit" "$qdir/q8/quantization.json" >"$qdir/bad/quantization.json"
+    "$bin" ask --model "$qdir/bad" --prompt hi --max-new-tokens 1 >"$out" 2>"$err"
+    rc=$?
+    [ $rc -eq 3 ] && grep -q "quantization.json\|model.safetensors" "$err" && ok ||
+        { bad "corrupt v2 ($edit): exit $rc, want 3"; cat "$err"; }
+done
+cp "$qdir/q8/quantization.json" "$qdir/bad/"
+truncate -s -100 "$qdir/bad/model.safetensors"
+"$bin" ask --model "$qdir/bad" --prompt hi --max-new-tokens 1 >"$out" 2>"$err"
+rc=$?
+[ $rc -eq 3 ] && grep -q "model.safetensors" "$err" && ok || bad "truncated v2: exit $rc, want 3"
 "$bin" ask --model "$qdir/q8" --prompt hi --max-new-tokens 3 --print-ids >"$out" 2>"$err"
 [ $? -eq 0 ] && [ -s "$out" ] && ok || { bad "ask on the q8 checkpoint"; cat "$err"; }
 x=$("$bin" ask --model "$model" --prompt hi --max-new-tokens 3 --print-ids --weights q8 \
