@@ -80,15 +80,29 @@ enum vl_status vl__quant_desc_load(struct vl_model *m, const char *dir, struct v
     char *text;
     size_t len;
     enum vl_status st = vl__read_file(path, DESC_MAX_BYTES, &text, &len, err);
-    json_t *root = NULL;
     if (st == VL_OK) {
-        json_error_t je;
-        root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+        void *h = NULL;
+        int version = 0;
+        st = vl__quant_desc_parse(&h, &version, text, len, path, err);
         vl__free(text);
-        if (!root)
-            st = vl__err(err, VL_ERR_MODEL, "%s: invalid JSON: %s (line %d)", path, je.text,
-                         je.line);
+        if (st == VL_OK) {
+            m->quant_desc = h;
+            m->quant_version = version;
+        }
     }
+    vl__free(path);
+    return st;
+}
+
+enum vl_status vl__quant_desc_parse(void **out, int *out_version, const char *text, size_t len,
+                                    const char *path, struct vl_error *err) {
+    *out = NULL;
+    *out_version = 0;
+    enum vl_status st = VL_OK;
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        st = vl__err(err, VL_ERR_MODEL, "%s: invalid JSON: %s (line %d)", path, je.text, je.line);
     json_t *fmt = root ? json_object_get(root, "format") : NULL;
     json_t *ver = root ? json_object_get(root, "version") : NULL;
     json_t *lay = root ? json_object_get(root, "layout") : NULL;
@@ -144,12 +158,11 @@ enum vl_status vl__quant_desc_load(struct vl_model *m, const char *dir, struct v
         }
     }
     if (st == VL_OK) {
-        m->quant_desc = h;
-        m->quant_version = (int)version;
+        *out = h;
+        *out_version = (int)version;
     } else if (h)
         g_hash_table_destroy(h);
     json_decref(root);
-    vl__free(path);
     return st;
 }
 

@@ -138,6 +138,11 @@ struct vl_quant_entry {
     int64_t shape[2];  /* [out, in] */
 };
 enum vl_status vl__quant_desc_load(struct vl_model *m, const char *dir, struct vl_error *err);
+/* The description's text (len bytes; path names it in errors): *out a new table as
+ * m->quant_desc holds (GHashTable of struct vl_quant_entry; free with g_hash_table_destroy),
+ * *version 1 or 2. VL_ERR_MODEL on anything vl__quant_desc_load refuses (fuzz_quant_desc). */
+enum vl_status vl__quant_desc_parse(void **out, int *version, const char *text, size_t len,
+                                    const char *path, struct vl_error *err);
 /* A description built in memory (GGUF block views: rows, no shape; m->quant_version stays 0):
  * a new table for m->quant_desc, and one entry added to it. */
 void *vl__quant_desc_new(void);

@@ -115,7 +115,8 @@ struct vl_st_entry {
     size_t nbytes;
 };
 
-/* Writes tensors to path atomically (temporary + rename), 8-byte aligned data offsets. */
+/* Writes tensors to path atomically (temporary + rename), data offsets aligned to
+ * VL_ST_WRITE_ALIGN (64) bytes. */
 enum vl_status vl_st_write(const char *path, const struct vl_st_entry *entries, int n,
                            struct vl_error *err);
 
