@@ -93,6 +93,7 @@ static void print_help(void) {
            "environment (speed only, never results; reported under \"config\"):\n"
            "  VL_SIMD=off|avx2         cap our kernel table [the widest the CPU has]\n"
            "  VL_GEMV_PREFETCH=BYTES   decode GEMV prefetch distance, 0..%d [%d]\n"
+           "  VL_QGEMV_PREFETCH=BYTES  q8/q4 decode prefetch distance, 0..%d [%d]\n"
            "  VL_GEMV_PAGE_AHEAD=BYTES decode GEMV page-ahead (address translation) distance,\n"
            "                           0..%d [%d]\n"
            "  OPENBLAS_CORETYPE=NAME   OpenBLAS kernel family [docproc picks the widest]\n\n"
@@ -102,7 +103,8 @@ static void print_help(void) {
            BENCH_DEFAULT_W, BENCH_DEFAULT_H, BENCH_DEFAULT_PROMPT_TOKENS,
            BENCH_DEFAULT_GEN_TOKENS, VL_STATE_DEFAULT_BATCH, VL_STATE_DEFAULT_ATTN_BLOCK,
            (int)dp_cli_default_threads(), VL_GEMV_PREFETCH_MAX_BYTES,
-           VL_GEMV_PREFETCH_DEFAULT_BYTES, VL_GEMV_PAGE_AHEAD_MAX_BYTES,
+           VL_GEMV_PREFETCH_DEFAULT_BYTES, VL_GEMV_PREFETCH_MAX_BYTES,
+           VL_QGEMV_PREFETCH_DEFAULT_BYTES, VL_GEMV_PAGE_AHEAD_MAX_BYTES,
            VL_GEMV_PAGE_AHEAD_DEFAULT_BYTES);
 }
 
