@@ -69,42 +69,14 @@ AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const fl
 #pragma GCC unroll 12
             for (int k = 0; k < XN; k++)
                 s[g][k] = _mm512_set1_epi32(xc[k * nb + b]);
-        if (XN == 1) { /* decode: two sum chains per group, then added (exact int32) */
-            __m512i s2[NG_MAX];
+        /* one x row (decode): a second sum chain per group — q8's odd chunks, q4's high nibbles
+         * masked in place (16 h, so 16 times their sum) — added back at the end, exact int32 */
+        const bool two = XN == 1;
+        __m512i s2[NG_MAX];
 #pragma GCC unroll 4
-            for (int g = 0; g < NG; g++)
-                s2[g] = _mm512_setzero_si512();
-            if (t == VL_DTYPE_Q8_0) {
-#pragma GCC unroll 4
-                for (int e = 0; e < 8; e += 2)
-#pragma GCC unroll 4
-                    for (int g = 0; g < NG; g++) {
-                        const uint8_t *q = wg + g * gs + (size_t)b * gb + VL_QPACK_SCALE_BYTES;
-                        const __m512i w0 = _mm512_loadu_si512((const void *)(q + e * VL_QPACK_CHUNK));
-                        const __m512i w1 =
-                            _mm512_loadu_si512((const void *)(q + (e + 1) * VL_QPACK_CHUNK));
-                        s[g][0] = dpb(s[g][0], w0, xb + 4 * e);
-                        s2[g] = dpb(s2[g], w1, xb + 4 * (e + 1));
-                    }
-#pragma GCC unroll 4
-                for (int g = 0; g < NG; g++)
-                    s[g][0] = _mm512_add_epi32(s[g][0], s2[g]);
-            } else { /* the high nibbles in place (16 h): 16 times their sum, shifted back */
-                const __m512i hi = _mm512_set1_epi8((char)0xf0);
-#pragma GCC unroll 4
-                for (int c = 0; c < 4; c++)
-#pragma GCC unroll 4
-                    for (int g = 0; g < NG; g++) {
-                        const uint8_t *q = wg + g * gs + (size_t)b * gb + VL_QPACK_SCALE_BYTES;
-                        const __m512i v = _mm512_loadu_si512((const void *)(q + c * VL_QPACK_CHUNK));
-                        s[g][0] = dpb(s[g][0], _mm512_and_si512(v, lo), xb + 4 * c);
-                        s2[g] = dpb(s2[g], _mm512_and_si512(v, hi), xb + VL_QK / 2 + 4 * c);
-                    }
-#pragma GCC unroll 4
-                for (int g = 0; g < NG; g++)
-                    s[g][0] = _mm512_add_epi32(s[g][0], _mm512_srai_epi32(s2[g], 4));
-            }
-        } else if (t == VL_DTYPE_Q8_0) {
+        for (int g = 0; g < NG; g++)
+            s2[g] = _mm512_setzero_si512();
+        if (t == VL_DTYPE_Q8_0) {
 #pragma GCC unroll 8
             for (int e = 0; e < 8; e++)
 #pragma GCC unroll 4
@@ -112,10 +84,15 @@ AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const fl
                     const uint8_t *q = wg + g * gs + (size_t)b * gb + VL_QPACK_SCALE_BYTES;
                     const __m512i w = _mm512_loadu_si512((const void *)(q + e * VL_QPACK_CHUNK));
 #pragma GCC unroll 12
-                    for (int k = 0; k < XN; k++)
-                        s[g][k] = dpb(s[g][k], w, xb + k * xrow + 4 * e);
+                    for (int k = 0; k < XN; k++) {
+                        if (two && (e & 1))
+                            s2[g] = dpb(s2[g], w, xb + 4 * e);
+                        else
+                            s[g][k] = dpb(s[g][k], w, xb + k * xrow + 4 * e);
+                    }
                 }
         } else {
+            const __m512i hi = _mm512_set1_epi8((char)0xf0);
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++)
 #pragma GCC unroll 4
@@ -123,14 +100,22 @@ AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const fl
                     const uint8_t *q = wg + g * gs + (size_t)b * gb + VL_QPACK_SCALE_BYTES;
                     const __m512i v = _mm512_loadu_si512((const void *)(q + c * VL_QPACK_CHUNK));
                     const __m512i wl = _mm512_and_si512(v, lo);
-                    const __m512i wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
+                    const __m512i wh = two ? _mm512_and_si512(v, hi)
+                                           : _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
 #pragma GCC unroll 12
                     for (int k = 0; k < XN; k++) {
                         s[g][k] = dpb(s[g][k], wl, xb + k * xrow + 4 * c);
-                        s[g][k] = dpb(s[g][k], wh, xb + k * xrow + VL_QK / 2 + 4 * c);
+                        if (two)
+                            s2[g] = dpb(s2[g], wh, xb + VL_QK / 2 + 4 * c);
+                        else
+                            s[g][k] = dpb(s[g][k], wh, xb + k * xrow + VL_QK / 2 + 4 * c);
                     }
                 }
         }
+#pragma GCC unroll 4
+        for (int g = 0; two && g < NG; g++)
+            s[g][0] = _mm512_add_epi32(
+                s[g][0], t == VL_DTYPE_Q8_0 ? s2[g] : _mm512_srai_epi32(s2[g], 4));
 #pragma GCC unroll 4
         for (int g = 0; g < NG; g++) {
             const __m512 dw = _mm512_cvtph_ps(
