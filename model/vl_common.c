@@ -154,6 +154,18 @@ double vl__now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+void vl__env_bytes(const char *name, long long max, long long *bytes) {
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return;
+    char *end;
+    long long b = strtoll(v, &end, 10);
+    if (*end || b < 0 || b > max)
+        vl__log(VL_LOG_WARN, "%s=%s: not 0..%lld bytes, keeping %lld", name, v, max, *bytes);
+    else
+        *bytes = b;
+}
+
 void vl__advise_huge(void *p, size_t n) {
 #ifdef MADV_HUGEPAGE
     (void)madvise(p, n, MADV_HUGEPAGE); /* a hint: EINVAL without CONFIG_TRANSPARENT_HUGEPAGE */

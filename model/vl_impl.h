@@ -596,6 +596,10 @@ double vl__now_s(void);
  * packed quantized copies are streamed by decode with 1/512 of the page walks (docs/
  * performance.md, "Huge pages for the weights"). A hint; without THP nothing changes. */
 void vl__advise_huge(void *p, size_t n);
+/* A byte count from the environment (the kernels' tuning knobs): name=BYTES in 0..max sets *bytes;
+ * unset or empty keeps it; anything else is refused with a warning naming the variable, *bytes
+ * kept. */
+void vl__env_bytes(const char *name, long long max, long long *bytes);
 /* Test hook (OOM torture, like dp_alloc_fail_after): n > 0 makes the n-th allocation from now
  * on fail, and every later one too until the hook is reset with 0. Returns the number of
  * allocations made since the previous call (counting stops at the first failure). */

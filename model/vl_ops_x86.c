@@ -497,19 +497,12 @@ int64_t vl__gemv_page_ahead = VL_GEMV_PAGE_AHEAD_DEFAULT_BYTES / 2;
 static const struct vl_simd *simd_active;
 static pthread_once_t simd_once = PTHREAD_ONCE_INIT;
 
-/* A GEMV prefetch distance from the environment: name=BYTES (0..max) sets *elems (BF16 weight
- * elements, bytes / 2); anything else is refused with a warning and the default kept. */
+/* A GEMV prefetch distance from the environment (vl__env_bytes) into *elems (BF16 weight
+ * elements, bytes / 2). */
 static void env_distance(const char *name, long long max, int64_t *elems) {
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return;
-    char *end;
-    long long bytes = strtoll(v, &end, 10);
-    if (*end || bytes < 0 || bytes > max)
-        vl__log(VL_LOG_WARN, "%s=%s: not 0..%lld bytes, keeping %lld", name, v, max,
-                (long long)*elems * 2);
-    else
-        *elems = (int64_t)bytes / 2;
+    long long bytes = (long long)*elems * 2;
+    vl__env_bytes(name, max, &bytes);
+    *elems = (int64_t)(bytes / 2);
 }
 
 /* VL_SIMD=off forces the scalar table, VL_SIMD=avx2 caps the choice at AVX2 (to compare the

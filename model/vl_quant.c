@@ -380,21 +380,6 @@ static const struct vl_qsimd *qsimd_active;
 static pthread_once_t qsimd_once = PTHREAD_ONCE_INIT;
 int64_t vl__qgemv_prefetch = VL_QGEMV_PREFETCH_DEFAULT_BYTES;
 
-/* VL_QGEMV_PREFETCH=BYTES (0..VL_GEMV_PREFETCH_MAX_BYTES) replaces the default distance;
- * anything else is refused with a warning. */
-static void qprefetch_pick(void) {
-    const char *v = getenv("VL_QGEMV_PREFETCH");
-    if (!v || !*v)
-        return;
-    char *end;
-    long long bytes = strtoll(v, &end, 10);
-    if (*end || bytes < 0 || bytes > VL_GEMV_PREFETCH_MAX_BYTES)
-        vl__log(VL_LOG_WARN, "VL_QGEMV_PREFETCH=%s: not 0..%d bytes, keeping %lld", v,
-                VL_GEMV_PREFETCH_MAX_BYTES, (long long)vl__qgemv_prefetch);
-    else
-        vl__qgemv_prefetch = bytes;
-}
-
 static void qsimd_pick(void) {
     const char *cap = getenv("VL_SIMD"), *want = getenv("VL_QSIMD");
     const struct vl_qsimd *s = NULL;
@@ -418,7 +403,9 @@ static void qsimd_pick(void) {
             vl__log(VL_LOG_WARN, "VL_QSIMD=%s: not an integer kernel table of this CPU, keeping %s",
                     want, qsimd_active->name);
     }
-    qprefetch_pick();
+    long long pf = vl__qgemv_prefetch; /* VL_QGEMV_PREFETCH=BYTES replaces the default */
+    vl__env_bytes("VL_QGEMV_PREFETCH", VL_GEMV_PREFETCH_MAX_BYTES, &pf);
+    vl__qgemv_prefetch = pf;
     vl__log(VL_LOG_DEBUG, "integer kernels: %s, decode prefetch %lld bytes", qsimd_active->name,
             (long long)vl__qgemv_prefetch);
 }
