@@ -112,10 +112,12 @@ AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const fl
                     }
                 }
         }
+        if (two) {
 #pragma GCC unroll 4
-        for (int g = 0; two && g < NG; g++)
-            s[g][0] = _mm512_add_epi32(
-                s[g][0], t == VL_DTYPE_Q8_0 ? s2[g] : _mm512_srai_epi32(s2[g], 4));
+            for (int g = 0; g < NG; g++)
+                s[g][0] = _mm512_add_epi32(
+                    s[g][0], t == VL_DTYPE_Q8_0 ? s2[g] : _mm512_srai_epi32(s2[g], 4));
+        }
 #pragma GCC unroll 4
         for (int g = 0; g < NG; g++) {
             const __m512 dw = _mm512_cvtph_ps(
