@@ -10,7 +10,8 @@
  * operations, so the table is bit-identical to it, and a row never depends on the rows computed
  * with it. Tiles: one group by 12 x rows (prefill, vision: 12 independent sum chains, the weights
  * unpacked once per 12 x rows), then 8, 4, 2, 1 for the rest; few x rows (decode): four groups
- * by one x row (the last 1-3 groups of a range together), each group's stream prefetched
+ * by one x row, one from each quarter of the range (the last 1-3 groups together), each stream
+ * prefetched
  * vl__qgemv_prefetch bytes ahead: the weights are read once, so the tile lives on keeping enough
  * misses in flight (3B q4 decode: 35 -> 46 GB/s, docs/performance.md); its block sums run as two
  * chains per group (q8: even and odd chunks; q4: low nibbles, and the high nibbles masked in
@@ -37,11 +38,12 @@ AVX512 static INLINE __m512i dpb(__m512i s, __m512i w, const int8_t *p) {
     return s;
 }
 
-/* y[k * ldy + 16 g + lane] for x rows k < XN and packed groups g < NG (at wg + g * gs), lanes
+/* y[k * ldy + ys g + lane] for x rows k < XN and packed groups g < NG (at wg + g * gs), lanes
  * with m[g]'s bit set. */
 AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                               const int32_t *xc, const uint8_t *wg, size_t gs, enum vl_dtype t,
-                               int64_t nb, const __mmask16 *m, const int NG, const int XN) {
+                               const int32_t *xc, const uint8_t *wg, size_t gs, int64_t ys,
+                               enum vl_dtype t, int64_t nb, const __mmask16 *m, const int NG,
+                               const int XN) {
     const size_t gb = VL_QPACK_ROWS * vl__dtype_size(t);
     const int64_t xrow = nb * VL_QK;
     const __m512i lo = _mm512_set1_epi8(0x0f);
@@ -133,17 +135,18 @@ AVX512 static INLINE void tile(float *y, int64_t ldy, const int8_t *xq, const fl
     for (int g = 0; g < NG; g++)
 #pragma GCC unroll 12
         for (int k = 0; k < XN; k++)
-            _mm512_mask_storeu_ps(y + k * ldy + VL_QPACK_ROWS * g, m[g], acc[g][k]);
+            _mm512_mask_storeu_ps(y + k * ldy + ys * g, m[g], acc[g][k]);
 }
 
 typedef void (*tile_fn)(float *y, int64_t ldy, const int8_t *xq, const float *xd,
-                        const int32_t *xc, const uint8_t *wg, size_t gs, enum vl_dtype t,
-                        int64_t nb, const __mmask16 *m);
+                        const int32_t *xc, const uint8_t *wg, size_t gs, int64_t ys,
+                        enum vl_dtype t, int64_t nb, const __mmask16 *m);
 #define TILE_FN(NG, XN)                                                                          \
     AVX512 static void tile_##NG##x##XN(float *y, int64_t ldy, const int8_t *xq, const float *xd, \
                                         const int32_t *xc, const uint8_t *wg, size_t gs,          \
-                                        enum vl_dtype t, int64_t nb, const __mmask16 *m) {       \
-        tile(y, ldy, xq, xd, xc, wg, gs, t, nb, m, NG, XN);                                      \
+                                        int64_t ys, enum vl_dtype t, int64_t nb,                  \
+                                        const __mmask16 *m) {                                     \
+        tile(y, ldy, xq, xd, xc, wg, gs, ys, t, nb, m, NG, XN);                                  \
     }
 TILE_FN(1, 12)
 TILE_FN(1, 8)
@@ -170,23 +173,29 @@ AVX512 static void gemm_avx512vnni(float *y, int64_t ldy, const int8_t *xq, cons
     const int64_t g1 = (r1 + VL_QPACK_ROWS - 1) / VL_QPACK_ROWS;
     if (r0 >= r1)
         return;
-    if (nx < FEW_ROWS) { /* decode: four groups a pass, one x row at a time */
+    if (nx < FEW_ROWS) { /* decode: four streams a pass, one x row at a time */
+        /* the range's groups as NG_MAX quarters of q groups; pass j takes group j of each
+         * quarter, so each of the tile's four streams runs on through its quarter (and prefetches
+         * into its next group), instead of four 18 KB streams (3B q4, 2048 inputs) started cold
+         * every tile: 3B q4 decode tiles 49 -> 54 GB/s (docs/performance.md) */
+        const int64_t q = (g1 - g0) / NG_MAX;
         for (int64_t i = 0; i < nx; i++) {
-            int64_t g = g0;
-            for (; g + NG_MAX <= g1; g += NG_MAX) {
+            for (int64_t j = 0; j < q; j++) {
                 __mmask16 m[NG_MAX];
-                for (int j = 0; j < NG_MAX; j++)
-                    m[j] = group_mask(g + j, r0, r1);
-                tile_4x1(y + i * ldy + g * VL_QPACK_ROWS, ldy, xq + i * xrow, xd + i * nb,
-                         xc + i * nb, wp + (size_t)g * gs, gs, t, nb, m);
+                for (int k = 0; k < NG_MAX; k++)
+                    m[k] = group_mask(g0 + j + k * q, r0, r1);
+                tile_4x1(y + i * ldy + (g0 + j) * VL_QPACK_ROWS, ldy, xq + i * xrow, xd + i * nb,
+                         xc + i * nb, wp + (size_t)(g0 + j) * gs, (size_t)q * gs,
+                         q * VL_QPACK_ROWS, t, nb, m);
             }
+            const int64_t g = g0 + q * NG_MAX;
             if (g < g1) { /* the last 1-3 groups together */
                 static const tile_fn last[NG_MAX] = {NULL, tile_1x1, tile_2x1, tile_3x1};
                 __mmask16 m[NG_MAX];
                 for (int j = 0; j < g1 - g; j++)
                     m[j] = group_mask(g + j, r0, r1);
                 last[g1 - g](y + i * ldy + g * VL_QPACK_ROWS, ldy, xq + i * xrow, xd + i * nb,
-                             xc + i * nb, wp + (size_t)g * gs, gs, t, nb, m);
+                             xc + i * nb, wp + (size_t)g * gs, gs, VL_QPACK_ROWS, t, nb, m);
             }
         }
         return;
@@ -203,12 +212,12 @@ AVX512 static void gemm_avx512vnni(float *y, int64_t ldy, const int8_t *xq, cons
             float *yg = y + g * VL_QPACK_ROWS;
             int64_t i = i0;
             for (; i + XN_MAX <= i1; i += XN_MAX)
-                tile_1x12(yg + i * ldy, ldy, xq + i * xrow, xd + i * nb, xc + i * nb, wg, gs, t,
-                          nb, &m);
+                tile_1x12(yg + i * ldy, ldy, xq + i * xrow, xd + i * nb, xc + i * nb, wg, gs,
+                          VL_QPACK_ROWS, t, nb, &m);
             for (int k = 0; k < 4; k++)
                 for (; i + rest_rows[k] <= i1; i += rest_rows[k])
                     rest[k](yg + i * ldy, ldy, xq + i * xrow, xd + i * nb, xc + i * nb, wg, gs,
-                            t, nb, &m);
+                            VL_QPACK_ROWS, t, nb, &m);
         }
     }
 }

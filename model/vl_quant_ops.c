@@ -13,6 +13,7 @@
 #define CLAIM_DIV 4                            /* guided claims: 1/4 of a worker's share */
 #define CLAIM_MAX_BYTES ((size_t)256 << 10)    /* weight bytes of one claim, rows stay in L2 */
 #define DECODE_MIN_UNITS 4 /* one x row: claims of at least the decode tile's 4 packed groups */
+#define DECODE_CLAIM_DIV 2 /* one x row: guided claims of 1/2 a worker's share (longer streams) */
 #define BIAS_TILE 256
 #define ACT_POOL_MIN_ROWS 4                    /* x rows below which one thread quantizes */
 
@@ -25,7 +26,7 @@ struct qtask {
     const struct vl_linear_out *outs;
     int n_outs;
     bool swiglu;
-    int64_t rows, units, min_units, max_units;
+    int64_t rows, units, min_units, max_units, claim_div;
 };
 
 static void qrows(const struct qtask *t, const struct vl_linear_out *o, int64_t r0, int64_t r1) {
@@ -83,7 +84,7 @@ static void qtask_run(void *arg, int ith, int nth) {
         }
         return;
     }
-    while (vl__pool_claim(t->pool, t->units, CLAIM_DIV, t->min_units, t->max_units, &u0, &u1))
+    while (vl__pool_claim(t->pool, t->units, t->claim_div, t->min_units, t->max_units, &u0, &u1))
         qunits(t, u0, u1);
 }
 
@@ -139,6 +140,7 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
         .swiglu = swiglu,
         .rows = rows,
         .units = (rows + UNIT_ROWS - 1) / UNIT_ROWS,
+        .claim_div = CLAIM_DIV,
     };
     int64_t fit = (int64_t)(CLAIM_MAX_BYTES / (row_bytes * UNIT_ROWS));
     t.max_units = fit < 1 ? 1 : fit;
@@ -147,6 +149,7 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
                    * whole 4-group tiles keep the streams (and their prefetches) running */
         t.max_units = t.units;
         t.min_units = t.units < DECODE_MIN_UNITS ? t.units : DECODE_MIN_UNITS;
+        t.claim_div = DECODE_CLAIM_DIV;
     }
     /* quantized x rows (int8, then the f32 scales, then the corrections of each weight type in
      * the call) in the scratch, as many per pass as fit */

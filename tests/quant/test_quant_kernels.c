@@ -247,11 +247,12 @@ static void test_kernels(void) {
     /* x-row counts: every tile of the kernels (12s, 8s, 4s, 2s, ones, the few-rows decode path,
      * odd rests) */
     const int64_t nxs[] = {1, 2, 3, 4, 5, 8, 9, 12, 13, 17, 24, 31};
-    /* weight rows: odd, six whole packed groups of 16 and a partial seventh (the decode path's
-     * 4-group tile, then 3, 2 or 1 groups); sub-ranges that start and end inside groups */
-    const int64_t out = 101;
-    const int64_t ranges[][2] = {{0, 101}, {3, 101}, {5, 30}, {16, 32}, {17, 18}, {0, 64},
-                                 {20, 90}, {33, 100}};
+    /* weight rows: odd, twelve whole packed groups of 16 and a partial thirteenth (the decode
+     * path's 4-group tile over quarters of 1, 2 or 3 groups, then 3, 2 or 1 groups); sub-ranges
+     * that start and end inside groups */
+    const int64_t out = 197;
+    const int64_t ranges[][2] = {{0, 197}, {3, 197}, {5, 30}, {16, 32}, {17, 18}, {0, 64},
+                                 {20, 90}, {33, 100}, {0, 128}, {20, 190}, {33, 180}};
     for (size_t ti = 0; ti < 2; ti++) {
         for (size_t ii = 0; ii < sizeof ins / sizeof *ins; ii++) {
             const enum vl_dtype t = types[ti];
@@ -272,7 +273,7 @@ static void test_kernels(void) {
             struct vl_tensor wt = {.dtype = t, .ndim = 2, .ne = {out, in}, .data = w};
             uint8_t *wp = vl__qpack_tensor(&wt);
             T_CHECK(wp != NULL);
-            T_EQ_I64((int64_t)vl__qpack_bytes(t, out, nb), (int64_t)(112 * rb));
+            T_EQ_I64((int64_t)vl__qpack_bytes(t, out, nb), (int64_t)(208 * rb));
             const int64_t nxmax = 31;
             float *x = malloc((size_t)(nxmax * in) * sizeof *x);
             int8_t *xq = malloc((size_t)(nxmax * nb * VL_QK));
