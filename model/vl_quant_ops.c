@@ -12,7 +12,9 @@
 #define UNIT_ROWS 16                           /* output rows per claim unit */
 #define CLAIM_DIV 4                            /* guided claims: 1/4 of a worker's share */
 #define CLAIM_MAX_BYTES ((size_t)256 << 10)    /* weight bytes of one claim, rows stay in L2 */
-#define DECODE_MIN_UNITS 4 /* one x row: claims of at least the decode tile's 4 packed groups */
+/* one x row: claims in units of the decode tile's 4 packed groups, so every claim splits into
+ * the tile's four quarters with no 1-3-group rest (a rest tile starts its streams cold) */
+#define DECODE_UNIT_ROWS 64
 #define DECODE_CLAIM_DIV 2 /* one x row: guided claims of 1/2 a worker's share (longer streams) */
 #define BIAS_TILE 256
 #define ACT_POOL_MIN_ROWS 4                    /* x rows below which one thread quantizes */
@@ -26,7 +28,7 @@ struct qtask {
     const struct vl_linear_out *outs;
     int n_outs;
     bool swiglu;
-    int64_t rows, units, min_units, max_units, claim_div;
+    int64_t rows, unit_rows, units, min_units, max_units, claim_div;
 };
 
 static void qrows(const struct qtask *t, const struct vl_linear_out *o, int64_t r0, int64_t r1) {
@@ -69,8 +71,8 @@ static void qrange(const struct qtask *t, int64_t v0, int64_t v1) {
 }
 
 static void qunits(const struct qtask *t, int64_t u0, int64_t u1) {
-    int64_t v1 = u1 * UNIT_ROWS;
-    qrange(t, u0 * UNIT_ROWS, v1 < t->rows ? v1 : t->rows);
+    int64_t v1 = u1 * t->unit_rows;
+    qrange(t, u0 * t->unit_rows, v1 < t->rows ? v1 : t->rows);
 }
 
 static void qtask_run(void *arg, int ith, int nth) {
@@ -139,6 +141,7 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
         .n_outs = n_outs,
         .swiglu = swiglu,
         .rows = rows,
+        .unit_rows = UNIT_ROWS,
         .units = (rows + UNIT_ROWS - 1) / UNIT_ROWS,
         .claim_div = CLAIM_DIV,
     };
@@ -147,8 +150,9 @@ void vl__qlinear_multi(struct vl_compute *c, const float *x, int64_t n,
     t.min_units = 1;
     if (n == 1) { /* decode: every weight is read once, nothing to keep in L2; long claims of
                    * whole 4-group tiles keep the streams (and their prefetches) running */
+        t.unit_rows = DECODE_UNIT_ROWS;
+        t.units = (rows + DECODE_UNIT_ROWS - 1) / DECODE_UNIT_ROWS;
         t.max_units = t.units;
-        t.min_units = t.units < DECODE_MIN_UNITS ? t.units : DECODE_MIN_UNITS;
         t.claim_div = DECODE_CLAIM_DIV;
     }
     /* quantized x rows (int8, then the f32 scales, then the corrections of each weight type in

@@ -340,8 +340,8 @@ const char *vl_qsimd_name(void);
 int vl_gemv_prefetch_bytes(void);
 /* The same for the integer (q8/q4) kernels' decode tiles, which stream 4 packed row groups at
  * once: VL_QGEMV_PREFETCH=BYTES (0..VL_GEMV_PREFETCH_MAX_BYTES) overrides the default (3B
- * decode sweep, docs/performance.md: 2-6 KB best for q4, 1-2 KB for q8). */
-#define VL_QGEMV_PREFETCH_DEFAULT_BYTES 3072
+ * decode sweep with the tiles' long quarter streams, docs/performance.md: 1-1.5 KB best). */
+#define VL_QGEMV_PREFETCH_DEFAULT_BYTES 1536
 int vl_qgemv_prefetch_bytes(void);
 /* The GEMVs' page-ahead prefetch in bytes: one line of every 4 KB page of weights is requested
  * this far ahead of the stream, so the page's address translation is done before the stream

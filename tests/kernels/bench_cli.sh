@@ -91,7 +91,7 @@ knob() { # variable, bench key, default, max, in-range value
     done
 }
 knob VL_GEMV_PREFETCH gemv_prefetch_bytes 1024 16384 4096
-knob VL_QGEMV_PREFETCH qgemv_prefetch_bytes 3072 16384 4096
+knob VL_QGEMV_PREFETCH qgemv_prefetch_bytes 1536 16384 4096
 knob VL_GEMV_PAGE_AHEAD gemv_page_ahead_bytes 65536 4194304 16384
 
 # OpenBLAS kernel family: OPENBLAS_CORETYPE is honoured, and a value the user set is kept

@@ -7,8 +7,8 @@
  * pool (the machine's read bandwidth as our threads see it) and one decode step's GEMVs over the
  * whole 3B LLM weight set (6.2 GB, every matrix its own buffer, as in the model), which is the
  * decode speed the GEMV alone allows; `docproc bench` decode / that = the rest of the step's cost.
- * `read` also times a prefetched read (4 streams per thread, lines requested 3 KB ahead, as the
- * integer decode tiles read): the higher of the two is the machine's read bound.
+ * `read` also times a prefetched read (4 streams per thread, lines requested 0.75-6 KB ahead, as
+ * the integer decode tiles read): the best of these is the machine's read bound.
  * `qdecode:q4|q8[:ROWS]`: the decode step on packed Q4_0 / Q8_0 weights (integer kernels).
  * Usage: kernel_bench [THREADS] [SECONDS_PER_CASE]
  *        [all|gemv|gemm|gemm:I|attn|attn-decode|read|decode|decode:ROWS|qdecode:q4|q8[:ROWS]] */
@@ -183,11 +183,25 @@ static void bench_read(struct vl_compute *c, double secs) {
     double best = read_gbps(c, p, READ_BYTES, &r, secs, false);
     printf("  read  1 GiB plain streaming read    best %6.1f GB/s  median %6.1f GB/s\n", best,
            (double)READ_BYTES / reps_median(&r) * 1e-9);
-    /* the same with each line requested the integer decode tiles' distance ahead: on machines
-     * where software prefetch raises the bandwidth a stream gets, this is the bound */
-    best = read_gbps_pf(c, p, READ_BYTES, &r, secs, false, VL_QGEMV_PREFETCH_DEFAULT_BYTES);
-    printf("  read  1 GiB prefetched read (%d B)  best %6.1f GB/s  median %6.1f GB/s\n",
-           VL_QGEMV_PREFETCH_DEFAULT_BYTES, best, (double)READ_BYTES / reps_median(&r) * 1e-9);
+    /* the same with each line requested ahead, as the integer decode tiles read: on machines
+     * where software prefetch raises the bandwidth a stream gets, the best of these distances
+     * (the tiles' default among them) is the bound */
+    static const int64_t dist[] = {768, 1024, 1536, 2048, 3072, 4096, 6144};
+    double bound = 0, bound_med = 0;
+    int64_t bound_at = 0;
+    for (size_t i = 0; i < sizeof dist / sizeof *dist; i++) {
+        best = read_gbps_pf(c, p, READ_BYTES, &r, secs, false, dist[i]);
+        double med = (double)READ_BYTES / reps_median(&r) * 1e-9;
+        printf("  read  1 GiB prefetched read (%5lld B) best %6.1f GB/s  median %6.1f GB/s\n",
+               (long long)dist[i], best, med);
+        if (med > bound_med) {
+            bound = best;
+            bound_med = med;
+            bound_at = dist[i];
+        }
+    }
+    printf("  read  bound: prefetched read at %lld B  best %6.1f GB/s  median %6.1f GB/s\n",
+           (long long)bound_at, bound, bound_med);
     free(p);
 }
 
