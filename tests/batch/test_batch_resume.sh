@@ -35,6 +35,7 @@ check "runs were killed mid-way" [ "$kills" -ge 1 ]
 # manifest's temporary, a staging folder, libzip's temporary of a document's zip
 stem=$(find "$T/ref" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | sort | head -n 1)
 stem=${stem##*/}
+mkdir -p "$T/out" # every kill may have come before the run made it (slow sanitizer builds)
 : >"$T/out/.manifest.json.tmp-999999-0"
 mkdir -p "$T/out/.stage-999999-$stem" && : >"$T/out/.stage-999999-$stem/result.json"
 : >"$T/out/$stem.zip.Ab12Cd"
